@@ -1,0 +1,112 @@
+//! Rampart's HTTP API.
+//!
+//! The partner API is wire-compatible with the Microsoft Defender for Endpoint API: same paths
+//! under `/api` (and `/api/v1.0`), same JSON shapes, OData options, permissions, error bodies and
+//! rate limits. Beside it sit the token service (an Entra-ID-shaped OAuth2 client-credentials
+//! authority per tenant), the OpenAPI document and the operator endpoints.
+//!
+//! Map of the crate:
+//! - [`router`]: the route table; every secured route declares its permissions and rate-limit
+//!   family there, and one guard enforces them.
+//! - [`auth`]: secrets, signing keys, tokens, the [`auth::Caller`].
+//! - [`odata`]: collection responses and paging links.
+//! - [`routes`]: the handlers, a module per resource.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod metrics;
+pub mod odata;
+pub mod ratelimit;
+pub mod router;
+pub mod routes;
+pub mod state;
+
+pub use state::{ApiConfig, AppState};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rampart_core::{ErrorCode, Permission as P};
+use ratelimit::RouteFamily;
+use router::{ApiRoutes, RouteDef};
+use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
+
+const READ_ALERTS: &[P] = &[P::AlertRead, P::AlertReadWrite];
+const READ_AUDIT: &[P] = &[P::SecurityConfigurationRead, P::SecurityConfigurationReadWrite];
+
+fn get_def(path: &'static str, permissions: &'static [P], tag: &'static str, summary: &'static str, response: &'static str, collection: bool) -> RouteDef {
+    RouteDef { method: Method::GET, path, permissions, family: RouteFamily::Default, summary, tag, response: Some(response), collection }
+}
+
+/// The secured routes under `/api`.
+fn api_routes(state: AppState) -> ApiRoutes {
+    use routes::{alerts, audit};
+    ApiRoutes::new(state)
+        .add(get_def("/alerts", READ_ALERTS, "Alerts", "List alerts", "Alert", true), alerts::list)
+        .add(get_def("/alerts/{id}", READ_ALERTS, "Alerts", "Get an alert", "Alert", false), alerts::get)
+        .add(get_def("/audit", READ_AUDIT, "Audit", "List the tenant's audit log (Rampart)", "AuditEntry", true), audit::list)
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    use routes::{docs, oauth, ops};
+    let (api, defs) = api_routes(state.clone()).finish();
+    let doc: Arc<str> = docs::openapi_document(&defs).to_string().into();
+    let limit = state.config.body_limit_bytes;
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/openapi.json", get(move || async move { docs::openapi_response(&doc) }))
+        .route("/api/docs", get(docs::page))
+        .route("/{tenant}/oauth2/v2.0/token", post(oauth::token_v2))
+        .route("/{tenant}/oauth2/token", post(oauth::token_v1))
+        .route("/{tenant}/discovery/v2.0/keys", get(oauth::jwks))
+        .route("/{tenant}/discovery/keys", get(oauth::jwks))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(oauth::openid_configuration))
+        .nest("/api/v1.0", api.clone())
+        .nest("/api", api)
+        .fallback(router::not_found)
+        .method_not_allowed_fallback(router::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(mde_errors))
+        .layer(CatchPanicLayer::custom(router::panic_response))
+        .layer(middleware::from_fn_with_state(state.clone(), router::observe))
+        .with_state(state)
+}
+
+/// Rewrites the framework's own plain-text rejections (a path segment that is not valid UTF-8,
+/// a body over the limit…) into MDE error bodies, so that every error a client sees has one shape.
+async fn mde_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
+    if is_json {
+        return resp;
+    }
+    let code = match status.as_u16() {
+        404 => ErrorCode::ResourceNotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        413 => ErrorCode::PayloadTooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        401 => ErrorCode::Unauthorized,
+        403 => ErrorCode::Forbidden,
+        429 => ErrorCode::TooManyRequests,
+        s if s >= 500 => ErrorCode::InternalServerError,
+        _ => ErrorCode::BadRequest,
+    };
+    let bytes = axum::body::to_bytes(resp.into_body(), 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let message = if text.trim().is_empty() { status.canonical_reason().unwrap_or("Error").to_owned() } else { text.trim().to_owned() };
+    let mut out = error::ApiError::new(code, message).into_response();
+    *out.status_mut() = status;
+    out
+}

@@ -1,0 +1,30 @@
+//! `GET /api/audit`: the audit log of the caller's tenant (Rampart's own resource).
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::odata::{collection_response, options};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::Extension;
+use rampart_core::audit::AUDIT;
+use rampart_store::Collection;
+
+pub async fn list(State(state): State<AppState>, Extension(caller): Extension<Caller>, headers: HeaderMap, uri: Uri) -> ApiResult<Response> {
+    let (pairs, opts) = options(&uri, &AUDIT)?;
+    let page = state.store.list(caller.tenant, Collection::Audit, &opts).await?;
+    // An entry's id is its position in the log, which the database assigns on insert.
+    let rows = page
+        .rows
+        .iter()
+        .map(|r| {
+            let mut v: serde_json::Value = serde_json::from_str(&r.body).map_err(|e| ApiError::internal("stored audit entry", e))?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("id".into(), r.seq.into());
+            }
+            Ok(v.to_string())
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    collection_response(&state, &headers, &uri, &pairs, &AUDIT, &opts, page, rows)
+}

@@ -1,0 +1,124 @@
+//! The OpenAPI 3.1 document, generated from the route table and the entity types, and a page
+//! that renders it with no asset from outside the binary.
+
+use crate::router::RouteDef;
+use axum::http::{HeaderValue, Method};
+use axum::response::{Html, IntoResponse, Response};
+use rampart_core::Permission;
+use serde_json::{Value, json};
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(components(schemas(rampart_core::alert::Alert, rampart_core::audit::AuditEntry)))]
+struct Schemas;
+
+fn odata_parameters() -> Vec<Value> {
+    let p = |name: &str, desc: &str, ty: &str| json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": { "type": ty } });
+    vec![
+        p("$filter", "OData filter: eq ne gt ge lt le and or not, startswith/endswith/contains, in (…), any(…), null", "string"),
+        p("$top", "Page size, at most 10,000 (the default)", "integer"),
+        p("$skip", "Rows to skip before the first page", "integer"),
+        p("$orderby", "Comma-separated properties, each optionally asc/desc", "string"),
+        p("$select", "Comma-separated properties to return", "string"),
+        p("$count", "true to add @odata.count", "boolean"),
+        p("$expand", "Navigation properties to include", "string"),
+        p("$skiptoken", "Opaque cursor from @odata.nextLink", "string"),
+    ]
+}
+
+fn error_response(desc: &str) -> Value {
+    json!({ "description": desc, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+/// Builds the document. Each operation lists the permissions it accepts under `security` (as
+/// OAuth2 scopes) and `x-permissions`, and its rate-limit family under `x-rate-limit-family`.
+pub fn openapi_document(defs: &[RouteDef]) -> Value {
+    let mut paths = serde_json::Map::new();
+    for d in defs {
+        let path = format!("/api{}", d.path);
+        let params: Vec<Value> = d
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .chain(if d.collection { odata_parameters() } else { Vec::new() })
+            .collect();
+        let perms: Vec<&str> = d.permissions.iter().map(|p| p.name()).collect();
+        let ok = match (d.response, d.collection) {
+            (Some(s), true) => json!({ "description": "One page of the collection", "content": { "application/json": { "schema": {
+                "type": "object", "properties": {
+                    "@odata.context": { "type": "string" }, "@odata.count": { "type": "integer" },
+                    "@odata.nextLink": { "type": "string" },
+                    "value": { "type": "array", "items": { "$ref": format!("#/components/schemas/{s}") } } } } } } }),
+            (Some(s), false) => json!({ "description": "OK", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{s}") } } } }),
+            (None, _) => json!({ "description": "OK" }),
+        };
+        let op = json!({
+            "summary": d.summary,
+            "tags": [d.tag],
+            "operationId": format!("{}{}", d.method.as_str().to_lowercase(), d.path.replace(['/', '{', '}'], "_")),
+            "description": format!("Requires one of the application permissions: {}.", perms.join(", ")),
+            "parameters": params,
+            "security": [{ "oauth2": perms }],
+            "x-permissions": perms,
+            "x-rate-limit-family": format!("{:?}", d.family),
+            "responses": {
+                "200": ok,
+                "400": error_response("Bad request (ODataError, InvalidRequestBody, …)"),
+                "401": error_response("Missing or invalid token"),
+                "403": error_response("The token lacks the permission"),
+                "404": error_response("Not found"),
+                "429": error_response("Rate limit exceeded; see Retry-After"),
+            }
+        });
+        let entry = paths.entry(path).or_insert_with(|| json!({}));
+        entry[method_key(&d.method)] = op;
+    }
+    let mut components = serde_json::to_value(Schemas::openapi().components).unwrap_or(Value::Null);
+    if !components.is_object() {
+        components = json!({});
+    }
+    components["schemas"]["Error"] = json!({
+        "type": "object",
+        "properties": { "error": { "type": "object", "properties": {
+            "code": { "type": "string" }, "message": { "type": "string" },
+            "target": { "type": "string", "description": "The request's correlation id" } } } }
+    });
+    let scopes: serde_json::Map<String, Value> =
+        Permission::ALL.iter().map(|p| (p.name().to_owned(), Value::String(p.description().to_owned()))).collect();
+    components["securitySchemes"] = json!({ "oauth2": { "type": "oauth2", "description":
+        "Client credentials as Entra ID: POST /{tenant}/oauth2/v2.0/token with scope <server>/.default. The app's roles are the permissions.",
+        "flows": { "clientCredentials": { "tokenUrl": "/{tenant}/oauth2/v2.0/token", "scopes": scopes } } } });
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Rampart API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The Rampart partner API, wire-compatible with the Microsoft Defender for Endpoint API. Errors are {\"error\":{\"code\",\"message\",\"target\"}} with the correlation id in target.",
+        },
+        "paths": paths,
+        "components": components,
+    })
+}
+
+fn method_key(m: &Method) -> &'static str {
+    match *m {
+        Method::POST => "post",
+        Method::PATCH => "patch",
+        Method::PUT => "put",
+        Method::DELETE => "delete",
+        _ => "get",
+    }
+}
+
+/// `GET /api/openapi.json`.
+pub fn openapi_response(doc: &str) -> Response {
+    let mut resp = doc.to_owned().into_response();
+    resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// `GET /api/docs`: a self-contained page that renders `/api/openapi.json`.
+pub async fn page() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}

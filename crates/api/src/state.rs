@@ -1,0 +1,71 @@
+//! What every handler shares.
+
+use crate::auth::KeyRing;
+use crate::metrics::Metrics;
+use crate::ratelimit::{RateLimitConfig, RateLimiter};
+use axum::http::HeaderMap;
+use rampart_core::TenantId;
+use rampart_store::Store;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// API settings (the `[api]` part of the server configuration).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// The base URL clients use (`https://rampart.example.com`); when unset, it is taken from the
+    /// request's `Host` header. It is the issuer prefix and an accepted token audience.
+    pub public_url: Option<String>,
+    /// Whether the server terminates TLS (decides the scheme of derived URLs).
+    pub tls: bool,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    pub rate_limits: RateLimitConfig,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { public_url: None, tls: false, body_limit_bytes: 4 * 1024 * 1024, rate_limits: RateLimitConfig::default() }
+    }
+}
+
+/// Handler state: cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub keys: KeyRing,
+    pub config: Arc<ApiConfig>,
+    pub metrics: Arc<Metrics>,
+    pub limiter: Arc<RateLimiter>,
+    pub default_tenant: TenantId,
+}
+
+impl AppState {
+    /// Loads keys and the default tenant from the store.
+    pub async fn new(store: Arc<dyn Store>, config: ApiConfig) -> Result<AppState, crate::auth::keys::KeyError> {
+        let default_tenant = store.ensure_default_tenant().await?.id;
+        let keys = KeyRing::load(store.as_ref()).await?;
+        Ok(AppState {
+            store,
+            keys,
+            limiter: Arc::new(RateLimiter::new(config.rate_limits.clone())),
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::default()),
+            default_tenant,
+        })
+    }
+
+    /// The base URL of this server as the client sees it, without a trailing slash.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(u) = &self.config.public_url {
+            return u.trim_end_matches('/').to_owned();
+        }
+        let scheme = if self.config.tls { "https" } else { "http" };
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.len() <= 255 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b)))
+            .unwrap_or("localhost");
+        format!("{scheme}://{host}")
+    }
+}

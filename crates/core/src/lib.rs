@@ -1,0 +1,22 @@
+//! Rampart's domain model.
+//!
+//! Everything the other crates agree on lives here: tenant and entity ids, the MDE permission
+//! names, the MDE error codes, the entities with their MDE JSON shapes, the audit record, and the
+//! OData query language (parsed and type-checked here, compiled to SQL by `rampart-store`).
+//!
+//! This crate performs no I/O, so every type can be used from the server, the CLI, the agent and
+//! the fuzzers alike.
+
+pub mod alert;
+pub mod app;
+pub mod audit;
+pub mod error;
+pub mod ids;
+pub mod odata;
+pub mod permission;
+pub mod tenant;
+pub mod timefmt;
+
+pub use error::ErrorCode;
+pub use ids::{ClientId, TenantId};
+pub use permission::Permission;

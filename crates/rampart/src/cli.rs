@@ -1,0 +1,142 @@
+//! Command-line syntax. Every flag can also be set by a `RAMPART_*` environment variable and, for
+//! the server, in the `--config` TOML file; a flag beats the environment, which beats the file.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "rampart", version, about = "Rampart: a self-hosted EDR with an MDE-compatible partner API")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct GlobalFlags {
+    /// Where Rampart keeps its state (SQLite database, keys, certificates) [default: ./rampart-data]
+    #[arg(long, global = true, env = "RAMPART_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// State store: sqlite://PATH or postgres://USER@HOST/DB [default: SQLite in the data dir]
+    #[arg(long, global = true, env = "RAMPART_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// TOML configuration file
+    #[arg(long, global = true, env = "RAMPART_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server
+    Serve(ServeFlags),
+    /// Run the server on an embedded store in ./rampart-demo with a ready-to-use app
+    Demo(DemoFlags),
+    /// Manage tenants
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// Manage OAuth2 apps (client credentials)
+    #[command(subcommand)]
+    Apps(AppsCommand),
+    /// Manage token-signing keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeFlags {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "RAMPART_LISTEN")]
+    pub listen: Option<String>,
+    /// PEM certificate chain for TLS
+    #[arg(long, env = "RAMPART_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS
+    #[arg(long, env = "RAMPART_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a self-signed certificate kept in the data dir
+    #[arg(long, env = "RAMPART_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+    /// The base URL clients use, when it differs from what they send as Host
+    #[arg(long, env = "RAMPART_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Turn off the per-app rate limits
+    #[arg(long, env = "RAMPART_NO_RATE_LIMITS")]
+    pub no_rate_limits: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoFlags {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080", env = "RAMPART_LISTEN")]
+    pub listen: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantsCommand {
+    /// Create a tenant and print its id
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AppsCommand {
+    /// Register an app; prints its client id and secret (shown only this once)
+    Create {
+        /// Tenant id [default: the default tenant]
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated MDE permissions, e.g. Alert.ReadWrite.All,Machine.Isolate; `all` for every one
+        #[arg(long)]
+        roles: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List apps
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace an app's secret; prints the new one (shown only this once)
+    RotateSecret {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an app
+    Delete {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Add a new signing key for a tenant; new tokens use it, old tokens stay valid
+    Rotate {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// List signing keys (public parts)
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}

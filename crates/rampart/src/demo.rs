@@ -1,0 +1,57 @@
+//! `rampart demo`: the whole platform on an embedded store in `./rampart-demo`, with an app that
+//! holds every permission and a curl line that uses it.
+
+use crate::admin::create_app;
+use crate::cli::{DemoFlags, ServeFlags};
+use crate::config::{Settings, sqlite_url};
+use crate::serve::open_store;
+use anyhow::Context;
+use rampart_core::audit::AuditContext;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The demo app's credentials, kept in the demo dir so every demo run can print them.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DemoApp {
+    tenant_id: String,
+    client_id: String,
+    client_secret: String,
+}
+
+/// How many sample alerts a fresh demo starts with.
+const SAMPLE_ALERTS: u64 = 25;
+
+pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()> {
+    settings.data_dir = PathBuf::from("./rampart-demo");
+    settings.database_url = sqlite_url(&settings.data_dir);
+    let store = open_store(&settings).await?;
+    let tenant = store.ensure_default_tenant().await?.id;
+    let creds_path = settings.data_dir.join("demo-app.json");
+    let creds: DemoApp = match std::fs::read_to_string(&creds_path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| format!("reading {}", creds_path.display()))?,
+        Err(_) => {
+            let ctx = AuditContext::system("demo");
+            let (app, secret) = create_app(store.as_ref(), &ctx, tenant, "rampart-demo", "all").await?;
+            let now = time::OffsetDateTime::now_utc();
+            let alerts: Vec<_> = (0..SAMPLE_ALERTS).map(|n| rampart_core::alert::synthetic(n, tenant, now, 86_400)).collect();
+            store.insert_alerts(&ctx, tenant, &alerts).await?;
+            let creds = DemoApp { tenant_id: tenant.to_string(), client_id: app.client_id.to_string(), client_secret: secret };
+            crate::tls::write_private(&creds_path, &serde_json::to_vec_pretty(&creds)?)?;
+            creds
+        }
+    };
+    drop(store);
+    let base = format!("http://{}", flags.listen);
+    println!("Rampart demo — state in {}", settings.data_dir.display());
+    println!("  demo app (every permission): client id {} secret {}", creds.client_id, creds.client_secret);
+    println!("  get a token and list alerts:");
+    println!(
+        "  TOKEN=$(curl -s -X POST {base}/{}/oauth2/v2.0/token -d grant_type=client_credentials -d client_id={} -d client_secret={} -d scope={base}/.default | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')",
+        creds.tenant_id, creds.client_id, creds.client_secret
+    );
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/alerts?$top=5'");
+    println!();
+    let flags = ServeFlags { listen: Some(flags.listen), ..ServeFlags::default() };
+    crate::serve::serve(settings.with_serve_flags(&flags)?).await
+}

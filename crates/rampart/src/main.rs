@@ -1,0 +1,35 @@
+//! The `rampart` binary: the server (`serve`, `demo`) and the administration commands
+//! (`tenants`, `apps`, `keys`). Commands other than the server open the state store directly,
+//! so they work whether or not a server is running.
+
+mod admin;
+mod cli;
+mod config;
+mod demo;
+mod serve;
+mod tls;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rampart=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    let settings = config::Settings::resolve(&cli.global)?;
+    match cli.command {
+        cli::Command::Serve(flags) => serve::serve(settings.with_serve_flags(&flags)?).await,
+        cli::Command::Demo(flags) => demo::run(settings, flags).await,
+        cli::Command::Tenants(cmd) => admin::tenants(&settings, cmd).await,
+        cli::Command::Apps(cmd) => admin::apps(&settings, cmd).await,
+        cli::Command::Keys(cmd) => admin::keys(&settings, cmd).await,
+    }
+}

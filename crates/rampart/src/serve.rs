@@ -1,0 +1,92 @@
+//! `rampart serve`: opens the store, binds, serves until SIGINT/SIGTERM, then drains.
+
+use crate::config::{Settings, Tls};
+use anyhow::Context;
+use rampart_api::AppState;
+use rampart_store::{SqlStore, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(10);
+
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    if settings.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+    }
+    let store = SqlStore::connect(&settings.database_url).await?;
+    Ok(Arc::new(store))
+}
+
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let store = open_store(&settings).await?;
+    let state = AppState::new(store, settings.api.clone()).await.context("loading tenants and signing keys")?;
+    let tenant = state.default_tenant;
+    let app = rampart_api::app(state);
+    let listener = std::net::TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+
+    let tls_files = match &settings.tls {
+        Tls::Off => None,
+        Tls::Files { cert, key } => Some((cert.clone(), key.clone())),
+        Tls::SelfSigned => Some(crate::tls::self_signed(&settings.data_dir)?),
+    };
+    let scheme = if tls_files.is_some() { "https" } else { "http" };
+    let shown_host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+    let url = settings.api.public_url.clone().unwrap_or_else(|| format!("{scheme}://{}:{}", shown_host, addr.port()));
+    println!("Rampart {} listening on {url}", env!("CARGO_PKG_VERSION"));
+    println!("  state store:    {}", redact(&settings.database_url));
+    println!("  default tenant: {tenant}");
+    if let Some((cert, _)) = &tls_files {
+        println!("  TLS certificate SHA-256 fingerprint: {}", crate::tls::fingerprint(cert)?);
+    }
+    println!("  create an app:  rampart apps create --tenant {tenant} --name my-integration --roles Alert.Read.All,Machine.Read.All");
+    println!("  API docs:       {url}/api/docs");
+
+    let handle = axum_server::Handle::new();
+    tokio::spawn({
+        let handle = handle.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining requests for up to {DRAIN:?}");
+            handle.graceful_shutdown(Some(DRAIN));
+        }
+    });
+    let service = app.into_make_service();
+    match tls_files {
+        Some((cert, key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
+            axum_server::from_tcp_rustls(listener, config).handle(handle).serve(service).await?;
+        }
+        None => axum_server::from_tcp(listener).handle(handle).serve(service).await?,
+    }
+    println!("Rampart stopped.");
+    Ok(())
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

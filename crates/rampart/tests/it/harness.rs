@@ -1,0 +1,251 @@
+//! Spawning servers and calling the CLI.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+
+/// Where a test server keeps its state.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    pub name: &'static str,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+}
+
+/// The backends to test: SQLite always, PostgreSQL when configured (a fresh schema each).
+pub fn backends(dir: &Path) -> Vec<Backend> {
+    let mut out = vec![Backend {
+        name: "sqlite",
+        data_dir: dir.join("sqlite"),
+        database_url: format!("sqlite://{}", dir.join("sqlite").join("rampart.db").display()),
+    }];
+    if let Some(base) = std::env::var("RAMPART_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        let schema = format!("rt_{}", uuid::Uuid::new_v4().simple());
+        let out_status = Command::new("psql")
+            .arg(&base)
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", &format!("CREATE SCHEMA {schema}")])
+            .output();
+        match out_status {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!("RAMPART_TEST_DATABASE_URL is set but PostgreSQL refused: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => panic!("RAMPART_TEST_DATABASE_URL is set but psql could not run: {e}"),
+        }
+        let sep = if base.contains('?') { '&' } else { '?' };
+        out.push(Backend {
+            name: "postgres",
+            data_dir: dir.join("postgres"),
+            database_url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+        });
+    }
+    out
+}
+
+impl Backend {
+    /// Runs a CLI command against this backend; panics with its stderr when it fails.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.cli_raw(args);
+        assert!(out.status.success(), "rampart {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    pub fn cli_raw(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--database-url")
+            .arg(&self.database_url)
+            .args(args)
+            .env_remove("RAMPART_CONFIG")
+            .output()
+            .expect("run rampart")
+    }
+
+    /// Creates an app with `roles` in `tenant` (default tenant when None).
+    pub fn create_app(&self, tenant: Option<&str>, roles: &str) -> AppCreds {
+        let mut args = vec!["apps", "create", "--name", "test-app", "--roles", roles, "--json"];
+        if let Some(t) = tenant {
+            args.extend(["--tenant", t]);
+        }
+        let v: serde_json::Value = serde_json::from_str(&self.cli(&args)).expect("apps create --json");
+        AppCreds {
+            tenant: v["tenantId"].as_str().unwrap().to_owned(),
+            client_id: v["clientId"].as_str().unwrap().to_owned(),
+            secret: v["clientSecret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Creates a tenant and returns its id.
+    pub fn create_tenant(&self, name: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(&self.cli(&["tenants", "create", name, "--json"])).unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Opens the state store directly (to seed data no API creates yet).
+    pub async fn store(&self) -> rampart_store::SqlStore {
+        std::fs::create_dir_all(&self.data_dir).unwrap();
+        rampart_store::SqlStore::connect(&self.database_url).await.expect("open store")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AppCreds {
+    pub tenant: String,
+    pub client_id: String,
+    pub secret: String,
+}
+
+/// A running `rampart serve`; killed on drop.
+pub struct Server {
+    pub url: String,
+    pub tenant: String,
+    pub backend: Backend,
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    pub fn start(backend: &Backend) -> Server {
+        Server::start_with(backend, &[])
+    }
+
+    /// Starts `rampart serve --listen 127.0.0.1:0 EXTRA…` and waits until it listens.
+    pub fn start_with(backend: &Backend, extra: &[&str]) -> Server {
+        Server::start_opts(backend, &[], extra)
+    }
+
+    /// Starts with global flags (`--config …`) and `serve` flags.
+    pub fn start_opts(backend: &Backend, global: &[&str], extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(global)
+            .arg("--data-dir")
+            .arg(&backend.data_dir)
+            .arg("--database-url")
+            .arg(&backend.database_url)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RAMPART_LOG", "info")
+            .env_remove("RAMPART_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rampart serve");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        pump(child.stdout.take().unwrap(), stdout.clone());
+        pump(child.stderr.take().unwrap(), stderr.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (url, tenant) = loop {
+            let lines = stdout.lock().unwrap().clone();
+            let url = lines.iter().find_map(|l| l.split(" listening on ").nth(1).map(str::to_owned));
+            let tenant = lines.iter().find_map(|l| l.trim().strip_prefix("default tenant:").map(|t| t.trim().to_owned()));
+            if let (Some(u), Some(t)) = (url, tenant) {
+                break (u, t);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("rampart serve exited with {status}: {}", stderr.lock().unwrap().join("\n"));
+            }
+            assert!(Instant::now() < deadline, "rampart serve did not start: {}", stderr.lock().unwrap().join("\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+        Server { url, tenant, backend: backend.clone(), child, stdout, stderr, http }
+    }
+
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Gets a token (v2 endpoint) for an app.
+    pub async fn token(&self, app: &AppCreds) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/{}/oauth2/v2.0/token", self.url, app.tenant))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &app.client_id),
+                ("client_secret", &app.secret),
+                ("scope", &format!("{}/.default", self.url)),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "token request failed");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A token for a new app with `roles` in the server's default tenant.
+    pub async fn token_with(&self, roles: &str) -> String {
+        let app = self.backend.create_app(None, roles);
+        self.token(&app).await
+    }
+
+    /// GET with a bearer token; returns status and JSON body (Null when not JSON).
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = self.http.get(format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pump(stream: impl std::io::Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+}
+
+/// Asserts an MDE error body with `code`, and returns its message.
+pub fn assert_mde_error(body: &serde_json::Value, code: &str) -> String {
+    let e = &body["error"];
+    assert_eq!(e["code"], code, "unexpected error body {body}");
+    assert!(e["target"].as_str().is_some_and(|t| t.len() == 36), "target is a correlation id: {body}");
+    e["message"].as_str().expect("message").to_owned()
+}
+
+/// Seeds `n` synthetic alerts into a tenant directly through the store.
+pub async fn seed_alerts(backend: &Backend, tenant: &str, from: u64, n: u64) -> Vec<rampart_core::alert::Alert> {
+    let store = backend.store().await;
+    let tenant: rampart_core::TenantId = tenant.parse().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let alerts: Vec<_> = (from..from + n).map(|i| rampart_core::alert::synthetic(i, tenant, now, 86_400)).collect();
+    use rampart_store::Store;
+    store.insert_alerts(&rampart_core::audit::AuditContext::system("test-seed"), tenant, &alerts).await.unwrap();
+    alerts
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `rampart` binary, spawned on a free port, talked to over HTTP, on a
+//! real SQLite file and — when `RAMPART_TEST_DATABASE_URL` is set — on real PostgreSQL.
+
+mod harness;
+
+mod auth;
+mod cli;
+mod errors;
+mod odata;
+mod ops;
+mod routes;
