@@ -14,9 +14,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ct = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !ct.is_empty() && !ct.to_ascii_lowercase().contains("json") {
-            return Err(ApiError::new(ErrorCode::UnsupportedMediaType, format!("Content-Type '{ct}' is not JSON")));
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!("Content-Type '{ct}' is not JSON"),
+            ));
         }
         let bytes = read_bytes(req, state).await?;
         parse_json(&bytes).map(JsonBody)
@@ -27,9 +34,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 pub async fn read_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rej| {
         if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(ErrorCode::PayloadTooLarge, "The request body is larger than this server accepts.")
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "The request body is larger than this server accepts.",
+            )
         } else {
-            ApiError::new(ErrorCode::BadRequest, format!("The request body could not be read: {rej}"))
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("The request body could not be read: {rej}"),
+            )
         }
     })
 }
@@ -37,7 +50,10 @@ pub async fn read_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes
 /// Parses JSON, naming the path of the first field that does not fit (`status: unknown variant…`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
-        return Err(ApiError::new(ErrorCode::InvalidRequestBody, "The request body is empty; a JSON object is expected."));
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequestBody,
+            "The request body is empty; a JSON object is expected.",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {

@@ -17,7 +17,9 @@ tokio::task_local! {
 
 /// The current request's correlation id, or a fresh one outside a request.
 pub fn correlation_id() -> String {
-    CORRELATION_ID.try_with(|c| c.clone()).unwrap_or_else(|_| uuid::Uuid::new_v4().to_string())
+    CORRELATION_ID
+        .try_with(|c| c.clone())
+        .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string())
 }
 
 /// An error answered in MDE's format.
@@ -29,7 +31,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {
@@ -39,13 +44,20 @@ impl ApiError {
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
         // The detail goes to the log (with the correlation id), not to the client.
         tracing::error!(correlation_id = %correlation_id(), "{context}: {err}");
-        ApiError::new(ErrorCode::InternalServerError, "An internal error occurred; quote the correlation id in target.")
+        ApiError::new(
+            ErrorCode::InternalServerError,
+            "An internal error occurred; quote the correlation id in target.",
+        )
     }
 }
 
 impl From<ODataError> for ApiError {
     fn from(e: ODataError) -> Self {
-        let msg = if e.message.contains(&e.target) { e.message } else { format!("{}: {}", e.target, e.message) };
+        let msg = if e.message.contains(&e.target) {
+            e.message
+        } else {
+            format!("{}: {}", e.target, e.message)
+        };
         ApiError::new(ErrorCode::ODataError, msg)
     }
 }
@@ -67,7 +79,8 @@ pub fn error_body(code: ErrorCode, message: &str, correlation: &str) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let cid = correlation_id();
         if status.is_server_error() {
             tracing::warn!(correlation_id = %cid, code = self.code.as_str(), "{}", self.message);
@@ -75,7 +88,10 @@ impl IntoResponse for ApiError {
             tracing::info!(correlation_id = %cid, code = self.code.as_str(), "{}", self.message);
         }
         let mut resp = (status, error_body(self.code, &self.message, &cid)).into_response();
-        resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json; charset=utf-8"));
+        resp.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         resp
     }
 }

@@ -37,19 +37,68 @@ use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 
 const READ_ALERTS: &[P] = &[P::AlertRead, P::AlertReadWrite];
-const READ_AUDIT: &[P] = &[P::SecurityConfigurationRead, P::SecurityConfigurationReadWrite];
+const READ_AUDIT: &[P] = &[
+    P::SecurityConfigurationRead,
+    P::SecurityConfigurationReadWrite,
+];
 
-fn get_def(path: &'static str, permissions: &'static [P], tag: &'static str, summary: &'static str, response: &'static str, collection: bool) -> RouteDef {
-    RouteDef { method: Method::GET, path, permissions, family: RouteFamily::Default, summary, tag, response: Some(response), collection }
+fn get_def(
+    path: &'static str,
+    permissions: &'static [P],
+    tag: &'static str,
+    summary: &'static str,
+    response: &'static str,
+    collection: bool,
+) -> RouteDef {
+    RouteDef {
+        method: Method::GET,
+        path,
+        permissions,
+        family: RouteFamily::Default,
+        summary,
+        tag,
+        response: Some(response),
+        collection,
+    }
 }
 
 /// The secured routes under `/api`.
 fn api_routes(state: AppState) -> ApiRoutes {
     use routes::{alerts, audit};
     ApiRoutes::new(state)
-        .add(get_def("/alerts", READ_ALERTS, "Alerts", "List alerts", "Alert", true), alerts::list)
-        .add(get_def("/alerts/{id}", READ_ALERTS, "Alerts", "Get an alert", "Alert", false), alerts::get)
-        .add(get_def("/audit", READ_AUDIT, "Audit", "List the tenant's audit log (Rampart)", "AuditEntry", true), audit::list)
+        .add(
+            get_def(
+                "/alerts",
+                READ_ALERTS,
+                "Alerts",
+                "List alerts",
+                "Alert",
+                true,
+            ),
+            alerts::list,
+        )
+        .add(
+            get_def(
+                "/alerts/{id}",
+                READ_ALERTS,
+                "Alerts",
+                "Get an alert",
+                "Alert",
+                false,
+            ),
+            alerts::get,
+        )
+        .add(
+            get_def(
+                "/audit",
+                READ_AUDIT,
+                "Audit",
+                "List the tenant's audit log (Rampart)",
+                "AuditEntry",
+                true,
+            ),
+            audit::list,
+        )
 }
 
 /// The whole HTTP application.
@@ -62,13 +111,19 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/api/openapi.json", get(move || async move { docs::openapi_response(&doc) }))
+        .route(
+            "/api/openapi.json",
+            get(move || async move { docs::openapi_response(&doc) }),
+        )
         .route("/api/docs", get(docs::page))
         .route("/{tenant}/oauth2/v2.0/token", post(oauth::token_v2))
         .route("/{tenant}/oauth2/token", post(oauth::token_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(oauth::jwks))
         .route("/{tenant}/discovery/keys", get(oauth::jwks))
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(oauth::openid_configuration))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(oauth::openid_configuration),
+        )
         .nest("/api/v1.0", api.clone())
         .nest("/api", api)
         .fallback(router::not_found)
@@ -76,7 +131,10 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(mde_errors))
         .layer(CatchPanicLayer::custom(router::panic_response))
-        .layer(middleware::from_fn_with_state(state.clone(), router::observe))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            router::observe,
+        ))
         .with_state(state)
 }
 
@@ -88,7 +146,11 @@ async fn mde_errors(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    let is_json = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"));
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
     if is_json {
         return resp;
     }
@@ -103,9 +165,15 @@ async fn mde_errors(req: Request, next: Next) -> Response {
         s if s >= 500 => ErrorCode::InternalServerError,
         _ => ErrorCode::BadRequest,
     };
-    let bytes = axum::body::to_bytes(resp.into_body(), 64 * 1024).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes);
-    let message = if text.trim().is_empty() { status.canonical_reason().unwrap_or("Error").to_owned() } else { text.trim().to_owned() };
+    let message = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_owned()
+    } else {
+        text.trim().to_owned()
+    };
     let mut out = error::ApiError::new(code, message).into_response();
     *out.status_mut() = status;
     out

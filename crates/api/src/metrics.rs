@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Latency histogram bounds in seconds.
-const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 #[derive(Default)]
 struct RouteStats {
@@ -29,7 +31,9 @@ impl Metrics {
     pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let s = routes.entry((method.to_owned(), route.to_owned())).or_default();
+        let s = routes
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default();
         *s.by_status.entry(status).or_default() += 1;
         s.count += 1;
         s.sum_secs += secs;
@@ -48,19 +52,41 @@ impl Metrics {
         out.push_str("# TYPE rampart_http_requests_total counter\n");
         for ((m, r), s) in routes.iter() {
             for (status, n) in &s.by_status {
-                let _ = writeln!(out, "rampart_http_requests_total{{method=\"{m}\",route=\"{}\",status=\"{status}\"}} {n}", escape(r));
+                let _ = writeln!(
+                    out,
+                    "rampart_http_requests_total{{method=\"{m}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(r)
+                );
             }
         }
-        out.push_str("# HELP rampart_http_request_duration_seconds HTTP request latency by route.\n");
+        out.push_str(
+            "# HELP rampart_http_request_duration_seconds HTTP request latency by route.\n",
+        );
         out.push_str("# TYPE rampart_http_request_duration_seconds histogram\n");
         for ((m, r), s) in routes.iter() {
             let r = escape(r);
             for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "rampart_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"{b}\"}} {}", s.buckets[i]);
+                let _ = writeln!(
+                    out,
+                    "rampart_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"{b}\"}} {}",
+                    s.buckets[i]
+                );
             }
-            let _ = writeln!(out, "rampart_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"+Inf\"}} {}", s.count);
-            let _ = writeln!(out, "rampart_http_request_duration_seconds_sum{{method=\"{m}\",route=\"{r}\"}} {}", s.sum_secs);
-            let _ = writeln!(out, "rampart_http_request_duration_seconds_count{{method=\"{m}\",route=\"{r}\"}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "rampart_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "rampart_http_request_duration_seconds_sum{{method=\"{m}\",route=\"{r}\"}} {}",
+                s.sum_secs
+            );
+            let _ = writeln!(
+                out,
+                "rampart_http_request_duration_seconds_count{{method=\"{m}\",route=\"{r}\"}} {}",
+                s.count
+            );
         }
         out
     }

@@ -10,8 +10,12 @@ use rampart_store::Page;
 
 /// The query string as ordered pairs; a malformed one is a 400.
 pub fn query_pairs(uri: &Uri) -> ApiResult<Vec<(String, String)>> {
-    serde_urlencoded::from_str(uri.query().unwrap_or(""))
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("The query string is malformed: {e}")))
+    serde_urlencoded::from_str(uri.query().unwrap_or("")).map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("The query string is malformed: {e}"),
+        )
+    })
 }
 
 /// Parses and checks the OData options of a collection request.
@@ -32,7 +36,12 @@ fn project(rows: Vec<String>, select: &[String], set: &EntitySet) -> ApiResult<V
                 let (k, v) = obj
                     .iter()
                     .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .ok_or_else(|| ApiError::new(ErrorCode::ODataError, format!("$select: '{name}' is not a property of {}", set.name)))?;
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::ODataError,
+                            format!("$select: '{name}' is not a property of {}", set.name),
+                        )
+                    })?;
                 out.insert(k.clone(), v.clone());
             }
             Ok(serde_json::Value::Object(out).to_string())
@@ -59,7 +68,9 @@ pub fn collection_response(
     };
     let mut out = String::with_capacity(rows.iter().map(|r| r.len() + 1).sum::<usize>() + 256);
     out.push_str("{\"@odata.context\":");
-    out.push_str(&serde_json::to_string(&format!("{base}/api/$metadata#{}", set.name)).unwrap_or_default());
+    out.push_str(
+        &serde_json::to_string(&format!("{base}/api/$metadata#{}", set.name)).unwrap_or_default(),
+    );
     if let Some(n) = page.count {
         out.push_str(",\"@odata.count\":");
         out.push_str(&n.to_string());
@@ -75,11 +86,24 @@ pub fn collection_response(
     if let Some(token) = &page.next_token {
         let mut next: Vec<(&str, &str)> = pairs
             .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skip") && !k.eq_ignore_ascii_case("$skiptoken"))
+            .filter(|(k, _)| {
+                !k.eq_ignore_ascii_case("$skip") && !k.eq_ignore_ascii_case("$skiptoken")
+            })
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         next.push(("$skiptoken", token));
-        let qs = serde_urlencoded::to_string(&next).unwrap_or_default();
+        // Keep `$` literal in option names, as MDE's links do (`$skiptoken=`, not `%24skiptoken=`).
+        let qs = next
+            .iter()
+            .map(|(k, v)| {
+                let pair = serde_urlencoded::to_string([(k, v)]).unwrap_or_default();
+                match pair.strip_prefix("%24") {
+                    Some(rest) => format!("${rest}"),
+                    None => pair,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("&");
         let link = format!("{base}{}?{qs}", uri.path());
         out.push_str(",\"@odata.nextLink\":");
         out.push_str(&serde_json::to_string(&link).unwrap_or_default());
@@ -91,6 +115,9 @@ pub fn collection_response(
 /// A 200 with a JSON body that is already encoded.
 pub fn json_response(body: String) -> Response {
     let mut resp = body.into_response();
-    resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json; odata.metadata=minimal; charset=utf-8"));
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/json; odata.metadata=minimal; charset=utf-8"),
+    );
     resp
 }

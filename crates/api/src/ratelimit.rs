@@ -48,7 +48,10 @@ impl RouteFamily {
 
     /// MDE's documented limit for the family.
     pub fn mde_default(self) -> Limit {
-        let l = |m: Option<u32>, h: Option<u32>| Limit { per_minute: m, per_hour: h };
+        let l = |m: Option<u32>, h: Option<u32>| Limit {
+            per_minute: m,
+            per_hour: h,
+        };
         match self {
             RouteFamily::Default => l(Some(100), Some(1500)),
             RouteFamily::AlertsBatchUpdate => l(Some(10), Some(500)),
@@ -74,13 +77,19 @@ pub struct RateLimitConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        RateLimitConfig { enabled: true, overrides: HashMap::new() }
+        RateLimitConfig {
+            enabled: true,
+            overrides: HashMap::new(),
+        }
     }
 }
 
 impl RateLimitConfig {
     pub fn limit(&self, family: RouteFamily) -> Limit {
-        self.overrides.get(&family).copied().unwrap_or_else(|| family.mde_default())
+        self.overrides
+            .get(&family)
+            .copied()
+            .unwrap_or_else(|| family.mde_default())
     }
 }
 
@@ -111,7 +120,10 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(config: RateLimitConfig) -> Self {
-        RateLimiter { config, windows: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            config,
+            windows: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Counts a call; `Err(seconds)` to wait when over the limit. Refused calls do not count.
@@ -122,9 +134,18 @@ impl RateLimiter {
         let limit = self.config.limit(family);
         let now = Instant::now();
         let mut map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let (minute, hour) = map
-            .entry((tenant, app, family))
-            .or_insert_with(|| (Window { start: now, count: 0 }, Window { start: now, count: 0 }));
+        let (minute, hour) = map.entry((tenant, app, family)).or_insert_with(|| {
+            (
+                Window {
+                    start: now,
+                    count: 0,
+                },
+                Window {
+                    start: now,
+                    count: 0,
+                },
+            )
+        });
         let secs = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
         // Both windows are checked before either counts, so a refused call costs nothing.
         let wait_minute = minute.wait(now, Duration::from_secs(60), limit.per_minute);
@@ -145,7 +166,13 @@ mod tests {
     #[test]
     fn refuses_over_the_minute_budget_with_retry_after() {
         let mut cfg = RateLimitConfig::default();
-        cfg.overrides.insert(RouteFamily::Default, Limit { per_minute: Some(3), per_hour: Some(10) });
+        cfg.overrides.insert(
+            RouteFamily::Default,
+            Limit {
+                per_minute: Some(3),
+                per_hour: Some(10),
+            },
+        );
         let rl = RateLimiter::new(cfg);
         let (t, a) = (TenantId::new_random(), ClientId::new_random());
         for _ in 0..3 {
@@ -154,13 +181,17 @@ mod tests {
         let wait = rl.check(t, a, RouteFamily::Default).unwrap_err();
         assert!((1..=60).contains(&wait));
         // Another app and another family have their own budgets.
-        rl.check(t, ClientId::new_random(), RouteFamily::Default).unwrap();
+        rl.check(t, ClientId::new_random(), RouteFamily::Default)
+            .unwrap();
         rl.check(t, a, RouteFamily::AlertsBatchUpdate).unwrap();
     }
 
     #[test]
     fn disabled_never_refuses() {
-        let rl = RateLimiter::new(RateLimitConfig { enabled: false, overrides: HashMap::new() });
+        let rl = RateLimiter::new(RateLimitConfig {
+            enabled: false,
+            overrides: HashMap::new(),
+        });
         let (t, a) = (TenantId::new_random(), ClientId::new_random());
         for _ in 0..1000 {
             rl.check(t, a, RouteFamily::GetPackageUri).unwrap();

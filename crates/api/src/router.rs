@@ -5,13 +5,13 @@ use crate::auth::{Caller, token};
 use crate::error::{ApiError, CORRELATION_ID};
 use crate::ratelimit::RouteFamily;
 use crate::state::AppState;
+use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::handler::Handler;
 use axum::http::{HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
-use axum::Router;
 use rampart_core::{ErrorCode, Permission};
 use std::time::Instant;
 
@@ -53,7 +53,11 @@ fn method_filter(m: &Method) -> MethodFilter {
 
 impl ApiRoutes {
     pub fn new(state: AppState) -> Self {
-        ApiRoutes { state, router: Router::new(), defs: Vec::new() }
+        ApiRoutes {
+            state,
+            router: Router::new(),
+            defs: Vec::new(),
+        }
     }
 
     /// Adds a route behind the guard for `def`.
@@ -63,7 +67,10 @@ impl ApiRoutes {
         T: 'static,
     {
         let guard = middleware::from_fn_with_state((self.state.clone(), def.clone()), guard);
-        self.router = self.router.route(def.path, on(method_filter(&def.method), handler).route_layer(guard));
+        self.router = self.router.route(
+            def.path,
+            on(method_filter(&def.method), handler).route_layer(guard),
+        );
         self.defs.push(def);
         self
     }
@@ -76,14 +83,25 @@ impl ApiRoutes {
 fn bearer(req: &Request) -> Option<&str> {
     let h = req.headers().get("authorization")?.to_str().ok()?;
     let (scheme, token) = h.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Authenticates the caller, checks the route's permissions and rate limit, and hands the
 /// [`Caller`] to the handler.
-async fn guard(State((state, def)): State<(AppState, RouteDef)>, mut req: Request, next: Next) -> Response {
+async fn guard(
+    State((state, def)): State<(AppState, RouteDef)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let Some(raw) = bearer(&req) else {
-        return ApiError::new(ErrorCode::Unauthorized, "Authorization: Bearer <access token> is required.").into_response();
+        return ApiError::new(
+            ErrorCode::Unauthorized,
+            "Authorization: Bearer <access token> is required.",
+        )
+        .into_response();
     };
     let base = state.base_url(req.headers());
     let verified = match token::verify(raw, &state.keys, &base) {
@@ -104,17 +122,27 @@ async fn guard(State((state, def)): State<(AppState, RouteDef)>, mut req: Reques
         let names: Vec<&str> = def.permissions.iter().map(|p| p.name()).collect();
         return ApiError::new(
             ErrorCode::Forbidden,
-            format!("The application lacks the permission this API requires: one of {}.", names.join(", ")),
+            format!(
+                "The application lacks the permission this API requires: one of {}.",
+                names.join(", ")
+            ),
         )
         .into_response();
     }
-    if let Err(wait) = state.limiter.check(caller.tenant, caller.client_id, def.family) {
+    if let Err(wait) = state
+        .limiter
+        .check(caller.tenant, caller.client_id, def.family)
+    {
         let mut resp = ApiError::new(
             ErrorCode::TooManyRequests,
-            format!("API calls quota exceeded for {:?} routes; retry after {wait} seconds.", def.family),
+            format!(
+                "API calls quota exceeded for {:?} routes; retry after {wait} seconds.",
+                def.family
+            ),
         )
         .into_response();
-        resp.headers_mut().insert("retry-after", HeaderValue::from(wait));
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from(wait));
         return resp;
     }
     req.extensions_mut().insert(caller);
@@ -126,14 +154,20 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let started = Instant::now();
     let cid = uuid::Uuid::new_v4().to_string();
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "<unmatched>".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "<unmatched>".into());
     let mut resp = CORRELATION_ID.scope(cid.clone(), next.run(req)).await;
     let status = resp.status().as_u16();
     if let Ok(v) = HeaderValue::from_str(&cid) {
         resp.headers_mut().insert("x-correlation-id", v);
     }
     let elapsed = started.elapsed();
-    state.metrics.record(method.as_str(), &route, status, elapsed);
+    state
+        .metrics
+        .record(method.as_str(), &route, status, elapsed);
     tracing::debug!(correlation_id = %cid, %method, route, status, micros = elapsed.as_micros() as u64, "request");
     resp
 }
@@ -141,13 +175,19 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
 /// 404 for paths that are no route.
 pub async fn not_found(req: Request) -> ApiError {
     let path: String = req.uri().path().chars().take(200).collect();
-    ApiError::new(ErrorCode::ResourceNotFound, format!("No resource at {} {path}.", req.method()))
+    ApiError::new(
+        ErrorCode::ResourceNotFound,
+        format!("No resource at {} {path}.", req.method()),
+    )
 }
 
 /// 405 for a known path with the wrong method.
 pub async fn method_not_allowed(req: Request) -> ApiError {
     let path: String = req.uri().path().chars().take(200).collect();
-    ApiError::new(ErrorCode::MethodNotAllowed, format!("{} is not allowed on {path}.", req.method()))
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed on {path}.", req.method()),
+    )
 }
 
 /// The answer to a panic in a handler: a 500 in MDE format (the panic itself is logged).

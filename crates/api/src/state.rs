@@ -25,7 +25,12 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { public_url: None, tls: false, body_limit_bytes: 4 * 1024 * 1024, rate_limits: RateLimitConfig::default() }
+        ApiConfig {
+            public_url: None,
+            tls: false,
+            body_limit_bytes: 4 * 1024 * 1024,
+            rate_limits: RateLimitConfig::default(),
+        }
     }
 }
 
@@ -42,7 +47,10 @@ pub struct AppState {
 
 impl AppState {
     /// Loads keys and the default tenant from the store.
-    pub async fn new(store: Arc<dyn Store>, config: ApiConfig) -> Result<AppState, crate::auth::keys::KeyError> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        config: ApiConfig,
+    ) -> Result<AppState, crate::auth::keys::KeyError> {
         let default_tenant = store.ensure_default_tenant().await?.id;
         let keys = KeyRing::load(store.as_ref()).await?;
         Ok(AppState {
@@ -64,7 +72,12 @@ impl AppState {
         let host = headers
             .get("host")
             .and_then(|h| h.to_str().ok())
-            .filter(|h| !h.is_empty() && h.len() <= 255 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b)))
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+            })
             .unwrap_or("localhost");
         format!("{scheme}://{host}")
     }

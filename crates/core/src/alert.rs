@@ -189,7 +189,15 @@ pub fn synthetic(n: u64, tenant: crate::TenantId, now: OffsetDateTime, span_secs
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^= x >> 31;
-    const CATEGORIES: &[&str] = &["Execution", "CommandAndControl", "CredentialAccess", "Persistence", "DefenseEvasion", "Malware", "SuspiciousActivity"];
+    const CATEGORIES: &[&str] = &[
+        "Execution",
+        "CommandAndControl",
+        "CredentialAccess",
+        "Persistence",
+        "DefenseEvasion",
+        "Malware",
+        "SuspiciousActivity",
+    ];
     const TITLES: &[&str] = &[
         "Suspicious PowerShell command line",
         "Connection to a known command-and-control server",
@@ -199,8 +207,18 @@ pub fn synthetic(n: u64, tenant: crate::TenantId, now: OffsetDateTime, span_secs
         "Malware detected: Trojan:Linux/Mirai",
         "Unusual process spawned by web server",
     ];
-    let severity = [Severity::Informational, Severity::Low, Severity::Medium, Severity::High][(x % 4) as usize];
-    let status = [AlertStatus::New, AlertStatus::New, AlertStatus::InProgress, AlertStatus::Resolved][((x >> 8) % 4) as usize];
+    let severity = [
+        Severity::Informational,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+    ][(x % 4) as usize];
+    let status = [
+        AlertStatus::New,
+        AlertStatus::New,
+        AlertStatus::InProgress,
+        AlertStatus::Resolved,
+    ][((x >> 8) % 4) as usize];
     let kind = ((x >> 16) % CATEGORIES.len() as u64) as usize;
     let created = now - time::Duration::seconds(((x >> 24) % span_secs.max(1) as u64) as i64);
     let machine = format!("{:040x}", (x >> 32) % 500);

@@ -25,7 +25,11 @@ pub enum ActorKind {
 
 impl Actor {
     pub fn system(component: &str) -> Actor {
-        Actor { kind: ActorKind::System, id: component.to_owned(), name: None }
+        Actor {
+            kind: ActorKind::System,
+            id: component.to_owned(),
+            name: None,
+        }
     }
 }
 
@@ -39,7 +43,10 @@ pub struct AuditContext {
 
 impl AuditContext {
     pub fn system(component: &str) -> AuditContext {
-        AuditContext { actor: Actor::system(component), correlation_id: uuid::Uuid::new_v4().to_string() }
+        AuditContext {
+            actor: Actor::system(component),
+            correlation_id: uuid::Uuid::new_v4().to_string(),
+        }
     }
 }
 

@@ -38,9 +38,18 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            BadRequest | ODataError | InvalidInput | InvalidRequestBody | InvalidHashValue
-            | InvalidDomainName | InvalidIpAddress | InvalidUrl | MaximumBatchSizeExceeded
-            | MissingRequiredParameter | OsPlatformNotSupported | ClientVersionNotSupported
+            BadRequest
+            | ODataError
+            | InvalidInput
+            | InvalidRequestBody
+            | InvalidHashValue
+            | InvalidDomainName
+            | InvalidIpAddress
+            | InvalidUrl
+            | MaximumBatchSizeExceeded
+            | MissingRequiredParameter
+            | OsPlatformNotSupported
+            | ClientVersionNotSupported
             | ActiveRequestAlreadyExists => 400,
             Unauthorized => 401,
             Forbidden | DisabledFeature | DisallowedOperation => 403,

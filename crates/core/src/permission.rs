@@ -128,7 +128,10 @@ mod tests {
         for p in Permission::ALL {
             assert_eq!(p.name().parse::<Permission>().unwrap(), *p);
         }
-        assert_eq!("URL.Read.All".parse::<Permission>().unwrap(), Permission::UrlRead);
+        assert_eq!(
+            "URL.Read.All".parse::<Permission>().unwrap(),
+            Permission::UrlRead
+        );
         assert!("Alert.Read".parse::<Permission>().is_err());
     }
 

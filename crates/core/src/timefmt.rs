@@ -40,13 +40,15 @@ pub mod option {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
         let raw: Option<String> = Option::deserialize(d)?;
         match raw {
             None => Ok(None),
-            Some(s) => super::parse(&s)
-                .map(Some)
-                .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not an ISO 8601 UTC datetime"))),
+            Some(s) => super::parse(&s).map(Some).ok_or_else(|| {
+                serde::de::Error::custom(format!("'{s}' is not an ISO 8601 UTC datetime"))
+            }),
         }
     }
 }
@@ -62,7 +64,9 @@ pub mod required {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
         let s = String::deserialize(d)?;
-        super::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not an ISO 8601 UTC datetime")))
+        super::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("'{s}' is not an ISO 8601 UTC datetime"))
+        })
     }
 }
 

@@ -13,7 +13,9 @@ use rampart_store::Store;
 use time::OffsetDateTime;
 
 fn cli_ctx() -> AuditContext {
-    let user = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
     AuditContext::system(&format!("cli:{user}"))
 }
 
@@ -22,15 +24,22 @@ pub async fn resolve_tenant(store: &dyn Store, tenant: Option<&str>) -> anyhow::
     match tenant {
         None => Ok(store.ensure_default_tenant().await?.id),
         Some(t) => {
-            let id: TenantId = t.parse().map_err(|_| anyhow!("--tenant '{t}' is not a tenant id (a GUID); see `rampart tenants list`"))?;
-            store.get_tenant(id).await?.ok_or_else(|| anyhow!("tenant {id} does not exist; see `rampart tenants list`"))?;
+            let id: TenantId = t.parse().map_err(|_| {
+                anyhow!("--tenant '{t}' is not a tenant id (a GUID); see `rampart tenants list`")
+            })?;
+            store
+                .get_tenant(id)
+                .await?
+                .ok_or_else(|| anyhow!("tenant {id} does not exist; see `rampart tenants list`"))?;
             Ok(id)
         }
     }
 }
 
 fn parse_client_id(s: &str) -> anyhow::Result<ClientId> {
-    s.parse().map_err(|_| anyhow!("--client-id '{s}' is not a client id (a GUID); see `rampart apps list`"))
+    s.parse().map_err(|_| {
+        anyhow!("--client-id '{s}' is not a client id (a GUID); see `rampart apps list`")
+    })
 }
 
 pub async fn tenants(settings: &Settings, cmd: TenantsCommand) -> anyhow::Result<()> {
@@ -55,7 +64,12 @@ pub async fn tenants(settings: &Settings, cmd: TenantsCommand) -> anyhow::Result
             } else {
                 println!("{:<36}  {:<7}  NAME", "ID", "DEFAULT");
                 for t in list {
-                    println!("{}  {:<7}  {}", t.id, if t.is_default { "yes" } else { "" }, t.name);
+                    println!(
+                        "{}  {:<7}  {}",
+                        t.id,
+                        if t.is_default { "yes" } else { "" },
+                        t.name
+                    );
                 }
             }
         }
@@ -64,7 +78,13 @@ pub async fn tenants(settings: &Settings, cmd: TenantsCommand) -> anyhow::Result
 }
 
 /// Registers an app and returns it with its secret (which is not stored, only its hash).
-pub async fn create_app(store: &dyn Store, ctx: &AuditContext, tenant: TenantId, name: &str, roles: &str) -> anyhow::Result<(App, String)> {
+pub async fn create_app(
+    store: &dyn Store,
+    ctx: &AuditContext,
+    tenant: TenantId,
+    name: &str,
+    roles: &str,
+) -> anyhow::Result<(App, String)> {
     let roles = parse_list(roles).map_err(|e| anyhow!("--roles: {e}; valid names are listed by `rampart apps create --help` and in the API docs"))?;
     if roles.is_empty() {
         bail!("--roles must name at least one permission");
@@ -73,7 +93,14 @@ pub async fn create_app(store: &dyn Store, ctx: &AuditContext, tenant: TenantId,
         bail!("--name must not be empty");
     }
     let now = OffsetDateTime::now_utc();
-    let app = App { tenant_id: tenant, client_id: ClientId::new_random(), name: name.trim().to_owned(), roles, created_time: now, secret_updated_time: now };
+    let app = App {
+        tenant_id: tenant,
+        client_id: ClientId::new_random(),
+        name: name.trim().to_owned(),
+        roles,
+        created_time: now,
+        secret_updated_time: now,
+    };
     let secret = secret::generate();
     let hash = secret::hash(&secret).map_err(|e| anyhow!("hashing the secret: {e}"))?;
     store.create_app(ctx, &app, &hash).await?;
@@ -83,9 +110,15 @@ pub async fn create_app(store: &dyn Store, ctx: &AuditContext, tenant: TenantId,
 pub async fn apps(settings: &Settings, cmd: AppsCommand) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
     match cmd {
-        AppsCommand::Create { tenant, name, roles, json } => {
+        AppsCommand::Create {
+            tenant,
+            name,
+            roles,
+            json,
+        } => {
             let tenant = resolve_tenant(store.as_ref(), tenant.as_deref()).await?;
-            let (app, secret) = create_app(store.as_ref(), &cli_ctx(), tenant, &name, &roles).await?;
+            let (app, secret) =
+                create_app(store.as_ref(), &cli_ctx(), tenant, &name, &roles).await?;
             if json {
                 let v = serde_json::json!({
                     "tenantId": app.tenant_id, "clientId": app.client_id, "clientSecret": secret,
@@ -96,8 +129,17 @@ pub async fn apps(settings: &Settings, cmd: AppsCommand) -> anyhow::Result<()> {
                 println!("Created app '{}' in tenant {}", app.name, app.tenant_id);
                 println!("  client id:     {}", app.client_id);
                 println!("  client secret: {secret}");
-                println!("  roles:         {}", app.roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(", "));
-                println!("The secret is shown only now; store it safely (`rampart apps rotate-secret` makes a new one).");
+                println!(
+                    "  roles:         {}",
+                    app.roles
+                        .iter()
+                        .map(|r| r.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                println!(
+                    "The secret is shown only now; store it safely (`rampart apps rotate-secret` makes a new one)."
+                );
             }
         }
         AppsCommand::List { tenant, json } => {
@@ -109,26 +151,46 @@ pub async fn apps(settings: &Settings, cmd: AppsCommand) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!("{:<36}  {:<36}  {:<24}  ROLES", "TENANT", "CLIENT ID", "NAME");
+                println!(
+                    "{:<36}  {:<36}  {:<24}  ROLES",
+                    "TENANT", "CLIENT ID", "NAME"
+                );
                 for a in list {
-                    let roles = a.roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(",");
+                    let roles = a
+                        .roles
+                        .iter()
+                        .map(|r| r.name())
+                        .collect::<Vec<_>>()
+                        .join(",");
                     println!("{}  {}  {:<24}  {roles}", a.tenant_id, a.client_id, a.name);
                 }
             }
         }
-        AppsCommand::RotateSecret { tenant, client_id, json } => {
+        AppsCommand::RotateSecret {
+            tenant,
+            client_id,
+            json,
+        } => {
             let tenant = resolve_tenant(store.as_ref(), tenant.as_deref()).await?;
             let client = parse_client_id(&client_id)?;
             let secret = secret::generate();
             let hash = secret::hash(&secret).map_err(|e| anyhow!("hashing the secret: {e}"))?;
-            if !store.set_app_secret(&cli_ctx(), tenant, client, &hash).await? {
+            if !store
+                .set_app_secret(&cli_ctx(), tenant, client, &hash)
+                .await?
+            {
                 bail!("app {client} does not exist in tenant {tenant}");
             }
             if json {
-                println!("{}", serde_json::json!({ "tenantId": tenant, "clientId": client, "clientSecret": secret }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "tenantId": tenant, "clientId": client, "clientSecret": secret })
+                );
             } else {
                 println!("New secret for app {client}: {secret}");
-                println!("The old secret no longer works; tokens already issued stay valid until they expire.");
+                println!(
+                    "The old secret no longer works; tokens already issued stay valid until they expire."
+                );
             }
         }
         AppsCommand::Delete { tenant, client_id } => {
@@ -148,9 +210,13 @@ pub async fn keys(settings: &Settings, cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Rotate { tenant } => {
             let tenant = resolve_tenant(store.as_ref(), tenant.as_deref()).await?;
-            let ring = KeyRing::load(store.as_ref()).await.context("loading signing keys")?;
+            let ring = KeyRing::load(store.as_ref())
+                .await
+                .context("loading signing keys")?;
             let kid = ring.rotate(store.as_ref(), &cli_ctx(), tenant).await?;
-            println!("New signing key {kid} for tenant {tenant}; running servers pick it up when they next see a token it signed or reload.");
+            println!(
+                "New signing key {kid} for tenant {tenant}; running servers pick it up when they next see a token it signed or reload."
+            );
         }
         KeysCommand::List { tenant } => {
             let tenant = match tenant {
@@ -160,7 +226,12 @@ pub async fn keys(settings: &Settings, cmd: KeysCommand) -> anyhow::Result<()> {
             println!("{:<36}  {:<22}  CREATED", "TENANT", "KID");
             for k in store.signing_keys().await? {
                 if tenant.is_none_or(|t| t == k.tenant_id) {
-                    println!("{}  {:<22}  {}", k.tenant_id, k.kid, rampart_core::timefmt::format(k.created_time));
+                    println!(
+                        "{}  {:<22}  {}",
+                        k.tenant_id,
+                        k.kid,
+                        rampart_core::timefmt::format(k.created_time)
+                    );
                 }
             }
         }

@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "rampart", version, about = "Rampart: a self-hosted EDR with an MDE-compatible partner API")]
+#[command(
+    name = "rampart",
+    version,
+    about = "Rampart: a self-hosted EDR with an MDE-compatible partner API"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalFlags,

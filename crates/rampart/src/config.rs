@@ -50,31 +50,51 @@ impl Settings {
     pub fn resolve(flags: &GlobalFlags) -> anyhow::Result<Settings> {
         let file: FileConfig = match &flags.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?
             }
             None => FileConfig::default(),
         };
-        let data_dir = flags.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./rampart-data"));
-        let database_url = flags.database_url.clone().or(file.database_url).unwrap_or_else(|| sqlite_url(&data_dir));
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./rampart-data"));
+        let database_url = flags
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| sqlite_url(&data_dir));
         Ok(Settings {
             data_dir,
             database_url,
             listen: "127.0.0.1:8080".into(),
             tls: Tls::Off,
             api: file.api.unwrap_or_default(),
-            file: FileConfigSubset { listen: file.listen, tls_cert: file.tls_cert, tls_key: file.tls_key, tls_self_signed: file.tls_self_signed },
+            file: FileConfigSubset {
+                listen: file.listen,
+                tls_cert: file.tls_cert,
+                tls_key: file.tls_key,
+                tls_self_signed: file.tls_self_signed,
+            },
         })
     }
 
     /// Applies the `serve` flags over the file's server settings.
     pub fn with_serve_flags(mut self, f: &ServeFlags) -> anyhow::Result<Settings> {
-        self.listen = f.listen.clone().or(self.file.listen.clone()).unwrap_or(self.listen);
+        self.listen = f
+            .listen
+            .clone()
+            .or(self.file.listen.clone())
+            .unwrap_or(self.listen);
         let cert = f.tls_cert.clone().or(self.file.tls_cert.clone());
         let key = f.tls_key.clone().or(self.file.tls_key.clone());
         let self_signed = f.tls_self_signed || self.file.tls_self_signed.unwrap_or(false);
         self.tls = match (cert, key, self_signed) {
-            (Some(_), Some(_), true) => bail!("--tls-self-signed and --tls-cert/--tls-key exclude each other"),
+            (Some(_), Some(_), true) => {
+                bail!("--tls-self-signed and --tls-cert/--tls-key exclude each other")
+            }
             (Some(cert), Some(key), false) => Tls::Files { cert, key },
             (None, None, true) => Tls::SelfSigned,
             (None, None, false) => Tls::Off,

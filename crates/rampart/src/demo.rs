@@ -29,14 +29,22 @@ pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()>
     let tenant = store.ensure_default_tenant().await?.id;
     let creds_path = settings.data_dir.join("demo-app.json");
     let creds: DemoApp = match std::fs::read_to_string(&creds_path) {
-        Ok(text) => serde_json::from_str(&text).with_context(|| format!("reading {}", creds_path.display()))?,
+        Ok(text) => serde_json::from_str(&text)
+            .with_context(|| format!("reading {}", creds_path.display()))?,
         Err(_) => {
             let ctx = AuditContext::system("demo");
-            let (app, secret) = create_app(store.as_ref(), &ctx, tenant, "rampart-demo", "all").await?;
+            let (app, secret) =
+                create_app(store.as_ref(), &ctx, tenant, "rampart-demo", "all").await?;
             let now = time::OffsetDateTime::now_utc();
-            let alerts: Vec<_> = (0..SAMPLE_ALERTS).map(|n| rampart_core::alert::synthetic(n, tenant, now, 86_400)).collect();
+            let alerts: Vec<_> = (0..SAMPLE_ALERTS)
+                .map(|n| rampart_core::alert::synthetic(n, tenant, now, 86_400))
+                .collect();
             store.insert_alerts(&ctx, tenant, &alerts).await?;
-            let creds = DemoApp { tenant_id: tenant.to_string(), client_id: app.client_id.to_string(), client_secret: secret };
+            let creds = DemoApp {
+                tenant_id: tenant.to_string(),
+                client_id: app.client_id.to_string(),
+                client_secret: secret,
+            };
             crate::tls::write_private(&creds_path, &serde_json::to_vec_pretty(&creds)?)?;
             creds
         }
@@ -44,7 +52,10 @@ pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()>
     drop(store);
     let base = format!("http://{}", flags.listen);
     println!("Rampart demo — state in {}", settings.data_dir.display());
-    println!("  demo app (every permission): client id {} secret {}", creds.client_id, creds.client_secret);
+    println!(
+        "  demo app (every permission): client id {} secret {}",
+        creds.client_id, creds.client_secret
+    );
     println!("  get a token and list alerts:");
     println!(
         "  TOKEN=$(curl -s -X POST {base}/{}/oauth2/v2.0/token -d grant_type=client_credentials -d client_id={} -d client_secret={} -d scope={base}/.default | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')",
@@ -52,6 +63,9 @@ pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()>
     );
     println!("  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/alerts?$top=5'");
     println!();
-    let flags = ServeFlags { listen: Some(flags.listen), ..ServeFlags::default() };
+    let flags = ServeFlags {
+        listen: Some(flags.listen),
+        ..ServeFlags::default()
+    };
     crate::serve::serve(settings.with_serve_flags(&flags)?).await
 }

@@ -12,7 +12,8 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     if settings.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
     }
     let store = SqlStore::connect(&settings.database_url).await?;
     Ok(Arc::new(store))
@@ -20,10 +21,13 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
-    let state = AppState::new(store, settings.api.clone()).await.context("loading tenants and signing keys")?;
+    let state = AppState::new(store, settings.api.clone())
+        .await
+        .context("loading tenants and signing keys")?;
     let tenant = state.default_tenant;
     let app = rampart_api::app(state);
-    let listener = std::net::TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+    let listener = std::net::TcpListener::bind(&settings.listen)
+        .with_context(|| format!("binding {}", settings.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
 
@@ -33,15 +37,28 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         Tls::SelfSigned => Some(crate::tls::self_signed(&settings.data_dir)?),
     };
     let scheme = if tls_files.is_some() { "https" } else { "http" };
-    let shown_host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
-    let url = settings.api.public_url.clone().unwrap_or_else(|| format!("{scheme}://{}:{}", shown_host, addr.port()));
+    let shown_host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let url = settings
+        .api
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{}:{}", shown_host, addr.port()));
     println!("Rampart {} listening on {url}", env!("CARGO_PKG_VERSION"));
     println!("  state store:    {}", redact(&settings.database_url));
     println!("  default tenant: {tenant}");
     if let Some((cert, _)) = &tls_files {
-        println!("  TLS certificate SHA-256 fingerprint: {}", crate::tls::fingerprint(cert)?);
+        println!(
+            "  TLS certificate SHA-256 fingerprint: {}",
+            crate::tls::fingerprint(cert)?
+        );
     }
-    println!("  create an app:  rampart apps create --tenant {tenant} --name my-integration --roles Alert.Read.All,Machine.Read.All");
+    println!(
+        "  create an app:  rampart apps create --tenant {tenant} --name my-integration --roles Alert.Read.All,Machine.Read.All"
+    );
     println!("  API docs:       {url}/api/docs");
 
     let handle = axum_server::Handle::new();
@@ -59,10 +76,24 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
                 .await
-                .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
-            axum_server::from_tcp_rustls(listener, config).handle(handle).serve(service).await?;
+                .with_context(|| {
+                    format!(
+                        "loading TLS certificate {} and key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            axum_server::from_tcp_rustls(listener, config)
+                .handle(handle)
+                .serve(service)
+                .await?;
         }
-        None => axum_server::from_tcp(listener).handle(handle).serve(service).await?,
+        None => {
+            axum_server::from_tcp(listener)
+                .handle(handle)
+                .serve(service)
+                .await?
+        }
     }
     println!("Rampart stopped.");
     Ok(())

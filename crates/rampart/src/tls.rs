@@ -13,14 +13,22 @@ pub fn self_signed(data_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         return Ok((cert, key));
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
-    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
     if !host.is_empty() {
         names.push(host);
     }
-    let generated = rcgen::generate_simple_self_signed(names).context("generating a self-signed certificate")?;
+    let generated = rcgen::generate_simple_self_signed(names)
+        .context("generating a self-signed certificate")?;
     write_private(&key, generated.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(&cert, generated.cert.pem()).with_context(|| format!("writing {}", cert.display()))?;
+    std::fs::write(&cert, generated.cert.pem())
+        .with_context(|| format!("writing {}", cert.display()))?;
     Ok((cert, key))
 }
 
@@ -41,7 +49,8 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// SHA-256 of the first certificate in a PEM file, as colon-separated upper-case hex.
 pub fn fingerprint(cert_pem: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(cert_pem).with_context(|| format!("reading {}", cert_pem.display()))?;
+    let text = std::fs::read_to_string(cert_pem)
+        .with_context(|| format!("reading {}", cert_pem.display()))?;
     let b64: String = text
         .lines()
         .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
@@ -49,7 +58,13 @@ pub fn fingerprint(cert_pem: &Path) -> anyhow::Result<String> {
         .take_while(|l| !l.starts_with("-----END"))
         .collect();
     use base64::Engine;
-    let der = base64::engine::general_purpose::STANDARD.decode(b64.trim()).context("the certificate PEM is not valid base64")?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .context("the certificate PEM is not valid base64")?;
     let digest = Sha256::digest(&der);
-    Ok(digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
+    Ok(digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":"))
 }

@@ -11,6 +11,7 @@
 //! audit entry in the same transaction as the change: there is no change without its record.
 
 mod error;
+mod list;
 mod migrate;
 pub mod odata_sql;
 pub mod sql;
@@ -92,7 +93,12 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
 
     /// Creates a tenant. Only one tenant may be the default.
-    async fn create_tenant(&self, ctx: &AuditContext, name: &str, is_default: bool) -> Result<Tenant>;
+    async fn create_tenant(
+        &self,
+        ctx: &AuditContext,
+        name: &str,
+        is_default: bool,
+    ) -> Result<Tenant>;
     /// The default tenant, creating it (named `Default`) on first call.
     async fn ensure_default_tenant(&self) -> Result<Tenant>;
     async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
@@ -103,21 +109,46 @@ pub trait Store: Send + Sync + 'static {
     /// Apps of one tenant, or of all tenants.
     async fn list_apps(&self, tenant: Option<TenantId>) -> Result<Vec<App>>;
     /// An app and its secret hash, for the token endpoint.
-    async fn app_credentials(&self, tenant: TenantId, client_id: ClientId) -> Result<Option<(App, String)>>;
+    async fn app_credentials(
+        &self,
+        tenant: TenantId,
+        client_id: ClientId,
+    ) -> Result<Option<(App, String)>>;
     /// Replaces an app's secret hash; false when the app does not exist in that tenant.
-    async fn set_app_secret(&self, ctx: &AuditContext, tenant: TenantId, client_id: ClientId, secret_hash: &str) -> Result<bool>;
+    async fn set_app_secret(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        client_id: ClientId,
+        secret_hash: &str,
+    ) -> Result<bool>;
     /// Deletes an app; false when it does not exist in that tenant.
-    async fn delete_app(&self, ctx: &AuditContext, tenant: TenantId, client_id: ClientId) -> Result<bool>;
+    async fn delete_app(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        client_id: ClientId,
+    ) -> Result<bool>;
 
     async fn insert_signing_key(&self, ctx: &AuditContext, key: &SigningKey) -> Result<()>;
     /// Every tenant's signing keys, oldest first.
     async fn signing_keys(&self) -> Result<Vec<SigningKey>>;
 
     /// Stores new alerts (ids must be new in the tenant).
-    async fn insert_alerts(&self, ctx: &AuditContext, tenant: TenantId, alerts: &[Alert]) -> Result<()>;
+    async fn insert_alerts(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        alerts: &[Alert],
+    ) -> Result<()>;
     /// One alert's stored JSON.
     async fn get_alert(&self, tenant: TenantId, id: &str) -> Result<Option<String>>;
 
     /// One page of a collection of one tenant, as the checked OData options ask.
-    async fn list(&self, tenant: TenantId, collection: Collection, query: &QueryOptions) -> Result<Page>;
+    async fn list(
+        &self,
+        tenant: TenantId,
+        collection: Collection,
+        query: &QueryOptions,
+    ) -> Result<Page>;
 }

@@ -8,13 +8,25 @@ use rampart_core::TenantId;
 use rampart_core::odata::QueryOptions;
 use sqlx::Row;
 
-pub(crate) async fn list_page(store: &SqlStore, tenant: TenantId, collection: Collection, q: &QueryOptions) -> Result<Page> {
+pub(crate) async fn list_page(
+    store: &SqlStore,
+    tenant: TenantId,
+    collection: Collection,
+    q: &QueryOptions,
+) -> Result<Page> {
     let table = collection.table();
     let set = collection.entity_set();
-    let cursor = q.skiptoken.as_deref().map(|t| odata_sql::Cursor::decode(t, &q.orderby)).transpose()?;
+    let cursor = q
+        .skiptoken
+        .as_deref()
+        .map(|t| odata_sql::Cursor::decode(t, &q.orderby))
+        .transpose()?;
 
     let push_where = |b: &mut SqlBuilder| {
-        b.push(" WHERE ").push(table).push(".tenant_id = ").push_param(SqlValue::Text(tenant.to_string()));
+        b.push(" WHERE ")
+            .push(table)
+            .push(".tenant_id = ")
+            .push_param(SqlValue::Text(tenant.to_string()));
         if let Some(f) = &q.filter {
             b.push(" AND ");
             odata_sql::push_filter(b, table, f, set);
@@ -22,7 +34,11 @@ pub(crate) async fn list_page(store: &SqlStore, tenant: TenantId, collection: Co
     };
 
     let mut b = SqlBuilder::new(store.dialect);
-    b.push("SELECT ").push(table).push(".seq AS seq, ").push(table).push(".body AS body");
+    b.push("SELECT ")
+        .push(table)
+        .push(".seq AS seq, ")
+        .push(table)
+        .push(".body AS body");
     odata_sql::push_select_sort_keys(&mut b, table, &q.orderby);
     b.push(" FROM ").push(table);
     push_where(&mut b);
@@ -33,10 +49,12 @@ pub(crate) async fn list_page(store: &SqlStore, tenant: TenantId, collection: Co
     b.push(" ");
     odata_sql::push_order_by(&mut b, table, &q.orderby);
     // One row more than the page tells whether a next page exists.
-    b.push(" LIMIT ").push_param(SqlValue::Int(i64::from(q.top) + 1));
+    b.push(" LIMIT ")
+        .push_param(SqlValue::Int(i64::from(q.top) + 1));
     // `$skip` applies to the first page only: a skiptoken already marks the position.
     if cursor.is_none() && q.skip > 0 {
-        b.push(" OFFSET ").push_param(SqlValue::Int(i64::try_from(q.skip).unwrap_or(i64::MAX)));
+        b.push(" OFFSET ")
+            .push_param(SqlValue::Int(i64::try_from(q.skip).unwrap_or(i64::MAX)));
     }
     let rows = b.query().fetch_all(&store.pool).await?;
 
@@ -49,7 +67,12 @@ pub(crate) async fn list_page(store: &SqlStore, tenant: TenantId, collection: Co
     let rows = rows
         .iter()
         .take(top)
-        .map(|r| Ok(PageRow { seq: r.try_get("seq")?, body: r.try_get("body")? }))
+        .map(|r| {
+            Ok(PageRow {
+                seq: r.try_get("seq")?,
+                body: r.try_get("body")?,
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
 
     let count = if q.count {
@@ -61,5 +84,9 @@ pub(crate) async fn list_page(store: &SqlStore, tenant: TenantId, collection: Co
     } else {
         None
     };
-    Ok(Page { rows, next_token, count })
+    Ok(Page {
+        rows,
+        next_token,
+        count,
+    })
 }

@@ -28,10 +28,11 @@ pub(crate) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {
     .execute(pool)
     .await?;
     for m in MIGRATIONS {
-        let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM rampart_migrations WHERE version = $1")
-            .bind(m.version)
-            .fetch_optional(pool)
-            .await?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM rampart_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(pool)
+                .await?;
         if applied.is_some() {
             continue;
         }
@@ -39,20 +40,32 @@ pub(crate) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {
             Dialect::Sqlite => m.sqlite,
             Dialect::Postgres => m.postgres,
         };
-        let wrap = |source| StoreError::Migration { version: m.version, name: m.name, source };
+        let wrap = |source| StoreError::Migration {
+            version: m.version,
+            name: m.name,
+            source,
+        };
         let mut tx = pool.begin().await.map_err(wrap)?;
         for stmt in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             sqlx::query(stmt).execute(&mut *tx).await.map_err(wrap)?;
         }
-        sqlx::query("INSERT INTO rampart_migrations (version, name, applied_time) VALUES ($1, $2, $3)")
-            .bind(m.version)
-            .bind(m.name)
-            .bind(rampart_core::timefmt::to_micros(time::OffsetDateTime::now_utc()))
-            .execute(&mut *tx)
-            .await
-            .map_err(wrap)?;
+        sqlx::query(
+            "INSERT INTO rampart_migrations (version, name, applied_time) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(rampart_core::timefmt::to_micros(
+            time::OffsetDateTime::now_utc(),
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(wrap)?;
         tx.commit().await.map_err(wrap)?;
-        tracing::info!(version = m.version, name = m.name, "applied state store migration");
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied state store migration"
+        );
     }
     Ok(())
 }

@@ -15,7 +15,9 @@
 use crate::sql::{SqlBuilder, SqlValue, column_name};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rampart_core::odata::{CmpOp, EntitySet, FieldType, Filter, Literal, ODataError, OrderBy, StrFn};
+use rampart_core::odata::{
+    CmpOp, EntitySet, FieldType, Filter, Literal, ODataError, OrderBy, StrFn,
+};
 use rampart_core::timefmt::to_micros;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -25,7 +27,12 @@ use sqlx::any::AnyRow;
 /// `table.column`. A name that `set` does not have (a filter that skipped validation) compiles
 /// to false rather than to SQL naming it.
 pub fn push_filter(b: &mut SqlBuilder, table: &str, filter: &Filter, set: &EntitySet) {
-    Scope { table, set, lambda: None }.push(b, filter);
+    Scope {
+        table,
+        set,
+        lambda: None,
+    }
+    .push(b, filter);
 }
 
 /// The variable of an enclosing `any` and the side table whose `value` column it stands for.
@@ -56,7 +63,11 @@ impl Scope<'_> {
         let falsity = b.dialect.false_literal();
         match f {
             Filter::And(x, y) | Filter::Or(x, y) => {
-                let op = if matches!(f, Filter::And(..)) { " AND " } else { " OR " };
+                let op = if matches!(f, Filter::And(..)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
                 b.push("(");
                 self.push(b, x);
                 b.push(op);
@@ -97,7 +108,10 @@ impl Scope<'_> {
                             CmpOp::Lt => "<",
                             CmpOp::Le => "<=",
                         };
-                        b.push(" ").push(sql_op).push(" ").push_param(literal_value(ty, v));
+                        b.push(" ")
+                            .push(sql_op)
+                            .push(" ")
+                            .push_param(literal_value(ty, v));
                     }
                 }
                 b.push(")");
@@ -136,15 +150,30 @@ impl Scope<'_> {
                     b.push("(").push(falsity).push(")");
                 }
             },
-            Filter::Any { field, var, predicate } => {
-                let Some(fd) = self.set.field(field).filter(|f| f.ty == FieldType::StringCollection) else {
+            Filter::Any {
+                field,
+                var,
+                predicate,
+            } => {
+                let Some(fd) = self
+                    .set
+                    .field(field)
+                    .filter(|f| f.ty == FieldType::StringCollection)
+                else {
                     b.push("(").push(falsity).push(")");
                     return;
                 };
                 let side = format!("{}_{}", self.table, column_name(fd.name));
-                b.push("(EXISTS (SELECT 1 FROM ").push(&side).push(" WHERE ").push(&side);
+                b.push("(EXISTS (SELECT 1 FROM ")
+                    .push(&side)
+                    .push(" WHERE ")
+                    .push(&side);
                 b.push(".entity_seq = ").push(self.table).push(".seq AND ");
-                let inner = Scope { table: self.table, set: self.set, lambda: Some(Lambda { var, side }) };
+                let inner = Scope {
+                    table: self.table,
+                    set: self.set,
+                    lambda: Some(Lambda { var, side }),
+                };
                 inner.push(b, predicate);
                 b.push("))");
             }
@@ -159,7 +188,10 @@ fn literal_value(ty: FieldType, l: &Literal) -> SqlValue {
         Literal::Null => SqlValue::Null,
         Literal::String(s) => match ty {
             // Validation converts quoted datetimes; this keeps an unconverted one meaningful.
-            FieldType::DateTime => rampart_core::timefmt::parse(s).map_or_else(|| SqlValue::Text(s.clone()), |t| SqlValue::Int(to_micros(t))),
+            FieldType::DateTime => rampart_core::timefmt::parse(s).map_or_else(
+                || SqlValue::Text(s.clone()),
+                |t| SqlValue::Int(to_micros(t)),
+            ),
             _ => SqlValue::Text(s.clone()),
         },
         Literal::Int(i) => SqlValue::Int(*i),
@@ -195,16 +227,27 @@ pub fn push_order_by(b: &mut SqlBuilder, table: &str, keys: &[OrderBy]) {
     b.push("ORDER BY ");
     for k in keys {
         b.push(&key_column(table, k));
-        b.push(if k.descending { " DESC NULLS LAST, " } else { " ASC NULLS FIRST, " });
+        b.push(if k.descending {
+            " DESC NULLS LAST, "
+        } else {
+            " ASC NULLS FIRST, "
+        });
     }
-    b.push(table).push(".seq").push(if seq_descending(keys) { " DESC" } else { " ASC" });
+    b.push(table).push(".seq").push(if seq_descending(keys) {
+        " DESC"
+    } else {
+        " ASC"
+    });
 }
 
 /// Appends `, table.col AS k0, table.col AS k1, …` for the sort keys, which
 /// [`Cursor::from_row`] reads back (the row must also have a `seq` column).
 pub fn push_select_sort_keys(b: &mut SqlBuilder, table: &str, keys: &[OrderBy]) {
     for (i, k) in keys.iter().enumerate() {
-        b.push(", ").push(&key_column(table, k)).push(" AS k").push(&i.to_string());
+        b.push(", ")
+            .push(&key_column(table, k))
+            .push(" AS k")
+            .push(&i.to_string());
     }
 }
 
@@ -250,7 +293,11 @@ fn fits(ty: FieldType, v: &SqlValue) -> bool {
 impl Cursor {
     /// The cursor at the row with these `values` of `keys` and this `seq`.
     pub fn new(keys: &[OrderBy], values: Vec<SqlValue>, seq: i64) -> Cursor {
-        Cursor { values, seq, ordering: ordering_signature(keys) }
+        Cursor {
+            values,
+            seq,
+            ordering: ordering_signature(keys),
+        }
     }
 
     /// Reads the cursor of a row selected with [`push_select_sort_keys`] and a `seq` column.
@@ -259,10 +306,12 @@ impl Cursor {
         for (i, k) in keys.iter().enumerate() {
             let name = format!("k{i}");
             let v = match k.field.ty {
-                FieldType::String | FieldType::Enum(_) => row.try_get::<Option<String>, _>(name.as_str())?.map_or(SqlValue::Null, SqlValue::Text),
-                FieldType::Int | FieldType::Bool | FieldType::DateTime => {
-                    row.try_get::<Option<i64>, _>(name.as_str())?.map_or(SqlValue::Null, SqlValue::Int)
-                }
+                FieldType::String | FieldType::Enum(_) => row
+                    .try_get::<Option<String>, _>(name.as_str())?
+                    .map_or(SqlValue::Null, SqlValue::Text),
+                FieldType::Int | FieldType::Bool | FieldType::DateTime => row
+                    .try_get::<Option<i64>, _>(name.as_str())?
+                    .map_or(SqlValue::Null, SqlValue::Int),
                 // Validation never lets a collection into $orderby.
                 FieldType::StringCollection => SqlValue::Null,
             };
@@ -273,7 +322,11 @@ impl Cursor {
 
     /// The cursor as an opaque, URL-safe `$skiptoken` (base64url of a small JSON document).
     pub fn encode(&self) -> String {
-        let token = Token { o: self.ordering.clone(), k: self.values.clone(), s: self.seq };
+        let token = Token {
+            o: self.ordering.clone(),
+            k: self.values.clone(),
+            s: self.seq,
+        };
         // Serialising strings, integers and nulls cannot fail; an empty token would only make the
         // next request fail to decode, never return wrong rows.
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default())
@@ -282,13 +335,21 @@ impl Cursor {
     /// Reads a `$skiptoken`, refusing one that is malformed or was made for another `$orderby`.
     pub fn decode(token: &str, keys: &[OrderBy]) -> Result<Cursor, ODataError> {
         let invalid = |why: &str| {
-            ODataError::new("$skiptoken", format!("$skiptoken is not valid for this query ({why}); follow @odata.nextLink as returned, or start again without $skiptoken"))
+            ODataError::new(
+                "$skiptoken",
+                format!(
+                    "$skiptoken is not valid for this query ({why}); follow @odata.nextLink as returned, or start again without $skiptoken"
+                ),
+            )
         };
         if token.len() > MAX_TOKEN_LEN {
             return Err(invalid("too long"));
         }
-        let bytes = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| invalid("not base64url"))?;
-        let t: Token = serde_json::from_slice(&bytes).map_err(|_| invalid("not a Rampart token"))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token.trim_end_matches('='))
+            .map_err(|_| invalid("not base64url"))?;
+        let t: Token =
+            serde_json::from_slice(&bytes).map_err(|_| invalid("not a Rampart token"))?;
         let ordering = ordering_signature(keys);
         if t.o != ordering || t.k.len() != keys.len() {
             return Err(invalid("it was made for a different $orderby"));
@@ -296,7 +357,11 @@ impl Cursor {
         if !keys.iter().zip(&t.k).all(|(k, v)| fits(k.field.ty, v)) {
             return Err(invalid("its values do not fit the $orderby"));
         }
-        Ok(Cursor { values: t.k, seq: t.s, ordering })
+        Ok(Cursor {
+            values: t.k,
+            seq: t.s,
+            ordering,
+        })
     }
 }
 
@@ -322,14 +387,23 @@ pub fn push_keyset(b: &mut SqlBuilder, table: &str, keys: &[OrderBy], cursor: &C
             // Ascending from a NULL: everything is at or after it; no bound to add.
             (false, SqlValue::Null) => {}
             (false, v) => {
-                b.push(&col).push(" >= ").push_param(v.clone()).push(" AND ");
+                b.push(&col)
+                    .push(" >= ")
+                    .push_param(v.clone())
+                    .push(" AND ");
             }
             // Descending from a NULL: the expression itself starts with `k0 IS NULL`.
             (true, SqlValue::Null) => {}
             // Descending, NULLs come last, so they stay admitted. (Columns declared NOT NULL
             // make the second half dead, and planners then seek on `k0 <= v`.)
             (true, v) => {
-                b.push("(").push(&col).push(" <= ").push_param(v.clone()).push(" OR ").push(&col).push(" IS NULL) AND ");
+                b.push("(")
+                    .push(&col)
+                    .push(" <= ")
+                    .push_param(v.clone())
+                    .push(" OR ")
+                    .push(&col)
+                    .push(" IS NULL) AND ");
             }
         }
     }
@@ -341,19 +415,30 @@ pub fn push_keyset(b: &mut SqlBuilder, table: &str, keys: &[OrderBy], cursor: &C
 fn push_after(b: &mut SqlBuilder, table: &str, keys: &[OrderBy], cursor: &Cursor, i: usize) {
     let (Some(k), Some(v)) = (keys.get(i), cursor.values.get(i)) else {
         let op = if seq_descending(keys) { " < " } else { " > " };
-        b.push(table).push(".seq").push(op).push_param(SqlValue::Int(cursor.seq));
+        b.push(table)
+            .push(".seq")
+            .push(op)
+            .push_param(SqlValue::Int(cursor.seq));
         return;
     };
     let col = key_column(table, k);
     match (k.descending, v) {
         (false, SqlValue::Null) => {
-            b.push("(").push(&col).push(" IS NOT NULL OR (").push(&col).push(" IS NULL AND ");
+            b.push("(")
+                .push(&col)
+                .push(" IS NOT NULL OR (")
+                .push(&col)
+                .push(" IS NULL AND ");
             push_after(b, table, keys, cursor, i + 1);
             b.push("))");
         }
         (false, v) => {
             b.push("(").push(&col).push(" > ").push_param(v.clone());
-            b.push(" OR (").push(&col).push(" = ").push_param(v.clone()).push(" AND ");
+            b.push(" OR (")
+                .push(&col)
+                .push(" = ")
+                .push_param(v.clone())
+                .push(" AND ");
             push_after(b, table, keys, cursor, i + 1);
             b.push("))");
         }
@@ -363,8 +448,18 @@ fn push_after(b: &mut SqlBuilder, table: &str, keys: &[OrderBy], cursor: &Cursor
             b.push(")");
         }
         (true, v) => {
-            b.push("(").push(&col).push(" < ").push_param(v.clone()).push(" OR ").push(&col).push(" IS NULL");
-            b.push(" OR (").push(&col).push(" = ").push_param(v.clone()).push(" AND ");
+            b.push("(")
+                .push(&col)
+                .push(" < ")
+                .push_param(v.clone())
+                .push(" OR ")
+                .push(&col)
+                .push(" IS NULL");
+            b.push(" OR (")
+                .push(&col)
+                .push(" = ")
+                .push_param(v.clone())
+                .push(" AND ");
             push_after(b, table, keys, cursor, i + 1);
             b.push("))");
         }
@@ -391,7 +486,10 @@ mod tests {
     };
 
     fn options(pairs: &[(&str, &str)]) -> QueryOptions {
-        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         QueryOptions::parse(&pairs, &SET).unwrap()
     }
 
@@ -413,13 +511,22 @@ mod tests {
         assert_eq!(params, vec![text("x' OR 1=1 --"), SqlValue::Int(3)]);
         let (sql, params) = compile(Dialect::Sqlite, "size ge -1 or size lt 0 or size le 9");
         assert_eq!(sql, "(((t.size >= $1) OR (t.size < $2)) OR (t.size <= $3))");
-        assert_eq!(params, vec![SqlValue::Int(-1), SqlValue::Int(0), SqlValue::Int(9)]);
+        assert_eq!(
+            params,
+            vec![SqlValue::Int(-1), SqlValue::Int(0), SqlValue::Int(9)]
+        );
     }
 
     #[test]
     fn ne_is_null_safe_and_null_is_is_null() {
-        assert_eq!(compile(Dialect::Postgres, "name ne 'a'").0, "(t.name IS DISTINCT FROM $1)");
-        assert_eq!(compile(Dialect::Sqlite, "name ne 'a'").0, "(t.name IS NOT $1)");
+        assert_eq!(
+            compile(Dialect::Postgres, "name ne 'a'").0,
+            "(t.name IS DISTINCT FROM $1)"
+        );
+        assert_eq!(
+            compile(Dialect::Sqlite, "name ne 'a'").0,
+            "(t.name IS NOT $1)"
+        );
         let (sql, params) = compile(Dialect::Sqlite, "name eq null or size ne null");
         assert_eq!(sql, "((t.name IS NULL) OR (t.size IS NOT NULL))");
         assert!(params.is_empty());
@@ -427,15 +534,30 @@ mod tests {
 
     #[test]
     fn not_coalesces_unknown_to_false() {
-        assert_eq!(compile(Dialect::Postgres, "not size gt 3").0, "(NOT COALESCE((t.size > $1), FALSE))");
-        assert_eq!(compile(Dialect::Sqlite, "not size gt 3").0, "(NOT COALESCE((t.size > $1), 0))");
+        assert_eq!(
+            compile(Dialect::Postgres, "not size gt 3").0,
+            "(NOT COALESCE((t.size > $1), FALSE))"
+        );
+        assert_eq!(
+            compile(Dialect::Sqlite, "not size gt 3").0,
+            "(NOT COALESCE((t.size > $1), 0))"
+        );
     }
 
     #[test]
     fn typed_literals_follow_storage_conventions() {
-        let (sql, params) = compile(Dialect::Sqlite, "isActive eq true and createdTime ge 1970-01-01T00:00:01Z and level eq 'high'");
-        assert_eq!(sql, "(((t.is_active = $1) AND (t.created_time >= $2)) AND (t.level = $3))");
-        assert_eq!(params, vec![SqlValue::Int(1), SqlValue::Int(1_000_000), text("High")]);
+        let (sql, params) = compile(
+            Dialect::Sqlite,
+            "isActive eq true and createdTime ge 1970-01-01T00:00:01Z and level eq 'high'",
+        );
+        assert_eq!(
+            sql,
+            "(((t.is_active = $1) AND (t.created_time >= $2)) AND (t.level = $3))"
+        );
+        assert_eq!(
+            params,
+            vec![SqlValue::Int(1), SqlValue::Int(1_000_000), text("High")]
+        );
     }
 
     #[test]
@@ -452,15 +574,27 @@ mod tests {
         let (sql, params) = compile(Dialect::Postgres, r"startswith(name,'50%_\x')");
         assert_eq!(sql, r"(t.name ILIKE $1 ESCAPE '\')");
         assert_eq!(params, vec![text(r"50\%\_\\x%")]);
-        let (sql, params) = compile(Dialect::Sqlite, "endswith(name,'a') and contains(level,'ig')");
-        assert_eq!(sql, r"((t.name LIKE $1 ESCAPE '\') AND (t.level LIKE $2 ESCAPE '\'))");
+        let (sql, params) = compile(
+            Dialect::Sqlite,
+            "endswith(name,'a') and contains(level,'ig')",
+        );
+        assert_eq!(
+            sql,
+            r"((t.name LIKE $1 ESCAPE '\') AND (t.level LIKE $2 ESCAPE '\'))"
+        );
         assert_eq!(params, vec![text("%a"), text("%ig%")]);
-        assert_eq!(compile(Dialect::Sqlite, "startswith(name,'a') eq false").0, r"(NOT COALESCE((t.name LIKE $1 ESCAPE '\'), 0))");
+        assert_eq!(
+            compile(Dialect::Sqlite, "startswith(name,'a') eq false").0,
+            r"(NOT COALESCE((t.name LIKE $1 ESCAPE '\'), 0))"
+        );
     }
 
     #[test]
     fn any_is_an_exists_over_the_side_table() {
-        let (sql, params) = compile(Dialect::Postgres, "tags/any(x: x eq 'a' or startswith(x,'b'))");
+        let (sql, params) = compile(
+            Dialect::Postgres,
+            "tags/any(x: x eq 'a' or startswith(x,'b'))",
+        );
         assert_eq!(
             sql,
             r"(EXISTS (SELECT 1 FROM t_tags WHERE t_tags.entity_seq = t.seq AND ((t_tags.value = $1) OR (t_tags.value ILIKE $2 ESCAPE '\'))))"
@@ -471,11 +605,19 @@ mod tests {
     #[test]
     fn unvalidated_names_never_reach_sql() {
         let mut b = SqlBuilder::new(Dialect::Postgres);
-        let f = Filter::Compare { field: "x; DROP TABLE t".into(), op: CmpOp::Eq, value: Literal::Int(1) };
+        let f = Filter::Compare {
+            field: "x; DROP TABLE t".into(),
+            op: CmpOp::Eq,
+            value: Literal::Int(1),
+        };
         push_filter(&mut b, "t", &f, &SET);
         assert_eq!(b.sql, "(FALSE)");
         let mut b = SqlBuilder::new(Dialect::Postgres);
-        let f = Filter::Any { field: "name".into(), var: "v".into(), predicate: Box::new(f) };
+        let f = Filter::Any {
+            field: "name".into(),
+            var: "v".into(),
+            predicate: Box::new(f),
+        };
         push_filter(&mut b, "t", &f, &SET);
         assert_eq!(b.sql, "(FALSE)");
     }
@@ -488,11 +630,19 @@ mod tests {
         let q = options(&[("$orderby", "createdTime desc, name")]);
         let mut b = SqlBuilder::new(Dialect::Sqlite);
         push_order_by(&mut b, "t", &q.orderby);
-        assert_eq!(b.sql, "ORDER BY t.created_time DESC NULLS LAST, t.name ASC NULLS FIRST, t.seq ASC");
+        assert_eq!(
+            b.sql,
+            "ORDER BY t.created_time DESC NULLS LAST, t.name ASC NULLS FIRST, t.seq ASC"
+        );
         let q = options(&[("$orderby", "name, createdTime desc")]);
         let mut b = SqlBuilder::new(Dialect::Sqlite);
         push_order_by(&mut b, "t", &q.orderby);
-        assert!(b.sql.ends_with("t.created_time DESC NULLS LAST, t.seq DESC"), "{}", b.sql);
+        assert!(
+            b.sql
+                .ends_with("t.created_time DESC NULLS LAST, t.seq DESC"),
+            "{}",
+            b.sql
+        );
         let mut b = SqlBuilder::new(Dialect::Sqlite);
         push_select_sort_keys(&mut b, "t", &q.orderby);
         assert_eq!(b.sql, ", t.name AS k0, t.created_time AS k1");
@@ -501,7 +651,12 @@ mod tests {
     fn keyset(orderby: &str, values: Vec<SqlValue>, seq: i64) -> (String, Vec<SqlValue>) {
         let q = options(&[("$orderby", orderby)]);
         let mut b = SqlBuilder::new(Dialect::Postgres);
-        push_keyset(&mut b, "t", &q.orderby, &Cursor::new(&q.orderby, values, seq));
+        push_keyset(
+            &mut b,
+            "t",
+            &q.orderby,
+            &Cursor::new(&q.orderby, values, seq),
+        );
         (b.sql, b.params)
     }
 
@@ -516,24 +671,48 @@ mod tests {
     #[test]
     fn keyset_ascending_with_seek_bound() {
         let (sql, params) = keyset("size", vec![SqlValue::Int(5)], 9);
-        assert_eq!(sql, "(t.size >= $1 AND (t.size > $2 OR (t.size = $3 AND t.seq > $4)))");
-        assert_eq!(params, vec![SqlValue::Int(5), SqlValue::Int(5), SqlValue::Int(5), SqlValue::Int(9)]);
+        assert_eq!(
+            sql,
+            "(t.size >= $1 AND (t.size > $2 OR (t.size = $3 AND t.seq > $4)))"
+        );
+        assert_eq!(
+            params,
+            vec![
+                SqlValue::Int(5),
+                SqlValue::Int(5),
+                SqlValue::Int(5),
+                SqlValue::Int(9)
+            ]
+        );
         let (sql, _) = keyset("size", vec![SqlValue::Null], 9);
-        assert_eq!(sql, "((t.size IS NOT NULL OR (t.size IS NULL AND t.seq > $1)))");
+        assert_eq!(
+            sql,
+            "((t.size IS NOT NULL OR (t.size IS NULL AND t.seq > $1)))"
+        );
     }
 
     #[test]
     fn keyset_descending_keeps_nulls_last() {
         let (sql, _) = keyset("size desc", vec![SqlValue::Int(5)], 9);
-        assert_eq!(sql, "((t.size <= $1 OR t.size IS NULL) AND (t.size < $2 OR t.size IS NULL OR (t.size = $3 AND t.seq < $4)))");
+        assert_eq!(
+            sql,
+            "((t.size <= $1 OR t.size IS NULL) AND (t.size < $2 OR t.size IS NULL OR (t.size = $3 AND t.seq < $4)))"
+        );
         let (sql, _) = keyset("size desc", vec![SqlValue::Null], 9);
         assert_eq!(sql, "((t.size IS NULL AND t.seq < $1))");
     }
 
     #[test]
     fn keyset_two_keys_nests() {
-        let (sql, params) = keyset("level, createdTime desc", vec![text("High"), SqlValue::Null], 3);
-        assert_eq!(sql, "(t.level >= $1 AND (t.level > $2 OR (t.level = $3 AND (t.created_time IS NULL AND t.seq < $4))))");
+        let (sql, params) = keyset(
+            "level, createdTime desc",
+            vec![text("High"), SqlValue::Null],
+            3,
+        );
+        assert_eq!(
+            sql,
+            "(t.level >= $1 AND (t.level > $2 OR (t.level = $3 AND (t.created_time IS NULL AND t.seq < $4))))"
+        );
         assert_eq!(params.len(), 4);
         let mut b = SqlBuilder::new(Dialect::Postgres);
         let q = options(&[("$orderby", "level, size")]);
@@ -544,12 +723,25 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_bind_to_their_orderby() {
         let keys = options(&[("$orderby", "createdTime desc, name")]).orderby;
-        let c = Cursor::new(&keys, vec![SqlValue::Int(-5), SqlValue::Text("a'b\"é".into())], 77);
+        let c = Cursor::new(
+            &keys,
+            vec![SqlValue::Int(-5), SqlValue::Text("a'b\"é".into())],
+            77,
+        );
         let token = c.encode();
-        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{token}");
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{token}"
+        );
         assert_eq!(Cursor::decode(&token, &keys).unwrap(), c);
 
-        for other in ["createdTime asc, name", "createdTime desc", "createdTime desc, name, size"] {
+        for other in [
+            "createdTime asc, name",
+            "createdTime desc",
+            "createdTime desc, name, size",
+        ] {
             let e = Cursor::decode(&token, &options(&[("$orderby", other)]).orderby).unwrap_err();
             assert_eq!(e.target, "$skiptoken");
             assert!(e.message.contains("different $orderby"), "{}", e.message);
@@ -557,17 +749,31 @@ mod tests {
         assert!(Cursor::decode(&token, &[]).is_err());
         // A hand-made token whose values do not fit the key types is refused too.
         let forged = URL_SAFE_NO_PAD.encode(br#"{"o":"-createdTime,+name","k":["x",1],"s":1}"#);
-        assert!(Cursor::decode(&forged, &keys).unwrap_err().message.contains("do not fit"));
+        assert!(
+            Cursor::decode(&forged, &keys)
+                .unwrap_err()
+                .message
+                .contains("do not fit")
+        );
     }
 
     #[test]
     fn garbage_tokens_are_odata_errors() {
         let keys = options(&[("$orderby", "size")]).orderby;
-        for bad in ["", "!!!", "bm90IGpzb24", &URL_SAFE_NO_PAD.encode(br#"{"o":"+size","k":[1.5],"s":1}"#), &"A".repeat(20_000)] {
+        for bad in [
+            "",
+            "!!!",
+            "bm90IGpzb24",
+            &URL_SAFE_NO_PAD.encode(br#"{"o":"+size","k":[1.5],"s":1}"#),
+            &"A".repeat(20_000),
+        ] {
             let e = Cursor::decode(bad, &keys).unwrap_err();
             assert_eq!(e.target, "$skiptoken", "{bad}");
         }
         let ok = URL_SAFE_NO_PAD.encode(br#"{"o":"+size","k":[null],"s":1}"#);
-        assert_eq!(Cursor::decode(&ok, &keys).unwrap(), Cursor::new(&keys, vec![SqlValue::Null], 1));
+        assert_eq!(
+            Cursor::decode(&ok, &keys).unwrap(),
+            Cursor::new(&keys, vec![SqlValue::Null], 1)
+        );
     }
 }

@@ -64,7 +64,11 @@ pub struct SqlBuilder {
 
 impl SqlBuilder {
     pub fn new(dialect: Dialect) -> Self {
-        SqlBuilder { sql: String::with_capacity(256), params: Vec::new(), dialect }
+        SqlBuilder {
+            sql: String::with_capacity(256),
+            params: Vec::new(),
+            dialect,
+        }
     }
 
     /// Appends SQL text written by Rampart (never text from a request).
@@ -73,8 +77,13 @@ impl SqlBuilder {
         self
     }
 
-    /// Appends a placeholder bound to `value`.
+    /// Appends a placeholder bound to `value`. A NULL is written as the literal `NULL`: a bound
+    /// NULL has no type, and PostgreSQL refuses an untyped parameter in a typed column.
     pub fn push_param(&mut self, value: SqlValue) -> &mut Self {
+        if value == SqlValue::Null {
+            self.sql.push_str("NULL");
+            return self;
+        }
         self.params.push(value);
         self.sql.push('$');
         self.sql.push_str(&self.params.len().to_string());
@@ -125,7 +134,10 @@ mod tests {
     #[test]
     fn placeholders_are_numbered() {
         let mut b = SqlBuilder::new(Dialect::Postgres);
-        b.push("a = ").push_param(SqlValue::Int(1)).push(" AND b = ").push_param(SqlValue::Text("x".into()));
+        b.push("a = ")
+            .push_param(SqlValue::Int(1))
+            .push(" AND b = ")
+            .push_param(SqlValue::Text("x".into()));
         assert_eq!(b.sql, "a = $1 AND b = $2");
         assert_eq!(b.params.len(), 2);
     }

@@ -41,7 +41,11 @@ impl SqlStore {
             // Make the file on first start; keep an explicit mode the caller gave.
             let mut u = format!("sqlite:{rest}");
             if !rest.contains("mode=") {
-                u.push_str(if rest.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+                u.push_str(if rest.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
             }
             (Dialect::Sqlite, u)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -52,26 +56,27 @@ impl SqlStore {
 
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         let options = match dialect {
-            Dialect::Sqlite => options
-                .max_connections(8)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        use sqlx::Executor;
-                        // WAL lets readers run beside the single writer; NORMAL sync is durable
-                        // across process crashes and loses at most the last commit on power loss.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        Ok(())
-                    })
-                }),
+            Dialect::Sqlite => options.max_connections(8).after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    // WAL lets readers run beside the single writer; NORMAL sync is durable
+                    // across process crashes and loses at most the last commit on power loss.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            }),
             Dialect::Postgres => options.max_connections(16),
         };
         let pool = options
             .connect(&url)
             .await
-            .map_err(|source| StoreError::Connect { url: redact(&url), source })?;
+            .map_err(|source| StoreError::Connect {
+                url: redact(&url),
+                source,
+            })?;
         crate::migrate::run(&pool, dialect).await?;
         Ok(SqlStore { pool, dialect })
     }
@@ -110,7 +115,11 @@ struct Change<'a> {
 }
 
 /// Writes the audit entry of a change inside the change's transaction.
-async fn record(conn: &mut sqlx::AnyConnection, ctx: &AuditContext, change: Change<'_>) -> Result<()> {
+async fn record(
+    conn: &mut sqlx::AnyConnection,
+    ctx: &AuditContext,
+    change: Change<'_>,
+) -> Result<()> {
     let time = OffsetDateTime::now_utc();
     let entry = AuditEntry {
         // The entry's id is its `seq`, assigned by the database and filled in when read.
@@ -143,7 +152,8 @@ async fn record(conn: &mut sqlx::AnyConnection, ctx: &AuditContext, change: Chan
 }
 
 fn parse_tenant_id(s: &str) -> Result<TenantId> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("tenant id '{s}' is not a GUID")))
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("tenant id '{s}' is not a GUID")))
 }
 
 fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
@@ -160,12 +170,17 @@ fn app_from_row(row: &AnyRow) -> Result<App> {
     let client: String = row.try_get("client_id")?;
     Ok(App {
         tenant_id: parse_tenant_id(&row.try_get::<String, _>("tenant_id")?)?,
-        client_id: client.parse().map_err(|_| StoreError::Corrupt(format!("client id '{client}' is not a GUID")))?,
+        client_id: client
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("client id '{client}' is not a GUID")))?,
         name: row.try_get("name")?,
         roles: roles
             .split(',')
             .filter(|r| !r.is_empty())
-            .map(|r| r.parse::<Permission>().map_err(|e| StoreError::Corrupt(e.to_string())))
+            .map(|r| {
+                r.parse::<Permission>()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
             .collect::<Result<_>>()?,
         created_time: from_micros(row.try_get("created_time")?),
         secret_updated_time: from_micros(row.try_get("secret_updated_time")?),
@@ -189,7 +204,12 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn create_tenant(&self, ctx: &AuditContext, name: &str, is_default: bool) -> Result<Tenant> {
+    async fn create_tenant(
+        &self,
+        ctx: &AuditContext,
+        name: &str,
+        is_default: bool,
+    ) -> Result<Tenant> {
         let tenant = Tenant {
             id: TenantId::new_random(),
             name: name.to_owned(),
@@ -197,39 +217,62 @@ impl Store for SqlStore {
             created_time: from_micros(now_micros()),
         };
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query("INSERT INTO tenants (id, name, is_default, created_time) VALUES ($1, $2, $3, $4)")
-            .bind(tenant.id.to_string())
-            .bind(name)
-            .bind(i64::from(is_default))
-            .bind(to_micros(tenant.created_time))
-            .execute(&mut *tx)
-            .await;
+        let inserted = sqlx::query(
+            "INSERT INTO tenants (id, name, is_default, created_time) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(tenant.id.to_string())
+        .bind(name)
+        .bind(i64::from(is_default))
+        .bind(to_micros(tenant.created_time))
+        .execute(&mut *tx)
+        .await;
         if let Err(sqlx::Error::Database(e)) = &inserted {
             if e.is_unique_violation() {
-                return Err(StoreError::Conflict("a default tenant exists already".into()));
+                return Err(StoreError::Conflict(
+                    "a default tenant exists already".into(),
+                ));
             }
         }
         inserted?;
         let after = serde_json::to_value(&tenant).ok();
         let id = tenant.id.to_string();
-        record(&mut tx, ctx, Change { tenant: tenant.id, action: "Create", entity_type: "Tenant", entity_id: &id, before: None, after }).await?;
+        record(
+            &mut tx,
+            ctx,
+            Change {
+                tenant: tenant.id,
+                action: "Create",
+                entity_type: "Tenant",
+                entity_id: &id,
+                before: None,
+                after,
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(tenant)
     }
 
     async fn ensure_default_tenant(&self) -> Result<Tenant> {
-        let existing = sqlx::query("SELECT id, name, is_default, created_time FROM tenants WHERE is_default = 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        let existing = sqlx::query(
+            "SELECT id, name, is_default, created_time FROM tenants WHERE is_default = 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
         if let Some(row) = existing {
             return tenant_from_row(&row);
         }
-        match self.create_tenant(&AuditContext::system("startup"), "Default", true).await {
+        match self
+            .create_tenant(&AuditContext::system("startup"), "Default", true)
+            .await
+        {
             // Another process created it between our read and our write.
             Err(StoreError::Conflict(_)) => {
-                let row = sqlx::query("SELECT id, name, is_default, created_time FROM tenants WHERE is_default = 1")
-                    .fetch_one(&self.pool)
-                    .await?;
+                let row = sqlx::query(
+                    "SELECT id, name, is_default, created_time FROM tenants WHERE is_default = 1",
+                )
+                .fetch_one(&self.pool)
+                .await?;
                 tenant_from_row(&row)
             }
             other => other,
@@ -237,17 +280,20 @@ impl Store for SqlStore {
     }
 
     async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, name, is_default, created_time FROM tenants WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, is_default, created_time FROM tenants WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(tenant_from_row).transpose()
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        let rows = sqlx::query("SELECT id, name, is_default, created_time FROM tenants ORDER BY created_time, id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, is_default, created_time FROM tenants ORDER BY created_time, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(tenant_from_row).collect()
     }
 
@@ -267,7 +313,19 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await?;
         let id = app.client_id.to_string();
-        record(&mut tx, ctx, Change { tenant: app.tenant_id, action: "Create", entity_type: "App", entity_id: &id, before: None, after: serde_json::to_value(app).ok() }).await?;
+        record(
+            &mut tx,
+            ctx,
+            Change {
+                tenant: app.tenant_id,
+                action: "Create",
+                entity_type: "App",
+                entity_id: &id,
+                before: None,
+                after: serde_json::to_value(app).ok(),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -287,19 +345,31 @@ impl Store for SqlStore {
         rows.iter().map(app_from_row).collect()
     }
 
-    async fn app_credentials(&self, tenant: TenantId, client_id: ClientId) -> Result<Option<(App, String)>> {
-        let row = sqlx::query(&format!("SELECT {APP_COLUMNS}, secret_hash FROM apps WHERE tenant_id = $1 AND client_id = $2"))
-            .bind(tenant.to_string())
-            .bind(client_id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+    async fn app_credentials(
+        &self,
+        tenant: TenantId,
+        client_id: ClientId,
+    ) -> Result<Option<(App, String)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS}, secret_hash FROM apps WHERE tenant_id = $1 AND client_id = $2"
+        ))
+        .bind(tenant.to_string())
+        .bind(client_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             None => Ok(None),
             Some(row) => Ok(Some((app_from_row(&row)?, row.try_get("secret_hash")?))),
         }
     }
 
-    async fn set_app_secret(&self, ctx: &AuditContext, tenant: TenantId, client_id: ClientId, secret_hash: &str) -> Result<bool> {
+    async fn set_app_secret(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        client_id: ClientId,
+        secret_hash: &str,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE apps SET secret_hash = $1, secret_updated_time = $2 WHERE tenant_id = $3 AND client_id = $4")
             .bind(secret_hash)
@@ -312,18 +382,37 @@ impl Store for SqlStore {
             return Ok(false);
         }
         let id = client_id.to_string();
-        record(&mut tx, ctx, Change { tenant, action: "RotateSecret", entity_type: "App", entity_id: &id, before: None, after: None }).await?;
+        record(
+            &mut tx,
+            ctx,
+            Change {
+                tenant,
+                action: "RotateSecret",
+                entity_type: "App",
+                entity_id: &id,
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn delete_app(&self, ctx: &AuditContext, tenant: TenantId, client_id: ClientId) -> Result<bool> {
+    async fn delete_app(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        client_id: ClientId,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!("SELECT {APP_COLUMNS} FROM apps WHERE tenant_id = $1 AND client_id = $2"))
-            .bind(tenant.to_string())
-            .bind(client_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM apps WHERE tenant_id = $1 AND client_id = $2"
+        ))
+        .bind(tenant.to_string())
+        .bind(client_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else { return Ok(false) };
         let before = serde_json::to_value(app_from_row(&row)?).ok();
         sqlx::query("DELETE FROM apps WHERE tenant_id = $1 AND client_id = $2")
@@ -332,7 +421,19 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         let id = client_id.to_string();
-        record(&mut tx, ctx, Change { tenant, action: "Delete", entity_type: "App", entity_id: &id, before, after: None }).await?;
+        record(
+            &mut tx,
+            ctx,
+            Change {
+                tenant,
+                action: "Delete",
+                entity_type: "App",
+                entity_id: &id,
+                before,
+                after: None,
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -349,7 +450,19 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         let after = serde_json::json!({ "kid": key.kid, "kty": "EC", "crv": "P-256", "x": key.public_x, "y": key.public_y });
-        record(&mut tx, ctx, Change { tenant: key.tenant_id, action: "Create", entity_type: "SigningKey", entity_id: &key.kid, before: None, after: Some(after) }).await?;
+        record(
+            &mut tx,
+            ctx,
+            Change {
+                tenant: key.tenant_id,
+                action: "Create",
+                entity_type: "SigningKey",
+                entity_id: &key.kid,
+                before: None,
+                after: Some(after),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -372,7 +485,12 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn insert_alerts(&self, ctx: &AuditContext, tenant: TenantId, alerts: &[Alert]) -> Result<()> {
+    async fn insert_alerts(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        alerts: &[Alert],
+    ) -> Result<()> {
         if alerts.is_empty() {
             return Ok(());
         }
@@ -419,32 +537,55 @@ impl Store for SqlStore {
             let done = b.query().execute(&mut *tx).await;
             if let Err(sqlx::Error::Database(e)) = &done {
                 if e.is_unique_violation() {
-                    return Err(StoreError::Conflict("an alert with one of these ids exists already".into()));
+                    return Err(StoreError::Conflict(
+                        "an alert with one of these ids exists already".into(),
+                    ));
                 }
             }
             done?;
         }
         // One entry per batch: a fleet raises alerts in the thousands, and the entry names them.
         let ids: Vec<&str> = alerts.iter().take(100).map(|a| a.id.as_str()).collect();
-        let entity_id = if alerts.len() == 1 { alerts[0].id.clone() } else { format!("{} alerts", alerts.len()) };
+        let entity_id = if alerts.len() == 1 {
+            alerts[0].id.clone()
+        } else {
+            format!("{} alerts", alerts.len())
+        };
         let after = serde_json::json!({ "count": alerts.len(), "ids": ids });
-        record(&mut tx, ctx, Change { tenant, action: "Create", entity_type: "Alert", entity_id: &entity_id, before: None, after: Some(after) }).await?;
+        record(
+            &mut tx,
+            ctx,
+            Change {
+                tenant,
+                action: "Create",
+                entity_type: "Alert",
+                entity_id: &entity_id,
+                before: None,
+                after: Some(after),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn get_alert(&self, tenant: TenantId, id: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT body FROM alerts WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.to_string())
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT body FROM alerts WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.to_string())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
-    async fn list(&self, tenant: TenantId, collection: Collection, query: &QueryOptions) -> Result<Page> {
-        // TEMP until odata_sql lands
-        let _ = (tenant, collection, query);
-        Err(StoreError::Corrupt("list not wired".into()))
+    async fn list(
+        &self,
+        tenant: TenantId,
+        collection: Collection,
+        query: &QueryOptions,
+    ) -> Result<Page> {
+        crate::list::list_page(self, tenant, collection, query).await
     }
 }
 
@@ -452,7 +593,10 @@ impl Store for SqlStore {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

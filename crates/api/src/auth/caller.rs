@@ -16,7 +16,12 @@ pub struct Caller {
 
 impl From<VerifiedToken> for Caller {
     fn from(t: VerifiedToken) -> Self {
-        Caller { tenant: t.tenant, client_id: t.client_id, app_name: t.app_name, roles: t.roles }
+        Caller {
+            tenant: t.tenant,
+            client_id: t.client_id,
+            app_name: t.app_name,
+            roles: t.roles,
+        }
     }
 }
 
@@ -29,7 +34,11 @@ impl Caller {
     /// The audit context of a change this caller makes.
     pub fn audit(&self) -> AuditContext {
         AuditContext {
-            actor: Actor { kind: ActorKind::App, id: self.client_id.to_string(), name: Some(self.app_name.clone()) },
+            actor: Actor {
+                kind: ActorKind::App,
+                id: self.client_id.to_string(),
+                name: Some(self.app_name.clone()),
+            },
             correlation_id: crate::error::correlation_id(),
         }
     }

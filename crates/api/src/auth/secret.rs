@@ -1,7 +1,7 @@
 //! Client secrets: generated once, shown once, stored only as an argon2id hash.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use rand::RngCore;
 
@@ -15,12 +15,18 @@ pub fn generate() -> String {
 /// The argon2id PHC string of a secret.
 pub fn hash(secret: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Ok(Argon2::default().hash_password(secret.as_bytes(), &salt)?.to_string())
+    Ok(Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)?
+        .to_string())
 }
 
 /// Whether `secret` matches the stored hash (false for a malformed hash).
 pub fn verify(secret: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(secret.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A hash that no secret matches, verified against when the client id is unknown so that an

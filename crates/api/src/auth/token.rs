@@ -47,7 +47,8 @@ pub struct Claims {
 /// Whether `aud` is an audience Rampart serves, given the server's base URL.
 pub fn audience_accepted(aud: &str, base_url: &str) -> bool {
     let aud = aud.trim_end_matches('/');
-    aud.eq_ignore_ascii_case(base_url.trim_end_matches('/')) || MDE_AUDIENCES.iter().any(|a| a.eq_ignore_ascii_case(aud))
+    aud.eq_ignore_ascii_case(base_url.trim_end_matches('/'))
+        || MDE_AUDIENCES.iter().any(|a| a.eq_ignore_ascii_case(aud))
 }
 
 /// The issuer of a tenant's tokens.
@@ -77,7 +78,11 @@ pub enum TokenError {
 }
 
 /// Signs `claims` with `kid`.
-pub fn sign(claims: &Claims, kid: &str, key: &jsonwebtoken::EncodingKey) -> Result<String, jsonwebtoken::errors::Error> {
+pub fn sign(
+    claims: &Claims,
+    kid: &str,
+    key: &jsonwebtoken::EncodingKey,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, claims, key)
@@ -85,28 +90,48 @@ pub fn sign(claims: &Claims, kid: &str, key: &jsonwebtoken::EncodingKey) -> Resu
 
 /// Checks signature, key tenant, times and audience.
 pub fn verify(token: &str, keys: &KeyRing, base_url: &str) -> Result<VerifiedToken, TokenError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
     if header.alg != Algorithm::ES256 {
-        return Err(TokenError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+        return Err(TokenError::Invalid(format!(
+            "algorithm {:?} is not accepted",
+            header.alg
+        )));
     }
-    let kid = header.kid.ok_or_else(|| TokenError::Malformed("no kid in the header".into()))?;
+    let kid = header
+        .kid
+        .ok_or_else(|| TokenError::Malformed("no kid in the header".into()))?;
     let (key_tenant, key) = keys.verifier(&kid).ok_or(TokenError::UnknownKey)?;
     let mut validation = Validation::new(Algorithm::ES256);
     validation.validate_aud = false; // checked below against the server's own audiences
     validation.validate_nbf = true;
     validation.leeway = 60;
     validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss"]);
-    let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| TokenError::Invalid(e.to_string()))?;
+    let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        .map_err(|e| TokenError::Invalid(e.to_string()))?;
     let c = data.claims;
     if !audience_accepted(&c.aud, base_url) {
         return Err(TokenError::Audience(c.aud));
     }
-    let tenant: TenantId = c.tid.parse().map_err(|_| TokenError::Invalid("tid is not a GUID".into()))?;
+    let tenant: TenantId = c
+        .tid
+        .parse()
+        .map_err(|_| TokenError::Invalid("tid is not a GUID".into()))?;
     if tenant != key_tenant || !c.iss.ends_with(&format!("/{tenant}/v2.0")) {
-        return Err(TokenError::Invalid("the token's tenant does not match its signing key".into()));
+        return Err(TokenError::Invalid(
+            "the token's tenant does not match its signing key".into(),
+        ));
     }
-    let client_id: ClientId = c.appid.parse().map_err(|_| TokenError::Invalid("appid is not a GUID".into()))?;
+    let client_id: ClientId = c
+        .appid
+        .parse()
+        .map_err(|_| TokenError::Invalid("appid is not a GUID".into()))?;
     // A role this server does not know grants nothing.
     let roles = c.roles.iter().filter_map(|r| r.parse().ok()).collect();
-    Ok(VerifiedToken { tenant, client_id, app_name: c.app_displayname, roles })
+    Ok(VerifiedToken {
+        tenant,
+        client_id,
+        app_name: c.app_displayname,
+        roles,
+    })
 }

@@ -4,22 +4,31 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::odata::{collection_response, options};
 use crate::state::AppState;
-use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
 use axum::Extension;
+use axum::extract::{OriginalUri, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use rampart_core::audit::AUDIT;
 use rampart_store::Collection;
 
-pub async fn list(State(state): State<AppState>, Extension(caller): Extension<Caller>, headers: HeaderMap, uri: Uri) -> ApiResult<Response> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
     let (pairs, opts) = options(&uri, &AUDIT)?;
-    let page = state.store.list(caller.tenant, Collection::Audit, &opts).await?;
+    let page = state
+        .store
+        .list(caller.tenant, Collection::Audit, &opts)
+        .await?;
     // An entry's id is its position in the log, which the database assigns on insert.
     let rows = page
         .rows
         .iter()
         .map(|r| {
-            let mut v: serde_json::Value = serde_json::from_str(&r.body).map_err(|e| ApiError::internal("stored audit entry", e))?;
+            let mut v: serde_json::Value = serde_json::from_str(&r.body)
+                .map_err(|e| ApiError::internal("stored audit entry", e))?;
             if let Some(o) = v.as_object_mut() {
                 o.insert("id".into(), r.seq.into());
             }

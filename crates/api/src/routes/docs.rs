@@ -15,10 +15,18 @@ struct Schemas;
 fn odata_parameters() -> Vec<Value> {
     let p = |name: &str, desc: &str, ty: &str| json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": { "type": ty } });
     vec![
-        p("$filter", "OData filter: eq ne gt ge lt le and or not, startswith/endswith/contains, in (…), any(…), null", "string"),
+        p(
+            "$filter",
+            "OData filter: eq ne gt ge lt le and or not, startswith/endswith/contains, in (…), any(…), null",
+            "string",
+        ),
         p("$top", "Page size, at most 10,000 (the default)", "integer"),
         p("$skip", "Rows to skip before the first page", "integer"),
-        p("$orderby", "Comma-separated properties, each optionally asc/desc", "string"),
+        p(
+            "$orderby",
+            "Comma-separated properties, each optionally asc/desc",
+            "string",
+        ),
         p("$select", "Comma-separated properties to return", "string"),
         p("$count", "true to add @odata.count", "boolean"),
         p("$expand", "Navigation properties to include", "string"),
@@ -45,12 +53,16 @@ pub fn openapi_document(defs: &[RouteDef]) -> Value {
             .collect();
         let perms: Vec<&str> = d.permissions.iter().map(|p| p.name()).collect();
         let ok = match (d.response, d.collection) {
-            (Some(s), true) => json!({ "description": "One page of the collection", "content": { "application/json": { "schema": {
+            (Some(s), true) => {
+                json!({ "description": "One page of the collection", "content": { "application/json": { "schema": {
                 "type": "object", "properties": {
                     "@odata.context": { "type": "string" }, "@odata.count": { "type": "integer" },
                     "@odata.nextLink": { "type": "string" },
-                    "value": { "type": "array", "items": { "$ref": format!("#/components/schemas/{s}") } } } } } } }),
-            (Some(s), false) => json!({ "description": "OK", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{s}") } } } }),
+                    "value": { "type": "array", "items": { "$ref": format!("#/components/schemas/{s}") } } } } } } })
+            }
+            (Some(s), false) => {
+                json!({ "description": "OK", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{s}") } } } })
+            }
             (None, _) => json!({ "description": "OK" }),
         };
         let op = json!({
@@ -84,8 +96,15 @@ pub fn openapi_document(defs: &[RouteDef]) -> Value {
             "code": { "type": "string" }, "message": { "type": "string" },
             "target": { "type": "string", "description": "The request's correlation id" } } } }
     });
-    let scopes: serde_json::Map<String, Value> =
-        Permission::ALL.iter().map(|p| (p.name().to_owned(), Value::String(p.description().to_owned()))).collect();
+    let scopes: serde_json::Map<String, Value> = Permission::ALL
+        .iter()
+        .map(|p| {
+            (
+                p.name().to_owned(),
+                Value::String(p.description().to_owned()),
+            )
+        })
+        .collect();
     components["securitySchemes"] = json!({ "oauth2": { "type": "oauth2", "description":
         "Client credentials as Entra ID: POST /{tenant}/oauth2/v2.0/token with scope <server>/.default. The app's roles are the permissions.",
         "flows": { "clientCredentials": { "tokenUrl": "/{tenant}/oauth2/v2.0/token", "scopes": scopes } } } });
@@ -114,7 +133,8 @@ fn method_key(m: &Method) -> &'static str {
 /// `GET /api/openapi.json`.
 pub fn openapi_response(doc: &str) -> Response {
     let mut resp = doc.to_owned().into_response();
-    resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     resp
 }
 

@@ -29,7 +29,11 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 fn invalid_client() -> Response {
     // The same answer for an unknown client, a wrong secret and an app of another tenant: the
     // caller learns nothing about which part was wrong.
-    oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "The client credentials are invalid.")
+    oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "The client credentials are invalid.",
+    )
 }
 
 /// Which token endpoint was called.
@@ -54,13 +58,20 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     let s = String::from_utf8(raw).ok()?;
     let (id, secret) = s.split_once(':')?;
     Some((id.to_owned(), secret.to_owned()))
 }
 
-async fn issue(State(state): State<AppState>, Path(tenant): Path<String>, req: Request, version: Version) -> Response {
+async fn issue(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    req: Request,
+    version: Version,
+) -> Response {
     let headers = req.headers().clone();
     let bytes = match read_bytes(req, &()).await {
         Ok(b) => b,
@@ -71,52 +82,113 @@ async fn issue(State(state): State<AppState>, Path(tenant): Path<String>, req: R
     };
     let form: HashMap<String, String> = match serde_urlencoded::from_bytes(&bytes) {
         Ok(f) => f,
-        Err(_) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The body must be application/x-www-form-urlencoded."),
+        Err(_) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The body must be application/x-www-form-urlencoded.",
+            );
+        }
     };
     match form.get("grant_type").map(String::as_str) {
         Some("client_credentials") => {}
         Some(other) => {
             let other: String = other.chars().take(64).collect();
-            return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", &format!("Grant type '{other}' is not supported; use client_credentials."));
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                &format!("Grant type '{other}' is not supported; use client_credentials."),
+            );
         }
-        None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The request body must contain the parameter 'grant_type'."),
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The request body must contain the parameter 'grant_type'.",
+            );
+        }
     }
     let base = state.base_url(&headers);
     let resource = match version {
         Version::V2 => {
             let Some(scope) = form.get("scope") else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The request body must contain the parameter 'scope'.");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "The request body must contain the parameter 'scope'.",
+                );
             };
-            match scope.split_whitespace().find_map(|s| s.strip_suffix("/.default")) {
+            match scope
+                .split_whitespace()
+                .find_map(|s| s.strip_suffix("/.default"))
+            {
                 Some(r) => r.to_owned(),
-                None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", "The scope must be '<resource>/.default' for the client credentials flow."),
+                None => {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_scope",
+                        "The scope must be '<resource>/.default' for the client credentials flow.",
+                    );
+                }
             }
         }
         Version::V1 => match form.get("resource") {
             Some(r) => r.clone(),
-            None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The request body must contain the parameter 'resource'."),
+            None => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "The request body must contain the parameter 'resource'.",
+                );
+            }
         },
     };
     if !token::audience_accepted(&resource, &base) {
         let shown: String = resource.chars().take(200).collect();
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_resource", &format!("Resource '{shown}' is not served here; use {base} or https://api.securitycenter.microsoft.com."));
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            &format!(
+                "Resource '{shown}' is not served here; use {base} or https://api.securitycenter.microsoft.com."
+            ),
+        );
     }
     let (client_id, client_secret) = match (form.get("client_id"), form.get("client_secret")) {
         (Some(id), Some(s)) => (id.clone(), s.clone()),
         _ => match basic_credentials(&headers) {
             Some(c) => c,
-            None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "client_id and client_secret are required."),
+            None => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "client_id and client_secret are required.",
+                );
+            }
         },
     };
     let Ok(tenant) = tenant.parse::<TenantId>() else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The tenant in the path must be a tenant id (GUID).");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The tenant in the path must be a tenant id (GUID).",
+        );
     };
     match state.store.get_tenant(tenant).await {
         Ok(Some(_)) => {}
-        Ok(None) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("Tenant '{tenant}' not found.")),
+        Ok(None) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("Tenant '{tenant}' not found."),
+            );
+        }
         Err(e) => {
             crate::error::ApiError::internal("token endpoint", e);
-            return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "temporarily_unavailable", "The token service could not read its store.");
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "temporarily_unavailable",
+                "The token service could not read its store.",
+            );
         }
     }
     let app = match client_id.parse::<ClientId>() {
@@ -124,14 +196,23 @@ async fn issue(State(state): State<AppState>, Path(tenant): Path<String>, req: R
             Ok(found) => found,
             Err(e) => {
                 crate::error::ApiError::internal("token endpoint", e);
-                return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "temporarily_unavailable", "The token service could not read its store.");
+                return oauth_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "temporarily_unavailable",
+                    "The token service could not read its store.",
+                );
             }
         },
         Err(_) => None,
     };
     // Verify against a decoy hash when the app is unknown so timing reveals nothing.
-    let hash = app.as_ref().map(|(_, h)| h.clone()).unwrap_or_else(|| secret::decoy_hash().to_owned());
-    let matches = tokio::task::spawn_blocking(move || secret::verify(&client_secret, &hash)).await.unwrap_or(false);
+    let hash = app
+        .as_ref()
+        .map(|(_, h)| h.clone())
+        .unwrap_or_else(|| secret::decoy_hash().to_owned());
+    let matches = tokio::task::spawn_blocking(move || secret::verify(&client_secret, &hash))
+        .await
+        .unwrap_or(false);
     let app = match app {
         Some((app, _)) if matches => app,
         _ => return invalid_client(),
@@ -141,7 +222,11 @@ async fn issue(State(state): State<AppState>, Path(tenant): Path<String>, req: R
         Ok(k) => k,
         Err(e) => {
             crate::error::ApiError::internal("token signing key", e);
-            return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "temporarily_unavailable", "The token service has no usable signing key.");
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "temporarily_unavailable",
+                "The token service has no usable signing key.",
+            );
         }
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
@@ -180,12 +265,19 @@ async fn issue(State(state): State<AppState>, Path(tenant): Path<String>, req: R
                 body["resource"] = resource.into();
             }
             let mut resp = Json(body).into_response();
-            resp.headers_mut().insert("cache-control", axum::http::HeaderValue::from_static("no-store"));
+            resp.headers_mut().insert(
+                "cache-control",
+                axum::http::HeaderValue::from_static("no-store"),
+            );
             resp
         }
         Err(e) => {
             crate::error::ApiError::internal("signing a token", e);
-            oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "temporarily_unavailable", "The token could not be signed.")
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "temporarily_unavailable",
+                "The token could not be signed.",
+            )
         }
     }
 }
@@ -212,7 +304,11 @@ pub async fn jwks(State(state): State<AppState>, Path(tenant): Path<String>) -> 
 }
 
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
-pub async fn openid_configuration(State(state): State<AppState>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
+pub async fn openid_configuration(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let Some(t) = known_tenant(&tenant) else {
         return crate::error::ApiError::not_found("No such tenant.").into_response();
     };

@@ -87,14 +87,25 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ODataError> {
             i += 1;
         } else if c == '\'' {
             let (s, next) = string(&chars, start)?;
-            out.push(Token { tok: Tok::Str(s), pos: start });
+            out.push(Token {
+                tok: Tok::Str(s),
+                pos: start,
+            });
             i = next;
         } else if c.is_ascii_alphabetic() || c == '_' {
-            while chars.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_') {
+            while chars
+                .get(i)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
+            {
                 i += 1;
             }
-            out.push(Token { tok: Tok::Ident(chars[start..i].iter().collect()), pos: start });
-        } else if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+            out.push(Token {
+                tok: Tok::Ident(chars[start..i].iter().collect()),
+                pos: start,
+            });
+        } else if c.is_ascii_digit()
+            || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
             // Numbers and datetimes share a start, so take the whole run of characters either may
             // contain and decide afterwards: `2019-11-22T00:00:00+01:00` is one token.
             i += 1;
@@ -105,9 +116,15 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, ODataError> {
                 i += 1;
             }
             let text: String = chars[start..i].iter().collect();
-            out.push(Token { tok: number_or_datetime(&text, start)?, pos: start });
+            out.push(Token {
+                tok: number_or_datetime(&text, start)?,
+                pos: start,
+            });
         } else if c == '"' {
-            return Err(error(start, "strings are written in single quotes ('like this'), not double quotes"));
+            return Err(error(
+                start,
+                "strings are written in single quotes ('like this'), not double quotes",
+            ));
         } else {
             return Err(error(start, format_args!("unexpected character '{c}'")));
         }
@@ -121,7 +138,12 @@ fn string(chars: &[char], start: usize) -> Result<(String, usize), ODataError> {
     let mut i = start + 1;
     loop {
         match chars.get(i) {
-            None => return Err(error(start, "the string starting here is not closed with '")),
+            None => {
+                return Err(error(
+                    start,
+                    "the string starting here is not closed with '",
+                ));
+            }
             Some('\'') if chars.get(i + 1) == Some(&'\'') => {
                 s.push('\'');
                 i += 2;
@@ -138,10 +160,12 @@ fn string(chars: &[char], start: usize) -> Result<(String, usize), ODataError> {
 fn number_or_datetime(text: &str, pos: usize) -> Result<Tok, ODataError> {
     let digits = text.strip_prefix('-').unwrap_or(text);
     if digits.bytes().all(|b| b.is_ascii_digit()) {
-        return text
-            .parse::<i64>()
-            .map(Tok::Int)
-            .map_err(|_| error(pos, format_args!("the number {} is out of range", shorten(text))));
+        return text.parse::<i64>().map(Tok::Int).map_err(|_| {
+            error(
+                pos,
+                format_args!("the number {} is out of range", shorten(text)),
+            )
+        });
     }
     parse_datetime(text).map(Tok::DateTime).ok_or_else(|| {
         error(
@@ -185,7 +209,11 @@ fn parse_date(s: &str) -> Option<Date> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
         let part = s.get(r)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
     };
     let year = i32::try_from(num(0..4)?).ok()?;
     let month = Month::try_from(u8::try_from(num(5..7)?).ok()?).ok()?;
@@ -233,7 +261,10 @@ mod tests {
 
     #[test]
     fn strings_unescape_doubled_quotes() {
-        assert_eq!(toks("'it''s' ''"), vec![Tok::Str("it's".into()), Tok::Str(String::new())]);
+        assert_eq!(
+            toks("'it''s' ''"),
+            vec![Tok::Str("it's".into()), Tok::Str(String::new())]
+        );
         assert_eq!(toks("'a b\t%_\\'"), vec![Tok::Str("a b\t%_\\".into())]);
     }
 
@@ -241,40 +272,84 @@ mod tests {
     fn unterminated_string_is_an_error() {
         let e = tokenize("name eq 'abc").unwrap_err();
         assert_eq!(e.target, "$filter");
-        assert!(e.message.contains("not closed") && e.message.contains("position 8"), "{}", e.message);
+        assert!(
+            e.message.contains("not closed") && e.message.contains("position 8"),
+            "{}",
+            e.message
+        );
         assert!(tokenize("'it''").is_err());
     }
 
     #[test]
     fn double_quotes_are_explained() {
         let e = tokenize("a eq \"x\"").unwrap_err();
-        assert!(e.message.contains("single quotes") && e.message.contains("position 5"), "{}", e.message);
+        assert!(
+            e.message.contains("single quotes") && e.message.contains("position 5"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn integers_including_negative_and_bounds() {
-        assert_eq!(toks("0 42 -7"), vec![Tok::Int(0), Tok::Int(42), Tok::Int(-7)]);
+        assert_eq!(
+            toks("0 42 -7"),
+            vec![Tok::Int(0), Tok::Int(42), Tok::Int(-7)]
+        );
         assert_eq!(toks("-9223372036854775808"), vec![Tok::Int(i64::MIN)]);
         let e = tokenize("x eq 9223372036854775808").unwrap_err();
         assert!(e.message.contains("out of range"), "{}", e.message);
-        assert!(tokenize("x eq 1.5").unwrap_err().message.contains("neither a whole number"));
+        assert!(
+            tokenize("x eq 1.5")
+                .unwrap_err()
+                .message
+                .contains("neither a whole number")
+        );
         assert!(tokenize("x eq 12abc").is_err());
     }
 
     #[test]
     fn datetimes_in_every_accepted_form() {
-        assert_eq!(toks("2019-11-22T00:00:00Z"), vec![Tok::DateTime(dt("2019-11-22T00:00:00Z"))]);
-        assert_eq!(toks("2019-11-22T00:00:00.1234567Z"), vec![Tok::DateTime(dt("2019-11-22T00:00:00.1234567Z"))]);
-        assert_eq!(toks("2019-11-22T01:00:00+01:00"), vec![Tok::DateTime(dt("2019-11-22T00:00:00Z"))]);
-        assert_eq!(toks("2019-11-21T23:00:00-01:00"), vec![Tok::DateTime(dt("2019-11-22T00:00:00Z"))]);
-        assert_eq!(toks("2019-11-22"), vec![Tok::DateTime(dt("2019-11-22T00:00:00Z"))]);
-        assert_eq!(toks("2019-11-22T00:00:00"), vec![Tok::DateTime(dt("2019-11-22T00:00:00Z"))]);
-        assert_eq!(toks("2019-11-22t10:00:00z"), vec![Tok::DateTime(dt("2019-11-22T10:00:00Z"))]);
+        assert_eq!(
+            toks("2019-11-22T00:00:00Z"),
+            vec![Tok::DateTime(dt("2019-11-22T00:00:00Z"))]
+        );
+        assert_eq!(
+            toks("2019-11-22T00:00:00.1234567Z"),
+            vec![Tok::DateTime(dt("2019-11-22T00:00:00.1234567Z"))]
+        );
+        assert_eq!(
+            toks("2019-11-22T01:00:00+01:00"),
+            vec![Tok::DateTime(dt("2019-11-22T00:00:00Z"))]
+        );
+        assert_eq!(
+            toks("2019-11-21T23:00:00-01:00"),
+            vec![Tok::DateTime(dt("2019-11-22T00:00:00Z"))]
+        );
+        assert_eq!(
+            toks("2019-11-22"),
+            vec![Tok::DateTime(dt("2019-11-22T00:00:00Z"))]
+        );
+        assert_eq!(
+            toks("2019-11-22T00:00:00"),
+            vec![Tok::DateTime(dt("2019-11-22T00:00:00Z"))]
+        );
+        assert_eq!(
+            toks("2019-11-22t10:00:00z"),
+            vec![Tok::DateTime(dt("2019-11-22T10:00:00Z"))]
+        );
     }
 
     #[test]
     fn invalid_datetimes_are_errors() {
-        for bad in ["2019-13-01", "2019-02-30T00:00:00Z", "2019-11-22T25:00:00Z", "2019-11-22X", "2019-11-22T", "2019-1-2"] {
+        for bad in [
+            "2019-13-01",
+            "2019-02-30T00:00:00Z",
+            "2019-11-22T25:00:00Z",
+            "2019-11-22X",
+            "2019-11-22T",
+            "2019-1-2",
+        ] {
             assert!(tokenize(bad).is_err(), "{bad}");
         }
     }
@@ -282,7 +357,11 @@ mod tests {
     #[test]
     fn unexpected_characters_are_named() {
         let e = tokenize("a eq 1 & b").unwrap_err();
-        assert!(e.message.contains("'&'") && e.message.contains("position 7"), "{}", e.message);
+        assert!(
+            e.message.contains("'&'") && e.message.contains("position 7"),
+            "{}",
+            e.message
+        );
         assert!(tokenize("a eq -").is_err());
         assert!(tokenize("é").is_err());
     }

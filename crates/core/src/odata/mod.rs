@@ -54,14 +54,29 @@ pub enum Filter {
     Or(Box<Filter>, Box<Filter>),
     Not(Box<Filter>),
     /// `field op literal` (a reversed `literal op field` is normalised to this form).
-    Compare { field: String, op: CmpOp, value: Literal },
+    Compare {
+        field: String,
+        op: CmpOp,
+        value: Literal,
+    },
     /// `field in ('a','b')`.
-    In { field: String, values: Vec<Literal> },
+    In {
+        field: String,
+        values: Vec<Literal>,
+    },
     /// `startswith(field,'v')`, `endswith(…)`, `contains(…)`.
-    StrFn { func: StrFn, field: String, value: String },
+    StrFn {
+        func: StrFn,
+        field: String,
+        value: String,
+    },
     /// `field/any(t: <predicate>)` on a string collection; inside `predicate` the lambda variable
     /// appears as the field name `var` and stands for one element of the collection.
-    Any { field: String, var: String, predicate: Box<Filter> },
+    Any {
+        field: String,
+        var: String,
+        predicate: Box<Filter>,
+    },
 }
 
 /// The type of an entity property, as far as OData needs to know it.
@@ -92,7 +107,12 @@ pub struct Field {
 
 impl Field {
     pub const fn new(name: &'static str, ty: FieldType) -> Self {
-        Field { name, ty, filterable: true, sortable: true }
+        Field {
+            name,
+            ty,
+            filterable: true,
+            sortable: true,
+        }
     }
 }
 
@@ -109,7 +129,9 @@ pub struct EntitySet {
 impl EntitySet {
     /// Looks a field up by name, case-insensitively as MDE does.
     pub fn field(&self, name: &str) -> Option<&'static Field> {
-        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 }
 
@@ -148,7 +170,10 @@ pub struct ODataError {
 
 impl ODataError {
     pub fn new(target: impl Into<String>, message: impl Into<String>) -> Self {
-        ODataError { message: message.into(), target: target.into() }
+        ODataError {
+            message: message.into(),
+            target: target.into(),
+        }
     }
 }
 

@@ -31,18 +31,35 @@ pub fn parse_filter(src: &str) -> Result<Filter> {
     if src.len() > MAX_FILTER_LEN {
         return Err(ODataError::new(
             "$filter",
-            format!("$filter is {} bytes long; at most {MAX_FILTER_LEN} are accepted", src.len()),
+            format!(
+                "$filter is {} bytes long; at most {MAX_FILTER_LEN} are accepted",
+                src.len()
+            ),
         ));
     }
     let toks = lexer::tokenize(src)?;
     if toks.is_empty() {
-        return Err(ODataError::new("$filter", "$filter is empty: give a condition such as status eq 'New'"));
+        return Err(ODataError::new(
+            "$filter",
+            "$filter is empty: give a condition such as status eq 'New'",
+        ));
     }
-    let mut p = Parser { toks, i: 0, depth: 0, end: src.chars().count() };
+    let mut p = Parser {
+        toks,
+        i: 0,
+        depth: 0,
+        end: src.chars().count(),
+    };
     let f = p.or_expr()?;
     match p.peek() {
         None => Ok(f),
-        Some(t) => Err(p.error(t.pos, format!("expected 'and', 'or' or the end of the filter, found {}", t.tok.describe()))),
+        Some(t) => Err(p.error(
+            t.pos,
+            format!(
+                "expected 'and', 'or' or the end of the filter, found {}",
+                t.tok.describe()
+            ),
+        )),
     }
 }
 
@@ -104,7 +121,10 @@ impl Parser {
     fn expect(&mut self, want: &Tok, what: &str) -> Result<Token> {
         match self.next() {
             Some(t) if &t.tok == want => Ok(t),
-            Some(t) => Err(self.error(t.pos, format!("expected {what}, found {}", t.tok.describe()))),
+            Some(t) => Err(self.error(
+                t.pos,
+                format!("expected {what}, found {}", t.tok.describe()),
+            )),
             None => Err(self.error(self.end, format!("expected {what}, but the filter ends"))),
         }
     }
@@ -112,7 +132,10 @@ impl Parser {
     fn enter(&mut self, pos: usize) -> Result<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.error(pos, format!("the filter nests deeper than {MAX_DEPTH} levels")));
+            return Err(self.error(
+                pos,
+                format!("the filter nests deeper than {MAX_DEPTH} levels"),
+            ));
         }
         Ok(())
     }
@@ -160,11 +183,16 @@ impl Parser {
             Tok::LParen => {
                 self.enter(pos)?;
                 let inner = self.or_expr()?;
-                self.expect(&Tok::RParen, &format!("')' to close the '(' at position {pos}"))?;
+                self.expect(
+                    &Tok::RParen,
+                    &format!("')' to close the '(' at position {pos}"),
+                )?;
                 self.leave();
                 Ok(inner)
             }
-            Tok::Ident(name) if self.peek_tok() == Some(&Tok::LParen) && !is_literal_keyword(&name) => {
+            Tok::Ident(name)
+                if self.peek_tok() == Some(&Tok::LParen) && !is_literal_keyword(&name) =>
+            {
                 self.function(&name, pos)
             }
             tok => {
@@ -194,7 +222,10 @@ impl Parser {
             Tok::Int(i) => Operand::Value(Literal::Int(i)),
             Tok::DateTime(t) => Operand::Value(Literal::DateTime(t)),
             other => {
-                return Err(self.error(pos, format!("expected a condition, found {}", other.describe())));
+                return Err(self.error(
+                    pos,
+                    format!("expected a condition, found {}", other.describe()),
+                ));
             }
         })
     }
@@ -211,20 +242,33 @@ impl Parser {
                 Operand::Path(p) => format!("the property '{}'", lexer::shorten(p)),
                 Operand::Value(_) => "a value".to_owned(),
             };
-            let found = self.peek().map_or_else(|| "the end of the filter".to_owned(), |t| t.tok.describe());
+            let found = self
+                .peek()
+                .map_or_else(|| "the end of the filter".to_owned(), |t| t.tok.describe());
             let ops = match left {
                 Operand::Path(_) => "eq, ne, gt, ge, lt, le or in",
                 Operand::Value(_) => "eq, ne, gt, ge, lt or le",
             };
-            return Err(self.error(op_pos, format!("expected an operator ({ops}) after {after}, found {found}")));
+            return Err(self.error(
+                op_pos,
+                format!("expected an operator ({ops}) after {after}, found {found}"),
+            ));
         };
         let op_text = self.next().map(|t| t.tok.describe()).unwrap_or_default();
         let right_pos = self.pos();
         let right = match self.next() {
             Some(t) => match t.tok {
-                Tok::Ident(_) | Tok::Str(_) | Tok::Int(_) | Tok::DateTime(_) => self.operand_from(t.tok, right_pos)?,
+                Tok::Ident(_) | Tok::Str(_) | Tok::Int(_) | Tok::DateTime(_) => {
+                    self.operand_from(t.tok, right_pos)?
+                }
                 other => {
-                    return Err(self.error(right_pos, format!("expected a value after {op_text}, found {}", other.describe())));
+                    return Err(self.error(
+                        right_pos,
+                        format!(
+                            "expected a value after {op_text}, found {}",
+                            other.describe()
+                        ),
+                    ));
                 }
             },
             None => return Err(self.error(right_pos, format!("expected a value after {op_text}"))),
@@ -256,7 +300,10 @@ impl Parser {
             _ => {
                 return Err(self.error(
                     pos,
-                    format!("unknown function '{}'; supported: startswith, endswith, contains", lexer::shorten(name)),
+                    format!(
+                        "unknown function '{}'; supported: startswith, endswith, contains",
+                        lexer::shorten(name)
+                    ),
                 ));
             }
         };
@@ -270,10 +317,18 @@ impl Parser {
             Some(other) => {
                 return Err(self.error(
                     value_pos,
-                    format!("expected a quoted string as the second argument of {fname}, found {}", other.describe()),
+                    format!(
+                        "expected a quoted string as the second argument of {fname}, found {}",
+                        other.describe()
+                    ),
                 ));
             }
-            None => return Err(self.error(value_pos, format!("expected a quoted string as the second argument of {fname}"))),
+            None => {
+                return Err(self.error(
+                    value_pos,
+                    format!("expected a quoted string as the second argument of {fname}"),
+                ));
+            }
         };
         self.expect(&Tok::RParen, &format!("')' to close {fname}("))?;
         let call = Filter::StrFn { func, field, value };
@@ -291,7 +346,12 @@ impl Parser {
         let b = match self.next().map(|t| t.tok) {
             Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("true") => true,
             Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("false") => false,
-            _ => return Err(self.error(b_pos, format!("expected true or false after {op_text} (the result of {fname})"))),
+            _ => {
+                return Err(self.error(
+                    b_pos,
+                    format!("expected true or false after {op_text} (the result of {fname})"),
+                ));
+            }
         };
         if b != negate_if_eq {
             Ok(call)
@@ -305,7 +365,9 @@ impl Parser {
         let pos = self.pos();
         match self.next().map(|t| t.tok) {
             Some(Tok::Ident(s)) if !is_literal_keyword(&s) => Ok(s),
-            Some(other) => Err(self.error(pos, format!("expected {what}, found {}", other.describe()))),
+            Some(other) => {
+                Err(self.error(pos, format!("expected {what}, found {}", other.describe())))
+            }
             None => Err(self.error(pos, format!("expected {what}, but the filter ends"))),
         }
     }
@@ -317,26 +379,45 @@ impl Parser {
         match self.next().map(|t| t.tok) {
             Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("any") => {}
             Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("all") => {
-                return Err(self.error(pos, "all() is not supported; use any(), e.g. machineTags/any(t: t eq 'x')"));
+                return Err(self.error(
+                    pos,
+                    "all() is not supported; use any(), e.g. machineTags/any(t: t eq 'x')",
+                ));
             }
             _ => {
                 return Err(self.error(
                     pos,
-                    format!("expected any(…) after '{}/'; property paths are not supported", lexer::shorten(&field)),
+                    format!(
+                        "expected any(…) after '{}/'; property paths are not supported",
+                        lexer::shorten(&field)
+                    ),
                 ));
             }
         }
         let open = self.expect(&Tok::LParen, "'(' after any")?;
         if self.peek_tok() == Some(&Tok::RParen) {
-            return Err(self.error(self.pos(), "any() needs a condition, e.g. machineTags/any(t: t eq 'x')"));
+            return Err(self.error(
+                self.pos(),
+                "any() needs a condition, e.g. machineTags/any(t: t eq 'x')",
+            ));
         }
         let var = self.path("a variable name, as in any(t: t eq 'x')")?;
-        self.expect(&Tok::Colon, &format!("':' after the variable '{}'", lexer::shorten(&var)))?;
+        self.expect(
+            &Tok::Colon,
+            &format!("':' after the variable '{}'", lexer::shorten(&var)),
+        )?;
         self.enter(open.pos)?;
         let predicate = self.or_expr()?;
-        self.expect(&Tok::RParen, &format!("')' to close the any( at position {}", open.pos))?;
+        self.expect(
+            &Tok::RParen,
+            &format!("')' to close the any( at position {}", open.pos),
+        )?;
         self.leave();
-        Ok(Filter::Any { field, var, predicate: Box::new(predicate) })
+        Ok(Filter::Any {
+            field,
+            var,
+            predicate: Box::new(predicate),
+        })
     }
 
     /// `field in (v1, v2, …)`; `in` was consumed.
@@ -356,11 +437,30 @@ impl Parser {
                 Some(Tok::Ident(s)) => match keyword_literal(&s) {
                     Some(l) => l,
                     None => {
-                        return Err(self.error(pos, format!("expected a value in the in (…) list, found '{}'", lexer::shorten(&s))));
+                        return Err(self.error(
+                            pos,
+                            format!(
+                                "expected a value in the in (…) list, found '{}'",
+                                lexer::shorten(&s)
+                            ),
+                        ));
                     }
                 },
-                Some(other) => return Err(self.error(pos, format!("expected a value in the in (…) list, found {}", other.describe()))),
-                None => return Err(self.error(pos, "expected a value in the in (…) list, but the filter ends")),
+                Some(other) => {
+                    return Err(self.error(
+                        pos,
+                        format!(
+                            "expected a value in the in (…) list, found {}",
+                            other.describe()
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(self.error(
+                        pos,
+                        "expected a value in the in (…) list, but the filter ends",
+                    ));
+                }
             };
             values.push(value);
             let pos = self.pos();
@@ -368,9 +468,20 @@ impl Parser {
                 Some(Tok::Comma) => {}
                 Some(Tok::RParen) => return Ok(Filter::In { field, values }),
                 Some(other) => {
-                    return Err(self.error(pos, format!("expected ',' or ')' in the in (…) list, found {}", other.describe())));
+                    return Err(self.error(
+                        pos,
+                        format!(
+                            "expected ',' or ')' in the in (…) list, found {}",
+                            other.describe()
+                        ),
+                    ));
                 }
-                None => return Err(self.error(pos, "expected ')' to close the in (…) list, but the filter ends")),
+                None => {
+                    return Err(self.error(
+                        pos,
+                        "expected ')' to close the in (…) list, but the filter ends",
+                    ));
+                }
             }
         }
     }
@@ -439,7 +550,11 @@ mod tests {
     use crate::timefmt;
 
     fn cmp(field: &str, op: CmpOp, value: Literal) -> Filter {
-        Filter::Compare { field: field.into(), op, value }
+        Filter::Compare {
+            field: field.into(),
+            op,
+            value,
+        }
     }
     fn s(v: &str) -> Literal {
         Literal::String(v.into())
@@ -461,31 +576,77 @@ mod tests {
 
     #[test]
     fn comparisons_with_every_operator() {
-        for (text, op) in [("eq", CmpOp::Eq), ("ne", CmpOp::Ne), ("gt", CmpOp::Gt), ("ge", CmpOp::Ge), ("lt", CmpOp::Lt), ("le", CmpOp::Le)] {
-            assert_eq!(parse_filter(&format!("incidentId {text} 5")).unwrap(), cmp("incidentId", op, Literal::Int(5)));
+        for (text, op) in [
+            ("eq", CmpOp::Eq),
+            ("ne", CmpOp::Ne),
+            ("gt", CmpOp::Gt),
+            ("ge", CmpOp::Ge),
+            ("lt", CmpOp::Lt),
+            ("le", CmpOp::Le),
+        ] {
+            assert_eq!(
+                parse_filter(&format!("incidentId {text} 5")).unwrap(),
+                cmp("incidentId", op, Literal::Int(5))
+            );
             let upper = text.to_ascii_uppercase();
-            assert_eq!(parse_filter(&format!("incidentId {upper} -5")).unwrap(), cmp("incidentId", op, Literal::Int(-5)));
+            assert_eq!(
+                parse_filter(&format!("incidentId {upper} -5")).unwrap(),
+                cmp("incidentId", op, Literal::Int(-5))
+            );
         }
     }
 
     #[test]
     fn literal_kinds() {
-        assert_eq!(parse_filter("a eq 'it''s'").unwrap(), cmp("a", CmpOp::Eq, s("it's")));
-        assert_eq!(parse_filter("a eq true").unwrap(), cmp("a", CmpOp::Eq, Literal::Bool(true)));
-        assert_eq!(parse_filter("a ne FALSE").unwrap(), cmp("a", CmpOp::Ne, Literal::Bool(false)));
-        assert_eq!(parse_filter("a eq null").unwrap(), cmp("a", CmpOp::Eq, Literal::Null));
-        assert_eq!(parse_filter("a ne Null").unwrap(), cmp("a", CmpOp::Ne, Literal::Null));
+        assert_eq!(
+            parse_filter("a eq 'it''s'").unwrap(),
+            cmp("a", CmpOp::Eq, s("it's"))
+        );
+        assert_eq!(
+            parse_filter("a eq true").unwrap(),
+            cmp("a", CmpOp::Eq, Literal::Bool(true))
+        );
+        assert_eq!(
+            parse_filter("a ne FALSE").unwrap(),
+            cmp("a", CmpOp::Ne, Literal::Bool(false))
+        );
+        assert_eq!(
+            parse_filter("a eq null").unwrap(),
+            cmp("a", CmpOp::Eq, Literal::Null)
+        );
+        assert_eq!(
+            parse_filter("a ne Null").unwrap(),
+            cmp("a", CmpOp::Ne, Literal::Null)
+        );
         let t = timefmt::parse("2019-11-22T00:00:00Z").unwrap();
-        assert_eq!(parse_filter("lastUpdateTime ge 2019-11-22T00:00:00Z").unwrap(), cmp("lastUpdateTime", CmpOp::Ge, Literal::DateTime(t)));
-        assert_eq!(parse_filter("lastUpdateTime ge 2019-11-22").unwrap(), cmp("lastUpdateTime", CmpOp::Ge, Literal::DateTime(t)));
+        assert_eq!(
+            parse_filter("lastUpdateTime ge 2019-11-22T00:00:00Z").unwrap(),
+            cmp("lastUpdateTime", CmpOp::Ge, Literal::DateTime(t))
+        );
+        assert_eq!(
+            parse_filter("lastUpdateTime ge 2019-11-22").unwrap(),
+            cmp("lastUpdateTime", CmpOp::Ge, Literal::DateTime(t))
+        );
     }
 
     #[test]
     fn reversed_comparisons_are_normalised() {
-        assert_eq!(parse_filter("5 lt size").unwrap(), cmp("size", CmpOp::Gt, Literal::Int(5)));
-        assert_eq!(parse_filter("5 ge size").unwrap(), cmp("size", CmpOp::Le, Literal::Int(5)));
-        assert_eq!(parse_filter("'High' eq severity").unwrap(), cmp("severity", CmpOp::Eq, s("High")));
-        assert_eq!(parse_filter("null ne x").unwrap(), cmp("x", CmpOp::Ne, Literal::Null));
+        assert_eq!(
+            parse_filter("5 lt size").unwrap(),
+            cmp("size", CmpOp::Gt, Literal::Int(5))
+        );
+        assert_eq!(
+            parse_filter("5 ge size").unwrap(),
+            cmp("size", CmpOp::Le, Literal::Int(5))
+        );
+        assert_eq!(
+            parse_filter("'High' eq severity").unwrap(),
+            cmp("severity", CmpOp::Eq, s("High"))
+        );
+        assert_eq!(
+            parse_filter("null ne x").unwrap(),
+            cmp("x", CmpOp::Ne, Literal::Null)
+        );
     }
 
     #[test]
@@ -493,14 +654,32 @@ mod tests {
         let a = || cmp("a", CmpOp::Eq, Literal::Int(1));
         let b = || cmp("b", CmpOp::Eq, Literal::Int(2));
         let c = || cmp("c", CmpOp::Eq, Literal::Int(3));
-        assert_eq!(parse_filter("a eq 1 or b eq 2 and c eq 3").unwrap(), or(a(), and(b(), c())));
-        assert_eq!(parse_filter("a eq 1 AND b eq 2 Or c eq 3").unwrap(), or(and(a(), b()), c()));
-        assert_eq!(parse_filter("not a eq 1 and b eq 2").unwrap(), and(not(a()), b()));
-        assert_eq!(parse_filter("not (a eq 1 or b eq 2)").unwrap(), not(or(a(), b())));
+        assert_eq!(
+            parse_filter("a eq 1 or b eq 2 and c eq 3").unwrap(),
+            or(a(), and(b(), c()))
+        );
+        assert_eq!(
+            parse_filter("a eq 1 AND b eq 2 Or c eq 3").unwrap(),
+            or(and(a(), b()), c())
+        );
+        assert_eq!(
+            parse_filter("not a eq 1 and b eq 2").unwrap(),
+            and(not(a()), b())
+        );
+        assert_eq!(
+            parse_filter("not (a eq 1 or b eq 2)").unwrap(),
+            not(or(a(), b()))
+        );
         assert_eq!(parse_filter("NOT NOT a eq 1").unwrap(), not(not(a())));
-        assert_eq!(parse_filter("(a eq 1 or b eq 2) and c eq 3").unwrap(), and(or(a(), b()), c()));
+        assert_eq!(
+            parse_filter("(a eq 1 or b eq 2) and c eq 3").unwrap(),
+            and(or(a(), b()), c())
+        );
         assert_eq!(parse_filter("((a eq 1))").unwrap(), a());
-        assert_eq!(parse_filter("a eq 1 and b eq 2 and c eq 3").unwrap(), and(and(a(), b()), c()));
+        assert_eq!(
+            parse_filter("a eq 1 and b eq 2 and c eq 3").unwrap(),
+            and(and(a(), b()), c())
+        );
     }
 
     #[test]
@@ -521,18 +700,42 @@ mod tests {
 
     #[test]
     fn string_functions_and_their_boolean_comparisons() {
-        let sw = || Filter::StrFn { func: StrFn::StartsWith, field: "title".into(), value: "Sus".into() };
+        let sw = || Filter::StrFn {
+            func: StrFn::StartsWith,
+            field: "title".into(),
+            value: "Sus".into(),
+        };
         assert_eq!(parse_filter("startswith(title,'Sus')").unwrap(), sw());
         assert_eq!(parse_filter("StartsWith( title , 'Sus' )").unwrap(), sw());
-        assert_eq!(parse_filter("startswith(title,'Sus') eq true").unwrap(), sw());
-        assert_eq!(parse_filter("startswith(title,'Sus') ne false").unwrap(), sw());
-        assert_eq!(parse_filter("startswith(title,'Sus') eq false").unwrap(), not(sw()));
-        assert_eq!(parse_filter("startswith(title,'Sus') ne true").unwrap(), not(sw()));
+        assert_eq!(
+            parse_filter("startswith(title,'Sus') eq true").unwrap(),
+            sw()
+        );
+        assert_eq!(
+            parse_filter("startswith(title,'Sus') ne false").unwrap(),
+            sw()
+        );
+        assert_eq!(
+            parse_filter("startswith(title,'Sus') eq false").unwrap(),
+            not(sw())
+        );
+        assert_eq!(
+            parse_filter("startswith(title,'Sus') ne true").unwrap(),
+            not(sw())
+        );
         assert_eq!(
             parse_filter("endswith(a,'x') or CONTAINS(b,'y')").unwrap(),
             or(
-                Filter::StrFn { func: StrFn::EndsWith, field: "a".into(), value: "x".into() },
-                Filter::StrFn { func: StrFn::Contains, field: "b".into(), value: "y".into() }
+                Filter::StrFn {
+                    func: StrFn::EndsWith,
+                    field: "a".into(),
+                    value: "x".into()
+                },
+                Filter::StrFn {
+                    func: StrFn::Contains,
+                    field: "b".into(),
+                    value: "y".into()
+                }
             )
         );
     }
@@ -541,17 +744,36 @@ mod tests {
     fn in_lists() {
         assert_eq!(
             parse_filter("status in ('New', 'InProgress')").unwrap(),
-            Filter::In { field: "status".into(), values: vec![s("New"), s("InProgress")] }
+            Filter::In {
+                field: "status".into(),
+                values: vec![s("New"), s("InProgress")]
+            }
         );
-        assert_eq!(parse_filter("id IN (1,2,null)").unwrap(), Filter::In { field: "id".into(), values: vec![Literal::Int(1), Literal::Int(2), Literal::Null] });
-        assert_eq!(parse_filter("id in ()").unwrap(), Filter::In { field: "id".into(), values: vec![] });
+        assert_eq!(
+            parse_filter("id IN (1,2,null)").unwrap(),
+            Filter::In {
+                field: "id".into(),
+                values: vec![Literal::Int(1), Literal::Int(2), Literal::Null]
+            }
+        );
+        assert_eq!(
+            parse_filter("id in ()").unwrap(),
+            Filter::In {
+                field: "id".into(),
+                values: vec![]
+            }
+        );
     }
 
     #[test]
     fn any_lambdas() {
         assert_eq!(
             parse_filter("machineTags/any(t: t eq 'x')").unwrap(),
-            Filter::Any { field: "machineTags".into(), var: "t".into(), predicate: Box::new(cmp("t", CmpOp::Eq, s("x"))) }
+            Filter::Any {
+                field: "machineTags".into(),
+                var: "t".into(),
+                predicate: Box::new(cmp("t", CmpOp::Eq, s("x")))
+            }
         );
         assert_eq!(
             parse_filter("machineTags/ANY(tag: startswith(tag,'p') and not tag eq 'px')").unwrap(),
@@ -559,7 +781,11 @@ mod tests {
                 field: "machineTags".into(),
                 var: "tag".into(),
                 predicate: Box::new(and(
-                    Filter::StrFn { func: StrFn::StartsWith, field: "tag".into(), value: "p".into() },
+                    Filter::StrFn {
+                        func: StrFn::StartsWith,
+                        field: "tag".into(),
+                        value: "p".into()
+                    },
                     not(cmp("tag", CmpOp::Eq, s("px")))
                 ))
             }
@@ -568,17 +794,29 @@ mod tests {
 
     #[test]
     fn errors_name_position_and_expectation() {
-        assert_eq!(err("severity eq "), "$filter: expected a value after 'eq' at position 12");
+        assert_eq!(
+            err("severity eq "),
+            "$filter: expected a value after 'eq' at position 12"
+        );
         assert!(err("").contains("empty"));
         assert!(err("   ").contains("empty"));
         let m = err("severity 'High'");
-        assert!(m.contains("expected an operator") && m.contains("position 9"), "{m}");
+        assert!(
+            m.contains("expected an operator") && m.contains("position 9"),
+            "{m}"
+        );
         let m = err("severity eq 'High' status eq 'New'");
-        assert!(m.contains("expected 'and', 'or'") && m.contains("position 19"), "{m}");
+        assert!(
+            m.contains("expected 'and', 'or'") && m.contains("position 19"),
+            "{m}"
+        );
         let m = err("(a eq 1");
         assert!(m.contains("')'") && m.contains("position 7"), "{m}");
         let m = err("a eq 1 and");
-        assert!(m.contains("expected a condition") && m.contains("position 10"), "{m}");
+        assert!(
+            m.contains("expected a condition") && m.contains("position 10"),
+            "{m}"
+        );
         assert!(err("a eq b").contains("two properties"));
         assert!(err("1 eq 2").contains("property on one side"));
         assert!(err("tolower(a) eq 'x'").contains("unknown function 'tolower'"));
@@ -601,7 +839,11 @@ mod tests {
     fn nesting_and_length_are_bounded() {
         let deep = format!("{}a eq 1{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
         assert!(parse_filter(&deep).is_ok());
-        let deeper = format!("{}a eq 1{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+        let deeper = format!(
+            "{}a eq 1{}",
+            "(".repeat(MAX_DEPTH + 1),
+            ")".repeat(MAX_DEPTH + 1)
+        );
         assert!(err(&deeper).contains("deeper than 64"));
         assert!(err(&"not ".repeat(1000)).contains("deeper than 64"));
         assert!(err(&"(".repeat(5000)).contains("deeper than 64"));

@@ -10,23 +10,36 @@
 
 use super::lexer::{parse_datetime, shorten};
 use super::parser::parse_filter;
-use super::{CmpOp, EntitySet, Field, FieldType, Filter, Literal, ODataError, OrderBy, QueryOptions, MAX_TOP};
+use super::{
+    CmpOp, EntitySet, Field, FieldType, Filter, Literal, MAX_TOP, ODataError, OrderBy, QueryOptions,
+};
 
 /// Most `$orderby` keys accepted: each one widens the keyset predicate and the index needed.
 pub const MAX_ORDERBY_KEYS: usize = 4;
 
 const SUPPORTED: &str = "$filter, $top, $skip, $orderby, $select, $count, $expand, $skiptoken";
 
-pub(crate) fn parse_options(pairs: &[(String, String)], set: &EntitySet) -> Result<QueryOptions, ODataError> {
-    let mut q = QueryOptions { top: MAX_TOP, ..QueryOptions::default() };
+pub(crate) fn parse_options(
+    pairs: &[(String, String)],
+    set: &EntitySet,
+) -> Result<QueryOptions, ODataError> {
+    let mut q = QueryOptions {
+        top: MAX_TOP,
+        ..QueryOptions::default()
+    };
     let mut seen: Vec<String> = Vec::new();
     for (key, value) in pairs {
         // Parameters without `$` belong to the route (e.g. an API version), not to OData.
-        let Some(name) = key.strip_prefix('$') else { continue };
+        let Some(name) = key.strip_prefix('$') else {
+            continue;
+        };
         let name = name.to_ascii_lowercase();
         let option = format!("${name}");
         if seen.contains(&name) {
-            return Err(ODataError::new(option.clone(), format!("the query option {option} is given more than once")));
+            return Err(ODataError::new(
+                option.clone(),
+                format!("the query option {option} is given more than once"),
+            ));
         }
         seen.push(name.clone());
         match name.as_str() {
@@ -40,7 +53,10 @@ pub(crate) fn parse_options(pairs: &[(String, String)], set: &EntitySet) -> Resu
             "skiptoken" => q.skiptoken = Some(value.clone()),
             _ => {
                 let shown = shorten(key);
-                return Err(ODataError::new(shown.clone(), format!("the query option '{shown}' is not supported; supported: {SUPPORTED}")));
+                return Err(ODataError::new(
+                    shown.clone(),
+                    format!("the query option '{shown}' is not supported; supported: {SUPPORTED}"),
+                ));
             }
         }
     }
@@ -50,27 +66,49 @@ pub(crate) fn parse_options(pairs: &[(String, String)], set: &EntitySet) -> Resu
 fn parse_top(value: &str) -> Result<u32, ODataError> {
     let v = value.trim();
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ODataError::new("$top", format!("$top must be a whole number from 0 to {MAX_TOP}, not '{}'", shorten(value))));
+        return Err(ODataError::new(
+            "$top",
+            format!(
+                "$top must be a whole number from 0 to {MAX_TOP}, not '{}'",
+                shorten(value)
+            ),
+        ));
     }
     match v.parse::<u64>() {
         Ok(n) if n <= u64::from(MAX_TOP) => Ok(n as u32),
-        _ => Err(ODataError::new("$top", format!("$top may be at most {MAX_TOP} (the maximum page size), not {}", shorten(v)))),
+        _ => Err(ODataError::new(
+            "$top",
+            format!(
+                "$top may be at most {MAX_TOP} (the maximum page size), not {}",
+                shorten(v)
+            ),
+        )),
     }
 }
 
 fn parse_skip(value: &str) -> Result<u64, ODataError> {
     let v = value.trim();
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ODataError::new("$skip", format!("$skip must be a whole number of at least 0, not '{}'", shorten(value))));
+        return Err(ODataError::new(
+            "$skip",
+            format!(
+                "$skip must be a whole number of at least 0, not '{}'",
+                shorten(value)
+            ),
+        ));
     }
-    v.parse::<u64>().map_err(|_| ODataError::new("$skip", format!("$skip {} is too large", shorten(v))))
+    v.parse::<u64>()
+        .map_err(|_| ODataError::new("$skip", format!("$skip {} is too large", shorten(v))))
 }
 
 fn parse_count(value: &str) -> Result<bool, ODataError> {
     match value.trim() {
         v if v.eq_ignore_ascii_case("true") => Ok(true),
         v if v.eq_ignore_ascii_case("false") => Ok(false),
-        _ => Err(ODataError::new("$count", format!("$count must be true or false, not '{}'", shorten(value)))),
+        _ => Err(ODataError::new(
+            "$count",
+            format!("$count must be true or false, not '{}'", shorten(value)),
+        )),
     }
 }
 
@@ -82,21 +120,37 @@ fn parse_orderby(value: &str, set: &EntitySet) -> Result<Vec<OrderBy>, ODataErro
             [name] => (*name, false),
             [name, dir] if dir.eq_ignore_ascii_case("asc") => (*name, false),
             [name, dir] if dir.eq_ignore_ascii_case("desc") => (*name, true),
-            [] => return Err(ODataError::new("$orderby", "$orderby has an empty entry; write e.g. $orderby=alertCreationTime desc")),
+            [] => {
+                return Err(ODataError::new(
+                    "$orderby",
+                    "$orderby has an empty entry; write e.g. $orderby=alertCreationTime desc",
+                ));
+            }
             _ => {
                 return Err(ODataError::new(
                     "$orderby",
-                    format!("$orderby entry '{}' must be a property optionally followed by asc or desc", shorten(item.trim())),
+                    format!(
+                        "$orderby entry '{}' must be a property optionally followed by asc or desc",
+                        shorten(item.trim())
+                    ),
                 ));
             }
         };
-        let field = lookup(set, name, "$orderby", |f| f.sortable && f.ty != FieldType::StringCollection)?;
+        let field = lookup(set, name, "$orderby", |f| {
+            f.sortable && f.ty != FieldType::StringCollection
+        })?;
         if keys.iter().any(|k| k.field.name == field.name) {
-            return Err(ODataError::new(field.name, format!("$orderby names '{}' more than once", field.name)));
+            return Err(ODataError::new(
+                field.name,
+                format!("$orderby names '{}' more than once", field.name),
+            ));
         }
         keys.push(OrderBy { field, descending });
         if keys.len() > MAX_ORDERBY_KEYS {
-            return Err(ODataError::new("$orderby", format!("$orderby may name at most {MAX_ORDERBY_KEYS} properties")));
+            return Err(ODataError::new(
+                "$orderby",
+                format!("$orderby may name at most {MAX_ORDERBY_KEYS} properties"),
+            ));
         }
     }
     Ok(keys)
@@ -104,7 +158,10 @@ fn parse_orderby(value: &str, set: &EntitySet) -> Result<Vec<OrderBy>, ODataErro
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn parse_select(value: &str, set: &EntitySet) -> Result<Option<Vec<String>>, ODataError> {
@@ -115,9 +172,14 @@ fn parse_select(value: &str, set: &EntitySet) -> Result<Option<Vec<String>>, ODa
             return Ok(None);
         }
         if !is_identifier(item) {
-            return Err(ODataError::new("$select", format!("$select entry '{}' is not a property name", shorten(item))));
+            return Err(ODataError::new(
+                "$select",
+                format!("$select entry '{}' is not a property name", shorten(item)),
+            ));
         }
-        let name = set.field(item).map_or_else(|| item.to_owned(), |f| f.name.to_owned());
+        let name = set
+            .field(item)
+            .map_or_else(|| item.to_owned(), |f| f.name.to_owned());
         if !names.contains(&name) {
             names.push(name);
         }
@@ -134,7 +196,10 @@ fn parse_expand(value: &str, set: &EntitySet) -> Result<Vec<String>, ODataError>
             } else {
                 format!("expandable: {}", set.expand.join(", "))
             };
-            return Err(ODataError::new("$expand", format!("$expand: '{}' cannot be expanded; {can}", shorten(item))));
+            return Err(ODataError::new(
+                "$expand",
+                format!("$expand: '{}' cannot be expanded; {can}", shorten(item)),
+            ));
         };
         if !out.iter().any(|e| e == canonical) {
             out.push((*canonical).to_owned());
@@ -144,28 +209,47 @@ fn parse_expand(value: &str, set: &EntitySet) -> Result<Vec<String>, ODataError>
 }
 
 /// Finds a field that `allowed` admits for `option`, or explains why not (with a suggestion).
-fn lookup(set: &EntitySet, name: &str, option: &str, allowed: impl Fn(&Field) -> bool) -> Result<&'static Field, ODataError> {
+fn lookup(
+    set: &EntitySet,
+    name: &str,
+    option: &str,
+    allowed: impl Fn(&Field) -> bool,
+) -> Result<&'static Field, ODataError> {
     let shown = shorten(name);
     match set.field(name) {
         Some(f) if allowed(f) => Ok(f),
         Some(f) => {
             let why = if f.ty == FieldType::StringCollection && option == "$filter" {
-                format!("'{0}' is a collection: filter it with {0}/any(t: t eq 'value')", f.name)
+                format!(
+                    "'{0}' is a collection: filter it with {0}/any(t: t eq 'value')",
+                    f.name
+                )
             } else if f.ty == FieldType::StringCollection {
-                format!("'{}' is a collection and cannot be used in {option}", f.name)
+                format!(
+                    "'{}' is a collection and cannot be used in {option}",
+                    f.name
+                )
             } else {
                 format!("'{}' cannot be used in {option}", f.name)
             };
             Err(ODataError::new(f.name, why))
         }
         None => {
-            let candidates: Vec<&str> = set.fields.iter().filter(|f| allowed(f)).map(|f| f.name).collect();
+            let candidates: Vec<&str> = set
+                .fields
+                .iter()
+                .filter(|f| allowed(f))
+                .map(|f| f.name)
+                .collect();
             let hint = match closest(name, &candidates) {
                 Some(c) => format!("; did you mean '{c}'?"),
                 None if candidates.is_empty() => format!("; {} has none that can", set.name),
                 None => format!("; properties that can: {}", candidates.join(", ")),
             };
-            Err(ODataError::new(shown.clone(), format!("{option}: {} has no property '{shown}'{hint}", set.name)))
+            Err(ODataError::new(
+                shown.clone(),
+                format!("{option}: {} has no property '{shown}'{hint}", set.name),
+            ))
         }
     }
 }
@@ -215,14 +299,28 @@ pub(crate) fn check_filter(f: Filter, set: &EntitySet) -> Result<Filter, ODataEr
 
 fn check(f: Filter, set: &EntitySet, lambda: Option<(&str, &str)>) -> Result<Filter, ODataError> {
     Ok(match f {
-        Filter::And(a, b) => Filter::And(Box::new(check(*a, set, lambda)?), Box::new(check(*b, set, lambda)?)),
-        Filter::Or(a, b) => Filter::Or(Box::new(check(*a, set, lambda)?), Box::new(check(*b, set, lambda)?)),
+        Filter::And(a, b) => Filter::And(
+            Box::new(check(*a, set, lambda)?),
+            Box::new(check(*b, set, lambda)?),
+        ),
+        Filter::Or(a, b) => Filter::Or(
+            Box::new(check(*a, set, lambda)?),
+            Box::new(check(*b, set, lambda)?),
+        ),
         Filter::Not(a) => Filter::Not(Box::new(check(*a, set, lambda)?)),
         Filter::Compare { field, op, value } => match resolve(&field, set, lambda)? {
-            Target::Field(fd) => Filter::Compare { field: fd.name.to_owned(), op, value: check_literal(fd, op, value)? },
+            Target::Field(fd) => Filter::Compare {
+                field: fd.name.to_owned(),
+                op,
+                value: check_literal(fd, op, value)?,
+            },
             Target::Var(var) => {
                 let value = check_element_literal(&var, op, value)?;
-                Filter::Compare { field: var, op, value }
+                Filter::Compare {
+                    field: var,
+                    op,
+                    value,
+                }
             }
         },
         Filter::In { field, values } => {
@@ -235,7 +333,12 @@ fn check(f: Filter, set: &EntitySet, lambda: Option<(&str, &str)>) -> Result<Fil
                 };
                 if v == Literal::Null {
                     // SQL's `IN (NULL)` matches nothing, which would surprise; say how to ask.
-                    return Err(ODataError::new(name.clone(), format!("$filter: null cannot appear in an in (…) list; use {name} eq null")));
+                    return Err(ODataError::new(
+                        name.clone(),
+                        format!(
+                            "$filter: null cannot appear in an in (…) list; use {name} eq null"
+                        ),
+                    ));
                 }
                 checked.push(match &target {
                     Target::Field(fd) => check_literal(fd, CmpOp::Eq, v)?,
@@ -246,38 +349,72 @@ fn check(f: Filter, set: &EntitySet, lambda: Option<(&str, &str)>) -> Result<Fil
                 Target::Field(fd) => fd.name.to_owned(),
                 Target::Var(var) => var,
             };
-            Filter::In { field, values: checked }
+            Filter::In {
+                field,
+                values: checked,
+            }
         }
         Filter::StrFn { func, field, value } => match resolve(&field, set, lambda)? {
             Target::Field(fd) => {
                 if !matches!(fd.ty, FieldType::String | FieldType::Enum(_)) {
                     return Err(ODataError::new(
                         fd.name,
-                        format!("$filter: startswith, endswith and contains apply to text properties; '{}' is {}", fd.name, describe_type(fd.ty)),
+                        format!(
+                            "$filter: startswith, endswith and contains apply to text properties; '{}' is {}",
+                            fd.name,
+                            describe_type(fd.ty)
+                        ),
                     ));
                 }
-                Filter::StrFn { func, field: fd.name.to_owned(), value }
+                Filter::StrFn {
+                    func,
+                    field: fd.name.to_owned(),
+                    value,
+                }
             }
-            Target::Var(var) => Filter::StrFn { func, field: var, value },
+            Target::Var(var) => Filter::StrFn {
+                func,
+                field: var,
+                value,
+            },
         },
-        Filter::Any { field, var, predicate } => {
+        Filter::Any {
+            field,
+            var,
+            predicate,
+        } => {
             if let Some((outer_field, _)) = lambda {
-                return Err(ODataError::new(shorten(&field), format!("$filter: any() cannot be nested inside {outer_field}/any(…)")));
+                return Err(ODataError::new(
+                    shorten(&field),
+                    format!("$filter: any() cannot be nested inside {outer_field}/any(…)"),
+                ));
             }
             let fd = lookup(set, &field, "$filter", |f| f.filterable)?;
             if fd.ty != FieldType::StringCollection {
                 return Err(ODataError::new(
                     fd.name,
-                    format!("$filter: any() applies to collection properties; '{}' is {}", fd.name, describe_type(fd.ty)),
+                    format!(
+                        "$filter: any() applies to collection properties; '{}' is {}",
+                        fd.name,
+                        describe_type(fd.ty)
+                    ),
                 ));
             }
             let predicate = check(*predicate, set, Some((fd.name, &var)))?;
-            Filter::Any { field: fd.name.to_owned(), var, predicate: Box::new(predicate) }
+            Filter::Any {
+                field: fd.name.to_owned(),
+                var,
+                predicate: Box::new(predicate),
+            }
         }
     })
 }
 
-fn resolve(name: &str, set: &EntitySet, lambda: Option<(&str, &str)>) -> Result<Target, ODataError> {
+fn resolve(
+    name: &str,
+    set: &EntitySet,
+    lambda: Option<(&str, &str)>,
+) -> Result<Target, ODataError> {
     if let Some((collection, var)) = lambda {
         if name.eq_ignore_ascii_case(var) {
             return Ok(Target::Var(var.to_owned()));
@@ -285,10 +422,15 @@ fn resolve(name: &str, set: &EntitySet, lambda: Option<(&str, &str)>) -> Result<
         let shown = shorten(name);
         return Err(ODataError::new(
             shown.clone(),
-            format!("$filter: inside {collection}/any({var}: …) only the variable '{var}' may be used, not '{shown}'"),
+            format!(
+                "$filter: inside {collection}/any({var}: …) only the variable '{var}' may be used, not '{shown}'"
+            ),
         ));
     }
-    lookup(set, name, "$filter", |f| f.filterable && f.ty != FieldType::StringCollection).map(Target::Field)
+    lookup(set, name, "$filter", |f| {
+        f.filterable && f.ty != FieldType::StringCollection
+    })
+    .map(Target::Field)
 }
 
 fn describe_type(ty: FieldType) -> &'static str {
@@ -316,7 +458,10 @@ fn null_check(name: &str, op: CmpOp) -> Result<Literal, ODataError> {
     if matches!(op, CmpOp::Eq | CmpOp::Ne) {
         Ok(Literal::Null)
     } else {
-        Err(ODataError::new(name, format!("$filter: '{name}' can be compared with null only by eq or ne")))
+        Err(ODataError::new(
+            name,
+            format!("$filter: '{name}' can be compared with null only by eq or ne"),
+        ))
     }
 }
 
@@ -327,7 +472,11 @@ fn check_literal(fd: &Field, op: CmpOp, value: Literal) -> Result<Literal, OData
     let mismatch = |value: &Literal, expected: &str| {
         ODataError::new(
             name,
-            format!("$filter: '{name}' is {}; expected {expected}, found {}", describe_type(fd.ty), describe_literal(value)),
+            format!(
+                "$filter: '{name}' is {}; expected {expected}, found {}",
+                describe_type(fd.ty),
+                describe_literal(value)
+            ),
         )
     };
     match (fd.ty, value) {
@@ -337,36 +486,56 @@ fn check_literal(fd: &Field, op: CmpOp, value: Literal) -> Result<Literal, OData
             if ordering {
                 // Text order of enum names ("High" < "Low") is not their meaning; refuse rather
                 // than answer wrongly.
-                return Err(ODataError::new(name, format!("$filter: '{name}' is an enumeration: only eq, ne and in apply")));
+                return Err(ODataError::new(
+                    name,
+                    format!("$filter: '{name}' is an enumeration: only eq, ne and in apply"),
+                ));
             }
             match variants.iter().find(|v| v.eq_ignore_ascii_case(&s)) {
                 Some(v) => Ok(Literal::String((*v).to_owned())),
                 None => Err(ODataError::new(
                     name,
-                    format!("$filter: '{}' is not a valid {name}; valid values: {}", shorten(&s), variants.join(", ")),
+                    format!(
+                        "$filter: '{}' is not a valid {name}; valid values: {}",
+                        shorten(&s),
+                        variants.join(", ")
+                    ),
                 )),
             }
         }
         (FieldType::Int, v @ Literal::Int(_)) => Ok(v),
         (FieldType::Bool, v @ Literal::Bool(_)) => {
             if ordering {
-                return Err(ODataError::new(name, format!("$filter: '{name}' is a boolean: only eq and ne apply")));
+                return Err(ODataError::new(
+                    name,
+                    format!("$filter: '{name}' is a boolean: only eq and ne apply"),
+                ));
             }
             Ok(v)
         }
         (FieldType::DateTime, v @ Literal::DateTime(_)) => Ok(v),
         // Some clients quote datetimes; accept them when they parse.
-        (FieldType::DateTime, Literal::String(s)) => parse_datetime(&s)
-            .map(Literal::DateTime)
-            .ok_or_else(|| mismatch(&Literal::String(s), "an ISO 8601 datetime such as 2024-01-31T00:00:00Z")),
+        (FieldType::DateTime, Literal::String(s)) => {
+            parse_datetime(&s).map(Literal::DateTime).ok_or_else(|| {
+                mismatch(
+                    &Literal::String(s),
+                    "an ISO 8601 datetime such as 2024-01-31T00:00:00Z",
+                )
+            })
+        }
         (FieldType::String, v) => Err(mismatch(&v, "a quoted string such as 'text'")),
         (FieldType::Enum(_), v) => Err(mismatch(&v, "one of its values in single quotes")),
         (FieldType::Int, v) => Err(mismatch(&v, "a whole number")),
         (FieldType::Bool, v) => Err(mismatch(&v, "true or false")),
-        (FieldType::DateTime, v) => Err(mismatch(&v, "an ISO 8601 datetime such as 2024-01-31T00:00:00Z")),
+        (FieldType::DateTime, v) => Err(mismatch(
+            &v,
+            "an ISO 8601 datetime such as 2024-01-31T00:00:00Z",
+        )),
         (FieldType::StringCollection, _) => Err(ODataError::new(
             name,
-            format!("$filter: '{name}' is a collection: filter it with {name}/any(t: t eq 'value')"),
+            format!(
+                "$filter: '{name}' is a collection: filter it with {name}/any(t: t eq 'value')"
+            ),
         )),
     }
 }
@@ -378,7 +547,10 @@ fn check_element_literal(var: &str, op: CmpOp, value: Literal) -> Result<Literal
         v @ Literal::String(_) => Ok(v),
         v => Err(ODataError::new(
             var,
-            format!("$filter: '{var}' stands for one string of the collection; expected a quoted string, found {}", describe_literal(&v)),
+            format!(
+                "$filter: '{var}' stands for one string of the collection; expected a quoted string, found {}",
+                describe_literal(&v)
+            ),
         )),
     }
 }
@@ -397,13 +569,20 @@ mod tests {
             Field::new("isActive", FieldType::Bool),
             Field::new("alertCreationTime", FieldType::DateTime),
             Field::new("machineTags", FieldType::StringCollection),
-            Field { name: "secret", ty: FieldType::String, filterable: false, sortable: false },
+            Field {
+                name: "secret",
+                ty: FieldType::String,
+                filterable: false,
+                sortable: false,
+            },
         ],
         expand: &["evidence"],
     };
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
     fn opts(p: &[(&str, &str)]) -> Result<QueryOptions, ODataError> {
         QueryOptions::parse(&pairs(p), &TEST_SET)
@@ -415,13 +594,23 @@ mod tests {
         filter(src).unwrap_err()
     }
     fn cmp(field: &str, op: CmpOp, value: Literal) -> Filter {
-        Filter::Compare { field: field.into(), op, value }
+        Filter::Compare {
+            field: field.into(),
+            op,
+            value,
+        }
     }
 
     #[test]
     fn defaults() {
         let q = opts(&[("api-version", "1"), ("filter", "ignored")]).unwrap();
-        assert_eq!(q, QueryOptions { top: MAX_TOP, ..QueryOptions::default() });
+        assert_eq!(
+            q,
+            QueryOptions {
+                top: MAX_TOP,
+                ..QueryOptions::default()
+            }
+        );
     }
 
     #[test]
@@ -437,12 +626,21 @@ mod tests {
             ("$skiptoken", "abc"),
         ])
         .unwrap();
-        assert_eq!(q.filter, Some(cmp("severity", CmpOp::Eq, Literal::String("High".into()))));
+        assert_eq!(
+            q.filter,
+            Some(cmp("severity", CmpOp::Eq, Literal::String("High".into())))
+        );
         assert_eq!(q.top, 25);
         assert_eq!(q.skip, 50);
         assert_eq!(q.orderby.len(), 2);
-        assert_eq!((q.orderby[0].field.name, q.orderby[0].descending), ("alertCreationTime", true));
-        assert_eq!((q.orderby[1].field.name, q.orderby[1].descending), ("id", false));
+        assert_eq!(
+            (q.orderby[0].field.name, q.orderby[0].descending),
+            ("alertCreationTime", true)
+        );
+        assert_eq!(
+            (q.orderby[1].field.name, q.orderby[1].descending),
+            ("id", false)
+        );
         assert_eq!(q.select, Some(vec!["id".to_owned(), "title".to_owned()]));
         assert!(q.count);
         assert_eq!(q.expand, vec!["evidence".to_owned()]);
@@ -456,7 +654,12 @@ mod tests {
         let e = opts(&[("$top", "10001")]).unwrap_err();
         assert_eq!(e.target, "$top");
         assert!(e.message.contains("at most 10000"), "{}", e.message);
-        assert!(opts(&[("$top", "99999999999999999999999")]).unwrap_err().message.contains("at most 10000"));
+        assert!(
+            opts(&[("$top", "99999999999999999999999")])
+                .unwrap_err()
+                .message
+                .contains("at most 10000")
+        );
         for bad in ["-1", "", "ten", "1.5"] {
             assert_eq!(opts(&[("$top", bad)]).unwrap_err().target, "$top", "{bad}");
         }
@@ -464,9 +667,17 @@ mod tests {
 
     #[test]
     fn skip_and_count_values() {
-        assert_eq!(opts(&[("$skip", "18446744073709551615")]).unwrap().skip, u64::MAX);
+        assert_eq!(
+            opts(&[("$skip", "18446744073709551615")]).unwrap().skip,
+            u64::MAX
+        );
         assert_eq!(opts(&[("$skip", "-1")]).unwrap_err().target, "$skip");
-        assert_eq!(opts(&[("$skip", "18446744073709551616")]).unwrap_err().target, "$skip");
+        assert_eq!(
+            opts(&[("$skip", "18446744073709551616")])
+                .unwrap_err()
+                .target,
+            "$skip"
+        );
         assert!(!opts(&[("$count", "false")]).unwrap().count);
         assert_eq!(opts(&[("$count", "yes")]).unwrap_err().target, "$count");
     }
@@ -475,7 +686,11 @@ mod tests {
     fn unknown_and_duplicate_options() {
         let e = opts(&[("$search", "x")]).unwrap_err();
         assert_eq!(e.target, "$search");
-        assert!(e.message.contains("'$search' is not supported"), "{}", e.message);
+        assert!(
+            e.message.contains("'$search' is not supported"),
+            "{}",
+            e.message
+        );
         let e = opts(&[("$top", "1"), ("$Top", "2")]).unwrap_err();
         assert_eq!(e.target, "$top");
         assert!(e.message.contains("more than once"));
@@ -484,23 +699,67 @@ mod tests {
     #[test]
     fn orderby_rules() {
         let q = opts(&[("$orderby", "severity ASC,incidentId   DESC")]).unwrap();
-        assert_eq!(q.orderby.iter().map(|o| (o.field.name, o.descending)).collect::<Vec<_>>(), vec![("severity", false), ("incidentId", true)]);
+        assert_eq!(
+            q.orderby
+                .iter()
+                .map(|o| (o.field.name, o.descending))
+                .collect::<Vec<_>>(),
+            vec![("severity", false), ("incidentId", true)]
+        );
         let e = opts(&[("$orderby", "sevrity")]).unwrap_err();
         assert_eq!(e.target, "sevrity");
-        assert!(e.message.contains("did you mean 'severity'?"), "{}", e.message);
-        assert!(opts(&[("$orderby", "secret")]).unwrap_err().message.contains("cannot be used in $orderby"));
-        assert!(opts(&[("$orderby", "machineTags")]).unwrap_err().message.contains("collection"));
-        assert!(opts(&[("$orderby", "id sideways")]).unwrap_err().message.contains("asc or desc"));
-        assert!(opts(&[("$orderby", "id,,severity")]).unwrap_err().message.contains("empty entry"));
-        assert!(opts(&[("$orderby", "id, ID desc")]).unwrap_err().message.contains("more than once"));
-        let five = opts(&[("$orderby", "id,severity,incidentId,isActive,alertCreationTime")]).unwrap_err();
+        assert!(
+            e.message.contains("did you mean 'severity'?"),
+            "{}",
+            e.message
+        );
+        assert!(
+            opts(&[("$orderby", "secret")])
+                .unwrap_err()
+                .message
+                .contains("cannot be used in $orderby")
+        );
+        assert!(
+            opts(&[("$orderby", "machineTags")])
+                .unwrap_err()
+                .message
+                .contains("collection")
+        );
+        assert!(
+            opts(&[("$orderby", "id sideways")])
+                .unwrap_err()
+                .message
+                .contains("asc or desc")
+        );
+        assert!(
+            opts(&[("$orderby", "id,,severity")])
+                .unwrap_err()
+                .message
+                .contains("empty entry")
+        );
+        assert!(
+            opts(&[("$orderby", "id, ID desc")])
+                .unwrap_err()
+                .message
+                .contains("more than once")
+        );
+        let five = opts(&[(
+            "$orderby",
+            "id,severity,incidentId,isActive,alertCreationTime",
+        )])
+        .unwrap_err();
         assert!(five.message.contains("at most 4"), "{}", five.message);
     }
 
     #[test]
     fn select_and_expand_rules() {
         assert_eq!(opts(&[("$select", "*")]).unwrap().select, None);
-        assert_eq!(opts(&[("$select", "severity, Severity,anything")]).unwrap().select, Some(vec!["severity".into(), "anything".into()]));
+        assert_eq!(
+            opts(&[("$select", "severity, Severity,anything")])
+                .unwrap()
+                .select,
+            Some(vec!["severity".into(), "anything".into()])
+        );
         assert_eq!(opts(&[("$select", "a-b")]).unwrap_err().target, "$select");
         assert_eq!(opts(&[("$select", "")]).unwrap_err().target, "$select");
         let e = opts(&[("$expand", "machine")]).unwrap_err();
@@ -512,14 +771,27 @@ mod tests {
 
     #[test]
     fn filter_fields_are_canonicalised() {
-        assert_eq!(filter("INCIDENTID ge 3").unwrap(), cmp("incidentId", CmpOp::Ge, Literal::Int(3)));
+        assert_eq!(
+            filter("INCIDENTID ge 3").unwrap(),
+            cmp("incidentId", CmpOp::Ge, Literal::Int(3))
+        );
         assert_eq!(
             filter("startswith(ID,'a')").unwrap(),
-            Filter::StrFn { func: StrFn::StartsWith, field: "id".into(), value: "a".into() }
+            Filter::StrFn {
+                func: StrFn::StartsWith,
+                field: "id".into(),
+                value: "a".into()
+            }
         );
         assert_eq!(
             filter("severity in ('low','HIGH')").unwrap(),
-            Filter::In { field: "severity".into(), values: vec![Literal::String("Low".into()), Literal::String("High".into())] }
+            Filter::In {
+                field: "severity".into(),
+                values: vec![
+                    Literal::String("Low".into()),
+                    Literal::String("High".into())
+                ]
+            }
         );
     }
 
@@ -527,45 +799,114 @@ mod tests {
     fn unknown_field_suggests_closest() {
         let e = filter_err("sevrity eq 'High'");
         assert_eq!(e.target, "sevrity");
-        assert!(e.message.contains("no property 'sevrity'") && e.message.contains("did you mean 'severity'?"), "{}", e.message);
+        assert!(
+            e.message.contains("no property 'sevrity'")
+                && e.message.contains("did you mean 'severity'?"),
+            "{}",
+            e.message
+        );
         let e = filter_err("zzzzzzzzzz eq 1");
-        assert!(e.message.contains("properties that can: id, severity"), "{}", e.message);
+        assert!(
+            e.message.contains("properties that can: id, severity"),
+            "{}",
+            e.message
+        );
         let e = filter_err("secret eq 'x'");
         assert_eq!(e.target, "secret");
-        assert!(e.message.contains("cannot be used in $filter"), "{}", e.message);
+        assert!(
+            e.message.contains("cannot be used in $filter"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn literal_types_must_match() {
         assert!(filter("id eq 'x'").is_ok());
-        assert!(filter_err("id eq 5").message.contains("expected a quoted string"));
-        assert!(filter_err("incidentId eq '5'").message.contains("a whole number"));
+        assert!(
+            filter_err("id eq 5")
+                .message
+                .contains("expected a quoted string")
+        );
+        assert!(
+            filter_err("incidentId eq '5'")
+                .message
+                .contains("a whole number")
+        );
         assert!(filter("isActive eq true").is_ok());
-        assert!(filter_err("isActive eq 1").message.contains("true or false"));
-        assert!(filter_err("isActive gt false").message.contains("only eq and ne"));
-        assert!(filter_err("severity eq 1").message.contains("in single quotes"));
-        assert!(filter_err("severity gt 'Low'").message.contains("only eq, ne and in"));
+        assert!(
+            filter_err("isActive eq 1")
+                .message
+                .contains("true or false")
+        );
+        assert!(
+            filter_err("isActive gt false")
+                .message
+                .contains("only eq and ne")
+        );
+        assert!(
+            filter_err("severity eq 1")
+                .message
+                .contains("in single quotes")
+        );
+        assert!(
+            filter_err("severity gt 'Low'")
+                .message
+                .contains("only eq, ne and in")
+        );
         let e = filter_err("severity eq 'Critical'");
         assert_eq!(e.target, "severity");
-        assert!(e.message.contains("valid values: Low, Medium, High"), "{}", e.message);
-        assert!(filter_err("alertCreationTime gt 5").message.contains("ISO 8601"));
-        assert!(filter_err("alertCreationTime gt 'yesterday'").message.contains("ISO 8601"));
+        assert!(
+            e.message.contains("valid values: Low, Medium, High"),
+            "{}",
+            e.message
+        );
+        assert!(
+            filter_err("alertCreationTime gt 5")
+                .message
+                .contains("ISO 8601")
+        );
+        assert!(
+            filter_err("alertCreationTime gt 'yesterday'")
+                .message
+                .contains("ISO 8601")
+        );
     }
 
     #[test]
     fn quoted_datetimes_are_accepted() {
         let t = crate::timefmt::parse("2024-01-01T00:00:00Z").unwrap();
-        assert_eq!(filter("alertCreationTime gt '2024-01-01T00:00:00Z'").unwrap(), cmp("alertCreationTime", CmpOp::Gt, Literal::DateTime(t)));
-        assert_eq!(filter("alertCreationTime gt 2024-01-01").unwrap(), cmp("alertCreationTime", CmpOp::Gt, Literal::DateTime(t)));
+        assert_eq!(
+            filter("alertCreationTime gt '2024-01-01T00:00:00Z'").unwrap(),
+            cmp("alertCreationTime", CmpOp::Gt, Literal::DateTime(t))
+        );
+        assert_eq!(
+            filter("alertCreationTime gt 2024-01-01").unwrap(),
+            cmp("alertCreationTime", CmpOp::Gt, Literal::DateTime(t))
+        );
     }
 
     #[test]
     fn null_only_with_eq_and_ne() {
-        for f in ["id eq null", "severity ne null", "incidentId eq null", "isActive ne null", "alertCreationTime eq null"] {
+        for f in [
+            "id eq null",
+            "severity ne null",
+            "incidentId eq null",
+            "isActive ne null",
+            "alertCreationTime eq null",
+        ] {
             assert!(filter(f).is_ok(), "{f}");
         }
-        assert!(filter_err("incidentId gt null").message.contains("only by eq or ne"));
-        assert!(filter_err("id in ('a', null)").message.contains("null cannot appear"));
+        assert!(
+            filter_err("incidentId gt null")
+                .message
+                .contains("only by eq or ne")
+        );
+        assert!(
+            filter_err("id in ('a', null)")
+                .message
+                .contains("null cannot appear")
+        );
     }
 
     #[test]
@@ -585,27 +926,58 @@ mod tests {
                 var: "t".into(),
                 predicate: Box::new(Filter::Or(
                     Box::new(cmp("t", CmpOp::Eq, Literal::String("x".into()))),
-                    Box::new(Filter::StrFn { func: StrFn::Contains, field: "t".into(), value: "y".into() })
+                    Box::new(Filter::StrFn {
+                        func: StrFn::Contains,
+                        field: "t".into(),
+                        value: "y".into()
+                    })
                 ))
             }
         );
         assert!(filter("machineTags/any(t: t in ('a','b') and not t eq 'c')").is_ok());
-        assert!(filter_err("machineTags eq 'x'").message.contains("machineTags/any(t: t eq 'value')"));
-        assert!(filter_err("startswith(machineTags,'x')").message.contains("collection"));
-        assert!(filter_err("severity/any(t: t eq 'x')").message.contains("any() applies to collection"));
+        assert!(
+            filter_err("machineTags eq 'x'")
+                .message
+                .contains("machineTags/any(t: t eq 'value')")
+        );
+        assert!(
+            filter_err("startswith(machineTags,'x')")
+                .message
+                .contains("collection")
+        );
+        assert!(
+            filter_err("severity/any(t: t eq 'x')")
+                .message
+                .contains("any() applies to collection")
+        );
         let e = filter_err("machineTags/any(t: severity eq 'High')");
         assert_eq!(e.target, "severity");
         assert!(e.message.contains("only the variable 't'"), "{}", e.message);
-        assert!(filter_err("machineTags/any(t: t eq 5)").message.contains("quoted string"));
-        assert!(filter_err("machineTags/any(t: machineTags/any(u: u eq 'x'))").message.contains("cannot be nested"));
-        assert!(filter_err("machineTagz/any(t: t eq 'x')").message.contains("did you mean 'machineTags'?"));
+        assert!(
+            filter_err("machineTags/any(t: t eq 5)")
+                .message
+                .contains("quoted string")
+        );
+        assert!(
+            filter_err("machineTags/any(t: machineTags/any(u: u eq 'x'))")
+                .message
+                .contains("cannot be nested")
+        );
+        assert!(
+            filter_err("machineTagz/any(t: t eq 'x')")
+                .message
+                .contains("did you mean 'machineTags'?")
+        );
     }
 
     #[test]
     fn filter_parse_errors_pass_through() {
         let e = filter_err("severity eq ");
         assert_eq!(e.target, "$filter");
-        assert_eq!(e.message, "$filter: expected a value after 'eq' at position 12");
+        assert_eq!(
+            e.message,
+            "$filter: expected a value after 'eq' at position 12"
+        );
     }
 
     #[test]

@@ -9,12 +9,28 @@ fn tenants_and_apps_lifecycle() {
     for b in backends(dir.path()) {
         let id = b.create_tenant("Contoso");
         let list = b.cli(&["tenants", "list"]);
-        assert!(list.contains(&id) && list.contains("Contoso") && list.contains("Default"), "{list}");
+        assert!(
+            list.contains(&id) && list.contains("Contoso") && list.contains("Default"),
+            "{list}"
+        );
         let app = b.create_app(Some(&id), "Alert.ReadWrite.All,Machine.Isolate");
         let apps = b.cli(&["apps", "list", "--tenant", &id]);
-        assert!(apps.contains(&app.client_id) && apps.contains("Machine.Isolate"), "{apps}");
-        assert!(!b.cli(&["apps", "list", "--json"]).contains(&app.secret), "the secret is never shown again");
-        b.cli(&["apps", "delete", "--tenant", &id, "--client-id", &app.client_id]);
+        assert!(
+            apps.contains(&app.client_id) && apps.contains("Machine.Isolate"),
+            "{apps}"
+        );
+        assert!(
+            !b.cli(&["apps", "list", "--json"]).contains(&app.secret),
+            "the secret is never shown again"
+        );
+        b.cli(&[
+            "apps",
+            "delete",
+            "--tenant",
+            &id,
+            "--client-id",
+            &app.client_id,
+        ]);
         assert!(!b.cli(&["apps", "list"]).contains(&app.client_id));
         let keys = b.cli(&["keys", "rotate", "--tenant", &id]);
         assert!(keys.contains(&id));
@@ -30,23 +46,67 @@ fn bad_arguments_name_what_is_wrong() {
         assert!(!out.status.success(), "{args:?} should fail");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    assert!(err(&["apps", "create", "--name", "x", "--roles", "Alert.Read.All,Alert.Write"]).contains("Alert.Write"));
-    assert!(err(&["apps", "create", "--name", "x", "--roles", "Alert.Read.All", "--tenant", "nope"]).contains("nope"));
+    assert!(
+        err(&[
+            "apps",
+            "create",
+            "--name",
+            "x",
+            "--roles",
+            "Alert.Read.All,Alert.Write"
+        ])
+        .contains("Alert.Write")
+    );
+    assert!(
+        err(&[
+            "apps",
+            "create",
+            "--name",
+            "x",
+            "--roles",
+            "Alert.Read.All",
+            "--tenant",
+            "nope"
+        ])
+        .contains("nope")
+    );
     let missing = uuid::Uuid::new_v4().to_string();
-    assert!(err(&["apps", "create", "--name", "x", "--roles", "Alert.Read.All", "--tenant", &missing]).contains("does not exist"));
+    assert!(
+        err(&[
+            "apps",
+            "create",
+            "--name",
+            "x",
+            "--roles",
+            "Alert.Read.All",
+            "--tenant",
+            &missing
+        ])
+        .contains("does not exist")
+    );
     assert!(err(&["apps", "delete", "--client-id", &missing]).contains("does not exist"));
 
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap();
-    let out = Command::new(BIN).args(["--config", config.to_str().unwrap(), "tenants", "list"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", config.to_str().unwrap(), "tenants", "list"])
+        .output()
+        .unwrap();
     let msg = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && msg.contains("listen_port"), "{msg}");
+    assert!(
+        !out.status.success() && msg.contains("listen_port"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
 async fn demo_prints_working_credentials() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new(BIN)
         .current_dir(dir.path())
@@ -63,24 +123,41 @@ async fn demo_prints_working_credentials() {
         let lines = lines.clone();
         std::thread::spawn(move || {
             use std::io::BufRead;
-            for l in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for l in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 lines.lock().unwrap().push(l);
             }
         });
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !lines.lock().unwrap().iter().any(|l| l.contains("listening on")) {
+    while !lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("listening on"))
+    {
         assert!(std::time::Instant::now() < deadline, "demo did not start");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let out = lines.lock().unwrap().join("\n");
     // Run the printed curl lines with a shell, exactly as a newcomer would paste them.
-    let script: Vec<&str> = out.lines().map(str::trim).filter(|l| l.starts_with("TOKEN=") || l.starts_with("curl ")).collect();
+    let script: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("TOKEN=") || l.starts_with("curl "))
+        .collect();
     assert_eq!(script.len(), 2, "{out}");
-    let result = Command::new("sh").arg("-c").arg(script.join("\n")).output().unwrap();
+    let result = Command::new("sh")
+        .arg("-c")
+        .arg(script.join("\n"))
+        .output()
+        .unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    let body: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap_or_else(|_| panic!("curl printed {}", String::from_utf8_lossy(&result.stdout)));
+    let body: serde_json::Value = serde_json::from_slice(&result.stdout)
+        .unwrap_or_else(|_| panic!("curl printed {}", String::from_utf8_lossy(&result.stdout)));
     assert_eq!(body["value"].as_array().map(Vec::len), Some(5), "{body}");
     assert!(dir.path().join("rampart-demo/rampart.db").exists());
 }

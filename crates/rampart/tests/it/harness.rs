@@ -21,17 +21,32 @@ pub fn backends(dir: &Path) -> Vec<Backend> {
     let mut out = vec![Backend {
         name: "sqlite",
         data_dir: dir.join("sqlite"),
-        database_url: format!("sqlite://{}", dir.join("sqlite").join("rampart.db").display()),
+        database_url: format!(
+            "sqlite://{}",
+            dir.join("sqlite").join("rampart.db").display()
+        ),
     }];
-    if let Some(base) = std::env::var("RAMPART_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+    if let Some(base) = std::env::var("RAMPART_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
         let schema = format!("rt_{}", uuid::Uuid::new_v4().simple());
         let out_status = Command::new("psql")
             .arg(&base)
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", &format!("CREATE SCHEMA {schema}")])
+            .args([
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                &format!("CREATE SCHEMA {schema}"),
+            ])
             .output();
         match out_status {
             Ok(o) if o.status.success() => {}
-            Ok(o) => panic!("RAMPART_TEST_DATABASE_URL is set but PostgreSQL refused: {}", String::from_utf8_lossy(&o.stderr)),
+            Ok(o) => panic!(
+                "RAMPART_TEST_DATABASE_URL is set but PostgreSQL refused: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
             Err(e) => panic!("RAMPART_TEST_DATABASE_URL is set but psql could not run: {e}"),
         }
         let sep = if base.contains('?') { '&' } else { '?' };
@@ -48,7 +63,11 @@ impl Backend {
     /// Runs a CLI command against this backend; panics with its stderr when it fails.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = self.cli_raw(args);
-        assert!(out.status.success(), "rampart {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "rampart {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
@@ -66,11 +85,14 @@ impl Backend {
 
     /// Creates an app with `roles` in `tenant` (default tenant when None).
     pub fn create_app(&self, tenant: Option<&str>, roles: &str) -> AppCreds {
-        let mut args = vec!["apps", "create", "--name", "test-app", "--roles", roles, "--json"];
+        let mut args = vec![
+            "apps", "create", "--name", "test-app", "--roles", roles, "--json",
+        ];
         if let Some(t) = tenant {
             args.extend(["--tenant", t]);
         }
-        let v: serde_json::Value = serde_json::from_str(&self.cli(&args)).expect("apps create --json");
+        let v: serde_json::Value =
+            serde_json::from_str(&self.cli(&args)).expect("apps create --json");
         AppCreds {
             tenant: v["tenantId"].as_str().unwrap().to_owned(),
             client_id: v["clientId"].as_str().unwrap().to_owned(),
@@ -80,14 +102,17 @@ impl Backend {
 
     /// Creates a tenant and returns its id.
     pub fn create_tenant(&self, name: &str) -> String {
-        let v: serde_json::Value = serde_json::from_str(&self.cli(&["tenants", "create", name, "--json"])).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&self.cli(&["tenants", "create", name, "--json"])).unwrap();
         v["id"].as_str().unwrap().to_owned()
     }
 
     /// Opens the state store directly (to seed data no API creates yet).
     pub async fn store(&self) -> rampart_store::SqlStore {
         std::fs::create_dir_all(&self.data_dir).unwrap();
-        rampart_store::SqlStore::connect(&self.database_url).await.expect("open store")
+        rampart_store::SqlStore::connect(&self.database_url)
+            .await
+            .expect("open store")
     }
 }
 
@@ -142,19 +167,43 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         let (url, tenant) = loop {
             let lines = stdout.lock().unwrap().clone();
-            let url = lines.iter().find_map(|l| l.split(" listening on ").nth(1).map(str::to_owned));
-            let tenant = lines.iter().find_map(|l| l.trim().strip_prefix("default tenant:").map(|t| t.trim().to_owned()));
+            let url = lines
+                .iter()
+                .find_map(|l| l.split(" listening on ").nth(1).map(str::to_owned));
+            let tenant = lines.iter().find_map(|l| {
+                l.trim()
+                    .strip_prefix("default tenant:")
+                    .map(|t| t.trim().to_owned())
+            });
             if let (Some(u), Some(t)) = (url, tenant) {
                 break (u, t);
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("rampart serve exited with {status}: {}", stderr.lock().unwrap().join("\n"));
+                panic!(
+                    "rampart serve exited with {status}: {}",
+                    stderr.lock().unwrap().join("\n")
+                );
             }
-            assert!(Instant::now() < deadline, "rampart serve did not start: {}", stderr.lock().unwrap().join("\n"));
+            assert!(
+                Instant::now() < deadline,
+                "rampart serve did not start: {}",
+                stderr.lock().unwrap().join("\n")
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
-        let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
-        Server { url, tenant, backend: backend.clone(), child, stdout, stderr, http }
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        Server {
+            url,
+            tenant,
+            backend: backend.clone(),
+            child,
+            stdout,
+            stderr,
+            http,
+        }
     }
 
     pub fn stdout(&self) -> Vec<String> {
@@ -199,18 +248,27 @@ impl Server {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -235,17 +293,34 @@ fn pump(stream: impl std::io::Read + Send + 'static, sink: Arc<Mutex<Vec<String>
 pub fn assert_mde_error(body: &serde_json::Value, code: &str) -> String {
     let e = &body["error"];
     assert_eq!(e["code"], code, "unexpected error body {body}");
-    assert!(e["target"].as_str().is_some_and(|t| t.len() == 36), "target is a correlation id: {body}");
+    assert!(
+        e["target"].as_str().is_some_and(|t| t.len() == 36),
+        "target is a correlation id: {body}"
+    );
     e["message"].as_str().expect("message").to_owned()
 }
 
 /// Seeds `n` synthetic alerts into a tenant directly through the store.
-pub async fn seed_alerts(backend: &Backend, tenant: &str, from: u64, n: u64) -> Vec<rampart_core::alert::Alert> {
+pub async fn seed_alerts(
+    backend: &Backend,
+    tenant: &str,
+    from: u64,
+    n: u64,
+) -> Vec<rampart_core::alert::Alert> {
     let store = backend.store().await;
     let tenant: rampart_core::TenantId = tenant.parse().unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let alerts: Vec<_> = (from..from + n).map(|i| rampart_core::alert::synthetic(i, tenant, now, 86_400)).collect();
+    let alerts: Vec<_> = (from..from + n)
+        .map(|i| rampart_core::alert::synthetic(i, tenant, now, 86_400))
+        .collect();
     use rampart_store::Store;
-    store.insert_alerts(&rampart_core::audit::AuditContext::system("test-seed"), tenant, &alerts).await.unwrap();
+    store
+        .insert_alerts(
+            &rampart_core::audit::AuditContext::system("test-seed"),
+            tenant,
+            &alerts,
+        )
+        .await
+        .unwrap();
     alerts
 }

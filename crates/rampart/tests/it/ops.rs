@@ -22,19 +22,37 @@ async fn health_metrics_and_api_description() {
     s.get("/api/alerts/x", Some(&token)).await;
     let (st, metrics) = text("/metrics").await;
     assert_eq!(st, 200);
-    assert!(metrics.contains(r#"rampart_http_requests_total{method="GET",route="/api/alerts",status="200"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"rampart_http_requests_total{method="GET",route="/api/alerts/{id}",status="404"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"rampart_http_request_duration_seconds_count{method="GET",route="/api/alerts"} 1"#));
+    assert!(
+        metrics.contains(
+            r#"rampart_http_requests_total{method="GET",route="/api/alerts",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"rampart_http_requests_total{method="GET",route="/api/alerts/{id}",status="404"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        r#"rampart_http_request_duration_seconds_count{method="GET",route="/api/alerts"} 1"#
+    ));
 
     let (st, doc) = s.get("/api/openapi.json", None).await;
     assert_eq!(st, 200);
     assert_eq!(doc["openapi"], "3.1.0");
-    assert_eq!(doc["paths"]["/api/alerts"]["get"]["x-permissions"], serde_json::json!(["Alert.Read.All", "Alert.ReadWrite.All"]));
+    assert_eq!(
+        doc["paths"]["/api/alerts"]["get"]["x-permissions"],
+        serde_json::json!(["Alert.Read.All", "Alert.ReadWrite.All"])
+    );
     assert!(doc["components"]["schemas"]["Alert"]["properties"]["alertCreationTime"].is_object());
     assert!(doc["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]["scopes"]["Machine.Isolate"].is_string());
     let (st, page) = text("/api/docs").await;
     assert_eq!(st, 200);
-    assert!(page.contains("openapi.json") && !page.contains("http://") && !page.contains("https://"), "the page loads nothing from outside");
+    assert!(
+        page.contains("openapi.json") && !page.contains("http://") && !page.contains("https://"),
+        "the page loads nothing from outside"
+    );
 
     // The versioned prefix serves the same API.
     assert_eq!(s.get("/api/v1.0/alerts", Some(&token)).await.0, 200);
@@ -47,7 +65,12 @@ async fn audit_log_records_changes_with_actor_and_paging() {
         let s = Server::start(&b);
         let app = b.create_app(None, "SecurityConfiguration.Read.All");
         b.cli(&["apps", "rotate-secret", "--client-id", &app.client_id]);
-        let (st, log) = s.get("/api/audit?$filter=entityType eq 'App'&$top=1", Some(&s.token_with("SecurityConfiguration.Read.All").await)).await;
+        let (st, log) = s
+            .get(
+                "/api/audit?$filter=entityType eq 'App'&$top=1",
+                Some(&s.token_with("SecurityConfiguration.Read.All").await),
+            )
+            .await;
         assert_eq!(st, 200, "{log}");
         let first = &log["value"][0];
         assert_eq!(first["action"], "Create");
@@ -64,12 +87,21 @@ async fn self_signed_tls_keeps_its_fingerprint_and_sigterm_drains() {
     let b = &backends(dir.path())[0];
     let s = Server::start_with(b, &["--tls-self-signed"]);
     assert!(s.url.starts_with("https://"), "{}", s.url);
-    let fp = |s: &Server| s.stdout().iter().find_map(|l| l.split("fingerprint: ").nth(1).map(str::to_owned)).expect("fingerprint printed");
+    let fp = |s: &Server| {
+        s.stdout()
+            .iter()
+            .find_map(|l| l.split("fingerprint: ").nth(1).map(str::to_owned))
+            .expect("fingerprint printed")
+    };
     let first = fp(&s);
     assert_eq!(first.split(':').count(), 32);
     assert_eq!(s.get("/healthz", None).await.0, 200);
     let status = s.terminate();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     let again = Server::start_with(b, &["--tls-self-signed"]);
-    assert_eq!(fp(&again), first, "the certificate persists in the data dir");
+    assert_eq!(
+        fp(&again),
+        first,
+        "the certificate persists in the data dir"
+    );
 }

@@ -2,7 +2,9 @@
 //! and checked against a reference evaluation in Rust: the same rows, in the same order, and
 //! keyset paging that visits every matching row exactly once while rows are being inserted.
 
-use rampart_core::odata::{CmpOp, EntitySet, Field, FieldType, Filter, Literal, OrderBy, QueryOptions, StrFn};
+use rampart_core::odata::{
+    CmpOp, EntitySet, Field, FieldType, Filter, Literal, OrderBy, QueryOptions, StrFn,
+};
 use rampart_core::timefmt::{parse, to_micros};
 use rampart_store::odata_sql::{self, Cursor};
 use rampart_store::sql::{Dialect, SqlBuilder, SqlValue};
@@ -77,7 +79,9 @@ impl Rng {
     }
 }
 
-const NAMES: &[&str] = &["alpha", "Alpha", "ALPHA2", "beta", "a%b", "a_b", "axb", r"c\d", "gamma", "", "it's", "zeta"];
+const NAMES: &[&str] = &[
+    "alpha", "Alpha", "ALPHA2", "beta", "a%b", "a_b", "axb", r"c\d", "gamma", "", "it's", "zeta",
+];
 const TAGS: &[&str] = &["red", "green", "blue", "Red2", "x_y"];
 
 fn random_thing(rng: &mut Rng, seq: i64, tenant: &'static str) -> Thing {
@@ -96,7 +100,16 @@ fn random_thing(rng: &mut Rng, seq: i64, tenant: &'static str) -> Thing {
             tags.push(t);
         }
     }
-    Thing { seq, tenant, name, level, size, is_active, created_time, tags }
+    Thing {
+        seq,
+        tenant,
+        name,
+        level,
+        size,
+        is_active,
+        created_time,
+        tags,
+    }
 }
 
 // ---------------------------------------------------------------- reference evaluation
@@ -122,7 +135,11 @@ fn eval(f: &Filter, row: &Thing, lambda: Option<(&str, &str)>) -> bool {
         Filter::And(a, b) => eval(a, row, lambda) && eval(b, row, lambda),
         Filter::Or(a, b) => eval(a, row, lambda) || eval(b, row, lambda),
         Filter::Not(a) => !eval(a, row, lambda),
-        Filter::Compare { field, op, value: lit } => {
+        Filter::Compare {
+            field,
+            op,
+            value: lit,
+        } => {
             let v = value(field);
             match (op, literal_val(lit)) {
                 (CmpOp::Eq, None) => v.is_none(),
@@ -143,7 +160,11 @@ fn eval(f: &Filter, row: &Thing, lambda: Option<(&str, &str)>) -> bool {
             let v = value(field);
             v.is_some() && values.iter().any(|l| literal_val(l) == v)
         }
-        Filter::StrFn { func, field, value: pat } => match value(field) {
+        Filter::StrFn {
+            func,
+            field,
+            value: pat,
+        } => match value(field) {
             Some(Val::Text(s)) => {
                 let (s, pat) = (s.to_ascii_lowercase(), pat.to_ascii_lowercase());
                 match func {
@@ -154,9 +175,15 @@ fn eval(f: &Filter, row: &Thing, lambda: Option<(&str, &str)>) -> bool {
             }
             _ => false,
         },
-        Filter::Any { field, var, predicate } => {
+        Filter::Any {
+            field,
+            var,
+            predicate,
+        } => {
             assert_eq!(field, "tags");
-            row.tags.iter().any(|t| eval(predicate, row, Some((var, t))))
+            row.tags
+                .iter()
+                .any(|t| eval(predicate, row, Some((var, t))))
         }
     }
 }
@@ -171,11 +198,18 @@ fn compare(a: &Thing, b: &Thing, keys: &[OrderBy]) -> Ordering {
         }
     }
     let ord = a.seq.cmp(&b.seq);
-    if keys.last().is_some_and(|k| k.descending) { ord.reverse() } else { ord }
+    if keys.last().is_some_and(|k| k.descending) {
+        ord.reverse()
+    } else {
+        ord
+    }
 }
 
 fn expected(rows: &[Thing], q: &QueryOptions) -> Vec<i64> {
-    let mut m: Vec<&Thing> = rows.iter().filter(|r| r.tenant == TENANT && q.filter.as_ref().is_none_or(|f| eval(f, r, None))).collect();
+    let mut m: Vec<&Thing> = rows
+        .iter()
+        .filter(|r| r.tenant == TENANT && q.filter.as_ref().is_none_or(|f| eval(f, r, None)))
+        .collect();
     m.sort_by(|a, b| compare(a, b, &q.orderby));
     m.iter().map(|r| r.seq).collect()
 }
@@ -203,13 +237,18 @@ impl Db {
             format!("CREATE TABLE {t}_tags (entity_seq BIGINT NOT NULL, value TEXT NOT NULL)"),
             format!("CREATE INDEX {t}_tags_seq ON {t}_tags (entity_seq)"),
         ] {
-            sqlx::query(&stmt).execute(&self.pool).await.unwrap_or_else(|e| panic!("{}: {stmt}: {e}", self.name));
+            sqlx::query(&stmt)
+                .execute(&self.pool)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {stmt}: {e}", self.name));
         }
     }
 
     async fn drop_tables(&self) {
         for t in [format!("{}_tags", self.table), self.table.clone()] {
-            let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {t}")).execute(&self.pool).await;
+            let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {t}"))
+                .execute(&self.pool)
+                .await;
         }
     }
 
@@ -232,12 +271,15 @@ impl Db {
                 .await
                 .unwrap();
             for tag in &r.tags {
-                sqlx::query(&format!("INSERT INTO {}_tags (entity_seq, value) VALUES ($1, $2)", self.table))
-                    .bind(r.seq)
-                    .bind(*tag)
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
+                sqlx::query(&format!(
+                    "INSERT INTO {}_tags (entity_seq, value) VALUES ($1, $2)",
+                    self.table
+                ))
+                .bind(r.seq)
+                .bind(*tag)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
             }
         }
         tx.commit().await.unwrap();
@@ -248,17 +290,31 @@ impl Db {
             format!("DELETE FROM {0}_tags WHERE entity_seq >= $1", self.table),
             format!("DELETE FROM {} WHERE seq >= $1", self.table),
         ] {
-            sqlx::query(&sql).bind(first_seq).execute(&self.pool).await.unwrap();
+            sqlx::query(&sql)
+                .bind(first_seq)
+                .execute(&self.pool)
+                .await
+                .unwrap();
         }
     }
 
     /// The query `Store::list` runs: matching rows of the tenant after `cursor`, in order.
-    async fn select(&self, q: &QueryOptions, cursor: Option<&Cursor>, limit: Option<i64>) -> Vec<sqlx::any::AnyRow> {
+    async fn select(
+        &self,
+        q: &QueryOptions,
+        cursor: Option<&Cursor>,
+        limit: Option<i64>,
+    ) -> Vec<sqlx::any::AnyRow> {
         let t = self.table.as_str();
         let mut b = SqlBuilder::new(self.dialect);
         b.push("SELECT ").push(t).push(".seq AS seq");
         odata_sql::push_select_sort_keys(&mut b, t, &q.orderby);
-        b.push(" FROM ").push(t).push(" WHERE ").push(t).push(".tenant_id = ").push_param(SqlValue::Text(TENANT.into()));
+        b.push(" FROM ")
+            .push(t)
+            .push(" WHERE ")
+            .push(t)
+            .push(".tenant_id = ")
+            .push_param(SqlValue::Text(TENANT.into()));
         if let Some(f) = &q.filter {
             b.push(" AND ");
             odata_sql::push_filter(&mut b, t, f, &THINGS);
@@ -272,7 +328,10 @@ impl Db {
         if let Some(n) = limit {
             b.push(" LIMIT ").push_param(SqlValue::Int(n));
         }
-        b.query().fetch_all(&self.pool).await.unwrap_or_else(|e| panic!("{}: {e}\n{}\n{:?}", self.name, b.sql, b.params))
+        b.query()
+            .fetch_all(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}\n{:?}", self.name, b.sql, b.params))
     }
 }
 
@@ -288,7 +347,9 @@ fn options(filter: &str, orderby: &str) -> QueryOptions {
 }
 
 fn seqs(rows: &[sqlx::any::AnyRow]) -> Vec<i64> {
-    rows.iter().map(|r| r.try_get::<i64, _>("seq").unwrap()).collect()
+    rows.iter()
+        .map(|r| r.try_get::<i64, _>("seq").unwrap())
+        .collect()
 }
 
 const FILTERS: &[&str] = &[
@@ -360,7 +421,12 @@ async fn check_results(db: &Db, rows: &[Thing]) {
             }
             let q = options(f, o);
             let got = seqs(&db.select(&q, None, None).await);
-            assert_eq!(got, expected(rows, &q), "{}: $filter={f} $orderby={o}", db.name);
+            assert_eq!(
+                got,
+                expected(rows, &q),
+                "{}: $filter={f} $orderby={o}",
+                db.name
+            );
         }
     }
 }
@@ -368,7 +434,14 @@ async fn check_results(db: &Db, rows: &[Thing]) {
 /// Pages through with keyset cursors (round-tripped through `$skiptoken`), inserting rows
 /// between pages; every row matching at the start is visited exactly once, in order, and so is
 /// every new row inserted after the current position.
-async fn check_paging(db: &Db, rows: &mut Vec<Thing>, rng: &mut Rng, filter: &str, orderby: &str, top: usize) {
+async fn check_paging(
+    db: &Db,
+    rows: &mut Vec<Thing>,
+    rng: &mut Rng,
+    filter: &str,
+    orderby: &str,
+    top: usize,
+) {
     let q = options(filter, orderby);
     let at_start = expected(rows, &q);
     let first_new = rows.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
@@ -376,7 +449,10 @@ async fn check_paging(db: &Db, rows: &mut Vec<Thing>, rng: &mut Rng, filter: &st
     let mut visited: Vec<i64> = Vec::new();
     let mut must_visit: Vec<i64> = Vec::new();
     let mut cursor: Option<Cursor> = None;
-    let ctx = format!("{}: $filter={filter} $orderby={orderby} $top={top}", db.name);
+    let ctx = format!(
+        "{}: $filter={filter} $orderby={orderby} $top={top}",
+        db.name
+    );
     for page in 0.. {
         assert!(page < 1000, "{ctx}: paging does not end");
         let got = db.select(&q, cursor.as_ref(), Some(top as i64 + 1)).await;
@@ -408,11 +484,18 @@ async fn check_paging(db: &Db, rows: &mut Vec<Thing>, rng: &mut Rng, filter: &st
 
     let by_seq = |s: i64| rows.iter().find(|r| r.seq == s).unwrap();
     for w in visited.windows(2) {
-        assert_eq!(compare(by_seq(w[0]), by_seq(w[1]), &q.orderby), Ordering::Less, "{ctx}: out of order or repeated: {w:?}");
+        assert_eq!(
+            compare(by_seq(w[0]), by_seq(w[1]), &q.orderby),
+            Ordering::Less,
+            "{ctx}: out of order or repeated: {w:?}"
+        );
     }
     for s in &visited {
         let r = by_seq(*s);
-        assert!(r.tenant == TENANT && q.filter.as_ref().is_none_or(|f| eval(f, r, None)), "{ctx}: row {s} does not match");
+        assert!(
+            r.tenant == TENANT && q.filter.as_ref().is_none_or(|f| eval(f, r, None)),
+            "{ctx}: row {s} does not match"
+        );
     }
     for s in at_start.iter().chain(&must_visit) {
         assert!(visited.contains(s), "{ctx}: row {s} was never visited");
@@ -425,7 +508,15 @@ async fn check_paging(db: &Db, rows: &mut Vec<Thing>, rng: &mut Rng, filter: &st
 async fn run(db: &Db) {
     db.create().await;
     let mut rng = Rng(0x5EED);
-    let mut rows: Vec<Thing> = (1..=300).map(|seq| random_thing(&mut rng, seq, if seq % 10 == 0 { OTHER_TENANT } else { TENANT })).collect();
+    let mut rows: Vec<Thing> = (1..=300)
+        .map(|seq| {
+            random_thing(
+                &mut rng,
+                seq,
+                if seq % 10 == 0 { OTHER_TENANT } else { TENANT },
+            )
+        })
+        .collect();
     db.insert(&rows).await;
 
     check_results(db, &rows).await;
@@ -434,7 +525,12 @@ async fn run(db: &Db) {
         if !text_order_ok(db, o) {
             continue;
         }
-        for f in ["", "size ne 4", "tags/any(t: t eq 'red') or createdTime eq null", "not contains(name,'a')"] {
+        for f in [
+            "",
+            "size ne 4",
+            "tags/any(t: t eq 'red') or createdTime eq null",
+            "not contains(name,'a')",
+        ] {
             check_paging(db, &mut rows, &mut rng, f, o, 7 + i % 3).await;
         }
     }
@@ -457,16 +553,33 @@ async fn run_and_clean_up(db: Db) {
 }
 
 fn scratch_table() -> String {
-    format!("odata_it_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "odata_it_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 #[tokio::test]
 async fn sqlite_filters_and_keyset_paging() {
     sqlx::any::install_default_drivers();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("odata.db").display());
-    let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
-    run_and_clean_up(Db { name: "sqlite", pool, dialect: Dialect::Sqlite, table: scratch_table(), byte_order_text: true }).await;
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("odata.db").display()
+    );
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    run_and_clean_up(Db {
+        name: "sqlite",
+        pool,
+        dialect: Dialect::Sqlite,
+        table: scratch_table(),
+        byte_order_text: true,
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -482,15 +595,27 @@ async fn postgres_filters_and_keyset_paging() {
         .acquire_timeout(Duration::from_secs(15))
         .connect(&url)
         .await
-        .unwrap_or_else(|e| panic!("RAMPART_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
-    let collation: String = sqlx::query("SELECT datcollate::text FROM pg_database WHERE datname = current_database()")
-        .fetch_one(&pool)
-        .await
-        .and_then(|r| r.try_get(0))
-        .unwrap_or_default();
+        .unwrap_or_else(|e| {
+            panic!("RAMPART_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
+        });
+    let collation: String =
+        sqlx::query("SELECT datcollate::text FROM pg_database WHERE datname = current_database()")
+            .fetch_one(&pool)
+            .await
+            .and_then(|r| r.try_get(0))
+            .unwrap_or_default();
     let byte_order_text = matches!(collation.as_str(), "C" | "POSIX" | "C.UTF-8" | "C.utf8");
     if !byte_order_text {
-        eprintln!("database collation {collation:?} does not order text by bytes: text orderings skipped");
+        eprintln!(
+            "database collation {collation:?} does not order text by bytes: text orderings skipped"
+        );
     }
-    run_and_clean_up(Db { name: "postgres", pool, dialect: Dialect::Postgres, table: scratch_table(), byte_order_text }).await;
+    run_and_clean_up(Db {
+        name: "postgres",
+        pool,
+        dialect: Dialect::Postgres,
+        table: scratch_table(),
+        byte_order_text,
+    })
+    .await;
 }

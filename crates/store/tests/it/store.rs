@@ -14,12 +14,24 @@ fn ctx() -> AuditContext {
 }
 
 fn app(tenant: rampart_core::TenantId, name: &str) -> App {
-    let now = rampart_core::timefmt::from_micros(rampart_core::timefmt::to_micros(OffsetDateTime::now_utc()));
-    App { tenant_id: tenant, client_id: ClientId::new_random(), name: name.into(), roles: vec![Permission::AlertRead, Permission::MachineIsolate], created_time: now, secret_updated_time: now }
+    let now = rampart_core::timefmt::from_micros(rampart_core::timefmt::to_micros(
+        OffsetDateTime::now_utc(),
+    ));
+    App {
+        tenant_id: tenant,
+        client_id: ClientId::new_random(),
+        name: name.into(),
+        roles: vec![Permission::AlertRead, Permission::MachineIsolate],
+        created_time: now,
+        secret_updated_time: now,
+    }
 }
 
 fn q(pairs: &[(&str, &str)], set: &'static rampart_core::odata::EntitySet) -> QueryOptions {
-    let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     QueryOptions::parse(&pairs, set).expect("valid query")
 }
 
@@ -30,12 +42,32 @@ async fn default_tenant_is_created_once() {
         let b = t.store.ensure_default_tenant().await.unwrap();
         assert_eq!(a, b, "{}", t.name);
         assert!(a.is_default);
-        let err = t.store.create_tenant(&ctx(), "second default", true).await.unwrap_err();
+        let err = t
+            .store
+            .create_tenant(&ctx(), "second default", true)
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{}: {err}", t.name);
-        let other = t.store.create_tenant(&ctx(), "Contoso", false).await.unwrap();
+        let other = t
+            .store
+            .create_tenant(&ctx(), "Contoso", false)
+            .await
+            .unwrap();
         assert_eq!(t.store.get_tenant(other.id).await.unwrap().unwrap(), other);
-        let names: Vec<String> = t.store.list_tenants().await.unwrap().into_iter().map(|t| t.name).collect();
-        assert_eq!(names, vec!["Default".to_string(), "Contoso".to_string()], "{}", t.name);
+        let names: Vec<String> = t
+            .store
+            .list_tenants()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(
+            names,
+            vec!["Default".to_string(), "Contoso".to_string()],
+            "{}",
+            t.name
+        );
     }
 }
 
@@ -45,7 +77,12 @@ async fn migrations_apply_once_per_database() {
         let tenant = t.store.ensure_default_tenant().await.unwrap();
         // Opening the same database again runs no migration twice and keeps the data.
         let again = SqlStore::connect(&t.url).await.unwrap();
-        assert_eq!(again.ensure_default_tenant().await.unwrap(), tenant, "{}", t.name);
+        assert_eq!(
+            again.ensure_default_tenant().await.unwrap(),
+            tenant,
+            "{}",
+            t.name
+        );
     }
 }
 
@@ -57,16 +94,36 @@ async fn apps_are_scoped_to_their_tenant() {
         let other = s.create_tenant(&ctx(), "Other", false).await.unwrap().id;
         let a = app(home, "soar");
         s.create_app(&ctx(), &a, "hash-1").await.unwrap();
-        assert_eq!(s.app_credentials(home, a.client_id).await.unwrap(), Some((a.clone(), "hash-1".to_string())), "{}", t.name);
+        assert_eq!(
+            s.app_credentials(home, a.client_id).await.unwrap(),
+            Some((a.clone(), "hash-1".to_string())),
+            "{}",
+            t.name
+        );
         // Another tenant neither sees nor changes it.
         assert_eq!(s.app_credentials(other, a.client_id).await.unwrap(), None);
-        assert!(!s.set_app_secret(&ctx(), other, a.client_id, "evil").await.unwrap());
+        assert!(
+            !s.set_app_secret(&ctx(), other, a.client_id, "evil")
+                .await
+                .unwrap()
+        );
         assert!(!s.delete_app(&ctx(), other, a.client_id).await.unwrap());
         assert!(s.list_apps(Some(other)).await.unwrap().is_empty());
         assert_eq!(s.list_apps(Some(home)).await.unwrap(), vec![a.clone()]);
 
-        assert!(s.set_app_secret(&ctx(), home, a.client_id, "hash-2").await.unwrap());
-        assert_eq!(s.app_credentials(home, a.client_id).await.unwrap().unwrap().1, "hash-2");
+        assert!(
+            s.set_app_secret(&ctx(), home, a.client_id, "hash-2")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            s.app_credentials(home, a.client_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .1,
+            "hash-2"
+        );
         assert!(s.delete_app(&ctx(), home, a.client_id).await.unwrap());
         assert_eq!(s.app_credentials(home, a.client_id).await.unwrap(), None);
         assert!(!s.delete_app(&ctx(), home, a.client_id).await.unwrap());
@@ -80,21 +137,52 @@ async fn every_change_is_audited_in_its_tenant() {
         let home = s.ensure_default_tenant().await.unwrap().id;
         let other = s.create_tenant(&ctx(), "Other", false).await.unwrap().id;
         let a = app(home, "siem");
-        let who = AuditContext { actor: rampart_core::audit::Actor::system("cli:alice"), correlation_id: "corr-1".into() };
+        let who = AuditContext {
+            actor: rampart_core::audit::Actor::system("cli:alice"),
+            correlation_id: "corr-1".into(),
+        };
         s.create_app(&who, &a, "h").await.unwrap();
-        s.set_app_secret(&who, home, a.client_id, "h2").await.unwrap();
+        s.set_app_secret(&who, home, a.client_id, "h2")
+            .await
+            .unwrap();
         s.delete_app(&who, home, a.client_id).await.unwrap();
 
-        let page = s.list(home, Collection::Audit, &q(&[("$filter", "entityType eq 'App'")], &AUDIT)).await.unwrap();
-        let entries: Vec<serde_json::Value> = page.rows.iter().map(|r| serde_json::from_str(&r.body).unwrap()).collect();
-        let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
-        assert_eq!(actions, vec!["Create", "RotateSecret", "Delete"], "{}", t.name);
-        assert!(entries.iter().all(|e| e["actor"]["id"] == "cli:alice" && e["correlationId"] == "corr-1"));
+        let page = s
+            .list(
+                home,
+                Collection::Audit,
+                &q(&[("$filter", "entityType eq 'App'")], &AUDIT),
+            )
+            .await
+            .unwrap();
+        let entries: Vec<serde_json::Value> = page
+            .rows
+            .iter()
+            .map(|r| serde_json::from_str(&r.body).unwrap())
+            .collect();
+        let actions: Vec<&str> = entries
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            vec!["Create", "RotateSecret", "Delete"],
+            "{}",
+            t.name
+        );
+        assert!(
+            entries
+                .iter()
+                .all(|e| e["actor"]["id"] == "cli:alice" && e["correlationId"] == "corr-1")
+        );
         assert_eq!(entries[0]["after"]["name"], "siem");
         assert_eq!(entries[2]["before"]["name"], "siem");
         assert!(entries[2]["after"].is_null());
         // The other tenant's log holds only its own creation.
-        let theirs = s.list(other, Collection::Audit, &q(&[], &AUDIT)).await.unwrap();
+        let theirs = s
+            .list(other, Collection::Audit, &q(&[], &AUDIT))
+            .await
+            .unwrap();
         assert_eq!(theirs.rows.len(), 1, "{}", t.name);
         assert!(theirs.rows[0].body.contains("\"entityType\":\"Tenant\""));
     }
@@ -109,25 +197,46 @@ async fn alerts_round_trip_and_list_with_odata() {
         let now = OffsetDateTime::now_utc();
         let alerts: Vec<_> = (0..1200).map(|n| synthetic(n, home, now, 86_400)).collect();
         s.insert_alerts(&ctx(), home, &alerts).await.unwrap();
-        s.insert_alerts(&ctx(), other, &[synthetic(5000, other, now, 60)]).await.unwrap();
-        let dup = s.insert_alerts(&ctx(), home, &alerts[..1]).await.unwrap_err();
+        s.insert_alerts(&ctx(), other, &[synthetic(5000, other, now, 60)])
+            .await
+            .unwrap();
+        let dup = s
+            .insert_alerts(&ctx(), home, &alerts[..1])
+            .await
+            .unwrap_err();
         assert!(matches!(dup, StoreError::Conflict(_)), "{}", t.name);
 
-        let stored = s.get_alert(home, &alerts[7].id).await.unwrap().expect("stored");
+        let stored = s
+            .get_alert(home, &alerts[7].id)
+            .await
+            .unwrap()
+            .expect("stored");
         let back: rampart_core::alert::Alert = serde_json::from_str(&stored).unwrap();
         assert_eq!(back.id, alerts[7].id);
         assert_eq!(back.title, alerts[7].title);
-        assert_eq!(s.get_alert(other, &alerts[7].id).await.unwrap(), None, "another tenant's alert is invisible");
+        assert_eq!(
+            s.get_alert(other, &alerts[7].id).await.unwrap(),
+            None,
+            "another tenant's alert is invisible"
+        );
 
         // The benchmark query, paged with keyset cursors, yields exactly the matching alerts in order.
         let want: Vec<&rampart_core::alert::Alert> = {
-            let mut v: Vec<_> = alerts.iter().filter(|a| a.severity == Severity::High && a.status != AlertStatus::Resolved).collect();
+            let mut v: Vec<_> = alerts
+                .iter()
+                .filter(|a| a.severity == Severity::High && a.status != AlertStatus::Resolved)
+                .collect();
             v.sort_by_key(|a| std::cmp::Reverse(a.alert_creation_time));
             v
         };
         let mut got = Vec::new();
         let mut query = q(
-            &[("$filter", "severity eq 'High' and status ne 'Resolved'"), ("$orderby", "alertCreationTime desc"), ("$top", "50"), ("$count", "true")],
+            &[
+                ("$filter", "severity eq 'High' and status ne 'Resolved'"),
+                ("$orderby", "alertCreationTime desc"),
+                ("$top", "50"),
+                ("$count", "true"),
+            ],
             &rampart_core::alert::ALERTS,
         );
         loop {
@@ -151,7 +260,12 @@ async fn alerts_round_trip_and_list_with_odata() {
         let mut ids: Vec<&str> = got.iter().map(|a| a.id.as_str()).collect();
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), want.len(), "{}: every alert exactly once", t.name);
+        assert_eq!(
+            ids.len(),
+            want.len(),
+            "{}: every alert exactly once",
+            t.name
+        );
     }
 }
 
@@ -175,9 +289,14 @@ async fn signing_keys_are_kept_per_tenant() {
 
 #[tokio::test]
 async fn an_unreachable_database_is_an_error_naming_it() {
-    let err = SqlStore::connect("postgres://nobody:secret@127.0.0.1:1/none").await.unwrap_err();
+    let err = SqlStore::connect("postgres://nobody:secret@127.0.0.1:1/none")
+        .await
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("127.0.0.1:1") && !msg.contains("secret"), "{msg}");
+    assert!(
+        msg.contains("127.0.0.1:1") && !msg.contains("secret"),
+        "{msg}"
+    );
     let err = SqlStore::connect("mysql://localhost/x").await.unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedUrl(_)));
 }
