@@ -14,7 +14,8 @@ use hyper_util::rt::TokioExecutor;
 use rampart_core::app::App;
 use rampart_core::audit::AuditContext;
 use rampart_core::{ClientId, Permission, TenantId};
-use rampart_store::{SqlStore, Store};
+use rampart_store::SqlStore;
+use rampart_store::prelude::*;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,7 +66,12 @@ async fn seed(store: &SqlStore, tenant: TenantId, n: u64) -> anyhow::Result<()> 
         &rampart_core::alert::ALERTS,
     )?;
     let have = store
-        .list(tenant, rampart_store::Collection::Alerts, &all)
+        .list(
+            tenant,
+            rampart_store::Collection::of::<rampart_core::alert::Alert>(),
+            &all,
+            None,
+        )
         .await?
         .count
         .unwrap_or(0) as u64;
@@ -168,10 +174,7 @@ async fn run(
         .build_http();
     // Wait for the server.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&http, &format!("{}/readyz", server.url), None)
-        .await
-        .map(|r| r.0)
-        != Ok(200)
+    while !matches!(get(&http, &format!("{}/readyz", server.url), None).await, Ok((200, _)))
     {
         if Instant::now() > deadline {
             bail!("server did not become ready");

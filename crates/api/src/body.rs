@@ -67,3 +67,39 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::new(ErrorCode::InvalidRequestBody, msg)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_json;
+    use rampart_core::ErrorCode;
+    use rampart_core::alert::AlertStatus;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Update {
+        status: Option<AlertStatus>,
+        comment: Option<String>,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse_json::<Update>(br#"{"status":"Closed"}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequestBody);
+        assert!(
+            e.message.contains("'status'") && e.message.contains("Closed"),
+            "{}",
+            e.message
+        );
+        let e = parse_json::<Update>(br#"{"comment": 5}"#).unwrap_err();
+        assert!(e.message.contains("'comment'"), "{}", e.message);
+        let e = parse_json::<Update>(b"{oops").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequestBody);
+        assert!(
+            parse_json::<Update>(b"")
+                .unwrap_err()
+                .message
+                .contains("empty")
+        );
+        assert!(parse_json::<Update>(br#"{"status":"Resolved"}"#).is_ok());
+    }
+}

@@ -26,79 +26,24 @@ pub use state::{ApiConfig, AppState};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{Method, header};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use rampart_core::{ErrorCode, Permission as P};
-use ratelimit::RouteFamily;
-use router::{ApiRoutes, RouteDef};
+use rampart_core::ErrorCode;
+use router::ApiRoutes;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 
-const READ_ALERTS: &[P] = &[P::AlertRead, P::AlertReadWrite];
-const READ_AUDIT: &[P] = &[
-    P::SecurityConfigurationRead,
-    P::SecurityConfigurationReadWrite,
-];
-
-fn get_def(
-    path: &'static str,
-    permissions: &'static [P],
-    tag: &'static str,
-    summary: &'static str,
-    response: &'static str,
-    collection: bool,
-) -> RouteDef {
-    RouteDef {
-        method: Method::GET,
-        path,
-        permissions,
-        family: RouteFamily::Default,
-        summary,
-        tag,
-        response: Some(response),
-        collection,
-    }
-}
-
-/// The secured routes under `/api`.
+/// The secured routes under `/api`: each resource module adds its own.
 fn api_routes(state: AppState) -> ApiRoutes {
-    use routes::{alerts, audit};
-    ApiRoutes::new(state)
-        .add(
-            get_def(
-                "/alerts",
-                READ_ALERTS,
-                "Alerts",
-                "List alerts",
-                "Alert",
-                true,
-            ),
-            alerts::list,
-        )
-        .add(
-            get_def(
-                "/alerts/{id}",
-                READ_ALERTS,
-                "Alerts",
-                "Get an alert",
-                "Alert",
-                false,
-            ),
-            alerts::get,
-        )
-        .add(
-            get_def(
-                "/audit",
-                READ_AUDIT,
-                "Audit",
-                "List the tenant's audit log (Rampart)",
-                "AuditEntry",
-                true,
-            ),
-            audit::list,
-        )
+    let r = ApiRoutes::new(state);
+    let r = routes::alerts::add(r);
+    let r = routes::machines::add(r);
+    let r = routes::machine_actions::add(r);
+    let r = routes::indicators::add(r);
+    let r = routes::incidents::add(r);
+    routes::audit::add(r)
 }
 
 /// The whole HTTP application.

@@ -33,6 +33,65 @@ pub struct RouteDef {
     pub collection: bool,
 }
 
+impl RouteDef {
+    /// A GET route in the default rate-limit family.
+    pub fn get(
+        path: &'static str,
+        permissions: &'static [Permission],
+        tag: &'static str,
+        summary: &'static str,
+    ) -> RouteDef {
+        RouteDef {
+            method: Method::GET,
+            path,
+            permissions,
+            family: RouteFamily::Default,
+            summary,
+            tag,
+            response: None,
+            collection: false,
+        }
+    }
+
+    /// A route of another method in the default rate-limit family.
+    pub fn new(
+        method: Method,
+        path: &'static str,
+        permissions: &'static [Permission],
+        tag: &'static str,
+        summary: &'static str,
+    ) -> RouteDef {
+        RouteDef {
+            method,
+            path,
+            permissions,
+            family: RouteFamily::Default,
+            summary,
+            tag,
+            response: None,
+            collection: false,
+        }
+    }
+
+    /// An OData collection of `schema` items.
+    pub fn collection(mut self, schema: &'static str) -> RouteDef {
+        self.response = Some(schema);
+        self.collection = true;
+        self
+    }
+
+    /// Responds with one `schema`.
+    pub fn returns(mut self, schema: &'static str) -> RouteDef {
+        self.response = Some(schema);
+        self
+    }
+
+    pub fn family(mut self, family: RouteFamily) -> RouteDef {
+        self.family = family;
+        self
+    }
+}
+
 /// Builds the `/api` router from route definitions.
 pub struct ApiRoutes {
     state: AppState,

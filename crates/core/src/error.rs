@@ -96,3 +96,25 @@ impl ErrorCode {
         }
     }
 }
+
+/// A change refused by a domain rule (an illegal status transition, a determination that does
+/// not go with the classification…): answered with `code` and `message`, nothing written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Rejection {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Rejection::new(ErrorCode::BadRequest, message)
+    }
+}

@@ -17,6 +17,6 @@ pub mod permission;
 pub mod tenant;
 pub mod timefmt;
 
-pub use error::ErrorCode;
+pub use error::{ErrorCode, Rejection};
 pub use ids::{ClientId, TenantId};
 pub use permission::Permission;

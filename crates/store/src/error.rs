@@ -23,6 +23,8 @@ pub enum StoreError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error(transparent)]
+    Rejected(#[from] rampart_core::Rejection),
+    #[error(transparent)]
     OData(#[from] rampart_core::odata::ODataError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -1,56 +1,70 @@
 //! Rampart's state store.
 //!
-//! All durable state except telemetry — tenants, apps, signing keys, alerts, the audit log — sits
-//! behind the [`Store`] trait. [`SqlStore`] implements it for SQLite (the embedded default: one
-//! file in the data dir, WAL mode) and PostgreSQL (scale-out); the same statements run on both
-//! because values are always bound as `$N` parameters and the few dialect differences live in
-//! [`sql::Dialect`]. Collections are read through one OData-driven [`Store::list`] with keyset
-//! paging, so every resource pages the same way.
+//! All durable state except telemetry — tenants, apps, signing keys, alerts, machines,
+//! indicators, machine actions, incidents, the audit log — sits behind the [`Store`] trait.
+//! [`SqlStore`] implements it for SQLite (the embedded default: one file in the data dir, WAL
+//! mode) and PostgreSQL (scale-out); the same statements run on both because values are always
+//! bound as `$N` parameters and the few dialect differences live in [`sql::Dialect`].
+//!
+//! `Store` is one trait made of one part per resource (`TenantStore`, `AlertStore`, …), each
+//! declared and implemented in its own module. Resources are kept as documents ([`document`]):
+//! the MDE JSON plus the columns OData filters on. Collections are read through one OData-driven
+//! [`Store::list`] with keyset paging, so every resource pages the same way.
 //!
 //! Every mutating call takes an [`AuditContext`](rampart_core::audit::AuditContext) and writes its
 //! audit entry in the same transaction as the change: there is no change without its record.
 
+mod actions;
+mod alerts;
+mod audit;
+pub mod document;
 mod error;
+mod incidents;
+mod indicators;
 mod list;
+mod machines;
 mod migrate;
 pub mod odata_sql;
 pub mod sql;
 mod sql_store;
+mod tenants;
+mod util;
 
+pub use actions::ActionStore;
+pub use alerts::AlertStore;
 pub use error::{Result, StoreError};
+pub use incidents::IncidentStore;
+pub use indicators::IndicatorStore;
+pub use machines::MachineStore;
 pub use sql::Dialect;
 pub use sql_store::SqlStore;
+pub use tenants::{SigningKey, TenantStore};
 
 use async_trait::async_trait;
-use rampart_core::alert::Alert;
-use rampart_core::app::App;
-use rampart_core::audit::AuditContext;
-use rampart_core::odata::{EntitySet, QueryOptions};
-use rampart_core::tenant::Tenant;
-use rampart_core::{ClientId, TenantId};
-use time::OffsetDateTime;
+use rampart_core::TenantId;
+use rampart_core::odata::{EntitySet, Filter, QueryOptions};
 
-/// A collection that [`Store::list`] can page through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Collection {
-    Alerts,
-    Audit,
+/// A collection that [`Store::list`] can page through: a table and what OData may use on it.
+#[derive(Clone, Copy, Debug)]
+pub struct Collection {
+    pub table: &'static str,
+    pub set: &'static EntitySet,
 }
 
 impl Collection {
-    pub fn table(self) -> &'static str {
-        match self {
-            Collection::Alerts => "alerts",
-            Collection::Audit => "audit",
+    /// The collection of a document type.
+    pub const fn of<D: document::Document>() -> Collection {
+        Collection {
+            table: D::TABLE,
+            set: D::SET,
         }
     }
 
-    pub fn entity_set(self) -> &'static EntitySet {
-        match self {
-            Collection::Alerts => &rampart_core::alert::ALERTS,
-            Collection::Audit => &rampart_core::audit::AUDIT,
-        }
-    }
+    /// The audit log.
+    pub const AUDIT: Collection = Collection {
+        table: "audit",
+        set: &rampart_core::audit::AUDIT,
+    };
 }
 
 /// One row of a page: its insertion number and its stored JSON document.
@@ -70,85 +84,38 @@ pub struct Page {
     pub count: Option<i64>,
 }
 
-/// A token-signing key of a tenant (ES256, P-256). The private half never leaves the store and
-/// the server process.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SigningKey {
-    pub tenant_id: TenantId,
-    pub kid: String,
-    /// PKCS#8 PEM of the private key.
-    pub private_pem: String,
-    /// Base64url of the public point's coordinates, as a JWK publishes them.
-    pub public_x: String,
-    pub public_y: String,
-    pub created_time: OffsetDateTime,
-}
-
 /// The state store.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    TenantStore
+    + AlertStore
+    + MachineStore
+    + IndicatorStore
+    + ActionStore
+    + IncidentStore
+    + Send
+    + Sync
+    + 'static
+{
     fn dialect(&self) -> Dialect;
 
     /// Succeeds when the database answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 
-    /// Creates a tenant. Only one tenant may be the default.
-    async fn create_tenant(
-        &self,
-        ctx: &AuditContext,
-        name: &str,
-        is_default: bool,
-    ) -> Result<Tenant>;
-    /// The default tenant, creating it (named `Default`) on first call.
-    async fn ensure_default_tenant(&self) -> Result<Tenant>;
-    async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
-    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
-
-    /// Registers an app whose secret hash is `secret_hash` (an argon2 PHC string).
-    async fn create_app(&self, ctx: &AuditContext, app: &App, secret_hash: &str) -> Result<()>;
-    /// Apps of one tenant, or of all tenants.
-    async fn list_apps(&self, tenant: Option<TenantId>) -> Result<Vec<App>>;
-    /// An app and its secret hash, for the token endpoint.
-    async fn app_credentials(
-        &self,
-        tenant: TenantId,
-        client_id: ClientId,
-    ) -> Result<Option<(App, String)>>;
-    /// Replaces an app's secret hash; false when the app does not exist in that tenant.
-    async fn set_app_secret(
-        &self,
-        ctx: &AuditContext,
-        tenant: TenantId,
-        client_id: ClientId,
-        secret_hash: &str,
-    ) -> Result<bool>;
-    /// Deletes an app; false when it does not exist in that tenant.
-    async fn delete_app(
-        &self,
-        ctx: &AuditContext,
-        tenant: TenantId,
-        client_id: ClientId,
-    ) -> Result<bool>;
-
-    async fn insert_signing_key(&self, ctx: &AuditContext, key: &SigningKey) -> Result<()>;
-    /// Every tenant's signing keys, oldest first.
-    async fn signing_keys(&self) -> Result<Vec<SigningKey>>;
-
-    /// Stores new alerts (ids must be new in the tenant).
-    async fn insert_alerts(
-        &self,
-        ctx: &AuditContext,
-        tenant: TenantId,
-        alerts: &[Alert],
-    ) -> Result<()>;
-    /// One alert's stored JSON.
-    async fn get_alert(&self, tenant: TenantId, id: &str) -> Result<Option<String>>;
-
-    /// One page of a collection of one tenant, as the checked OData options ask.
+    /// One page of a collection of one tenant, as the checked OData options ask. `scope`, when
+    /// given, is ANDed to the client's filter (e.g. "only the caller's own indicators").
     async fn list(
         &self,
         tenant: TenantId,
         collection: Collection,
         query: &QueryOptions,
+        scope: Option<&Filter>,
     ) -> Result<Page>;
+}
+
+/// The store traits, for `use rampart_store::prelude::*` where a `dyn Store` is called.
+pub mod prelude {
+    pub use crate::{
+        ActionStore, AlertStore, IncidentStore, IndicatorStore, MachineStore, Store, TenantStore,
+    };
 }

@@ -5,7 +5,7 @@ use crate::odata_sql;
 use crate::sql::{SqlBuilder, SqlValue};
 use crate::{Collection, Page, PageRow, SqlStore};
 use rampart_core::TenantId;
-use rampart_core::odata::QueryOptions;
+use rampart_core::odata::{Filter, QueryOptions};
 use sqlx::Row;
 
 pub(crate) async fn list_page(
@@ -13,9 +13,10 @@ pub(crate) async fn list_page(
     tenant: TenantId,
     collection: Collection,
     q: &QueryOptions,
+    scope: Option<&Filter>,
 ) -> Result<Page> {
-    let table = collection.table();
-    let set = collection.entity_set();
+    let table = collection.table;
+    let set = collection.set;
     let cursor = q
         .skiptoken
         .as_deref()
@@ -27,7 +28,7 @@ pub(crate) async fn list_page(
             .push(table)
             .push(".tenant_id = ")
             .push_param(SqlValue::Text(tenant.to_string()));
-        if let Some(f) = &q.filter {
+        for f in [scope, q.filter.as_ref()].into_iter().flatten() {
             b.push(" AND ");
             odata_sql::push_filter(b, table, f, set);
         }

@@ -14,24 +14,72 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("migrations/sqlite_0001_init.sql"),
-    postgres: include_str!("migrations/postgres_0001_init.sql"),
-}];
+macro_rules! migration {
+    ($version:literal, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sqlite: include_str!(concat!(
+                "migrations/sqlite_000",
+                $version,
+                "_",
+                $name,
+                ".sql"
+            )),
+            postgres: include_str!(concat!(
+                "migrations/postgres_000",
+                $version,
+                "_",
+                $name,
+                ".sql"
+            )),
+        }
+    };
+}
+
+const MIGRATIONS: &[Migration] = &[
+    migration!(1, "init"),
+    migration!(2, "machines"),
+    migration!(3, "indicators"),
+    migration!(4, "machine_actions"),
+    migration!(5, "incidents"),
+];
+
+/// An arbitrary key for PostgreSQL's advisory lock, so that servers starting together against
+/// one database apply each migration exactly once.
+const MIGRATION_LOCK: i64 = 0x5241_4d50_4152_54; // "RAMPART"
 
 pub(crate) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {
+    // One connection for the whole run: the advisory lock belongs to a session.
+    let mut conn = pool.acquire().await?;
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = apply_missing(&mut conn, dialect).await;
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
+    result
+}
+
+async fn apply_missing(conn: &mut sqlx::AnyConnection, dialect: Dialect) -> Result<()> {
+    use sqlx::Connection;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS rampart_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_time BIGINT NOT NULL)",
     )
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     for m in MIGRATIONS {
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT version FROM rampart_migrations WHERE version = $1")
                 .bind(m.version)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?;
         if applied.is_some() {
             continue;
@@ -45,9 +93,9 @@ pub(crate) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {
             name: m.name,
             source,
         };
-        let mut tx = pool.begin().await.map_err(wrap)?;
-        for stmt in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(stmt).execute(&mut *tx).await.map_err(wrap)?;
+        let mut tx = conn.begin().await.map_err(wrap)?;
+        for stmt in statements(script) {
+            sqlx::query(&stmt).execute(&mut *tx).await.map_err(wrap)?;
         }
         sqlx::query(
             "INSERT INTO rampart_migrations (version, name, applied_time) VALUES ($1, $2, $3)",
@@ -68,4 +116,17 @@ pub(crate) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The statements of a script: split at `;`, with `--` comment lines dropped.
+fn statements(script: &str) -> impl Iterator<Item = String> + '_ {
+    script.split(';').filter_map(|stmt| {
+        let code: Vec<&str> = stmt
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect();
+        let code = code.join("\n");
+        let code = code.trim();
+        (!code.is_empty()).then(|| code.to_owned())
+    })
 }

@@ -50,10 +50,12 @@ struct Scope<'a> {
 impl Scope<'_> {
     /// The SQL column a filter name stands for, and its type.
     fn column(&self, name: &str) -> Option<(String, FieldType)> {
-        if let Some(l) = &self.lambda {
-            if name.eq_ignore_ascii_case(l.var) {
-                return Some((format!("{}.value", l.side), FieldType::String));
-            }
+        if let Some(l) = self
+            .lambda
+            .as_ref()
+            .filter(|l| name.eq_ignore_ascii_case(l.var))
+        {
+            return Some((format!("{}.value", l.side), FieldType::String));
         }
         let f = self.set.field(name)?;
         Some((format!("{}.{}", self.table, column_name(f.name)), f.ty))

@@ -3,12 +3,15 @@
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::odata::{collection_response, json_response, options};
+use crate::router::{ApiRoutes, RouteDef};
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use rampart_core::Permission as P;
 use rampart_core::alert::ALERTS;
+
 use rampart_store::Collection;
 
 /// Stored alerts end with their evidence; the list leaves it out unless `$expand=evidence`.
@@ -35,7 +38,12 @@ pub async fn list(
     let (pairs, opts) = options(&uri, &ALERTS)?;
     let page = state
         .store
-        .list(caller.tenant, Collection::Alerts, &opts)
+        .list(
+            caller.tenant,
+            Collection::of::<rampart_core::alert::Alert>(),
+            &opts,
+            None,
+        )
         .await?;
     let expand = opts.expand.iter().any(|e| e == "evidence");
     let rows = page
@@ -61,4 +69,17 @@ pub async fn get(
         Some(body) => Ok(json_response(body)),
         None => Err(ApiError::not_found(format!("Alert {id} was not found"))),
     }
+}
+
+const READ: &[P] = &[P::AlertRead, P::AlertReadWrite];
+
+pub fn add(r: ApiRoutes) -> ApiRoutes {
+    r.add(
+        RouteDef::get("/alerts", READ, "Alerts", "List alerts").collection("Alert"),
+        list,
+    )
+    .add(
+        RouteDef::get("/alerts/{id}", READ, "Alerts", "Get an alert").returns("Alert"),
+        get,
+    )
 }

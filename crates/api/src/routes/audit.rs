@@ -3,11 +3,13 @@
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::odata::{collection_response, options};
+use crate::router::{ApiRoutes, RouteDef};
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use rampart_core::Permission as P;
 use rampart_core::audit::AUDIT;
 use rampart_store::Collection;
 
@@ -20,7 +22,7 @@ pub async fn list(
     let (pairs, opts) = options(&uri, &AUDIT)?;
     let page = state
         .store
-        .list(caller.tenant, Collection::Audit, &opts)
+        .list(caller.tenant, Collection::AUDIT, &opts, None)
         .await?;
     // An entry's id is its position in the log, which the database assigns on insert.
     let rows = page
@@ -36,4 +38,23 @@ pub async fn list(
         })
         .collect::<ApiResult<Vec<_>>>()?;
     collection_response(&state, &headers, &uri, &pairs, &AUDIT, &opts, page, rows)
+}
+
+/// Reading the audit log is a security-configuration read (Rampart's choice; MDE has no audit API).
+const READ: &[P] = &[
+    P::SecurityConfigurationRead,
+    P::SecurityConfigurationReadWrite,
+];
+
+pub fn add(r: ApiRoutes) -> ApiRoutes {
+    r.add(
+        RouteDef::get(
+            "/audit",
+            READ,
+            "Audit",
+            "List the tenant's audit log (Rampart)",
+        )
+        .collection("AuditEntry"),
+        list,
+    )
 }

@@ -3,5 +3,9 @@
 pub mod alerts;
 pub mod audit;
 pub mod docs;
+pub mod incidents;
+pub mod indicators;
+pub mod machine_actions;
+pub mod machines;
 pub mod oauth;
 pub mod ops;

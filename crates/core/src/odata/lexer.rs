@@ -168,10 +168,19 @@ fn number_or_datetime(text: &str, pos: usize) -> Result<Tok, ODataError> {
         });
     }
     parse_datetime(text).map(Tok::DateTime).ok_or_else(|| {
+        // `…T10:00:00+01:00` arrives as `…T10:00:00 01:00` when the client left the `+`
+        // unencoded in the URL (form decoding turns it into a space): say so.
+        let b = text.as_bytes();
+        let plus_hint = if b.len() == 5 && b[2] == b':' {
+            "; if this is a time zone offset, write its '+' as %2B in the URL"
+        } else {
+            ""
+        };
         error(
             pos,
             format_args!(
-                "'{}' is neither a whole number nor an ISO 8601 datetime (like 2024-01-31T00:00:00Z)",
+                "'{}' is neither a whole number nor an ISO 8601 datetime (like \
+                 2024-01-31T00:00:00Z){plus_hint}",
                 shorten(text)
             ),
         )
@@ -306,6 +315,12 @@ mod tests {
                 .contains("neither a whole number")
         );
         assert!(tokenize("x eq 12abc").is_err());
+        let e = tokenize("t gt 2024-01-31T10:00:00 01:00").unwrap_err();
+        assert!(
+            e.message.contains("%2B") && e.message.contains("position 25"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -313,7 +313,7 @@ pub async fn seed_alerts(
     let alerts: Vec<_> = (from..from + n)
         .map(|i| rampart_core::alert::synthetic(i, tenant, now, 86_400))
         .collect();
-    use rampart_store::Store;
+    use rampart_store::prelude::*;
     store
         .insert_alerts(
             &rampart_core::audit::AuditContext::system("test-seed"),

@@ -6,7 +6,8 @@ use rampart_core::app::App;
 use rampart_core::audit::{AUDIT, AuditContext};
 use rampart_core::odata::QueryOptions;
 use rampart_core::{ClientId, Permission};
-use rampart_store::{Collection, SqlStore, Store, StoreError};
+use rampart_store::prelude::*;
+use rampart_store::{Collection, SqlStore, StoreError};
 use time::OffsetDateTime;
 
 fn ctx() -> AuditContext {
@@ -150,8 +151,9 @@ async fn every_change_is_audited_in_its_tenant() {
         let page = s
             .list(
                 home,
-                Collection::Audit,
+                Collection::AUDIT,
                 &q(&[("$filter", "entityType eq 'App'")], &AUDIT),
+                None,
             )
             .await
             .unwrap();
@@ -180,7 +182,7 @@ async fn every_change_is_audited_in_its_tenant() {
         assert!(entries[2]["after"].is_null());
         // The other tenant's log holds only its own creation.
         let theirs = s
-            .list(other, Collection::Audit, &q(&[], &AUDIT))
+            .list(other, Collection::AUDIT, &q(&[], &AUDIT), None)
             .await
             .unwrap();
         assert_eq!(theirs.rows.len(), 1, "{}", t.name);
@@ -240,7 +242,15 @@ async fn alerts_round_trip_and_list_with_odata() {
             &rampart_core::alert::ALERTS,
         );
         loop {
-            let page = s.list(home, Collection::Alerts, &query).await.unwrap();
+            let page = s
+                .list(
+                    home,
+                    Collection::of::<rampart_core::alert::Alert>(),
+                    &query,
+                    None,
+                )
+                .await
+                .unwrap();
             if query.skiptoken.is_none() {
                 assert_eq!(page.count, Some(want.len() as i64), "{}", t.name);
             }

@@ -1,0 +1,7 @@
+//! Machine actions.
+
+use crate::router::ApiRoutes;
+
+pub fn add(r: ApiRoutes) -> ApiRoutes {
+    r
+}

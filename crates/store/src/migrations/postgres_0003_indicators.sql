@@ -1,0 +1,1 @@
+-- indicators tables (to come)

@@ -1,0 +1,1 @@
+-- machine_actions tables (to come)

@@ -1,0 +1,1 @@
+-- incidents tables (to come)
