@@ -75,13 +75,12 @@ pub struct AuditEntry {
 pub static AUDIT: EntitySet = EntitySet {
     name: "AuditEntries",
     fields: &[
-        Field::new("id", FieldType::Int),
-        Field::new("time", FieldType::DateTime),
-        Field::new("action", FieldType::String),
-        Field::new("entityType", FieldType::String),
-        Field::new("entityId", FieldType::String),
-        Field::new("actorId", FieldType::String),
-        Field::new("correlationId", FieldType::String),
+        Field::new("time", FieldType::DateTime).not_null(),
+        Field::new("action", FieldType::String).not_null(),
+        Field::new("entityType", FieldType::String).not_null(),
+        Field::new("entityId", FieldType::String).not_null(),
+        Field::new("actorId", FieldType::String).not_null(),
+        Field::new("correlationId", FieldType::String).not_null(),
     ],
     expand: &[],
 };

@@ -229,10 +229,13 @@ pub fn push_order_by(b: &mut SqlBuilder, table: &str, keys: &[OrderBy]) {
     b.push("ORDER BY ");
     for k in keys {
         b.push(&key_column(table, k));
-        b.push(if k.descending {
-            " DESC NULLS LAST, "
-        } else {
-            " ASC NULLS FIRST, "
+        // A NOT NULL column is ordered without a NULLS clause: PostgreSQL's plain index then
+        // serves both directions, which it cannot for `DESC NULLS LAST`.
+        b.push(match (k.descending, k.field.nullable) {
+            (true, true) => " DESC NULLS LAST, ",
+            (false, true) => " ASC NULLS FIRST, ",
+            (true, false) => " DESC, ",
+            (false, false) => " ASC, ",
         });
     }
     b.push(table).push(".seq").push(if seq_descending(keys) {
@@ -398,6 +401,9 @@ pub fn push_keyset(b: &mut SqlBuilder, table: &str, keys: &[OrderBy], cursor: &C
             (true, SqlValue::Null) => {}
             // Descending, NULLs come last, so they stay admitted. (Columns declared NOT NULL
             // make the second half dead, and planners then seek on `k0 <= v`.)
+            (true, v) if !k0.field.nullable => {
+                b.push(&col).push(" <= ").push_param(v.clone()).push(" AND ");
+            }
             (true, v) => {
                 b.push("(")
                     .push(&col)
@@ -450,13 +456,10 @@ fn push_after(b: &mut SqlBuilder, table: &str, keys: &[OrderBy], cursor: &Cursor
             b.push(")");
         }
         (true, v) => {
-            b.push("(")
-                .push(&col)
-                .push(" < ")
-                .push_param(v.clone())
-                .push(" OR ")
-                .push(&col)
-                .push(" IS NULL");
+            b.push("(").push(&col).push(" < ").push_param(v.clone());
+            if k.field.nullable {
+                b.push(" OR ").push(&col).push(" IS NULL");
+            }
             b.push(" OR (")
                 .push(&col)
                 .push(" = ")

@@ -103,16 +103,19 @@ pub struct Field {
     pub filterable: bool,
     /// May appear in `$orderby`.
     pub sortable: bool,
+    /// May be null. A sort key that never is lets the store order and seek without NULL
+    /// handling, which is what lets an index serve deep pages.
+    pub nullable: bool,
 }
 
 impl Field {
     pub const fn new(name: &'static str, ty: FieldType) -> Self {
-        Field {
-            name,
-            ty,
-            filterable: true,
-            sortable: true,
-        }
+        Field { name, ty, filterable: true, sortable: true, nullable: true }
+    }
+
+    /// The same field, declared never null (its column is `NOT NULL`).
+    pub const fn not_null(self) -> Self {
+        Field { nullable: false, ..self }
     }
 }
 

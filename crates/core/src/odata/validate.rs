@@ -574,6 +574,7 @@ mod tests {
                 ty: FieldType::String,
                 filterable: false,
                 sortable: false,
+                nullable: true,
             },
         ],
         expand: &["evidence"],
