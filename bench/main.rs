@@ -174,8 +174,10 @@ async fn run(
         .build_http();
     // Wait for the server.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !matches!(get(&http, &format!("{}/readyz", server.url), None).await, Ok((200, _)))
-    {
+    while !matches!(
+        get(&http, &format!("{}/readyz", server.url), None).await,
+        Ok((200, _))
+    ) {
         if Instant::now() > deadline {
             bail!("server did not become ready");
         }

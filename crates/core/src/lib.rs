@@ -12,6 +12,7 @@ pub mod app;
 pub mod audit;
 pub mod error;
 pub mod ids;
+pub mod indicator;
 pub mod odata;
 pub mod permission;
 pub mod tenant;

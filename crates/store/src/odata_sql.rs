@@ -402,7 +402,10 @@ pub fn push_keyset(b: &mut SqlBuilder, table: &str, keys: &[OrderBy], cursor: &C
             // Descending, NULLs come last, so they stay admitted. (Columns declared NOT NULL
             // make the second half dead, and planners then seek on `k0 <= v`.)
             (true, v) if !k0.field.nullable => {
-                b.push(&col).push(" <= ").push_param(v.clone()).push(" AND ");
+                b.push(&col)
+                    .push(" <= ")
+                    .push_param(v.clone())
+                    .push(" AND ");
             }
             (true, v) => {
                 b.push("(")

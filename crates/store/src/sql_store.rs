@@ -54,6 +54,12 @@ impl SqlStore {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    // SQLite's default 8 MB page cache turns every large write and deep read
+                    // into a stream of pread/pwrite syscalls; 64 MB per connection and
+                    // memory-mapped reads keep the hot part of the tables in memory.
+                    conn.execute("PRAGMA cache_size = -65536").await?;
+                    conn.execute("PRAGMA mmap_size = 1073741824").await?;
+                    conn.execute("PRAGMA temp_store = MEMORY").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     Ok(())
                 })

@@ -110,12 +110,21 @@ pub struct Field {
 
 impl Field {
     pub const fn new(name: &'static str, ty: FieldType) -> Self {
-        Field { name, ty, filterable: true, sortable: true, nullable: true }
+        Field {
+            name,
+            ty,
+            filterable: true,
+            sortable: true,
+            nullable: true,
+        }
     }
 
     /// The same field, declared never null (its column is `NOT NULL`).
     pub const fn not_null(self) -> Self {
-        Field { nullable: false, ..self }
+        Field {
+            nullable: false,
+            ..self
+        }
     }
 }
 

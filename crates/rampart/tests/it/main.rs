@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod indicators;
+
 mod auth;
 mod cli;
 mod errors;

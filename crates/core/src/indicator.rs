@@ -1,0 +1,1 @@
+//! Indicators of compromise (written by the indicators work item).

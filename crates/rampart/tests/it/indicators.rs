@@ -1,0 +1,1 @@
+//! Indicators over HTTP (written by the indicators work item).
