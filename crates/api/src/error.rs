@@ -62,9 +62,16 @@ impl From<ODataError> for ApiError {
     }
 }
 
+impl From<rampart_core::Rejection> for ApiError {
+    fn from(r: rampart_core::Rejection) -> Self {
+        ApiError::new(r.code, r.message)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
+            StoreError::Rejected(r) => r.into(),
             StoreError::OData(o) => o.into(),
             StoreError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
             other => ApiError::internal("state store", other),

@@ -121,3 +121,43 @@ pub fn json_response(body: String) -> Response {
     );
     resp
 }
+
+/// Answers a collection request for `collection`, with `scope` ANDed to the client's filter and
+/// each stored row passed through `row` (e.g. to trim a navigation property).
+pub async fn list_collection(
+    state: &AppState,
+    tenant: rampart_core::TenantId,
+    headers: &HeaderMap,
+    uri: &Uri,
+    collection: rampart_store::Collection,
+    scope: Option<&rampart_core::odata::Filter>,
+    row: impl Fn(&QueryOptions, String) -> ApiResult<String>,
+) -> ApiResult<Response> {
+    let (pairs, opts) = options(uri, collection.set)?;
+    let page = state.store.list(tenant, collection, &opts, scope).await?;
+    let rows = page
+        .rows
+        .iter()
+        .map(|r| row(&opts, r.body.clone()))
+        .collect::<ApiResult<Vec<_>>>()?;
+    collection_response(
+        state,
+        headers,
+        uri,
+        &pairs,
+        collection.set,
+        &opts,
+        page,
+        rows,
+    )
+}
+
+/// A single entity as JSON with its `@odata.context`, as MDE answers for one entity.
+pub fn entity_response<T: serde::Serialize>(status: axum::http::StatusCode, value: &T) -> Response {
+    let mut resp = (status, axum::Json(value)).into_response();
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/json; odata.metadata=minimal; charset=utf-8"),
+    );
+    resp
+}

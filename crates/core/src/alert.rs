@@ -4,28 +4,8 @@ use crate::odata::{EntitySet, Field, FieldType};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-macro_rules! string_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident),* $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        pub enum $name { $($variant,)* }
-
-        impl $name {
-            pub const VARIANTS: &'static [&'static str] = &[$(stringify!($variant),)*];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => stringify!($variant),)* }
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                $(if s.eq_ignore_ascii_case(stringify!($variant)) { return Ok($name::$variant); })*
-                Err(format!("'{s}' is not one of {}", Self::VARIANTS.join(", ")))
-            }
-        }
-    };
-}
+#[allow(unused_imports)] // the path other modules may name the macro by
+pub(crate) use crate::macros::string_enum;
 
 string_enum!(
     /// Alert severity.

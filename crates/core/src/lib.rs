@@ -7,12 +7,16 @@
 //! This crate performs no I/O, so every type can be used from the server, the CLI, the agent and
 //! the fuzzers alike.
 
+#[macro_use]
+mod macros;
+
 pub mod alert;
 pub mod app;
 pub mod audit;
 pub mod error;
 pub mod ids;
 pub mod indicator;
+pub mod machine;
 pub mod odata;
 pub mod permission;
 pub mod tenant;

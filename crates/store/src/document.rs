@@ -1,8 +1,8 @@
 //! Entities stored as documents: the MDE JSON of the entity in `body`, plus the columns OData
-//! filters and sorts on, plus `version` for optimistic concurrency.
+//! filters and sorts on, plus `row_version` for optimistic concurrency.
 //!
 //! Every resource table follows the same layout (`seq`, `tenant_id`, its key column, its indexed
-//! columns, `version`, `body`), so inserting, reading, updating and deleting is written once here,
+//! columns, `row_version`, `body`), so inserting, reading, updating and deleting is written once here,
 //! with the audit entry in the same transaction.
 
 use crate::SqlStore;
@@ -30,6 +30,72 @@ pub trait Document: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn key(&self) -> String;
     /// The indexed columns besides the key, with this document's values.
     fn columns(&self) -> Vec<(&'static str, SqlValue)>;
+
+    /// String collections that OData's `any(…)` filters on, as (column name, values). Each lives
+    /// in the side table `{TABLE}_{column}` (`entity_seq`, `value`), kept in step on every write.
+    fn collections(&self) -> Vec<(&'static str, Vec<String>)> {
+        Vec::new()
+    }
+}
+
+/// Rewrites the side-table rows of a document's string collections.
+async fn sync_collections<D: Document>(
+    conn: &mut sqlx::AnyConnection,
+    tenant: TenantId,
+    doc: &D,
+) -> Result<()> {
+    let collections = doc.collections();
+    if collections.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT seq FROM {} WHERE tenant_id = $1 AND {} = $2",
+        D::TABLE,
+        D::KEY_COLUMN
+    );
+    let seq: i64 = sqlx::query_scalar(&sql)
+        .bind(tenant.to_string())
+        .bind(doc.key())
+        .fetch_one(&mut *conn)
+        .await?;
+    for (column, values) in collections {
+        let side = format!("{}_{column}", D::TABLE);
+        sqlx::query(&format!("DELETE FROM {side} WHERE entity_seq = $1"))
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+        for v in values {
+            sqlx::query(&format!(
+                "INSERT INTO {side} (entity_seq, value) VALUES ($1, $2)"
+            ))
+            .bind(seq)
+            .bind(v)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the side-table rows of a document about to be deleted.
+async fn delete_collections<D: Document>(
+    conn: &mut sqlx::AnyConnection,
+    tenant: TenantId,
+    doc: &D,
+) -> Result<()> {
+    for (column, _) in doc.collections() {
+        let sql = format!(
+            "DELETE FROM {table}_{column} WHERE entity_seq IN (SELECT seq FROM {table} WHERE tenant_id = $1 AND {key} = $2)",
+            table = D::TABLE,
+            key = D::KEY_COLUMN
+        );
+        sqlx::query(&sql)
+            .bind(tenant.to_string())
+            .bind(doc.key())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Bound parameters per multi-row INSERT. Far below both dialects' limits on purpose: SQLite
@@ -87,6 +153,9 @@ pub(crate) async fn insert<D: Document>(
                 other?;
             }
         }
+    }
+    for d in docs {
+        sync_collections(conn, tenant, d).await?;
     }
     let (entity_id, after) = if docs.len() == 1 {
         (first.key(), serde_json::to_value(first).ok())
@@ -179,7 +248,7 @@ impl SqlStore {
         mut change: impl FnMut(&mut D) -> Result<(), Rejection> + Send,
     ) -> Result<Option<D>> {
         let select = format!(
-            "SELECT version, body FROM {} WHERE tenant_id = $1 AND {} = $2",
+            "SELECT row_version, body FROM {} WHERE tenant_id = $1 AND {} = $2",
             D::TABLE,
             D::KEY_COLUMN
         );
@@ -190,7 +259,7 @@ impl SqlStore {
                 .fetch_optional(&self.pool)
                 .await?;
             let Some(row) = row else { return Ok(None) };
-            let version: i64 = row.try_get("version")?;
+            let version: i64 = row.try_get("row_version")?;
             let before_text: String = row.try_get("body")?;
             let mut doc: D = decode(&before_text)?;
             change(&mut doc).map_err(StoreError::Rejected)?;
@@ -201,7 +270,7 @@ impl SqlStore {
             let mut b = SqlBuilder::new(self.dialect);
             b.push("UPDATE ")
                 .push(D::TABLE)
-                .push(" SET version = version + 1, body = ")
+                .push(" SET row_version = row_version + 1, body = ")
                 .push_param(SqlValue::Text(after_text));
             for (name, value) in doc.columns() {
                 b.push(", ").push(name).push(" = ").push_param(value);
@@ -212,12 +281,14 @@ impl SqlStore {
                 .push(D::KEY_COLUMN)
                 .push(" = ")
                 .push_param(SqlValue::Text(key.to_owned()));
-            b.push(" AND version = ").push_param(SqlValue::Int(version));
+            b.push(" AND row_version = ")
+                .push_param(SqlValue::Int(version));
             let mut tx = self.pool.begin().await?;
             if b.query().execute(&mut *tx).await?.rows_affected() == 0 {
                 // Someone else updated it since we read it: read again and re-apply.
                 continue;
             }
+            sync_collections(&mut tx, tenant, &doc).await?;
             let before = serde_json::from_str(&before_text).ok();
             let after = serde_json::to_value(&doc).ok();
             record(
@@ -253,6 +324,7 @@ impl SqlStore {
         let Some(before) = get_raw(&mut tx, D::TABLE, D::KEY_COLUMN, tenant, key).await? else {
             return Ok(false);
         };
+        delete_collections(&mut tx, tenant, &decode::<D>(&before)?).await?;
         let sql = format!(
             "DELETE FROM {} WHERE tenant_id = $1 AND {} = $2",
             D::TABLE,

@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::odata::{collection_response, json_response, options};
+use crate::odata::{json_response, list_collection};
 use crate::router::{ApiRoutes, RouteDef};
 use crate::state::AppState;
 use axum::Extension;
@@ -10,7 +10,6 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use rampart_core::Permission as P;
-use rampart_core::alert::ALERTS;
 
 use rampart_store::Collection;
 
@@ -29,35 +28,35 @@ fn without_evidence(body: String) -> ApiResult<String> {
     Ok(v.to_string())
 }
 
+/// Applies the list's `$expand` to one stored alert.
+pub(crate) fn expand_evidence(
+    opts: &rampart_core::odata::QueryOptions,
+    body: String,
+) -> ApiResult<String> {
+    if opts.expand.iter().any(|e| e == "evidence") {
+        Ok(body)
+    } else {
+        without_evidence(body)
+    }
+}
+
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    let (pairs, opts) = options(&uri, &ALERTS)?;
-    let page = state
-        .store
-        .list(
-            caller.tenant,
-            Collection::of::<rampart_core::alert::Alert>(),
-            &opts,
-            None,
-        )
-        .await?;
-    let expand = opts.expand.iter().any(|e| e == "evidence");
-    let rows = page
-        .rows
-        .iter()
-        .map(|r| {
-            if expand {
-                Ok(r.body.clone())
-            } else {
-                without_evidence(r.body.clone())
-            }
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
-    collection_response(&state, &headers, &uri, &pairs, &ALERTS, &opts, page, rows)
+    let alerts = Collection::of::<rampart_core::alert::Alert>();
+    list_collection(
+        &state,
+        caller.tenant,
+        &headers,
+        &uri,
+        alerts,
+        None,
+        expand_evidence,
+    )
+    .await
 }
 
 pub async fn get(

@@ -9,7 +9,12 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
-#[openapi(components(schemas(rampart_core::alert::Alert, rampart_core::audit::AuditEntry)))]
+#[openapi(components(schemas(
+    rampart_core::alert::Alert,
+    rampart_core::audit::AuditEntry,
+    rampart_core::machine::Machine,
+    rampart_core::machine::MachineGroup,
+)))]
 struct Schemas;
 
 fn odata_parameters() -> Vec<Value> {

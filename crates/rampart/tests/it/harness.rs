@@ -324,3 +324,70 @@ pub async fn seed_alerts(
         .unwrap();
     alerts
 }
+
+/// Reports a machine into a tenant directly through the store, as a sensor would.
+pub async fn seed_machine(
+    backend: &Backend,
+    tenant: &str,
+    name: &str,
+) -> rampart_core::machine::Machine {
+    use rampart_store::prelude::*;
+    let store = backend.store().await;
+    let tenant: rampart_core::TenantId = tenant.parse().unwrap();
+    let h = sha_of(name);
+    let id = format!("{h:032x}{:08x}", h as u32);
+    let mut m = rampart_core::machine::Machine::new(
+        id,
+        name.to_owned(),
+        "Linux".into(),
+        time::OffsetDateTime::now_utc(),
+    );
+    m.last_ip_address = Some("10.1.2.3".into());
+    store
+        .report_machine(
+            &rampart_core::audit::AuditContext::system("test-seed"),
+            tenant,
+            &m,
+        )
+        .await
+        .unwrap()
+}
+
+/// A 40-hex-digit id derived from a name.
+fn sha_of(name: &str) -> u128 {
+    let mut h: u128 = 0xcbf29ce484222325;
+    for b in name.bytes() {
+        h = (h ^ u128::from(b)).wrapping_mul(0x100000001b3);
+    }
+    h | (1 << 127)
+}
+
+/// Creates a device group in a tenant directly through the store.
+pub async fn seed_group(
+    backend: &Backend,
+    tenant: &str,
+    name: &str,
+) -> rampart_core::machine::MachineGroup {
+    use rampart_store::prelude::*;
+    let store = backend.store().await;
+    let tenant: rampart_core::TenantId = tenant.parse().unwrap();
+    let g = rampart_core::machine::MachineGroup {
+        id: 0,
+        name: name.to_owned(),
+        description: None,
+        rank: 1,
+        rules: vec![rampart_core::machine::GroupRule::NamePattern(
+            "web-*".into(),
+        )],
+        automation_level: rampart_core::machine::AutomationLevel::SemiApprovalAllFolders,
+        last_update_time: None,
+    };
+    store
+        .create_machine_group(
+            &rampart_core::audit::AuditContext::system("test-seed"),
+            tenant,
+            g,
+        )
+        .await
+        .unwrap()
+}

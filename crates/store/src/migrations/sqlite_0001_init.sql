@@ -43,7 +43,7 @@ CREATE TABLE alerts (
     severity TEXT NOT NULL,
     category TEXT NOT NULL,
     machine_id TEXT,
-    version BIGINT NOT NULL DEFAULT 0,
+    row_version BIGINT NOT NULL DEFAULT 0,
     body TEXT NOT NULL
 );
 CREATE UNIQUE INDEX alerts_id ON alerts (tenant_id, id);
