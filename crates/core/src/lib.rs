@@ -17,6 +17,7 @@ pub mod error;
 pub mod ids;
 pub mod indicator;
 pub mod machine;
+pub mod machine_action;
 pub mod odata;
 pub mod permission;
 pub mod tenant;

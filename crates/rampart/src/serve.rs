@@ -21,6 +21,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
+    let store_for_maintenance = store.clone();
     let state = AppState::new(store, settings.api.clone())
         .await
         .context("loading tenants and signing keys")?;
@@ -60,6 +61,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         "  create an app:  rampart apps create --tenant {tenant} --name my-integration --roles Alert.Read.All,Machine.Read.All"
     );
     println!("  API docs:       {url}/api/docs");
+
+    tokio::spawn(maintenance(store_for_maintenance));
 
     let handle = axum_server::Handle::new();
     tokio::spawn({
@@ -119,5 +122,21 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// How often time-driven state changes are applied.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+
+/// Applies the state changes that time alone causes: machines that stopped reporting become
+/// inactive; pending machine actions past their deadline time out.
+async fn maintenance(store: Arc<dyn Store>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    loop {
+        tick.tick().await;
+        let now = time::OffsetDateTime::now_utc();
+        if let Err(e) = store.refresh_machine_health(now).await {
+            tracing::warn!("refreshing machine health: {e}");
+        }
     }
 }

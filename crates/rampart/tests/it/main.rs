@@ -4,6 +4,7 @@
 mod harness;
 
 mod indicators;
+mod machine_actions;
 
 mod auth;
 mod cli;

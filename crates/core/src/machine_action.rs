@@ -1,0 +1,1 @@
+//! Machine actions (written by the machine-actions work item).

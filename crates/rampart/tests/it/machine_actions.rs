@@ -1,0 +1,1 @@
+//! Machine actions over HTTP (written by the machine-actions work item).
