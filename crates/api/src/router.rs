@@ -163,15 +163,10 @@ async fn guard(
         .into_response();
     };
     let base = state.base_url(req.headers());
-    let verified = match token::verify(raw, &state.keys, &base) {
-        Err(token::TokenError::UnknownKey) => {
-            // Another server may have rotated keys since we loaded them.
-            if let Err(e) = state.keys.reload(state.store.as_ref()).await {
-                return ApiError::internal("reloading signing keys", e).into_response();
-            }
-            token::verify(raw, &state.keys, &base)
-        }
-        other => other,
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let verified = match state.verified.get(&base, raw, now) {
+        Some(v) => Ok(v),
+        None => verify_fresh(&state, raw, &base).await,
     };
     let caller = match verified {
         Ok(v) => Caller::from(v),
@@ -206,6 +201,22 @@ async fn guard(
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// Verifies a token not in the cache (reloading keys once if another server rotated them), and
+/// caches the result.
+async fn verify_fresh(state: &AppState, raw: &str, base: &str) -> Result<token::VerifiedToken, token::TokenError> {
+    let verified = match token::verify(raw, &state.keys, base) {
+        Err(token::TokenError::UnknownKey) => {
+            if let Err(e) = state.keys.reload(state.store.as_ref()).await {
+                tracing::warn!("reloading signing keys: {e}");
+            }
+            token::verify(raw, &state.keys, base)
+        }
+        other => other,
+    }?;
+    state.verified.put(base, raw, &verified);
+    Ok(verified)
 }
 
 /// Gives the request its correlation id, logs it and records its metrics.

@@ -42,6 +42,7 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
+    pub verified: Arc<crate::auth::token::VerifiedCache>,
     pub default_tenant: TenantId,
 }
 
@@ -59,6 +60,7 @@ impl AppState {
             limiter: Arc::new(RateLimiter::new(config.rate_limits.clone())),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
+            verified: Arc::default(),
             default_tenant,
         })
     }

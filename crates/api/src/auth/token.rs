@@ -63,6 +63,40 @@ pub struct VerifiedToken {
     pub client_id: ClientId,
     pub app_name: String,
     pub roles: BTreeSet<Permission>,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+}
+
+/// Tokens verified recently. A client sends the same token for an hour; checking its ES256
+/// signature every time would be most of the cost of a small request. Entries live until the
+/// token expires; the cache forgets everything when full rather than tracking recency.
+#[derive(Default)]
+pub struct VerifiedCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, VerifiedToken>>,
+}
+
+fn cache_key(base_url: &str, token: &str) -> String {
+    format!("{base_url} {token}")
+}
+
+/// Tokens the cache holds at most.
+const CACHE_CAPACITY: usize = 10_000;
+
+impl VerifiedCache {
+    /// The cached verification of `token` presented to `base_url` (the audience check depends on
+    /// it), if the token is still within its lifetime.
+    pub fn get(&self, base_url: &str, token: &str, now: i64) -> Option<VerifiedToken> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&cache_key(base_url, token)).filter(|v| v.exp > now).cloned()
+    }
+
+    pub fn put(&self, base_url: &str, token: &str, verified: &VerifiedToken) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CACHE_CAPACITY {
+            map.clear();
+        }
+        map.insert(cache_key(base_url, token), verified.clone());
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,10 +162,5 @@ pub fn verify(token: &str, keys: &KeyRing, base_url: &str) -> Result<VerifiedTok
         .map_err(|_| TokenError::Invalid("appid is not a GUID".into()))?;
     // A role this server does not know grants nothing.
     let roles = c.roles.iter().filter_map(|r| r.parse().ok()).collect();
-    Ok(VerifiedToken {
-        tenant,
-        client_id,
-        app_name: c.app_displayname,
-        roles,
-    })
+    Ok(VerifiedToken { tenant, client_id, app_name: c.app_displayname, roles, exp: c.exp })
 }

@@ -48,7 +48,8 @@ CREATE TABLE alerts (
 );
 CREATE UNIQUE INDEX alerts_id ON alerts (tenant_id, id);
 CREATE INDEX alerts_created ON alerts (tenant_id, alert_creation_time, seq);
-CREATE INDEX alerts_severity_created ON alerts (tenant_id, severity, alert_creation_time, seq);
+-- status trails the key so that a `status ne …` filter is checked in the index, before the row is read.
+CREATE INDEX alerts_severity_created ON alerts (tenant_id, severity, alert_creation_time, seq, status);
 CREATE INDEX alerts_status_created ON alerts (tenant_id, status, alert_creation_time, seq);
 CREATE INDEX alerts_updated ON alerts (tenant_id, last_update_time, seq);
 CREATE INDEX alerts_machine ON alerts (tenant_id, machine_id, seq);
