@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the API load benchmark on SQLite and PostgreSQL (see docs/BENCHMARKS.md).
-# Seeding 1,000,000 alerts happens once per store; later runs reuse it.
+# Runs the load benchmarks on SQLite and PostgreSQL (see docs/BENCHMARKS.md).
+# BENCHES picks which: "alerts indicators" (the default), or one of them.
+# Alert listing: seeding 1,000,000 alerts happens once per store; later runs reuse it.
+# Indicator import: every run imports INDICATORS into a fresh SQLite file / PostgreSQL schema.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/rampart-target}"
@@ -10,12 +12,30 @@ ALERTS="${ALERTS:-1000000}"
 SECONDS_PER_PHASE="${SECONDS_PER_PHASE:-15}"
 BENCH_DIR="${BENCH_DIR:-/var/tmp/rampart-bench}"
 mkdir -p "$BENCH_DIR"
+BENCHES="${BENCHES:-alerts indicators}"
+PG="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 echo "== $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+if [[ " $BENCHES " == *" alerts "* ]]; then
 echo "== SQLite"
 "$BIN/api-bench" --rampart "$BIN/rampart" --alerts "$ALERTS" --seconds "$SECONDS_PER_PHASE" \
   --database-url "sqlite://$BENCH_DIR/sqlite.db"
 echo "== PostgreSQL"
-PG="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 psql "$PG" -qc 'CREATE SCHEMA IF NOT EXISTS rampart_bench' >/dev/null
 "$BIN/api-bench" --rampart "$BIN/rampart" --alerts "$ALERTS" --seconds "$SECONDS_PER_PHASE" \
   --database-url "$PG?options=-c%20search_path%3Drampart_bench"
+fi
+
+if [[ " $BENCHES " == *" indicators "* ]]; then
+INDICATORS="${INDICATORS:-1000000}"
+RUN="ind_$(date +%s)"
+echo "== Indicator import, SQLite"
+rm -f "$BENCH_DIR/indicators.db" "$BENCH_DIR/indicators.db-wal" "$BENCH_DIR/indicators.db-shm"
+"$BIN/indicators-bench" --rampart "$BIN/rampart" --indicators "$INDICATORS" \
+  --database-url "sqlite://$BENCH_DIR/indicators.db"
+echo "== Indicator import, PostgreSQL"
+psql "$PG" -qc "CREATE SCHEMA rampart_$RUN" >/dev/null
+"$BIN/indicators-bench" --rampart "$BIN/rampart" --indicators "$INDICATORS" --no-baseline \
+  --database-url "$PG?options=-c%20search_path%3Drampart_$RUN" || status=$?
+psql "$PG" -qc "DROP SCHEMA rampart_$RUN CASCADE" >/dev/null
+exit "${status:-0}"
+fi

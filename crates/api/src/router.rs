@@ -205,7 +205,11 @@ async fn guard(
 
 /// Verifies a token not in the cache (reloading keys once if another server rotated them), and
 /// caches the result.
-async fn verify_fresh(state: &AppState, raw: &str, base: &str) -> Result<token::VerifiedToken, token::TokenError> {
+async fn verify_fresh(
+    state: &AppState,
+    raw: &str,
+    base: &str,
+) -> Result<token::VerifiedToken, token::TokenError> {
     let verified = match token::verify(raw, &state.keys, base) {
         Err(token::TokenError::UnknownKey) => {
             if let Err(e) = state.keys.reload(state.store.as_ref()).await {

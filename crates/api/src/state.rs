@@ -21,6 +21,9 @@ pub struct ApiConfig {
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
     pub rate_limits: RateLimitConfig,
+    /// Seconds a machine action may stay pending (or running without an update) before it
+    /// times out; MDE's live response queue keeps sessions 3 days.
+    pub machine_action_timeout_secs: u64,
 }
 
 impl Default for ApiConfig {
@@ -30,6 +33,7 @@ impl Default for ApiConfig {
             tls: false,
             body_limit_bytes: 4 * 1024 * 1024,
             rate_limits: RateLimitConfig::default(),
+            machine_action_timeout_secs: 3 * 24 * 3600,
         }
     }
 }

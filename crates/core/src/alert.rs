@@ -135,6 +135,11 @@ pub struct Alert {
     pub mitre_techniques: Vec<String>,
     pub related_user: Option<RelatedUser>,
     pub comments: Vec<AlertComment>,
+    /// Rampart: the alert's id in the product that raised it, for alerts imported from other
+    /// security products (with `detectionSource` naming the product). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Kept last: the list trims it unless `$expand=evidence`.
     pub evidence: Vec<Evidence>,
 }
 
@@ -231,6 +236,198 @@ pub fn synthetic(n: u64, tenant: crate::TenantId, now: OffsetDateTime, span_secs
         mitre_techniques: vec!["T1059".into()],
         related_user: None,
         comments: Vec::new(),
+        external_id: None,
         evidence: Vec::new(),
+    }
+}
+
+/// The determination a spelling names, accepting the variants MDE's own pages use
+/// (`ConfirmedActivity`, `NotMalicious`, `CompromisedAccount`, `NoEnoughDataToValidate`).
+pub fn parse_determination(s: &str) -> Result<Determination, String> {
+    let alias = match s.to_ascii_lowercase().as_str() {
+        "confirmedactivity" => Some(Determination::ConfirmedUserActivity),
+        "notmalicious" => Some(Determination::Clean),
+        "compromisedaccount" => Some(Determination::CompromisedUser),
+        "noenoughdatatovalidate" => Some(Determination::InsufficientData),
+        _ => None,
+    };
+    alias.map_or_else(|| s.parse(), Ok)
+}
+
+/// The determinations that go with a classification (reference §1.2).
+pub fn determinations_of(c: Classification) -> &'static [Determination] {
+    use Determination::*;
+    match c {
+        Classification::TruePositive => &[
+            MultiStagedAttack,
+            MaliciousUserActivity,
+            CompromisedUser,
+            Malware,
+            Phishing,
+            UnwantedSoftware,
+            Other,
+        ],
+        Classification::InformationalExpectedActivity => &[
+            SecurityTesting,
+            LineOfBusinessApplication,
+            ConfirmedUserActivity,
+            Other,
+        ],
+        Classification::FalsePositive => &[Clean, InsufficientData, Other],
+    }
+}
+
+/// What an analyst changes on an alert (`PATCH /api/alerts/{id}`, `batchUpdate`), already
+/// parsed; `None` keeps the current value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertChange {
+    pub status: Option<AlertStatus>,
+    pub assigned_to: Option<String>,
+    pub classification: Option<Classification>,
+    pub determination: Option<Determination>,
+    pub comment: Option<String>,
+}
+
+impl Alert {
+    /// Applies an analyst's change by `who` at `now`, refusing a determination that does not go
+    /// with the (new or current) classification.
+    pub fn apply(
+        &mut self,
+        change: &AlertChange,
+        who: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), crate::Rejection> {
+        let classification = change.classification.or(self.classification);
+        if let Some(d) = change.determination {
+            let Some(c) = classification else {
+                return Err(crate::Rejection::new(
+                    crate::ErrorCode::InvalidInput,
+                    "determination needs a classification (in the same request or already on the alert)",
+                ));
+            };
+            if !determinations_of(c).contains(&d) {
+                let valid: Vec<&str> = determinations_of(c).iter().map(|d| d.as_str()).collect();
+                return Err(crate::Rejection::new(
+                    crate::ErrorCode::InvalidInput,
+                    format!(
+                        "determination '{}' does not go with classification '{}'; valid: {}",
+                        d.as_str(),
+                        c.as_str(),
+                        valid.join(", ")
+                    ),
+                ));
+            }
+        } else if let (Some(new), Some(d)) = (change.classification, self.determination) {
+            // A new classification drops a determination that no longer fits it.
+            if !determinations_of(new).contains(&d) {
+                self.determination = None;
+            }
+        }
+        if let Some(s) = change.status {
+            if s != self.status {
+                self.resolved_time = (s == AlertStatus::Resolved).then_some(now);
+            }
+            self.status = s;
+        }
+        if let Some(a) = &change.assigned_to {
+            self.assigned_to = Some(a.clone()).filter(|a| !a.is_empty());
+        }
+        if change.classification.is_some() {
+            self.classification = change.classification;
+        }
+        if change.determination.is_some() {
+            self.determination = change.determination;
+        }
+        if let Some(c) = &change.comment {
+            self.comments.push(AlertComment {
+                comment: c.clone(),
+                created_by: Some(who.to_owned()),
+                created_time: Some(now),
+            });
+        }
+        self.last_update_time = Some(now);
+        Ok(())
+    }
+}
+
+/// A new alert id in MDE's style: `da` + creation time in .NET ticks + `_` + a random number.
+pub fn new_alert_id(now: OffsetDateTime, random: u32) -> String {
+    // .NET ticks: 100 ns since 0001-01-01.
+    const TICKS_TO_UNIX: i128 = 621_355_968_000_000_000;
+    let ticks = now.unix_timestamp_nanos() / 100 + TICKS_TO_UNIX;
+    format!("da{ticks}_{random}")
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+
+    fn alert() -> Alert {
+        synthetic(
+            1,
+            crate::TenantId::new_random(),
+            OffsetDateTime::now_utc(),
+            60,
+        )
+    }
+
+    #[test]
+    fn determinations_must_fit_the_classification() {
+        let mut a = alert();
+        let now = OffsetDateTime::now_utc();
+        let bad = AlertChange {
+            classification: Some(Classification::FalsePositive),
+            determination: Some(Determination::Malware),
+            ..Default::default()
+        };
+        assert!(a.apply(&bad, "x", now).is_err());
+        let only_d = AlertChange {
+            determination: Some(Determination::Malware),
+            ..Default::default()
+        };
+        assert!(a.apply(&only_d, "x", now).is_err(), "no classification yet");
+        let good = AlertChange {
+            classification: Some(Classification::TruePositive),
+            determination: Some(Determination::Malware),
+            status: Some(AlertStatus::Resolved),
+            comment: Some("done".into()),
+            ..Default::default()
+        };
+        a.apply(&good, "soar", now).unwrap();
+        assert_eq!(a.determination, Some(Determination::Malware));
+        assert_eq!(a.resolved_time, Some(now));
+        assert_eq!(
+            a.comments.last().unwrap().created_by.as_deref(),
+            Some("soar")
+        );
+        // Reclassifying drops the determination that no longer fits.
+        a.apply(
+            &AlertChange {
+                classification: Some(Classification::FalsePositive),
+                ..Default::default()
+            },
+            "x",
+            now,
+        )
+        .unwrap();
+        assert_eq!(a.determination, None);
+    }
+
+    #[test]
+    fn spelling_variants_are_accepted() {
+        assert_eq!(
+            parse_determination("NotMalicious").unwrap(),
+            Determination::Clean
+        );
+        assert_eq!(
+            parse_determination("ConfirmedActivity").unwrap(),
+            Determination::ConfirmedUserActivity
+        );
+        assert_eq!(
+            parse_determination("compromisedaccount").unwrap(),
+            Determination::CompromisedUser
+        );
+        assert!(parse_determination("Bogus").is_err());
+        assert!(new_alert_id(OffsetDateTime::now_utc(), 7).starts_with("da6"));
     }
 }

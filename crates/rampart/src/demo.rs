@@ -22,6 +22,48 @@ struct DemoApp {
 /// How many sample alerts a fresh demo starts with.
 const SAMPLE_ALERTS: u64 = 25;
 
+/// The machines of the demo fleet: (name, OS platform).
+const SAMPLE_MACHINES: &[(&str, &str)] = &[
+    ("web-1.corp.example", "Linux"),
+    ("web-2.corp.example", "Linux"),
+    ("db-1.corp.example", "Linux"),
+    ("build.lab.example", "Linux"),
+    ("ceo-laptop.corp.example", "Windows11"),
+];
+
+/// A small fleet: machines, and alerts on them (each alert opens an incident).
+async fn seed_fleet(
+    store: &dyn rampart_store::Store,
+    ctx: &AuditContext,
+    tenant: rampart_core::TenantId,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<()> {
+    use sha2::Digest;
+    let mut machines = Vec::new();
+    for (i, (name, os)) in SAMPLE_MACHINES.iter().enumerate() {
+        let id: String = sha2::Sha256::digest(name.as_bytes())
+            .iter()
+            .take(20)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut m =
+            rampart_core::machine::Machine::new(id, (*name).to_owned(), (*os).to_owned(), now);
+        m.last_ip_address = Some(format!("10.0.0.{}", 10 + i));
+        machines.push(store.report_machine(ctx, tenant, &m).await?);
+    }
+    let alerts: Vec<_> = (0..SAMPLE_ALERTS)
+        .map(|n| {
+            let mut a = rampart_core::alert::synthetic(n, tenant, now, 86_400);
+            let m = &machines[n as usize % machines.len()];
+            a.machine_id = Some(m.id.clone());
+            a.computer_dns_name = Some(m.computer_dns_name.clone());
+            a
+        })
+        .collect();
+    store.insert_alerts(ctx, tenant, &alerts).await?;
+    Ok(())
+}
+
 pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()> {
     settings.data_dir = PathBuf::from("./rampart-demo");
     settings.database_url = sqlite_url(&settings.data_dir);
@@ -36,10 +78,7 @@ pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()>
             let (app, secret) =
                 create_app(store.as_ref(), &ctx, tenant, "rampart-demo", "all").await?;
             let now = time::OffsetDateTime::now_utc();
-            let alerts: Vec<_> = (0..SAMPLE_ALERTS)
-                .map(|n| rampart_core::alert::synthetic(n, tenant, now, 86_400))
-                .collect();
-            store.insert_alerts(&ctx, tenant, &alerts).await?;
+            seed_fleet(store.as_ref(), &ctx, tenant, now).await?;
             let creds = DemoApp {
                 tenant_id: tenant.to_string(),
                 client_id: app.client_id.to_string(),
@@ -56,12 +95,12 @@ pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()>
         "  demo app (every permission): client id {} secret {}",
         creds.client_id, creds.client_secret
     );
-    println!("  get a token and list alerts:");
+    println!("  get a token and list machines:");
     println!(
         "  TOKEN=$(curl -s -X POST {base}/{}/oauth2/v2.0/token -d grant_type=client_credentials -d client_id={} -d client_secret={} -d scope={base}/.default | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')",
         creds.tenant_id, creds.client_id, creds.client_secret
     );
-    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/alerts?$top=5'");
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/machines'");
     println!();
     let flags = ServeFlags {
         listen: Some(flags.listen),

@@ -62,7 +62,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     println!("  API docs:       {url}/api/docs");
 
-    tokio::spawn(maintenance(store_for_maintenance));
+    // At least a second, at most a century (date arithmetic stays in range).
+    let action_timeout = time::Duration::seconds(
+        settings
+            .api
+            .machine_action_timeout_secs
+            .clamp(1, 100 * 365 * 86_400) as i64,
+    );
+    tokio::spawn(maintenance(store_for_maintenance, action_timeout));
 
     let handle = axum_server::Handle::new();
     tokio::spawn({
@@ -130,13 +137,18 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 
 /// Applies the state changes that time alone causes: machines that stopped reporting become
 /// inactive; pending machine actions past their deadline time out.
-async fn maintenance(store: Arc<dyn Store>) {
+async fn maintenance(store: Arc<dyn Store>, action_timeout: time::Duration) {
     let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
     loop {
         tick.tick().await;
         let now = time::OffsetDateTime::now_utc();
         if let Err(e) = store.refresh_machine_health(now).await {
             tracing::warn!("refreshing machine health: {e}");
+        }
+        match store.expire_machine_actions(now, action_timeout).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("{n} machine actions timed out"),
+            Err(e) => tracing::warn!("timing out machine actions: {e}"),
         }
     }
 }

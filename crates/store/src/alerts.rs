@@ -1,13 +1,23 @@
-//! Alerts.
+//! Alerts, and the incident each new alert opens.
 
 use crate::SqlStore;
-use crate::document::{Document, int, text, time};
-use crate::error::Result;
+use crate::document::{self, Document, int, text, time};
+use crate::error::{Result, StoreError};
+use crate::machines::Change;
 use crate::sql::SqlValue;
 use async_trait::async_trait;
 use rampart_core::TenantId;
 use rampart_core::alert::{ALERTS, Alert};
 use rampart_core::audit::AuditContext;
+use rampart_core::incident::Incident;
+use time::OffsetDateTime;
+
+/// The unique key of an imported alert: its product and its id there.
+pub(crate) fn external_key(a: &Alert) -> Option<String> {
+    a.external_id
+        .as_ref()
+        .map(|id| format!("{}\u{1f}{id}", a.detection_source))
+}
 
 impl Document for Alert {
     const TABLE: &'static str = "alerts";
@@ -39,21 +49,67 @@ impl Document for Alert {
             ),
             ("category", SqlValue::Text(self.category.clone())),
             ("machine_id", text(&self.machine_id)),
+            ("external_key", text(&external_key(self))),
         ]
     }
 }
 
 #[async_trait]
 pub trait AlertStore: Send + Sync {
-    /// Stores new alerts (ids must be new in the tenant).
+    /// Stores new alerts (ids must be new in the tenant). Each alert without an incident opens
+    /// one of its own, in the same transaction.
     async fn insert_alerts(
         &self,
         ctx: &AuditContext,
         tenant: TenantId,
         alerts: &[Alert],
-    ) -> Result<()>;
+    ) -> Result<Vec<Alert>>;
     /// One alert's stored JSON.
     async fn get_alert(&self, tenant: TenantId, id: &str) -> Result<Option<String>>;
+    async fn get_alert_doc(&self, tenant: TenantId, id: &str) -> Result<Option<Alert>>;
+    /// Applies a change to an alert (never losing a concurrent one) and lets its incident follow.
+    async fn update_alert(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        id: &str,
+        action: &str,
+        change: Change<'_, Alert>,
+    ) -> Result<Option<Alert>>;
+    /// The alerts of some incidents.
+    async fn alerts_of_incidents(
+        &self,
+        tenant: TenantId,
+        incident_ids: &[i64],
+    ) -> Result<Vec<Alert>>;
+    /// Stores an alert from another product, idempotently on (`detectionSource`, `externalId`):
+    /// a re-sent alert updates the existing one's event times instead of adding a second.
+    /// Returns the stored alert and whether it was new.
+    async fn import_alert(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        alert: Alert,
+    ) -> Result<(Alert, bool)>;
+}
+
+impl SqlStore {
+    /// Lets an incident follow the current state of its alerts.
+    pub(crate) async fn refresh_incident(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        incident_id: i64,
+    ) -> Result<()> {
+        let alerts = self.alerts_of_incidents(tenant, &[incident_id]).await?;
+        let now = OffsetDateTime::now_utc();
+        self.update_doc::<Incident>(ctx, tenant, &incident_id.to_string(), "FollowAlerts", |i| {
+            i.follow_alerts(&alerts, now);
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -63,11 +119,132 @@ impl AlertStore for SqlStore {
         ctx: &AuditContext,
         tenant: TenantId,
         alerts: &[Alert],
-    ) -> Result<()> {
-        self.insert_docs(ctx, tenant, alerts).await
+    ) -> Result<Vec<Alert>> {
+        let mut alerts = alerts.to_vec();
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.pool.begin().await?;
+        let lone = alerts.iter().filter(|a| a.incident_id.is_none()).count() as i64;
+        let mut incidents = Vec::with_capacity(lone as usize);
+        if lone > 0 {
+            let mut next = crate::counters::reserve(&mut tx, tenant, "incident", lone).await?;
+            for a in alerts.iter_mut().filter(|a| a.incident_id.is_none()) {
+                a.incident_id = Some(next);
+                incidents.push(Incident::for_alert(next, a, now));
+                next += 1;
+            }
+        }
+        document::insert(&mut tx, ctx, tenant, &alerts).await?;
+        document::insert(&mut tx, ctx, tenant, &incidents).await?;
+        tx.commit().await?;
+        Ok(alerts)
     }
 
     async fn get_alert(&self, tenant: TenantId, id: &str) -> Result<Option<String>> {
         self.get_doc_raw::<Alert>(tenant, id).await
+    }
+
+    async fn get_alert_doc(&self, tenant: TenantId, id: &str) -> Result<Option<Alert>> {
+        self.get_doc::<Alert>(tenant, id).await
+    }
+
+    async fn update_alert(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        id: &str,
+        action: &str,
+        mut change: Change<'_, Alert>,
+    ) -> Result<Option<Alert>> {
+        let updated = self
+            .update_doc::<Alert>(ctx, tenant, id, action, |a| change(a))
+            .await?;
+        if let Some(incident) = updated.as_ref().and_then(|a| a.incident_id) {
+            self.refresh_incident(ctx, tenant, incident).await?;
+        }
+        Ok(updated)
+    }
+
+    async fn alerts_of_incidents(
+        &self,
+        tenant: TenantId,
+        incident_ids: &[i64],
+    ) -> Result<Vec<Alert>> {
+        if incident_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut b = crate::sql::SqlBuilder::new(self.dialect);
+        b.push("SELECT body FROM alerts WHERE tenant_id = ")
+            .push_param(SqlValue::Text(tenant.to_string()));
+        b.push(" AND incident_id IN (");
+        for (i, id) in incident_ids.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.push_param(SqlValue::Int(*id));
+        }
+        b.push(") ORDER BY seq");
+        let rows = b.query().fetch_all(&self.pool).await?;
+        use sqlx::Row;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get("body")?;
+                serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("stored alert: {e}")))
+            })
+            .collect()
+    }
+
+    async fn import_alert(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        alert: Alert,
+    ) -> Result<(Alert, bool)> {
+        let key = external_key(&alert)
+            .ok_or_else(|| StoreError::Corrupt("an imported alert needs its external id".into()))?;
+        for _ in 0..3 {
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM alerts WHERE tenant_id = $1 AND external_key = $2",
+            )
+            .bind(tenant.to_string())
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(id) = existing {
+                let resent = alert.clone();
+                let updated = self
+                    .update_alert(
+                        ctx,
+                        tenant,
+                        &id,
+                        "Reimport",
+                        Box::new(move |a: &mut Alert| {
+                            a.first_event_time = a
+                                .first_event_time
+                                .min(resent.first_event_time)
+                                .or(resent.first_event_time);
+                            a.last_event_time = a.last_event_time.max(resent.last_event_time);
+                            Ok(())
+                        }),
+                    )
+                    .await?;
+                if let Some(a) = updated {
+                    return Ok((a, false));
+                }
+                continue;
+            }
+            match self
+                .insert_alerts(ctx, tenant, std::slice::from_ref(&alert))
+                .await
+            {
+                Ok(mut stored) => return Ok((stored.remove(0), true)),
+                // Sent twice at once: the other copy won; answer with it.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "alert {key} is being imported concurrently; try again"
+        )))
     }
 }

@@ -17,6 +17,7 @@
 mod actions;
 mod alerts;
 mod audit;
+mod counters;
 pub mod document;
 mod error;
 mod incidents;

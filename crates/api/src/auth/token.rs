@@ -87,7 +87,9 @@ impl VerifiedCache {
     /// it), if the token is still within its lifetime.
     pub fn get(&self, base_url: &str, token: &str, now: i64) -> Option<VerifiedToken> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&cache_key(base_url, token)).filter(|v| v.exp > now).cloned()
+        map.get(&cache_key(base_url, token))
+            .filter(|v| v.exp > now)
+            .cloned()
     }
 
     pub fn put(&self, base_url: &str, token: &str, verified: &VerifiedToken) {
@@ -162,5 +164,11 @@ pub fn verify(token: &str, keys: &KeyRing, base_url: &str) -> Result<VerifiedTok
         .map_err(|_| TokenError::Invalid("appid is not a GUID".into()))?;
     // A role this server does not know grants nothing.
     let roles = c.roles.iter().filter_map(|r| r.parse().ok()).collect();
-    Ok(VerifiedToken { tenant, client_id, app_name: c.app_displayname, roles, exp: c.exp })
+    Ok(VerifiedToken {
+        tenant,
+        client_id,
+        app_name: c.app_displayname,
+        roles,
+        exp: c.exp,
+    })
 }

@@ -1,4 +1,5 @@
-//! `/api/alerts`: list and get (the write side arrives with the alerts resource work).
+//! `/api/alerts` (reference §1): list, get, update, batch update, related entities,
+//! CreateAlertByReference, and Rampart's import of alerts from other security products.
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -72,7 +73,11 @@ pub async fn get(
 
 const READ: &[P] = &[P::AlertRead, P::AlertReadWrite];
 
+const WRITE: &[P] = &[P::AlertReadWrite];
+
 pub fn add(r: ApiRoutes) -> ApiRoutes {
+    use crate::ratelimit::RouteFamily;
+    use axum::http::Method;
     r.add(
         RouteDef::get("/alerts", READ, "Alerts", "List alerts").collection("Alert"),
         list,
@@ -80,5 +85,95 @@ pub fn add(r: ApiRoutes) -> ApiRoutes {
     .add(
         RouteDef::get("/alerts/{id}", READ, "Alerts", "Get an alert").returns("Alert"),
         get,
+    )
+    .add(
+        RouteDef::new(
+            Method::PATCH,
+            "/alerts/{id}",
+            WRITE,
+            "Alerts",
+            "Update an alert",
+        )
+        .returns("Alert"),
+        super::alert_write::patch,
+    )
+    .add(
+        RouteDef::new(
+            Method::POST,
+            "/alerts/batchUpdate",
+            WRITE,
+            "Alerts",
+            "Update many alerts",
+        )
+        .family(RouteFamily::AlertsBatchUpdate),
+        super::alert_write::batch_update,
+    )
+    .add(
+        RouteDef::new(
+            Method::POST,
+            "/alerts/CreateAlertByReference",
+            WRITE,
+            "Alerts",
+            "Create an alert from an advanced-hunting event",
+        )
+        .returns("Alert")
+        .family(RouteFamily::CreateAlertByReference),
+        super::alert_write::create_by_reference,
+    )
+    .add(
+        RouteDef::new(
+            Method::POST,
+            "/alerts/import",
+            WRITE,
+            "Alerts",
+            "Import alerts from other security products (Rampart)",
+        ),
+        super::alert_write::import,
+    )
+    .add(
+        RouteDef::get(
+            "/alerts/{id}/files",
+            &[P::FileRead],
+            "Alerts",
+            "Files related to an alert",
+        ),
+        super::alert_related::files,
+    )
+    .add(
+        RouteDef::get(
+            "/alerts/{id}/ips",
+            &[P::IpRead],
+            "Alerts",
+            "IP addresses related to an alert",
+        ),
+        super::alert_related::ips,
+    )
+    .add(
+        RouteDef::get(
+            "/alerts/{id}/domains",
+            &[P::UrlRead],
+            "Alerts",
+            "Domains related to an alert",
+        ),
+        super::alert_related::domains,
+    )
+    .add(
+        RouteDef::get(
+            "/alerts/{id}/machine",
+            &[P::MachineRead, P::MachineReadWrite],
+            "Alerts",
+            "The machine of an alert",
+        )
+        .returns("Machine"),
+        super::alert_related::machine,
+    )
+    .add(
+        RouteDef::get(
+            "/alerts/{id}/user",
+            &[P::UserRead],
+            "Alerts",
+            "The user of an alert",
+        ),
+        super::alert_related::user,
     )
 }

@@ -14,6 +14,12 @@ use utoipa::OpenApi;
     rampart_core::audit::AuditEntry,
     rampart_core::machine::Machine,
     rampart_core::machine::MachineGroup,
+    rampart_core::machine_action::MachineAction,
+    rampart_core::incident::Incident,
+    rampart_core::investigation::Investigation,
+    rampart_core::indicator::Indicator,
+    rampart_core::indicator::IndicatorRequest,
+    rampart_core::indicator::ImportIndicatorResults,
 )))]
 struct Schemas;
 

@@ -1,5 +1,7 @@
 //! Route handlers, one module per resource.
 
+pub mod alert_related;
+pub mod alert_write;
 pub mod alerts;
 pub mod audit;
 pub mod docs;

@@ -159,5 +159,11 @@ async fn demo_prints_working_credentials() {
     let body: serde_json::Value = serde_json::from_slice(&result.stdout)
         .unwrap_or_else(|_| panic!("curl printed {}", String::from_utf8_lossy(&result.stdout)));
     assert_eq!(body["value"].as_array().map(Vec::len), Some(5), "{body}");
+    assert!(
+        body["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("#Machines")
+    );
     assert!(dir.path().join("rampart-demo/rampart.db").exists());
 }

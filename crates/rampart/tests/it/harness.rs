@@ -391,3 +391,69 @@ pub async fn seed_group(
         .await
         .unwrap()
 }
+
+/// Seeds one alert on `machine` with a user and an IP in its evidence, so that every related-
+/// entity route of the alert has something to show.
+pub async fn seed_rich_alert(
+    backend: &Backend,
+    tenant: &str,
+    machine: &rampart_core::machine::Machine,
+) -> rampart_core::alert::Alert {
+    use rampart_store::prelude::*;
+    let store = backend.store().await;
+    let tenant_id: rampart_core::TenantId = tenant.parse().unwrap();
+    let mut a =
+        rampart_core::alert::synthetic(999_999, tenant_id, time::OffsetDateTime::now_utc(), 60);
+    a.machine_id = Some(machine.id.clone());
+    a.computer_dns_name = Some(machine.computer_dns_name.clone());
+    a.related_user = Some(rampart_core::alert::RelatedUser {
+        user_name: Some("alice".into()),
+        domain_name: Some("corp".into()),
+    });
+    a.evidence.push(rampart_core::alert::Evidence {
+        entity_type: "Ip".into(),
+        ip_address: Some("203.0.113.5".into()),
+        ..Default::default()
+    });
+    store
+        .insert_alerts(
+            &rampart_core::audit::AuditContext::system("test-seed"),
+            tenant_id,
+            &[a],
+        )
+        .await
+        .unwrap()
+        .remove(0)
+}
+
+/// Seeds a queued investigation on `machine`.
+pub async fn seed_investigation(
+    backend: &Backend,
+    tenant: &str,
+    machine: &rampart_core::machine::Machine,
+) -> rampart_core::investigation::Investigation {
+    use rampart_store::prelude::*;
+    let store = backend.store().await;
+    let tenant: rampart_core::TenantId = tenant.parse().unwrap();
+    let inv = rampart_core::investigation::Investigation {
+        id: String::new(),
+        start_time: Some(time::OffsetDateTime::now_utc()),
+        end_time: None,
+        cancelled_by: None,
+        state: rampart_core::alert::InvestigationState::Queued,
+        status_details: None,
+        machine_id: Some(machine.id.clone()),
+        computer_dns_name: Some(machine.computer_dns_name.clone()),
+        triggering_alert_id: None,
+        requestor: None,
+        requestor_comment: None,
+    };
+    store
+        .create_investigation(
+            &rampart_core::audit::AuditContext::system("test-seed"),
+            tenant,
+            inv,
+        )
+        .await
+        .unwrap()
+}

@@ -6,9 +6,12 @@ mod harness;
 mod indicators;
 mod machine_actions;
 
+mod alerts;
 mod auth;
 mod cli;
 mod errors;
+mod incidents;
+mod machines;
 mod odata;
 mod ops;
 mod routes;

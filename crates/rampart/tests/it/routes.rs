@@ -48,7 +48,11 @@ fn concrete(path: &str, ids: &[(&str, String)]) -> String {
         .max_by_key(|(prefix, _)| prefix.len())
         .map(|(_, id)| id.as_str())
         .unwrap_or("no-such-id");
-    let path = path.replace("{id}", id);
+    let mut path = path.replace("{id}", id);
+    // Segments that name a function call get a sample call.
+    for (placeholder, sample) in SAMPLE_SEGMENTS {
+        path = path.replace(placeholder, sample);
+    }
     // Routes that need a query parameter to mean anything get a sample one.
     match SAMPLE_QUERIES.iter().find(|(p, _)| *p == path) {
         Some((_, q)) => format!("{path}?{q}"),
@@ -57,6 +61,9 @@ fn concrete(path: &str, ids: &[(&str, String)]) -> String {
 }
 
 const SAMPLE_QUERIES: &[(&str, &str)] = &[("/api/machines/findbytag", "tag=web")];
+
+const SAMPLE_SEGMENTS: &[(&str, &str)] =
+    &[("{function}", "GetLiveResponseResultDownloadLink(index=0)")];
 
 async fn call(
     s: &Server,
@@ -89,10 +96,24 @@ async fn every_route_enforces_its_permissions_and_the_tenant_boundary() {
         let home_ids: Vec<&str> = home_alerts.iter().map(|a| a.id.as_str()).collect();
         let machine = crate::harness::seed_machine(&b, &s.tenant, "web-1.corp.example").await;
         let group = crate::harness::seed_group(&b, &s.tenant, "Web servers").await;
+        let rich = crate::harness::seed_rich_alert(&b, &s.tenant, &machine).await;
+        let investigation = crate::harness::seed_investigation(&b, &s.tenant, &machine).await;
+        let (collect_action, live_response_action) =
+            crate::machine_actions::seed_finished_actions(&b, &s.tenant, &machine.id).await;
         let ids = [
-            ("/api/alerts/", home_alerts[0].id.clone()),
+            ("/api/machineactions/", collect_action),
+            ("/api/machineactions/{id}/{function}", live_response_action),
+            ("/api/alerts/", rich.id.clone()),
+            ("/api/incidents/", rich.incident_id.unwrap().to_string()),
+            ("/api/investigations/", investigation.id.clone()),
             ("/api/machines/", machine.id.clone()),
             ("/api/machinegroups/", group.id.to_string()),
+            (
+                "/api/indicators/",
+                crate::indicators::seed_indicator(&b, &s.tenant, "192.0.2.1", None)
+                    .await
+                    .id,
+            ),
         ];
         let mut ops = operations(&s).await;
         // Deletions last, so that they do not take away what the other routes read.

@@ -43,10 +43,13 @@ CREATE TABLE alerts (
     severity TEXT NOT NULL,
     category TEXT NOT NULL,
     machine_id TEXT,
+    external_key TEXT,
     row_version BIGINT NOT NULL DEFAULT 0,
     body TEXT NOT NULL
 );
 CREATE UNIQUE INDEX alerts_id ON alerts (tenant_id, id);
+-- (source product, external id) of imported alerts: re-sending one never duplicates it.
+CREATE UNIQUE INDEX alerts_external ON alerts (tenant_id, external_key) WHERE external_key IS NOT NULL;
 CREATE INDEX alerts_created ON alerts (tenant_id, alert_creation_time, seq);
 -- status trails the key so that a `status ne …` filter is checked in the index, before the row is read.
 CREATE INDEX alerts_severity_created ON alerts (tenant_id, severity, alert_creation_time, seq, status);
