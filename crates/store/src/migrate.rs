@@ -1,7 +1,8 @@
 //! Schema migrations, embedded in the binary and applied on start.
 //!
-//! Each migration exists once per dialect with the same version and name; a store records the
-//! versions it has applied and runs the missing ones in order, each in its own transaction.
+//! Each migration is one script for both dialects (they differ only in the identity column); a
+//! store records the versions it has applied and runs the missing ones in order, each in its own
+//! transaction.
 
 use crate::error::{Result, StoreError};
 use crate::sql::Dialect;
@@ -10,29 +11,20 @@ use sqlx::AnyPool;
 struct Migration {
     version: i64,
     name: &'static str,
-    sqlite: &'static str,
-    postgres: &'static str,
+    /// The script, in SQL both dialects share but for [`SEQ_PRIMARY_KEY`].
+    sql: &'static str,
 }
+
+/// Where a script declares a table's insertion-order key; each dialect writes its own identity
+/// column there. It is the only difference between the dialects' schemas.
+const SEQ_PRIMARY_KEY: &str = "$SEQ_PRIMARY_KEY";
 
 macro_rules! migration {
     ($version:literal, $name:literal) => {
         Migration {
             version: $version,
             name: $name,
-            sqlite: include_str!(concat!(
-                "migrations/sqlite_000",
-                $version,
-                "_",
-                $name,
-                ".sql"
-            )),
-            postgres: include_str!(concat!(
-                "migrations/postgres_000",
-                $version,
-                "_",
-                $name,
-                ".sql"
-            )),
+            sql: include_str!(concat!("migrations/000", $version, "_", $name, ".sql")),
         }
     };
 }
@@ -84,17 +76,20 @@ async fn apply_missing(conn: &mut sqlx::AnyConnection, dialect: Dialect) -> Resu
         if applied.is_some() {
             continue;
         }
-        let script = match dialect {
-            Dialect::Sqlite => m.sqlite,
-            Dialect::Postgres => m.postgres,
+        let seq = match dialect {
+            // AUTOINCREMENT: a deleted row's number is never handed out again, so keyset cursors
+            // and "rows added while paging come last" stay true.
+            Dialect::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Dialect::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         };
+        let script = m.sql.replace(SEQ_PRIMARY_KEY, seq);
         let wrap = |source| StoreError::Migration {
             version: m.version,
             name: m.name,
             source,
         };
         let mut tx = conn.begin().await.map_err(wrap)?;
-        for stmt in statements(script) {
+        for stmt in statements(&script) {
             sqlx::query(&stmt).execute(&mut *tx).await.map_err(wrap)?;
         }
         sqlx::query(

@@ -28,7 +28,7 @@ CREATE TABLE signing_keys (
 CREATE INDEX signing_keys_tenant ON signing_keys (tenant_id, created_time);
 
 CREATE TABLE alerts (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq $SEQ_PRIMARY_KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     id TEXT NOT NULL,
     alert_creation_time BIGINT NOT NULL,
@@ -59,7 +59,7 @@ CREATE INDEX alerts_machine ON alerts (tenant_id, machine_id, seq);
 CREATE INDEX alerts_incident ON alerts (tenant_id, incident_id, seq);
 
 CREATE TABLE audit (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq $SEQ_PRIMARY_KEY,
     tenant_id TEXT NOT NULL,
     time BIGINT NOT NULL,
     action TEXT NOT NULL,

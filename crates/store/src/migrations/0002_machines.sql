@@ -1,5 +1,5 @@
 CREATE TABLE machines (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq $SEQ_PRIMARY_KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     id TEXT NOT NULL,
     computer_dns_name TEXT NOT NULL,
@@ -42,7 +42,7 @@ CREATE TABLE machine_ips (
 CREATE INDEX machine_ips_ip ON machine_ips (tenant_id, ip, last_seen);
 
 CREATE TABLE machine_groups (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq $SEQ_PRIMARY_KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     group_key TEXT NOT NULL,
     id BIGINT NOT NULL,

@@ -6,7 +6,7 @@ CREATE TABLE counters (
 );
 
 CREATE TABLE incidents (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq $SEQ_PRIMARY_KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     incident_key TEXT NOT NULL,
     incident_id BIGINT NOT NULL,
@@ -24,7 +24,7 @@ CREATE INDEX incidents_created ON incidents (tenant_id, created_time, seq);
 CREATE INDEX incidents_status ON incidents (tenant_id, status, seq);
 
 CREATE TABLE investigations (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq $SEQ_PRIMARY_KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     id TEXT NOT NULL,
     start_time BIGINT,

@@ -2,7 +2,7 @@
 -- tenant from indicator_counters. (tenant_id, indicator_value, indicator_type) is unique, which
 -- is what makes "submit again to update" race-free.
 CREATE TABLE indicators (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq $SEQ_PRIMARY_KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     id TEXT NOT NULL,
     indicator_value TEXT NOT NULL,

@@ -2,7 +2,7 @@
 -- §2.4, the last update (for time-outs), the queue slot, and what the agent left behind (the
 -- investigation package, the live response result links), which the entity does not show.
 CREATE TABLE machine_actions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq $SEQ_PRIMARY_KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     id TEXT NOT NULL,
     status TEXT NOT NULL,
