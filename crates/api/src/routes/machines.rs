@@ -285,13 +285,6 @@ async fn find_by_ip(state: &AppState, caller: &Caller, args: &str) -> ApiResult<
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TagQuery {
-    tag: Option<String>,
-    use_starts_with_filter: Option<bool>,
-}
-
 pub async fn find_by_tag(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -305,17 +298,14 @@ pub async fn find_by_tag(
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     };
-    let q = TagQuery {
-        tag: get("tag"),
-        use_starts_with_filter: get("useStartsWithFilter").map(|v| v.eq_ignore_ascii_case("true")),
-    };
-    let tag = q.tag.filter(|t| !t.is_empty()).ok_or_else(|| {
+    let starts_with = get("useStartsWithFilter").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let tag = get("tag").filter(|t| !t.is_empty()).ok_or_else(|| {
         ApiError::new(
             ErrorCode::MissingRequiredParameter,
             "The query parameter 'tag' is required.",
         )
     })?;
-    let predicate = if q.use_starts_with_filter.unwrap_or(false) {
+    let predicate = if starts_with {
         Filter::StrFn {
             func: StrFn::StartsWith,
             field: "t".into(),

@@ -167,12 +167,7 @@ async fn machines_are_found_by_id_name_ip_and_tag_and_keep_analyst_changes() {
         assert_eq!(none["value"].as_array().unwrap().len(), 0);
 
         // A machine's alerts.
-        let alerts = seed_alerts(&b, &s.tenant, 0, 40).await;
-        let on_machine = alerts
-            .iter()
-            .filter(|a| a.machine_id.as_deref() == Some("0000000000000000000000000000000000000000"))
-            .count();
-        let _ = on_machine;
+        seed_alerts(&b, &s.tenant, 0, 40).await;
         let (st, _) = s
             .get(
                 &format!("/api/machines/{}/alerts", web.id),
