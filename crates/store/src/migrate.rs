@@ -113,15 +113,31 @@ async fn apply_missing(conn: &mut sqlx::AnyConnection, dialect: Dialect) -> Resu
     Ok(())
 }
 
-/// The statements of a script: split at `;`, with `--` comment lines dropped.
-fn statements(script: &str) -> impl Iterator<Item = String> + '_ {
-    script.split(';').filter_map(|stmt| {
-        let code: Vec<&str> = stmt
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .collect();
-        let code = code.join("\n");
-        let code = code.trim();
-        (!code.is_empty()).then(|| code.to_owned())
-    })
+/// The statements of a script: `--` comment lines dropped (first, so that prose may hold a
+/// `;`), then split at `;`.
+fn statements(script: &str) -> Vec<String> {
+    let code: Vec<&str> = script
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect();
+    code.join("\n")
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statements;
+
+    #[test]
+    fn comments_may_hold_semicolons() {
+        let script = "-- a; b\nCREATE TABLE t (x INT);\n  -- c;\nCREATE INDEX i ON t (x);\n";
+        assert_eq!(
+            statements(script),
+            vec!["CREATE TABLE t (x INT)", "CREATE INDEX i ON t (x)"]
+        );
+    }
 }
