@@ -1,8 +1,8 @@
 //! Rampart's domain model.
 //!
 //! Everything the other crates agree on lives here: tenant and entity ids, the MDE permission
-//! names, the MDE error codes, the entities with their MDE JSON shapes, the audit record, and the
-//! OData query language (parsed and type-checked here, compiled to SQL by `rampart-store`).
+//! names, the MDE error codes, the entities with their MDE JSON shapes, the advanced-hunting table schema,
+//! the audit record, and the OData query language (parsed and type-checked here, compiled to SQL by `rampart-store`).
 //!
 //! This crate performs no I/O, so every type can be used from the server, the CLI, the agent and
 //! the fuzzers alike.
@@ -13,6 +13,7 @@ mod macros;
 pub mod alert;
 pub mod app;
 pub mod audit;
+pub mod enrollment;
 pub mod error;
 pub mod ids;
 pub mod incident;
@@ -22,6 +23,7 @@ pub mod machine;
 pub mod machine_action;
 pub mod odata;
 pub mod permission;
+pub mod schema;
 pub mod tenant;
 pub mod timefmt;
 

@@ -1,0 +1,201 @@
+//! The event store as a DataFusion catalog: one table provider per advanced-hunting table, per
+//! tenant, that unions the hot tail and the Parquet files and skips files outside the query's
+//! time range.
+//!
+//! A tenant's schema only ever lists that tenant's files and hot batches: there is no query that
+//! can reach another tenant's rows.
+
+use super::{EventStore, FileEntry};
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::{DFSchema, ScalarValue, TableReference};
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::prelude::SessionContext;
+use rampart_core::TenantId;
+use rampart_core::schema::{self, Table};
+use std::sync::Arc;
+
+/// The URL the store's object store is registered under in a query session.
+pub const EVENTS_URL: &str = "rampart-events://store/";
+
+/// One tenant's tables.
+#[derive(Debug)]
+pub struct EventSchema {
+    store: EventStore,
+    tenant: String,
+}
+
+impl std::fmt::Debug for EventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStore").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+impl EventStore {
+    /// The tables of one tenant.
+    pub fn schema_provider(&self, tenant: TenantId) -> Arc<EventSchema> {
+        Arc::new(EventSchema { store: self.clone(), tenant: tenant.to_string() })
+    }
+
+    /// A query session over one tenant's tables (registered under their names) with the store's
+    /// object store registered.
+    pub fn session(&self, tenant: TenantId) -> Result<SessionContext> {
+        let ctx = SessionContext::new();
+        self.register(&ctx, tenant)?;
+        Ok(ctx)
+    }
+
+    /// Registers the object store and one tenant's tables in `ctx`.
+    pub fn register(&self, ctx: &SessionContext, tenant: TenantId) -> Result<()> {
+        let url = url::Url::parse(EVENTS_URL).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        ctx.register_object_store(&url, self.objects());
+        for t in schema::ALL {
+            // `bare` keeps the name's case; a plain &str would be parsed and lowercased.
+            ctx.register_table(TableReference::bare(t.name), Arc::new(EventTable { store: self.clone(), tenant: tenant.to_string(), table: t }))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for EventSchema {
+    fn table_names(&self) -> Vec<String> {
+        schema::ALL.iter().map(|t| t.name.to_owned()).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        Ok(schema::table(name).map(|t| {
+            Arc::new(EventTable { store: self.store.clone(), tenant: self.tenant.clone(), table: t }) as Arc<dyn TableProvider>
+        }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        schema::table(name).is_some()
+    }
+}
+
+/// One tenant's rows of one table.
+#[derive(Debug)]
+pub struct EventTable {
+    store: EventStore,
+    tenant: String,
+    table: &'static Table,
+}
+
+/// The bounds a filter puts on `Timestamp` (inclusive nanoseconds), if it is such a filter.
+fn time_bound(e: &Expr) -> Option<(Option<i64>, Option<i64>)> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+        return match e {
+            Expr::Between(b) if !b.negated && is_timestamp(&b.expr) => {
+                Some((literal_ns(&b.low), literal_ns(&b.high)))
+            }
+            _ => None,
+        };
+    };
+    let (op, lit) = if is_timestamp(left) {
+        (*op, right)
+    } else if is_timestamp(right) {
+        (op.swap()?, left)
+    } else {
+        return None;
+    };
+    let v = literal_ns(lit)?;
+    match op {
+        Operator::Gt => Some((v.checked_add(1), None)),
+        Operator::GtEq => Some((Some(v), None)),
+        Operator::Lt => Some((None, v.checked_sub(1))),
+        Operator::LtEq => Some((None, Some(v))),
+        Operator::Eq => Some((Some(v), Some(v))),
+        _ => None,
+    }
+}
+
+fn is_timestamp(e: &Expr) -> bool {
+    matches!(e, Expr::Column(c) if c.name == schema::TIMESTAMP)
+}
+
+fn literal_ns(e: &Expr) -> Option<i64> {
+    let Expr::Literal(v, _) = e else { return None };
+    let ns = v.cast_to(&DataType::Timestamp(TimeUnit::Nanosecond, Some(crate::arrow_schema::UTC.into()))).ok()?;
+    match ns {
+        ScalarValue::TimestampNanosecond(Some(t), _) => Some(t),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl TableProvider for EventTable {
+    fn schema(&self) -> SchemaRef {
+        crate::arrow_schema(self.table)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Time filters prune files and row groups, but DataFusion still applies them to rows.
+        Ok(filters
+            .iter()
+            .map(|f| if time_bound(f).is_some() { TableProviderFilterPushDown::Inexact } else { TableProviderFilterPushDown::Unsupported })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let schema = self.schema();
+        let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+        let mut time_filters = Vec::new();
+        for f in filters {
+            if let Some((l, h)) = time_bound(f) {
+                lo = lo.max(l.unwrap_or(i64::MIN));
+                hi = hi.min(h.unwrap_or(i64::MAX));
+                time_filters.push(f.clone());
+            }
+        }
+        let (files, hot) = self.store.snapshot(&self.tenant, self.table);
+        let files: Vec<&Arc<FileEntry>> = files.iter().filter(|f| f.max_ts >= lo && f.min_ts <= hi).collect();
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !files.is_empty() {
+            let mut source = ParquetSource::new(schema.clone());
+            if let Some(pred) = conjunction(time_filters) {
+                let df_schema = DFSchema::try_from(schema.clone())?;
+                source = source.with_predicate(state.create_physical_expr(pred, &df_schema)?);
+            }
+            let group = FileGroup::new(files.iter().map(|f| PartitionedFile::new(f.path.clone(), f.bytes)).collect());
+            let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(EVENTS_URL)?, Arc::new(source))
+                .with_file_group(group)
+                .with_projection_indices(projection.cloned())?
+                .build();
+            inputs.push(DataSourceExec::from_data_source(config));
+        }
+        if !hot.is_empty() {
+            inputs.push(MemorySourceConfig::try_new_exec(&[hot], schema.clone(), projection.cloned())?);
+        }
+        if inputs.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(schema.project(p)?),
+                None => schema,
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        UnionExec::try_new(inputs)
+    }
+}

@@ -1,0 +1,3 @@
+//! Event store tests: real files in a temp dir, queried through DataFusion.
+
+mod store;
