@@ -11,10 +11,12 @@
 //! - [`auth`]: secrets, signing keys, tokens, the [`auth::Caller`].
 //! - [`odata`]: collection responses and paging links.
 //! - [`routes`]: the handlers, a module per resource.
+//! - [`fleet`]: machines created and kept current from telemetry.
 
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod fleet;
 pub mod metrics;
 pub mod odata;
 pub mod ratelimit;
@@ -43,6 +45,9 @@ fn api_routes(state: AppState) -> ApiRoutes {
     let r = routes::machine_actions::add(r);
     let r = routes::indicators::add(r);
     let r = routes::incidents::add(r);
+    let r = routes::enrollment::add(r);
+    let r = routes::schema::add(r);
+    let r = routes::ingest::add(r);
     routes::audit::add(r)
 }
 
@@ -61,6 +66,8 @@ pub fn app(state: AppState) -> Router {
             get(move || async move { docs::openapi_response(&doc) }),
         )
         .route("/api/docs", get(docs::page))
+        .route("/agent/v1/enroll", post(routes::enrollment::enroll))
+        .route("/agent/v1/telemetry", post(routes::ingest::agent_batch))
         .route("/{tenant}/oauth2/v2.0/token", post(oauth::token_v2))
         .route("/{tenant}/oauth2/token", post(oauth::token_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(oauth::jwks))

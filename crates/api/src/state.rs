@@ -6,6 +6,7 @@ use crate::ratelimit::{RateLimitConfig, RateLimiter};
 use axum::http::HeaderMap;
 use rampart_core::TenantId;
 use rampart_store::Store;
+use rampart_telemetry::EventStore;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -42,11 +43,16 @@ impl Default for ApiConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Telemetry: the event store that ingestion writes and hunting reads.
+    pub events: EventStore,
+    /// Machines kept current from telemetry.
+    pub fleet: Arc<crate::fleet::FleetTracker>,
     pub keys: KeyRing,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<RateLimiter>,
     pub verified: Arc<crate::auth::token::VerifiedCache>,
+    pub devices: Arc<crate::auth::device::DeviceCache>,
     pub default_tenant: TenantId,
 }
 
@@ -54,17 +60,21 @@ impl AppState {
     /// Loads keys and the default tenant from the store.
     pub async fn new(
         store: Arc<dyn Store>,
+        events: EventStore,
         config: ApiConfig,
     ) -> Result<AppState, crate::auth::keys::KeyError> {
         let default_tenant = store.ensure_default_tenant().await?.id;
         let keys = KeyRing::load(store.as_ref()).await?;
         Ok(AppState {
             store,
+            events,
+            fleet: Arc::default(),
             keys,
             limiter: Arc::new(RateLimiter::new(config.rate_limits.clone())),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             verified: Arc::default(),
+            devices: Arc::new(crate::auth::device::DeviceCache::default()),
             default_tenant,
         })
     }

@@ -28,6 +28,9 @@ pub struct GlobalFlags {
     /// TOML configuration file
     #[arg(long, global = true, env = "RAMPART_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Where telemetry Parquet files go: a directory or file:// URL [default: DATA_DIR/telemetry/events]
+    #[arg(long, global = true, env = "RAMPART_EVENTS_URL")]
+    pub events_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -45,6 +48,24 @@ pub enum Command {
     /// Manage token-signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Import telemetry files (NDJSON rows, MDE streaming-API records, CSV exports) into the
+    /// event store; the server must not be running on the same data dir
+    Ingest(IngestArgs),
+    /// Generate realistic fleet telemetry (with attack scenarios) into files
+    Simulate(crate::simulate::SimulateArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct IngestArgs {
+    /// Tenant id [default: the default tenant]
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// The table of plain rows (NDJSON rows and CSV files); streaming records name their own
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Files to import; `.csv` files are CSV, others JSON (lines or documents)
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]

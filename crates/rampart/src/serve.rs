@@ -4,6 +4,7 @@ use crate::config::{Settings, Tls};
 use anyhow::Context;
 use rampart_api::AppState;
 use rampart_store::{SqlStore, Store};
+use rampart_telemetry::{EventStore, EventStoreConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +20,27 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
+/// Opens the event store: its log and manifest in `DATA_DIR/telemetry`, its files there too or at
+/// the events URL.
+pub async fn open_events(settings: &Settings) -> anyhow::Result<EventStore> {
+    let dir = settings.data_dir.join("telemetry");
+    let config = EventStoreConfig::default();
+    let events = match &settings.events_url {
+        Some(url) => {
+            let objects = rampart_telemetry::store::object_store_for(url)?;
+            EventStore::open_with_object_store(&dir, objects, config).await
+        }
+        None => EventStore::open(&dir, config).await,
+    };
+    events.with_context(|| format!("opening the event store in {}", dir.display()))
+}
+
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
     let store_for_maintenance = store.clone();
-    let state = AppState::new(store, settings.api.clone())
+    let events = open_events(&settings).await?;
+    let flusher = events.start_maintenance();
+    let state = AppState::new(store, events.clone(), settings.api.clone())
         .await
         .context("loading tenants and signing keys")?;
     let tenant = state.default_tenant;
@@ -50,6 +68,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("{scheme}://{}:{}", shown_host, addr.port()));
     println!("Rampart {} listening on {url}", env!("CARGO_PKG_VERSION"));
     println!("  state store:    {}", redact(&settings.database_url));
+    println!("  telemetry:      {}", settings.events_url.as_deref().map(redact).unwrap_or_else(|| settings.data_dir.join("telemetry").display().to_string()));
     println!("  default tenant: {tenant}");
     if let Some((cert, _)) = &tls_files {
         println!(
@@ -105,6 +124,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .await?
         }
     }
+    flusher.abort();
+    events.shutdown().await.context("writing buffered telemetry to Parquet")?;
     println!("Rampart stopped.");
     Ok(())
 }

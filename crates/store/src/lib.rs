@@ -1,7 +1,8 @@
 //! Rampart's state store.
 //!
 //! All durable state except telemetry — tenants, apps, signing keys, alerts, machines,
-//! indicators, machine actions, incidents, the audit log — sits behind the [`Store`] trait.
+//! indicators, machine actions, incidents, enrollment tokens and device credentials, the audit
+//! log — sits behind the [`Store`] trait.
 //! [`SqlStore`] implements it for SQLite (the embedded default: one file in the data dir, WAL
 //! mode) and PostgreSQL (scale-out); the same statements run on both because values are always
 //! bound as `$N` parameters and the few dialect differences live in [`sql::Dialect`].
@@ -18,6 +19,7 @@ mod actions;
 mod alerts;
 mod audit;
 mod counters;
+mod devices;
 pub mod document;
 mod error;
 mod incidents;
@@ -33,6 +35,7 @@ mod util;
 
 pub use actions::ActionStore;
 pub use alerts::AlertStore;
+pub use devices::DeviceStore;
 pub use error::{Result, StoreError};
 pub use incidents::IncidentStore;
 pub use indicators::IndicatorStore;
@@ -94,6 +97,7 @@ pub trait Store:
     + IndicatorStore
     + ActionStore
     + IncidentStore
+    + DeviceStore
     + Send
     + Sync
     + 'static
@@ -117,6 +121,7 @@ pub trait Store:
 /// The store traits, for `use rampart_store::prelude::*` where a `dyn Store` is called.
 pub mod prelude {
     pub use crate::{
-        ActionStore, AlertStore, IncidentStore, IndicatorStore, MachineStore, Store, TenantStore,
+        ActionStore, AlertStore, DeviceStore, IncidentStore, IndicatorStore, MachineStore, Store,
+        TenantStore,
     };
 }

@@ -120,6 +120,15 @@ pub trait MachineStore: Send + Sync {
         at: OffsetDateTime,
         window: time::Duration,
     ) -> Result<Vec<Machine>>;
+    /// Records that the machine used these addresses at `seen` (from telemetry, which may be
+    /// historical): each address's known interval widens to include `seen`.
+    async fn record_machine_ips(
+        &self,
+        tenant: TenantId,
+        machine_id: &str,
+        ips: &[String],
+        seen: OffsetDateTime,
+    ) -> Result<()>;
     /// Marks machines that stopped reporting as inactive (all tenants); returns how many changed.
     async fn refresh_machine_health(&self, now: OffsetDateTime) -> Result<u64>;
 
@@ -346,6 +355,31 @@ impl MachineStore for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|b| decode_machine(b)).collect()
+    }
+
+    async fn record_machine_ips(
+        &self,
+        tenant: TenantId,
+        machine_id: &str,
+        ips: &[String],
+        seen: OffsetDateTime,
+    ) -> Result<()> {
+        let at = to_micros(seen);
+        for ip in ips {
+            sqlx::query(
+                "INSERT INTO machine_ips (tenant_id, machine_id, ip, first_seen, last_seen) VALUES ($1, $2, $3, $4, $4) \
+                 ON CONFLICT (tenant_id, machine_id, ip) DO UPDATE SET \
+                 first_seen = CASE WHEN excluded.first_seen < machine_ips.first_seen THEN excluded.first_seen ELSE machine_ips.first_seen END, \
+                 last_seen = CASE WHEN excluded.last_seen > machine_ips.last_seen THEN excluded.last_seen ELSE machine_ips.last_seen END",
+            )
+            .bind(tenant.to_string())
+            .bind(machine_id.to_ascii_lowercase())
+            .bind(ip.as_str())
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
     }
 
     async fn refresh_machine_health(&self, now: OffsetDateTime) -> Result<u64> {

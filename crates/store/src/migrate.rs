@@ -35,6 +35,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(3, "indicators"),
     migration!(4, "machine_actions"),
     migration!(5, "incidents"),
+    migration!(6, "devices"),
 ];
 
 /// An arbitrary key for PostgreSQL's advisory lock, so that servers starting together against

@@ -1,6 +1,8 @@
-//! Authentication: app secrets, token-signing keys, access tokens, and the caller extractor.
+//! Authentication: app secrets, token-signing keys, access tokens, the caller extractor, and
+//! device credentials of enrolled agents.
 
 pub mod caller;
+pub mod device;
 pub mod keys;
 pub mod secret;
 pub mod token;

@@ -20,6 +20,7 @@ use utoipa::OpenApi;
     rampart_core::indicator::Indicator,
     rampart_core::indicator::IndicatorRequest,
     rampart_core::indicator::ImportIndicatorResults,
+    rampart_core::enrollment::EnrollmentToken,
 )))]
 struct Schemas;
 
@@ -97,6 +98,7 @@ pub fn openapi_document(defs: &[RouteDef]) -> Value {
         let entry = paths.entry(path).or_insert_with(|| json!({}));
         entry[method_key(&d.method)] = op;
     }
+    add_agent_paths(&mut paths);
     let mut components = serde_json::to_value(Schemas::openapi().components).unwrap_or(Value::Null);
     if !components.is_object() {
         components = json!({});
@@ -118,7 +120,9 @@ pub fn openapi_document(defs: &[RouteDef]) -> Value {
         .collect();
     components["securitySchemes"] = json!({ "oauth2": { "type": "oauth2", "description":
         "Client credentials as Entra ID: POST /{tenant}/oauth2/v2.0/token with scope <server>/.default. The app's roles are the permissions.",
-        "flows": { "clientCredentials": { "tokenUrl": "/{tenant}/oauth2/v2.0/token", "scopes": scopes } } } });
+        "flows": { "clientCredentials": { "tokenUrl": "/{tenant}/oauth2/v2.0/token", "scopes": scopes } } },
+        "device": { "type": "apiKey", "in": "header", "name": "Authorization",
+            "description": "Device <deviceId>:<deviceSecret>, as /agent/v1/enroll issued them." } });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -129,6 +133,39 @@ pub fn openapi_document(defs: &[RouteDef]) -> Value {
         "paths": paths,
         "components": components,
     })
+}
+
+/// The agent-facing routes (Rampart's own, outside `/api`): they take an enrollment token or a
+/// device credential, not an app token.
+fn add_agent_paths(paths: &mut serde_json::Map<String, Value>) {
+    paths.insert("/agent/v1/enroll".into(), json!({ "post": {
+        "summary": "Enroll a device with an enrollment token; returns its device id and secret (shown once)",
+        "tags": ["Agents"],
+        "operationId": "post_agent_v1_enroll",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object",
+            "required": ["enrollmentToken", "computerDnsName", "osPlatform"],
+            "properties": { "enrollmentToken": { "type": "string" }, "computerDnsName": { "type": "string" },
+                "osPlatform": { "type": "string" }, "deviceId": { "type": "string", "description": "40 hex characters; to keep an id the agent already has" } } } } } },
+        "responses": {
+            "201": { "description": "Enrolled: {deviceId, deviceSecret, tenantId}" },
+            "400": error_response("A field is missing or malformed"),
+            "401": error_response("The enrollment token is unknown, revoked, expired or used up"),
+            "409": error_response("The device id is already enrolled"),
+        }
+    }}));
+    paths.insert("/agent/v1/telemetry".into(), json!({ "post": {
+        "summary": "Send a batch of telemetry rows (any Device* tables); acknowledged once durable",
+        "tags": ["Agents"],
+        "operationId": "post_agent_v1_telemetry",
+        "description": "Body (optionally Content-Encoding: zstd): {\"batchId\": \"…\", \"tables\": {\"DeviceProcessEvents\": [{row}, …]}}. A retried batchId is acknowledged without being stored twice. Rows are checked one by one; rejected rows are listed with their reason and the rest are kept.",
+        "security": [{ "device": [] }],
+        "responses": {
+            "200": { "description": "{batchId, duplicate, accepted, rejected, rejections: [{table, index, reason}]}" },
+            "400": error_response("The body is not a batch"),
+            "401": error_response("Missing or invalid device credential"),
+            "503": error_response("The event store cannot take data now; retry after Retry-After seconds"),
+        }
+    }}));
 }
 
 fn method_key(m: &Method) -> &'static str {

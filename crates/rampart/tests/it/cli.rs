@@ -149,21 +149,51 @@ async fn demo_prints_working_credentials() {
         .filter(|l| l.starts_with("TOKEN=") || l.starts_with("curl "))
         .collect();
     assert_eq!(script.len(), 2, "{out}");
-    let result = Command::new("sh")
-        .arg("-c")
-        .arg(script.join("\n"))
-        .output()
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let body: serde_json::Value = serde_json::from_slice(&result.stdout)
-        .unwrap_or_else(|_| panic!("curl printed {}", String::from_utf8_lossy(&result.stdout)));
-    assert_eq!(body["value"].as_array().map(Vec::len), Some(5), "{body}");
+    let run_script = || {
+        let result = Command::new("sh")
+            .arg("-c")
+            .arg(script.join("\n"))
+            .output()
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap_or_else(|_| {
+            panic!("curl printed {}", String::from_utf8_lossy(&result.stdout))
+        });
+        body
+    };
+    let body = run_script();
     assert!(
         body["@odata.context"]
             .as_str()
             .unwrap()
             .ends_with("#Machines")
     );
+    // The 5 seeded machines, then the 20 simulated devices as they enroll and stream telemetry.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut body = body;
+    while body["value"].as_array().map_or(0, Vec::len) < 25 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        body = run_script();
+    }
+    assert_eq!(body["value"].as_array().map(Vec::len), Some(25), "{body}");
+    let base = out
+        .lines()
+        .find_map(|l| l.split("curl -s -H").nth(1))
+        .and_then(|l| l.split('\'').nth(1))
+        .and_then(|u| u.split("/api/").next())
+        .expect("the printed curl line names the server")
+        .to_owned();
+    let mut accepted = 0.0;
+    while accepted == 0.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let metrics = Command::new("curl").args(["-s", &format!("{base}/metrics")]).output().unwrap();
+        accepted = String::from_utf8_lossy(&metrics.stdout)
+            .lines()
+            .filter(|l| l.starts_with("rampart_telemetry_rows_total") && l.contains("outcome=\"accepted\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(accepted > 0.0, "simulated telemetry arrived within a minute");
     assert!(dir.path().join("rampart-demo/rampart.db").exists());
 }

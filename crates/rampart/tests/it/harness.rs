@@ -146,7 +146,21 @@ impl Server {
 
     /// Starts with global flags (`--config …`) and `serve` flags.
     pub fn start_opts(backend: &Backend, global: &[&str], extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
+        Server::spawn(Command::new(BIN), backend, global, extra)
+    }
+
+    /// Starts a server whose files may not grow past `kib` KiB (`ulimit -f`), as on a full disk:
+    /// writes past the limit fail with EFBIG (the signal that would kill it is ignored).
+    pub fn start_with_file_limit(backend: &Backend, kib: u64) -> Server {
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(format!("trap '' XFSZ; ulimit -f {kib}; exec \"$0\" \"$@\""))
+            .arg(BIN);
+        Server::spawn(sh, backend, &[], &[])
+    }
+
+    fn spawn(mut command: Command, backend: &Backend, global: &[&str], extra: &[&str]) -> Server {
+        let mut child = command
             .args(global)
             .arg("--data-dir")
             .arg(&backend.data_dir)

@@ -144,6 +144,13 @@ pub struct EventStore {
     inner: Arc<Inner>,
 }
 
+/// The memory a hot batch holds. Counted by slice, not by buffer: batches replayed from the log
+/// share one decoded frame between their columns, and counting the frame per column would
+/// overstate the hot tail many times over.
+fn hot_size(batch: &RecordBatch) -> usize {
+    batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0)).sum()
+}
+
 fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -219,7 +226,7 @@ impl EventStore {
                 ids.stored(&rec.tenant, &rec.batch_id, seg, unix_now());
                 let tenant: Arc<str> = rec.tenant.into();
                 for (table, batch) in rec.tables {
-                    hot_bytes += batch.get_array_memory_size();
+                    hot_bytes += hot_size(&batch);
                     hot.push(HotBatch { segment: seg, tenant: tenant.clone(), table, batch });
                 }
             }
@@ -299,7 +306,7 @@ impl EventStore {
                 let mut bytes = 0;
                 let mut v = me.visible.write().unwrap_or_else(|p| p.into_inner());
                 for (table, batch) in tables {
-                    bytes += batch.get_array_memory_size();
+                    bytes += hot_size(&batch);
                     v.hot.push(HotBatch { segment, tenant: tenant.clone(), table, batch });
                 }
                 drop(v);
@@ -383,7 +390,7 @@ impl EventStore {
         self.save_manifest(&next)?;
         *manifest = next;
         let rows: usize = taken.iter().map(|h| h.batch.num_rows()).sum();
-        let bytes: usize = taken.iter().map(|h| h.batch.get_array_memory_size()).sum();
+        let bytes: usize = taken.iter().map(|h| hot_size(&h.batch)).sum();
         {
             let mut v = inner.visible.write().unwrap_or_else(|p| p.into_inner());
             v.files.extend(new_files.into_iter().map(Arc::new));

@@ -1,0 +1,317 @@
+//! `telemetry-bench`: the ingestion benchmark of docs/BENCHMARKS.md.
+//!
+//! Generates a simulated fleet's telemetry once (rampart-simulate, deterministic), cut into agent
+//! batches of ~1,000 rows as JSON, then measures:
+//! 1. the in-process pipeline on one core: JSON batch → Arrow rows → durable log → hot tail;
+//! 2. acknowledged → visible: a query for a batch's rows right after its acknowledgement;
+//! 3. on-disk bytes per event after flush and compaction;
+//! 4. end to end over HTTP: the real `rampart serve` binary, every simulated device enrolled,
+//!    `--agents` concurrent senders posting zstd batches; and the server's peak memory;
+//! 5. the baseline: DuckDB converting the same rows (NDJSON) to zstd Parquet.
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Int64Type;
+use rampart_core::TenantId;
+use rampart_core::schema::{self, Table};
+use rampart_simulate::{Cell, FleetSpec, Sink};
+use rampart_store::SqlStore;
+use rampart_store::prelude::*;
+use rampart_telemetry::{EventStore, EventStoreConfig, TableBatchBuilder};
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// Simulated devices
+    #[arg(long, default_value_t = 200)]
+    devices: usize,
+    /// Hours of fleet activity to generate
+    #[arg(long, default_value_t = 2.0)]
+    hours: f64,
+    /// Rows per agent batch
+    #[arg(long, default_value_t = 1000)]
+    batch_rows: usize,
+    /// Concurrent HTTP senders
+    #[arg(long, default_value_t = 16)]
+    agents: usize,
+    /// The rampart binary (a release build)
+    #[arg(long)]
+    rampart: String,
+    /// Work directory (wiped)
+    #[arg(long, default_value = "/var/tmp/rampart-bench/telemetry")]
+    dir: std::path::PathBuf,
+}
+
+/// One agent batch: its device and its JSON body.
+struct Batch {
+    device: usize,
+    rows: usize,
+    json: Vec<u8>,
+}
+
+/// Cuts generated rows into per-device JSON batches, as agents would send them.
+struct Batcher {
+    batch_rows: usize,
+    pending: BTreeMap<usize, (usize, BTreeMap<&'static str, Vec<u8>>)>,
+    out: Vec<Batch>,
+    next_id: u64,
+}
+
+impl Batcher {
+    fn seal(&mut self, device: usize) {
+        let Some((rows, tables)) = self.pending.remove(&device) else { return };
+        let mut json = Vec::with_capacity(tables.values().map(Vec::len).sum::<usize>() + 64);
+        json.extend_from_slice(format!("{{\"batchId\":\"{}\",\"tables\":{{", self.next_id).as_bytes());
+        self.next_id += 1;
+        for (i, (name, body)) in tables.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            json.extend_from_slice(format!("\"{name}\":[").as_bytes());
+            json.extend_from_slice(body);
+            json.push(b']');
+        }
+        json.extend_from_slice(b"}}");
+        self.out.push(Batch { device, rows, json });
+    }
+}
+
+impl Sink for Batcher {
+    fn row(&mut self, device: usize, table: &'static Table, cells: &[(usize, Cell<'_>)]) -> std::io::Result<()> {
+        let (rows, tables) = self.pending.entry(device).or_default();
+        let buf = tables.entry(table.name).or_default();
+        if !buf.is_empty() {
+            buf.push(b',');
+        }
+        buf.push(b'{');
+        for (i, (col, cell)) in cells.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(format!("\"{}\":", table.columns[*col].name).as_bytes());
+            push_cell(buf, cell);
+        }
+        buf.push(b'}');
+        *rows += 1;
+        if *rows >= self.batch_rows {
+            self.seal(device);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        let devices: Vec<usize> = self.pending.keys().copied().collect();
+        for d in devices {
+            self.seal(d);
+        }
+        Ok(())
+    }
+}
+
+/// A cell as JSON, as an agent would write it.
+fn push_cell(out: &mut Vec<u8>, c: &Cell<'_>) {
+    let v = match *c {
+        Cell::Null => serde_json::Value::Null,
+        Cell::Bool(b) => b.into(),
+        Cell::Int(x) => x.into(),
+        Cell::Long(x) => x.into(),
+        Cell::Real(x) => x.into(),
+        Cell::Str(s) => s.into(),
+        Cell::Time(ns) => time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .into(),
+    };
+    let _ = serde_json::to_writer(&mut *out, &v);
+}
+
+/// The server-side conversion of one agent batch (as `/agent/v1/telemetry` does it).
+fn to_arrow(json: &[u8]) -> anyhow::Result<Vec<(&'static Table, datafusion::arrow::array::RecordBatch)>> {
+    let v: serde_json::Value = serde_json::from_slice(json)?;
+    let mut out = Vec::new();
+    for (name, rows) in v["tables"].as_object().context("tables")? {
+        let table = schema::table(name).context("table")?;
+        let rows = rows.as_array().context("rows")?;
+        let mut b = TableBatchBuilder::with_capacity(table, rows.len());
+        for r in rows {
+            b.push_json(r.as_object().context("row")?)?;
+        }
+        out.push((table, b.finish()));
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _ = std::fs::remove_dir_all(&args.dir);
+    std::fs::create_dir_all(&args.dir)?;
+    let start_ns = 1_790_000_000i64 * 1_000_000_000;
+    let spec = FleetSpec { devices: args.devices, days: args.hours / 24.0, seed: 42, start_ns, scenarios: Vec::new() };
+
+    let t = Instant::now();
+    let mut batcher = Batcher { batch_rows: args.batch_rows, pending: BTreeMap::new(), out: Vec::new(), next_id: 0 };
+    let stats = rampart_simulate::generate(&spec, &mut batcher)?;
+    batcher.finish()?;
+    let batches = batcher.out;
+    let events: usize = batches.iter().map(|b| b.rows).sum();
+    let json_bytes: usize = batches.iter().map(|b| b.json.len()).sum();
+    println!("generated {events} events ({} tables) in {} batches, {:.1} MB of JSON, in {:.1} s", stats.rows.len(), batches.len(), json_bytes as f64 / 1e6, t.elapsed().as_secs_f64());
+
+    // 1 + 2: the in-process pipeline on this thread (one core), and ack → visible.
+    let tenant = TenantId::new_random();
+    let store = EventStore::open(&args.dir.join("inproc"), EventStoreConfig { flush_interval: Duration::from_secs(3600), ..Default::default() }).await?;
+    let t0 = Instant::now();
+    for (i, b) in batches.iter().enumerate() {
+        let tables = to_arrow(&b.json)?;
+        store.append(tenant, &i.to_string(), tables).await?;
+    }
+    let inproc = t0.elapsed();
+    println!("in-process pipeline (1 core): {:.0} events/s ({events} events in {:.2} s)", events as f64 / inproc.as_secs_f64(), inproc.as_secs_f64());
+
+    let ctx = store.session(tenant)?;
+    let mut visible = Vec::new();
+    for i in 0..200i64 {
+        let marker = 9_000_000_000 + i;
+        let mut b = TableBatchBuilder::new(schema::table("DeviceEvents").context("table")?);
+        let row = serde_json::json!({"Timestamp": "2026-09-21T12:00:00Z", "DeviceId": "probe", "ReportId": marker});
+        b.push_json(row.as_object().context("row")?)?;
+        store.append(tenant, &format!("probe-{i}"), vec![(b.table(), b.finish())]).await?;
+        let acked = Instant::now();
+        let q = format!("select count(*) from \"DeviceEvents\" where \"ReportId\" = {marker}");
+        let n = ctx.sql(&q).await?.collect().await?[0].column(0).as_primitive::<Int64Type>().value(0);
+        if n != 1 {
+            bail!("probe {marker} not visible after its acknowledgement");
+        }
+        visible.push(acked.elapsed());
+    }
+    visible.sort();
+    println!("acknowledged -> visible (query answered): p50 {:?}, p99 {:?}", percentile(&visible, 0.5), percentile(&visible, 0.99));
+
+    // 3: bytes per event on disk.
+    let t1 = Instant::now();
+    store.flush().await?;
+    store.compact().await?;
+    let s = store.stats();
+    println!("flush + compact: {:.2} s; {} files, {} rows, {:.1} MB: {:.1} bytes/event", t1.elapsed().as_secs_f64(), s.files, s.file_rows, s.file_bytes as f64 / 1e6, s.file_bytes as f64 / s.file_rows as f64);
+    store.shutdown().await?;
+
+    // 4: end to end over HTTP.
+    http_phase(&args, &spec, &batches, events).await?;
+
+    // 5: DuckDB baseline over the same rows.
+    duckdb_baseline(&args, &spec)?;
+    Ok(())
+}
+
+async fn http_phase(args: &Args, spec: &FleetSpec, batches: &[Batch], events: usize) -> anyhow::Result<()> {
+    let data = args.dir.join("server");
+    std::fs::create_dir_all(&data)?;
+    let db = format!("sqlite://{}", data.join("rampart.db").display());
+    let store = SqlStore::connect(&db).await?;
+    let tenant = store.ensure_default_tenant().await?.id;
+    let secret = format!("rpe_bench{}", uuid::Uuid::new_v4().simple());
+    let token = rampart_core::enrollment::EnrollmentToken {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant,
+        name: "bench".into(),
+        created_time: time::OffsetDateTime::now_utc(),
+        expires_time: None,
+        max_uses: None,
+        uses: 0,
+        revoked: false,
+    };
+    store.create_enrollment_token(&rampart_core::audit::AuditContext::system("bench"), &token, &rampart_api::auth::device::secret_hash(&secret)).await?;
+    drop(store);
+    let mut child = Command::new(&args.rampart)
+        .args(["--data-dir"]).arg(&data).args(["--database-url", &db, "serve", "--listen", "127.0.0.1:0"])
+        .env("RAMPART_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting rampart serve")?;
+    let pid = child.id();
+    let stdout = child.stdout.take().context("stdout")?;
+    let url = {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        loop {
+            let line = lines.next().context("server exited")??;
+            if let Some(u) = line.split(" listening on ").nth(1) {
+                break u.to_owned();
+            }
+        }
+    };
+    let http = reqwest::Client::builder().pool_max_idle_per_host(args.agents).build()?;
+    // Every simulated device enrolls with its own id and gets its credential.
+    let fleet = rampart_simulate::Fleet::new(spec);
+    let mut auth = BTreeMap::new();
+    for (d, device) in fleet.devices().iter().enumerate() {
+        let id = device.id.clone();
+        let r: serde_json::Value = http.post(format!("{url}/agent/v1/enroll")).json(&serde_json::json!({"enrollmentToken": secret, "computerDnsName": format!("dev-{d}"), "osPlatform": "Linux", "deviceId": id})).send().await?.error_for_status()?.json().await?;
+        auth.insert(d, (id, format!("Device {}:{}", r["deviceId"].as_str().unwrap_or_default(), r["deviceSecret"].as_str().unwrap_or_default())));
+    }
+    // Bodies are prepared (device id rewritten, compressed) before the clock starts, as agents
+    // compress on their own machines.
+    let mut bodies: Vec<Vec<(String, Vec<u8>)>> = vec![Vec::new(); args.agents];
+    for (i, b) in batches.iter().enumerate() {
+        let (_, header) = &auth[&b.device];
+        bodies[i % args.agents].push((header.clone(), zstd::encode_all(&b.json[..], 3)?));
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for mine in bodies {
+        let http = http.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut refused = 0u64;
+            for (header, body) in mine {
+                loop {
+                    let r = http.post(format!("{url}/agent/v1/telemetry")).header("authorization", &header).header("content-encoding", "zstd").body(body.clone()).send().await?;
+                    match r.status().as_u16() {
+                        200 => break,
+                        503 => { refused += 1; tokio::time::sleep(Duration::from_millis(200)).await }
+                        s => anyhow::bail!("batch refused: {s} {}", r.text().await.unwrap_or_default()),
+                    }
+                }
+            }
+            Ok::<u64, anyhow::Error>(refused)
+        }));
+    }
+    let mut refused = 0;
+    for t in tasks {
+        refused += t.await??;
+    }
+    let took = started.elapsed();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("VmHWM: ?").to_owned();
+    println!("HTTP end to end ({} senders): {:.0} events/s ({events} events in {:.2} s; {refused} 503 retries); server peak memory {}", args.agents, events as f64 / took.as_secs_f64(), took.as_secs_f64(), hwm.trim_start_matches("VmHWM:").trim());
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = child.wait();
+    Ok(())
+}
+
+fn duckdb_baseline(args: &Args, spec: &FleetSpec) -> anyhow::Result<()> {
+    let dir = args.dir.join("ndjson");
+    let mut sink = rampart_simulate::sinks::NdjsonSink::create(&dir)?;
+    rampart_simulate::generate(spec, &mut sink)?;
+    sink.finish()?;
+    let script = format!(
+        "import duckdb, glob, os, time\nt=time.time(); n=0; size=0\nfor f in sorted(glob.glob('{0}/*.ndjson')):\n    out=f[:-7]+'.parquet'\n    duckdb.sql(f\"COPY (SELECT properties.* FROM read_json('{{f}}', format='newline_delimited', maximum_object_size=104857600)) TO '{{out}}' (FORMAT parquet, COMPRESSION zstd)\")\n    n+=duckdb.sql(f\"select count(*) from '{{out}}'\").fetchone()[0]; size+=os.path.getsize(out)\nel=time.time()-t\nprint(f'DuckDB baseline: {{n}} rows NDJSON -> Parquet in {{el:.2f}} s = {{n/el:.0f}} rows/s, {{size/n:.1f}} bytes/event')\n",
+        dir.display()
+    );
+    let out = Command::new("python3").arg("-c").arg(script).output()?;
+    if !out.status.success() {
+        println!("DuckDB baseline skipped: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("python3 failed"));
+    } else {
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! Telemetry in: `POST /agent/v1/telemetry` for agents and simulators (device credential,
+//! zstd-compressed batches, each with a batch id), and `POST /api/telemetry/import` for bulk
+//! imports by partner apps (NDJSON rows, MDE streaming-API records, CSV exports).
+//!
+//! A batch is answered 200 only after the event store has it durably; a retried batch id is
+//! answered 200 again without storing anything twice. Bad rows are rejected one by one with their
+//! reason, and the good rows of the same batch are kept. When the store can't take data (disk
+//! full, object store failing, ingestion ahead of storage) the answer is 503 with `Retry-After`.
+
+use crate::auth::Caller;
+use crate::auth::device::authenticate_device;
+use crate::body::read_bytes;
+use crate::error::{ApiError, ApiResult};
+use crate::router::{ApiRoutes, RouteDef};
+use crate::state::AppState;
+use axum::Extension;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use rampart_core::schema::{self, Table};
+use rampart_core::{ErrorCode, Permission as P, TenantId};
+use rampart_telemetry::formats::{self, Format, ImportOptions};
+use rampart_telemetry::rows::TableBatchBuilder;
+use rampart_telemetry::{Appended, StoreError};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// Largest decompressed body: a zstd bomb must not take the server's memory.
+const MAX_DECOMPRESSED: u64 = 256 << 20;
+/// Rejections listed in a response (all are counted).
+const MAX_LISTED: usize = 100;
+
+/// The body of `Content-Encoding: zstd` requests, decompressed; others as they are.
+fn decoded(headers: &HeaderMap, body: Bytes) -> ApiResult<Bytes> {
+    let encoding = headers.get("content-encoding").and_then(|v| v.to_str().ok()).unwrap_or("identity");
+    match encoding.trim().to_ascii_lowercase().as_str() {
+        "identity" | "" => Ok(body),
+        "zstd" => {
+            let mut out = Vec::with_capacity(body.len() * 4);
+            let decoder = zstd::stream::read::Decoder::new(&body[..])
+                .map_err(|e| ApiError::new(ErrorCode::InvalidRequestBody, format!("zstd: {e}")))?;
+            decoder
+                .take(MAX_DECOMPRESSED + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| ApiError::new(ErrorCode::InvalidRequestBody, format!("The body is not valid zstd: {e}")))?;
+            if out.len() as u64 > MAX_DECOMPRESSED {
+                return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("The decompressed body exceeds {MAX_DECOMPRESSED} bytes.")));
+            }
+            Ok(out.into())
+        }
+        other => Err(ApiError::new(ErrorCode::UnsupportedMediaType, format!("Content-Encoding '{other}' is not supported; send zstd or identity."))),
+    }
+}
+
+/// The answer to a store error: 503 with `Retry-After` when it is transient.
+fn store_error(e: StoreError) -> Response {
+    match e {
+        StoreError::Unavailable { reason, retry_after } => {
+            let mut resp = ApiError::new(ErrorCode::ServiceUnavailable, format!("The event store cannot take data now ({reason}); nothing of this batch was acknowledged. Retry later.")).into_response();
+            let secs = retry_after.as_secs().max(1);
+            resp.headers_mut().insert("retry-after", HeaderValue::from(secs));
+            resp
+        }
+        StoreError::InvalidInput(m) => ApiError::new(ErrorCode::InvalidInput, m).into_response(),
+        StoreError::Internal(m) => ApiError::internal("event store", m).into_response(),
+    }
+}
+
+fn count_rows(state: &AppState, tables: &[(&'static Table, datafusion::arrow::array::RecordBatch)], rejected: &BTreeMap<String, u64>) {
+    for (t, b) in tables {
+        state.metrics.record_rows(t.name, "accepted", b.num_rows() as u64);
+    }
+    for (t, n) in rejected {
+        state.metrics.record_rows(t, "rejected", *n);
+    }
+}
+
+/// `POST /agent/v1/telemetry`: `{"batchId": "…", "tables": {"<Table>": [{row}, …], …}}`.
+pub async fn agent_batch(State(state): State<AppState>, req: Request) -> Response {
+    match agent_batch_inner(&state, req).await {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, Response> {
+    let headers = req.headers().clone();
+    let device = authenticate_device(state, &headers).await.map_err(IntoResponse::into_response)?;
+    let body = read_bytes(req, state).await.map_err(IntoResponse::into_response)?;
+    let body = decoded(&headers, body).map_err(IntoResponse::into_response)?;
+    let batch: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequestBody, format!("The body is not JSON: {e}")).into_response())?;
+    let Some(batch_id) = batch.get("batchId").and_then(Value::as_str) else {
+        return Err(ApiError::new(ErrorCode::InvalidRequestBody, "batchId: required (a string, unique per batch; a retry sends the same one)").into_response());
+    };
+    let Some(tables) = batch.get("tables").and_then(Value::as_object) else {
+        return Err(ApiError::new(ErrorCode::InvalidRequestBody, "tables: required (an object of table name -> array of rows)").into_response());
+    };
+    let mut builders = Vec::new();
+    let mut rejections = Vec::new();
+    let mut rejected_by_table: BTreeMap<String, u64> = BTreeMap::new();
+    let mut reject = |table: &str, index: Option<usize>, reason: String, rejections: &mut Vec<Value>| {
+        *rejected_by_table.entry(table.to_owned()).or_default() += 1;
+        if rejections.len() < MAX_LISTED {
+            rejections.push(json!({ "table": table, "index": index, "reason": reason }));
+        }
+    };
+    for (name, rows) in tables {
+        let Some(table) = schema::table(name) else {
+            let n = rows.as_array().map_or(1, Vec::len);
+            for _ in 0..n {
+                reject(name, None, format!("unknown table {name}"), &mut rejections);
+            }
+            continue;
+        };
+        let Some(rows) = rows.as_array() else {
+            reject(name, None, "expected an array of rows".into(), &mut rejections);
+            continue;
+        };
+        let mut b = TableBatchBuilder::with_capacity(table, rows.len());
+        let device_id = Value::String(device.device_id.clone());
+        for (i, row) in rows.iter().enumerate() {
+            let Some(row) = row.as_object() else {
+                reject(name, Some(i), "expected a JSON object".into(), &mut rejections);
+                continue;
+            };
+            // A device reports for itself only; a row without DeviceId is the caller's.
+            let result = match row.get(schema::DEVICE_ID) {
+                Some(Value::String(d)) if d.eq_ignore_ascii_case(&device.device_id) => b.push_json(row),
+                None | Some(Value::Null) if table.column(schema::DEVICE_ID).is_some() => {
+                    let mut owned: Map<String, Value> = row.clone();
+                    owned.insert(schema::DEVICE_ID.into(), device_id.clone());
+                    b.push_json(&owned)
+                }
+                None | Some(Value::Null) => b.push_json(row),
+                Some(_) => {
+                    reject(name, Some(i), format!("{name}.DeviceId: a device may only send its own telemetry ({})", device.device_id), &mut rejections);
+                    continue;
+                }
+            };
+            if let Err(e) = result {
+                reject(name, Some(i), e.to_string(), &mut rejections);
+            }
+        }
+        if !b.is_empty() {
+            builders.push((table, b.finish()));
+        }
+    }
+    let scoped_id = format!("{}/{batch_id}", device.device_id);
+    let outcome = state.events.append(device.tenant, &scoped_id, builders.clone()).await.map_err(store_error)?;
+    let duplicate = outcome == Appended::Duplicate;
+    let accepted: usize = builders.iter().map(|(_, b)| b.num_rows()).sum();
+    let rejected: u64 = rejected_by_table.values().sum();
+    if !duplicate {
+        count_rows(state, &builders, &rejected_by_table);
+        state.fleet.observe(state, device.tenant, &builders).await;
+    }
+    Ok((StatusCode::OK, axum::Json(json!({
+        "batchId": batch_id,
+        "duplicate": duplicate,
+        "accepted": if duplicate { 0 } else { accepted },
+        "rejected": rejected,
+        "rejections": rejections,
+    })))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ImportQuery {
+    table: Option<String>,
+}
+
+/// `POST /api/telemetry/import?table=…`: NDJSON rows, streaming-API records (also in
+/// `{"records": […]}` documents) or, with `Content-Type: text/csv`, a CSV export.
+pub async fn import(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ImportQuery>,
+    req: Request,
+) -> Response {
+    match import_inner(&state, caller.tenant, q, req).await {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+async fn import_inner(state: &AppState, tenant: TenantId, q: ImportQuery, req: Request) -> Result<Response, Response> {
+    let headers = req.headers().clone();
+    let table = match q.table.as_deref() {
+        Some(name) => Some(schema::table(name).ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidInput, format!("table: no table named '{name}'")).into_response()
+        })?),
+        None => None,
+    };
+    // The same key makes a retried import store nothing twice; without one, each call is new.
+    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 200 => k.to_owned(),
+        Some(_) => return Err(ApiError::new(ErrorCode::InvalidInput, "Idempotency-Key: 1-200 visible characters").into_response()),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let format = Format::of_content_type(headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or(""));
+    let body = read_bytes(req, state).await.map_err(IntoResponse::into_response)?;
+    let body = decoded(&headers, body).map_err(IntoResponse::into_response)?;
+    let opts = ImportOptions { table, max_kept_rejections: MAX_LISTED, ..Default::default() };
+    let parsed = tokio::task::spawn_blocking(move || {
+        let mut chunks = Vec::new();
+        formats::import(&body[..], format, &opts, |c| -> Result<(), std::convert::Infallible> {
+            chunks.push(c);
+            Ok(())
+        })
+        .map(|()| chunks)
+    })
+    .await
+    .map_err(|e| ApiError::internal("import task", e).into_response())?;
+    let chunks = parsed.map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()).into_response())?;
+    let (mut accepted, mut rejected, mut duplicate_rows) = (0u64, 0u64, 0u64);
+    let mut rejections = Vec::new();
+    let mut per_table: BTreeMap<&str, u64> = BTreeMap::new();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        rejected += chunk.rejected_count;
+        for r in chunk.rejected {
+            if rejections.len() < MAX_LISTED {
+                rejections.push(json!({ "location": r.location.to_string(), "reason": r.reason }));
+            }
+        }
+        let rows = chunk.accepted;
+        let outcome = state.events.append(tenant, &format!("import/{key}/{i}"), chunk.tables.clone()).await.map_err(store_error)?;
+        if outcome == Appended::Duplicate {
+            duplicate_rows += rows;
+            continue;
+        }
+        accepted += rows;
+        for (t, b) in &chunk.tables {
+            *per_table.entry(t.name).or_default() += b.num_rows() as u64;
+        }
+        count_rows(state, &chunk.tables, &BTreeMap::new());
+        state.fleet.observe(state, tenant, &chunk.tables).await;
+    }
+    if rejected > 0 {
+        state.metrics.record_rows("(import)", "rejected", rejected);
+    }
+    Ok(axum::Json(json!({
+        "accepted": accepted,
+        "alreadyStored": duplicate_rows,
+        "rejected": rejected,
+        "tables": per_table,
+        "rejections": rejections,
+    }))
+    .into_response())
+}
+
+pub fn add(r: ApiRoutes) -> ApiRoutes {
+    r.add(
+        RouteDef::new(
+            axum::http::Method::POST,
+            "/telemetry/import",
+            &[P::EventWrite],
+            "Telemetry",
+            "Import advanced-hunting rows: NDJSON, streaming-API records or CSV (Rampart)",
+        ),
+        import,
+    )
+}

@@ -1,0 +1,387 @@
+//! Telemetry end to end: the schema listing, bulk imports, agents posting batches with device
+//! credentials, machines from telemetry, and durability across `kill -9`.
+
+use crate::harness::{Backend, Server, assert_mde_error, backends};
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Int64Type;
+use rampart_telemetry::{EventStore, EventStoreConfig};
+use serde_json::{Value, json};
+use std::io::Write;
+
+fn ts(offset_s: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() - time::Duration::hours(1) + time::Duration::seconds(offset_s);
+    t.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+/// Counts rows of the stopped server's event store with SQL.
+async fn query_i64(backend: &Backend, tenant: &str, sql: &str) -> Vec<i64> {
+    let events = EventStore::open(&backend.data_dir.join("telemetry"), EventStoreConfig::default()).await.unwrap();
+    let ctx = events.session(tenant.parse().unwrap()).unwrap();
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let out = batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().iter().map(|v| v.unwrap_or(-1)).collect::<Vec<_>>()).collect();
+    events.shutdown().await.unwrap();
+    out
+}
+
+async fn post_import(s: &Server, token: &str, query: &str, content_type: &str, body: String, key: Option<&str>) -> (u16, Value) {
+    let mut req = s.http.post(format!("{}/api/telemetry/import{query}", s.url)).bearer_auth(token).header("content-type", content_type).body(body);
+    if let Some(k) = key {
+        req = req.header("idempotency-key", k);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// An enrolled device: its id and the `Authorization` value it sends.
+struct Device {
+    id: String,
+    auth: String,
+}
+
+async fn enroll(s: &Server, name: &str) -> Device {
+    let admin = s.token_with("SecurityConfiguration.ReadWrite.All").await;
+    let resp = s.http.post(format!("{}/api/enrollmentTokens", s.url)).bearer_auth(&admin).json(&json!({"name": "fleet"})).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let token: Value = resp.json().await.unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/agent/v1/enroll", s.url))
+        .json(&json!({"enrollmentToken": token["token"], "computerDnsName": name, "osPlatform": "Linux"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let d: Value = resp.json().await.unwrap();
+    let id = d["deviceId"].as_str().unwrap().to_owned();
+    let auth = format!("Device {id}:{}", d["deviceSecret"].as_str().unwrap());
+    Device { id, auth }
+}
+
+async fn post_batch(s: &Server, device: &Device, body: &Value) -> (u16, Value, Option<String>) {
+    let compressed = zstd::encode_all(body.to_string().as_bytes(), 3).unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/agent/v1/telemetry", s.url))
+        .header("authorization", &device.auth)
+        .header("content-encoding", "zstd")
+        .header("content-type", "application/json")
+        .body(compressed)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (status, resp.json().await.unwrap_or(Value::Null), retry)
+}
+
+#[tokio::test]
+async fn schema_lists_every_table_with_kql_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start(b);
+    let token = s.token_with("AdvancedQuery.Read.All").await;
+    let (status, body) = s.get("/api/schema", Some(&token)).await;
+    assert_eq!(status, 200);
+    let tables = body["value"].as_array().unwrap();
+    assert_eq!(tables.len(), 12);
+    let (status, net) = s.get("/api/schema?table=DeviceNetworkEvents", Some(&token)).await;
+    assert_eq!(status, 200);
+    let net = &net["value"][0];
+    let port = net["columns"].as_array().unwrap().iter().find(|c| c["ColumnName"] == "RemotePort").unwrap();
+    assert_eq!(port["ColumnType"], "int");
+    assert_eq!(port["DataType"], "System.Int32");
+    assert_eq!(net["columns"][0]["ColumnName"], "Timestamp");
+    assert_eq!(net["columns"][0]["ColumnType"], "datetime");
+    let (status, body) = s.get("/api/schema?table=DeviceNope", Some(&token)).await;
+    assert_eq!(status, 404);
+    assert!(assert_mde_error(&body, "ResourceNotFound").contains("DeviceProcessEvents"));
+    let (status, _) = s.get("/api/schema", Some(&s.token_with("Alert.Read.All").await)).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn imports_keep_good_rows_reject_bad_ones_and_feed_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start(&b);
+        let token = s.token_with("Event.Write").await;
+        let dev = "a".repeat(40);
+        let ndjson = [
+            json!({"Timestamp": ts(0), "DeviceId": dev, "DeviceName": "ws-1.corp.example", "ActionType": "ProcessCreated", "FileName": "cmd.exe", "ReportId": 1}).to_string(),
+            "{broken".to_owned(),
+            json!({"Timestamp": ts(1), "DeviceId": dev, "ProcessId": "not a number"}).to_string(),
+            json!({"Timestamp": ts(2), "DeviceId": dev, "ActionType": "ProcessCreated", "ReportId": 2}).to_string(),
+            json!({"DeviceId": dev}).to_string(),
+        ]
+        .join("\n");
+        let (status, body) = post_import(&s, &token, "?table=DeviceProcessEvents", "application/x-ndjson", ndjson.clone(), Some("k1")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["accepted"], 2, "{body}");
+        assert_eq!(body["rejected"], 3, "{body}");
+        let reasons: Vec<String> = body["rejections"].as_array().unwrap().iter().map(|r| format!("{}: {}", r["location"].as_str().unwrap(), r["reason"].as_str().unwrap())).collect();
+        assert!(reasons[0].starts_with("line 2: not JSON"), "{reasons:?}");
+        assert_eq!(reasons[1], "line 3: DeviceProcessEvents.ProcessId: expected long, got \"not a number\"");
+        assert_eq!(reasons[2], "line 5: DeviceProcessEvents.Timestamp: missing (every row needs its event time)");
+        // The same import again (a client retry) stores nothing twice.
+        let (_, again) = post_import(&s, &token, "?table=DeviceProcessEvents", "application/x-ndjson", ndjson, Some("k1")).await;
+        assert_eq!((again["accepted"].as_u64(), again["alreadyStored"].as_u64()), (Some(0), Some(2)), "{again}");
+
+        // Streaming-API records (Event Hubs document) and a CSV export.
+        let doc = json!({"records": [
+            {"time": ts(0), "tenantId": "x", "category": "AdvancedHunting-DeviceInfo", "properties": {"Timestamp": ts(3), "DeviceId": dev, "DeviceName": "ws-1.corp.example", "OSPlatform": "Windows11", "OSBuild": 22631, "PublicIP": "203.0.113.9", "ClientVersion": "1.2.3", "MachineGroup": "g"}},
+            {"time": ts(0), "tenantId": "x", "category": "AdvancedHunting-DeviceNetworkInfo", "properties": {"Timestamp": ts(4), "DeviceId": dev, "IPAddresses": "[{\"IPAddress\":\"10.20.30.40\",\"SubnetPrefix\":24,\"AddressType\":\"Private\"}]", "MacAddress": "00-11-22-33-44-55"}},
+            {"time": ts(0), "tenantId": "x", "category": "AdvancedHunting-DeviceBogus", "properties": {}}
+        ]});
+        let (status, body) = post_import(&s, &token, "", "application/json", serde_json::to_string_pretty(&doc).unwrap(), None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(2), Some(1)), "{body}");
+        assert_eq!(body["rejections"][0]["reason"], "unknown table DeviceBogus");
+        let csv = format!("Timestamp,DeviceId,RemoteIP,RemotePort,Protocol\n{},{dev},198.51.100.7,443,Tcp\n{},{dev},198.51.100.8,https,Tcp\n", ts(5), ts(6));
+        let (status, body) = post_import(&s, &token, "?table=DeviceNetworkEvents", "text/csv", csv, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(1), Some(1)), "{body}");
+        let (status, body) = post_import(&s, &token, "", "text/csv", "Timestamp\n".into(), None).await;
+        assert_eq!(status, 400);
+        assert!(assert_mde_error(&body, "InvalidInput").contains("table"));
+        let (status, _) = post_import(&s, &s.token_with("Alert.ReadWrite.All").await, "", "application/json", "{}".into(), None).await;
+        assert_eq!(status, 403);
+
+        // The machine exists with the DeviceInfo facts, and its address history answers findbyip.
+        let reader = s.token_with("Machine.Read.All").await;
+        let (status, m) = s.get(&format!("/api/machines/{dev}"), Some(&reader)).await;
+        assert_eq!(status, 200, "{m}");
+        assert_eq!(m["computerDnsName"], "ws-1.corp.example");
+        assert_eq!(m["osPlatform"], "Windows11");
+        assert_eq!(m["lastExternalIpAddress"], "203.0.113.9");
+        let at = ts(4);
+        let (status, found) = s.get(&format!("/api/machines/findbyip(ip='10.20.30.40',timestamp={at})"), Some(&reader)).await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(found["value"][0]["id"], dev.as_str(), "{found}");
+
+        let metrics = s.http.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("rampart_telemetry_rows_total{table=\"DeviceProcessEvents\",outcome=\"accepted\"} 2"), "{metrics}");
+        let tenant = s.tenant.clone();
+        assert!(s.terminate().success());
+        let n = query_i64(&b, &tenant, "select count(*) from \"DeviceProcessEvents\"").await;
+        assert_eq!(n, vec![2], "{}", b.name);
+        let n = query_i64(&b, &tenant, "select count(*) from \"DeviceNetworkEvents\" where \"RemotePort\" = 443").await;
+        assert_eq!(n, vec![1]);
+    }
+}
+
+#[tokio::test]
+async fn agents_post_batches_with_device_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start(b);
+    let d = enroll(&s, "agent-1.corp.example").await;
+    let other = "b".repeat(40);
+    let batch = json!({"batchId": "1", "tables": {
+        "DeviceProcessEvents": [
+            {"Timestamp": ts(0), "ActionType": "ProcessCreated", "FileName": "bash", "ReportId": 1},
+            {"Timestamp": ts(1), "DeviceId": d.id, "ActionType": "ProcessCreated", "FileName": "curl", "ReportId": 2},
+            {"Timestamp": ts(2), "DeviceId": other, "ActionType": "ProcessCreated", "ReportId": 3},
+            {"Timestamp": "yesterday", "ActionType": "ProcessCreated", "ReportId": 4}
+        ],
+        "DeviceWhatever": [{}]
+    }});
+    let (status, body, _) = post_batch(&s, &d, &batch).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64(), body["duplicate"].as_bool()), (Some(2), Some(3), Some(false)), "{body}");
+    let reasons: Vec<&str> = body["rejections"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert!(reasons.iter().any(|r| r.contains("may only send its own telemetry")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("Timestamp: expected datetime")), "{reasons:?}");
+    assert!(reasons.contains(&"unknown table DeviceWhatever"), "{reasons:?}");
+    // A retry of the same batch is acknowledged and not stored again.
+    let (status, body, _) = post_batch(&s, &d, &batch).await;
+    assert_eq!((status, body["duplicate"].as_bool()), (200, Some(true)), "{body}");
+    // Wrong secret, unknown device, no credential: 401 in MDE's shape.
+    for auth in [format!("Device {}:rpd_wrong", d.id), format!("Device {other}:x"), "Bearer x".to_owned()] {
+        let bad = Device { id: d.id.clone(), auth };
+        let (status, body, _) = post_batch(&s, &bad, &batch).await;
+        assert_eq!(status, 401, "{body}");
+        assert_mde_error(&body, "Unauthorized");
+    }
+    // Not zstd, not JSON, no batch id: 400 naming what is wrong.
+    let resp = s.http.post(format!("{}/agent/v1/telemetry", s.url)).header("authorization", &d.auth).header("content-encoding", "zstd").body("plain").send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let (status, body, _) = post_batch(&s, &d, &json!({"tables": {}})).await;
+    assert_eq!(status, 400);
+    assert!(assert_mde_error(&body, "InvalidRequestBody").starts_with("batchId"));
+    let tenant = s.tenant.clone();
+    assert!(s.terminate().success());
+    let rows = query_i64(b, &tenant, "select \"ReportId\" from \"DeviceProcessEvents\" order by \"ReportId\"").await;
+    assert_eq!(rows, vec![1, 2]);
+}
+
+#[tokio::test]
+async fn acknowledged_batches_survive_kill_9_and_a_torn_log_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start(b);
+    let tenant = s.tenant.clone();
+    let d = enroll(&s, "busy.corp.example").await;
+    let url = s.url.clone();
+    let http = s.http.clone();
+    let auth = d.auth.clone();
+    // Sustained ingestion from 4 concurrent senders; each remembers what was acknowledged.
+    let mut senders = Vec::new();
+    for sender in 0..4i64 {
+        let (url, http, auth) = (url.clone(), http.clone(), auth.clone());
+        senders.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for n in 0..10_000i64 {
+                let base = (sender * 10_000 + n) * 100;
+                let rows: Vec<Value> = (0..100).map(|i| json!({"Timestamp": ts(i), "ActionType": "ProcessCreated", "ReportId": base + i})).collect();
+                let body = json!({"batchId": format!("{sender}-{n}"), "tables": {"DeviceProcessEvents": rows}});
+                let sent = http.post(format!("{url}/agent/v1/telemetry")).header("authorization", &auth).header("content-encoding", "zstd").body(zstd::encode_all(body.to_string().as_bytes(), 1).unwrap()).send().await;
+                match sent {
+                    Ok(r) if r.status() == 200 => acked.push(base),
+                    _ => break, // the server died
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    drop(s); // SIGKILL mid-stream
+    let mut acked = Vec::new();
+    for t in senders {
+        acked.extend(t.await.unwrap());
+    }
+    assert!(acked.len() > 10, "some batches were acknowledged before the kill: {}", acked.len());
+    // Tear the newest log segment's tail, as a crash mid-write would.
+    let wal = b.data_dir.join("telemetry").join("wal");
+    let mut segs: Vec<_> = std::fs::read_dir(&wal).unwrap().map(|e| e.unwrap().path()).collect();
+    segs.sort();
+    let last = segs.last().unwrap();
+    std::fs::OpenOptions::new().append(true).open(last).unwrap().write_all(&[9, 0, 0, 0, 1, 2]).unwrap();
+
+    let s = Server::start(b);
+    // Retrying an acknowledged batch after the restart stores nothing.
+    let retry = json!({"batchId": "0-0", "tables": {"DeviceProcessEvents": [{"Timestamp": ts(0), "ActionType": "X", "ReportId": 0}]}});
+    let (status, body, _) = post_batch(&s, &d, &retry).await;
+    assert_eq!((status, body["duplicate"].as_bool()), (200, Some(true)), "{body}");
+    assert!(s.terminate().success());
+    let counts = query_i64(b, &tenant, "select count(*) - count(distinct \"ReportId\") from \"DeviceProcessEvents\"").await;
+    assert_eq!(counts, vec![0], "no row is stored twice");
+    let firsts = query_i64(b, &tenant, "select \"ReportId\" from \"DeviceProcessEvents\" where \"ReportId\" % 100 = 0").await;
+    let stored: std::collections::HashSet<i64> = firsts.into_iter().collect();
+    for base in &acked {
+        assert!(stored.contains(base), "acknowledged batch starting at {base} was lost");
+    }
+    let per_batch = query_i64(b, &tenant, "select count(*) from \"DeviceProcessEvents\" group by \"ReportId\" / 100 having count(*) <> 100").await;
+    assert!(per_batch.is_empty(), "batches are stored whole: {per_batch:?}");
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_503_with_retry_after_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    // Enroll on a normal server first: the state store must have room for that.
+    let s = Server::start(b);
+    let tenant = s.tenant.clone();
+    let d = enroll(&s, "full.corp.example").await;
+    assert!(s.terminate().success());
+
+    let s = Server::start_with_file_limit(b, 4096);
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for n in 0..2_000i64 {
+        // ~40 KiB per batch of poorly compressible command lines: the 4 MiB log limit is reached soon.
+        let rows: Vec<Value> = (0..100).map(|i| json!({"Timestamp": ts(i), "ActionType": "ProcessCreated", "ReportId": n * 100 + i, "ProcessCommandLine": format!("{:x}", ((n * 100 + i) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))})).collect();
+        let (status, body, retry) = post_batch(&s, &d, &json!({"batchId": n.to_string(), "tables": {"DeviceProcessEvents": rows}})).await;
+        match status {
+            200 => acked.push(n * 100),
+            503 => {
+                assert_mde_error(&body, "ServiceUnavailable");
+                refused = Some(retry.expect("503 carries Retry-After"));
+                break;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    let retry = refused.expect("the file limit was reached");
+    assert!(retry.parse::<u64>().unwrap() >= 1);
+    assert!(!acked.is_empty());
+    drop(s); // kill -9: nothing acknowledged may depend on a clean shutdown
+    let stored: std::collections::HashSet<i64> =
+        query_i64(b, &tenant, "select \"ReportId\" from \"DeviceProcessEvents\" where \"ReportId\" % 100 = 0").await.into_iter().collect();
+    for base in &acked {
+        assert!(stored.contains(base), "acknowledged batch {base} was lost");
+    }
+    let dup = query_i64(b, &tenant, "select count(*) - count(distinct \"ReportId\") from \"DeviceProcessEvents\"").await;
+    assert_eq!(dup, vec![0]);
+}
+
+#[tokio::test]
+async fn the_ingest_command_imports_files_once_and_names_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let tenant = b.cli(&["tenants", "create", "Importer", "--json"]);
+    let tenant: Value = serde_json::from_str(&tenant).unwrap();
+    let tenant = tenant["id"].as_str().unwrap().to_owned();
+    let dev = "c".repeat(40);
+    let rows = dir.path().join("rows.ndjson");
+    let lines: Vec<String> = (0..20_000)
+        .map(|i| json!({"Timestamp": ts(i % 3600), "DeviceId": dev, "DeviceName": "imp-1", "ActionType": "ConnectionSuccess", "RemotePort": 443, "ReportId": i}).to_string())
+        .chain(["{\"Timestamp\": \"soon\", \"DeviceId\": \"x\"}".to_owned()])
+        .collect();
+    std::fs::write(&rows, lines.join("\n")).unwrap();
+    let csv = dir.path().join("export.csv");
+    std::fs::write(&csv, format!("Timestamp,DeviceId,RemoteIP,RemotePort\n{},{dev},192.0.2.10,22\n", ts(10))).unwrap();
+    let args = ["ingest", "--tenant", tenant.as_str(), "--table", "DeviceNetworkEvents", rows.to_str().unwrap(), csv.to_str().unwrap()];
+    let out = b.cli(&args);
+    assert!(out.contains("20001 rows stored, 1 rejected"), "{out}");
+    let out = b.cli_raw(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("0 rows stored") && text.contains("20001 already stored before"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.contains("line 20001: DeviceNetworkEvents.Timestamp: expected datetime, got \"soon\""), "{err}");
+    let out = b.cli_raw(&["ingest", "--table", "DeviceNetwork", rows.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--table DeviceNetwork: no such table"));
+    let n = query_i64(b, &tenant, "select count(*) from \"DeviceNetworkEvents\"").await;
+    assert_eq!(n, vec![20_001]);
+    // The machine was created from first contact.
+    let s = Server::start(b);
+    let app = b.create_app(Some(&tenant), "Machine.Read.All");
+    let token = s.token(&app).await;
+    let (status, m) = s.get(&format!("/api/machines/{dev}"), Some(&token)).await;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["computerDnsName"], "imp-1");
+}
+
+#[tokio::test]
+async fn simulated_fleet_files_ingest_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let out = dir.path().join("sim");
+    let printed = b.cli(&["simulate", "--devices", "4", "--days", "0.05", "--seed", "3", "--scenario", "ransomware", "--format", "ndjson", "--out", out.to_str().unwrap()]);
+    let mut files = Vec::new();
+    let mut lines = 0usize;
+    for e in std::fs::read_dir(&out).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "ndjson") {
+            lines += std::fs::read_to_string(&p).unwrap().lines().count();
+            files.push(p.to_str().unwrap().to_owned());
+        }
+    }
+    assert!(lines > 1000, "{printed}");
+    assert!(std::fs::read_to_string(out.join("labels.jsonl")).unwrap().lines().count() > 0, "ground truth is written");
+    let mut args = vec!["ingest"];
+    args.extend(files.iter().map(String::as_str));
+    let stored = b.cli(&args);
+    assert!(stored.starts_with(&format!("{lines} rows stored, 0 rejected")), "{stored}");
+    let tenant = b.cli(&["tenants", "list", "--json"]);
+    let tenant: Value = serde_json::from_str(&tenant).unwrap();
+    let tenant = tenant[0]["id"].as_str().unwrap().to_owned();
+    let mut total = 0;
+    for t in rampart_core::schema::ALL {
+        total += query_i64(b, &tenant, &format!("select count(*) from \"{}\"", t.name)).await[0];
+    }
+    assert_eq!(total as usize, lines);
+    let renames = query_i64(b, &tenant, "select count(*) from \"DeviceFileEvents\" where \"ActionType\" = 'FileRenamed'").await[0];
+    assert!(renames > 50, "the ransomware scenario's mass renames are stored: {renames}");
+}
