@@ -88,6 +88,9 @@ impl Scope<'_> {
                     b.push("(").push(falsity).push(")");
                     return;
                 };
+                // A column that is never null needs no null-safe `ne`; the plain `<>` lets the
+                // planners use an index, which `IS NOT` / `IS DISTINCT FROM` defeat.
+                let nullable = self.set.field(field).is_none_or(|f| f.nullable);
                 b.push("(").push(&col);
                 match (op, value) {
                     (CmpOp::Eq, Literal::Null) => {
@@ -104,7 +107,8 @@ impl Scope<'_> {
                         let sql_op = match op {
                             CmpOp::Eq => "=",
                             // OData's `ne` holds for null properties too.
-                            CmpOp::Ne => b.dialect.null_safe_ne(),
+                            CmpOp::Ne if nullable => b.dialect.null_safe_ne(),
+                            CmpOp::Ne => "<>",
                             CmpOp::Gt => ">",
                             CmpOp::Ge => ">=",
                             CmpOp::Lt => "<",
@@ -489,6 +493,7 @@ mod tests {
             Field::new("isActive", FieldType::Bool),
             Field::new("createdTime", FieldType::DateTime),
             Field::new("tags", FieldType::StringCollection),
+            Field::new("kind", FieldType::Enum(&["A", "B"])).not_null(),
         ],
         expand: &[],
     };
@@ -535,6 +540,9 @@ mod tests {
             compile(Dialect::Sqlite, "name ne 'a'").0,
             "(t.name IS NOT $1)"
         );
+        // Never null: the plain operator, which an index can serve.
+        assert_eq!(compile(Dialect::Postgres, "kind ne 'A'").0, "(t.kind <> $1)");
+        assert_eq!(compile(Dialect::Sqlite, "kind ne 'A'").0, "(t.kind <> $1)");
         let (sql, params) = compile(Dialect::Sqlite, "name eq null or size ne null");
         assert_eq!(sql, "((t.name IS NULL) OR (t.size IS NOT NULL))");
         assert!(params.is_empty());

@@ -71,17 +71,31 @@ impl Default for ImportOptions {
 /// Where a record was in the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
-    /// 1-based line of the record (of the document's start, for whole documents).
-    pub line: u64,
+    /// 1-based line of the record, or of the document holding it, when known.
+    pub line: Option<u64>,
+    /// 1-based number of the document, for input of several pretty-printed documents (whose
+    /// later start lines the streaming parser doesn't report).
+    pub document: Option<u64>,
     /// Index inside a `records` array or top-level array.
     pub index: Option<usize>,
 }
 
+impl Location {
+    pub fn line(line: u64) -> Location {
+        Location { line: Some(line), document: None, index: None }
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.document) {
+            (Some(l), _) => write!(f, "line {l}")?,
+            (None, Some(d)) => write!(f, "document {d}")?,
+            (None, None) => f.write_str("input")?,
+        }
         match self.index {
-            Some(i) => write!(f, "line {}, record {i}", self.line),
-            None => write!(f, "line {}", self.line),
+            Some(i) => write!(f, ", record {i}"),
+            None => Ok(()),
         }
     }
 }
@@ -310,7 +324,7 @@ fn import_json<R: BufRead, E: std::error::Error + 'static>(
     }
     loop {
         if !line.trim().is_empty() {
-            let loc = Location { line: number, index: None };
+            let loc = Location::line(number);
             match serde_json::from_str::<Value>(&line) {
                 Ok(v) => importer.push_value(&v, loc),
                 Err(e) => importer.reject(loc, format!("not JSON: {e}")),
@@ -333,20 +347,25 @@ fn import_documents<R: Read, E: std::error::Error + 'static>(
     emit: &mut Emit<'_, E>,
 ) -> Result<(), ImportError<E>> {
     let mut stream = serde_json::Deserializer::from_reader(input).into_iter::<Value>();
-    let mut line = first_line;
+    let mut document = 0u64;
     for item in stream.by_ref() {
+        document += 1;
+        let location = if document == 1 {
+            Location::line(first_line)
+        } else {
+            Location { line: None, document: Some(document), index: None }
+        };
         match item {
-            Ok(v) => importer.push_value(&v, Location { line, index: None }),
+            Ok(v) => importer.push_value(&v, location),
             Err(e) if e.is_io() => return Err(ImportError::Io(e.into())),
             Err(e) => {
                 // A syntax error ends the stream: nothing after it can be framed reliably.
-                let at = Location { line: first_line + e.line() as u64 - 1, index: None };
+                // serde_json counts lines from where this parser started: the first line.
+                let at = Location::line(first_line + e.line() as u64 - 1);
                 importer.reject(at, format!("not JSON: {e}; the rest of the input was not read"));
                 break;
             }
         }
-        // Only the first document's line is known exactly; later ones are counted by position.
-        line += 1;
         emit(importer, false)?;
     }
     Ok(())
@@ -389,7 +408,7 @@ fn import_csv<R: Read, E: std::error::Error + 'static>(
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let loc = Location { line: record.position().map_or(line, |p| p.line()), index: None };
+                let loc = Location::line(record.position().map_or(line, |p| p.line()));
                 if record.len() != columns.len() {
                     importer.reject(loc, format!("{} fields, the header has {}", record.len(), columns.len()));
                 } else {
@@ -405,7 +424,7 @@ fn import_csv<R: Read, E: std::error::Error + 'static>(
             },
             Err(e) => {
                 let at = e.position().map_or(line, |p| p.line());
-                importer.reject(Location { line: at, index: None }, format!("bad CSV: {e}"));
+                importer.reject(Location::line(at), format!("bad CSV: {e}"));
             }
         }
         emit(importer, false)?;
@@ -467,6 +486,12 @@ not json
         let (acc, rej, reasons, _) = run(input, Format::Json, None);
         assert_eq!((acc, rej), (1, 1));
         assert_eq!(reasons[0], "line 1, record 1: DeviceInfo.Timestamp: missing (every row needs its event time)");
+        // Later pretty documents are named by number: the streaming parser doesn't say where
+        // they start.
+        let two = format!("{input}{}", input.replace("\"DeviceId\": \"b\"", "\"DeviceId\": \"c\""));
+        let (acc, rej, reasons, _) = run(&two, Format::Json, None);
+        assert_eq!((acc, rej), (2, 2));
+        assert!(reasons[1].starts_with("document 2, record 1: DeviceInfo.Timestamp"), "{reasons:?}");
         let (acc, _, reasons, _) = run(r#"{"Timestamp":"2026-07-18T12:59:31Z","DeviceId":"a"}"#, Format::Json, None);
         assert_eq!(acc, 0);
         assert!(reasons[0].contains("no table"));

@@ -174,6 +174,11 @@ pub struct TableBatchBuilder {
     columns: Vec<ColumnBuilder>,
     rows: usize,
     device_id: Option<usize>,
+    /// For `push_cells`: `marks[c] == generation` when the current row sets column `c`, whose
+    /// cell is then `slots[c]`. Reused across rows so the simulator's path allocates nothing.
+    marks: Vec<u32>,
+    slots: Vec<u32>,
+    generation: u32,
 }
 
 impl TableBatchBuilder {
@@ -194,6 +199,9 @@ impl TableBatchBuilder {
                 .requires_device_id()
                 .then(|| column_index(table, schema::DEVICE_ID))
                 .flatten(),
+            marks: vec![0; table.columns.len()],
+            slots: vec![0; table.columns.len()],
+            generation: 0,
         }
     }
 
@@ -245,32 +253,73 @@ impl TableBatchBuilder {
     }
 
     /// Appends a row of typed cells by column position; each cell must be of its column's type.
+    /// The row is checked whole first, as for the other forms, but without staging it.
     pub fn push_cells(&mut self, cells: &[(usize, Cell<'_>)]) -> Result<(), RowRejection> {
-        let mut staged = Vec::with_capacity(cells.len());
-        for &(i, cell) in cells {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Marks from 2^32 rows ago could match again; start them over.
+            self.marks.fill(0);
+            self.generation = 1;
+        }
+        let generation = self.generation;
+        for (k, &(i, cell)) in cells.iter().enumerate() {
             let Some(col) = self.table.columns.get(i) else {
                 return Err(self.no_column(i));
             };
-            let parsed = match (col.kql_type, cell) {
-                (_, Cell::Null) => Parsed::Null,
-                (KqlType::Bool, Cell::Bool(b)) => Parsed::Bool(b),
-                (KqlType::Int, Cell::Int(x)) => Parsed::Int(x),
-                (KqlType::Long, Cell::Long(x)) => Parsed::Long(x),
-                (KqlType::Long, Cell::Int(x)) => Parsed::Long(x.into()),
-                (KqlType::Real, Cell::Real(x)) => Parsed::Real(x),
-                (KqlType::String | KqlType::Dynamic, Cell::Str(s)) => Parsed::Str(Cow::Borrowed(s)),
-                (KqlType::DateTime, Cell::Time(t)) => Parsed::Time(t),
-                (t, c) => {
-                    return Err(RowRejection::column(
-                        self.table,
-                        col.name,
-                        format!("expected {}, got {c:?}", t.name()),
-                    ));
-                }
-            };
-            staged.push((i, parsed));
+            let fits = matches!(
+                (col.kql_type, cell),
+                (_, Cell::Null)
+                    | (KqlType::Bool, Cell::Bool(_))
+                    | (KqlType::Int, Cell::Int(_))
+                    | (KqlType::Long, Cell::Long(_) | Cell::Int(_))
+                    | (KqlType::Real, Cell::Real(_))
+                    | (KqlType::String | KqlType::Dynamic, Cell::Str(_))
+                    | (KqlType::DateTime, Cell::Time(_))
+            );
+            if !fits {
+                let msg = format!("expected {}, got {cell:?}", col.kql_type.name());
+                return Err(RowRejection::column(self.table, col.name, msg));
+            }
+            if self.marks[i] == generation {
+                return Err(RowRejection::column(self.table, col.name, "given twice"));
+            }
+            self.marks[i] = generation;
+            self.slots[i] = k as u32;
         }
-        self.append(staged)
+        let present = |c: usize| {
+            self.marks[c] == generation && !matches!(cells[self.slots[c] as usize].1, Cell::Null)
+        };
+        if !present(0) {
+            return Err(RowRejection::column(
+                self.table,
+                schema::TIMESTAMP,
+                "missing (every row needs its event time)",
+            ));
+        }
+        if let Some(d) = self.device_id {
+            if !present(d) {
+                return Err(RowRejection::column(self.table, schema::DEVICE_ID, "missing"));
+            }
+        }
+        for (c, col) in self.columns.iter_mut().enumerate() {
+            if self.marks[c] != generation {
+                col.append_null();
+                continue;
+            }
+            let parsed = match cells[self.slots[c] as usize].1 {
+                Cell::Null => Parsed::Null,
+                Cell::Bool(b) => Parsed::Bool(b),
+                Cell::Int(x) if matches!(col, ColumnBuilder::Long(_)) => Parsed::Long(x.into()),
+                Cell::Int(x) => Parsed::Int(x),
+                Cell::Long(x) => Parsed::Long(x),
+                Cell::Real(x) => Parsed::Real(x),
+                Cell::Str(s) => Parsed::Str(Cow::Borrowed(s)),
+                Cell::Time(t) => Parsed::Time(t),
+            };
+            col.append(&parsed);
+        }
+        self.rows += 1;
+        Ok(())
     }
 
     fn no_column(&self, i: usize) -> RowRejection {

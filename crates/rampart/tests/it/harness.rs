@@ -149,6 +149,13 @@ impl Server {
         Server::spawn(Command::new(BIN), backend, global, extra)
     }
 
+    /// Starts with global flags, serve flags and extra environment variables.
+    pub fn start_env(backend: &Backend, global: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(BIN);
+        command.envs(env.iter().copied());
+        Server::spawn(command, backend, global, &[])
+    }
+
     /// Starts a server whose files may not grow past `kib` KiB (`ulimit -f`), as on a full disk:
     /// writes past the limit fail with EFBIG (the signal that would kill it is ignored).
     pub fn start_with_file_limit(backend: &Backend, kib: u64) -> Server {

@@ -385,3 +385,67 @@ async fn simulated_fleet_files_ingest_whole() {
     let renames = query_i64(b, &tenant, "select count(*) from \"DeviceFileEvents\" where \"ActionType\" = 'FileRenamed'").await[0];
     assert!(renames > 50, "the ransomware scenario's mass renames are stored: {renames}");
 }
+
+/// A local S3 endpoint (moto), when installed; `RAMPART_TEST_S3=1` (set by `.ci/run`) makes it
+/// required, so CI cannot silently skip the S3 path.
+fn local_s3() -> Option<(std::process::Child, String)> {
+    let required = std::env::var_os("RAMPART_TEST_S3").is_some();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let spawned = std::process::Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let child = match spawned {
+        Ok(c) => c,
+        Err(e) if required => panic!("RAMPART_TEST_S3 is set but moto_server could not start: {e}"),
+        Err(_) => {
+            eprintln!("skipping the S3 test: moto_server is not installed (pip install 'moto[s3,server]')");
+            return None;
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Some((child, format!("http://127.0.0.1:{port}")))
+}
+
+#[tokio::test]
+async fn events_go_to_an_s3_bucket_unchanged() {
+    let Some((mut moto, endpoint)) = local_s3() else { return };
+    let http = reqwest::Client::new();
+    assert!(http.put(format!("{endpoint}/rampart-events")).send().await.unwrap().status().is_success());
+    let env = [
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let url = "s3://rampart-events/site-a";
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_env(b, &["--events-url", url], &env);
+    let token = s.token_with("Event.Write").await;
+    let rows: Vec<String> = (0..500).map(|i| json!({"Timestamp": ts(i), "DeviceId": "d".repeat(40), "ActionType": "ProcessCreated", "ReportId": i}).to_string()).collect();
+    let (status, body) = post_import(&s, &token, "?table=DeviceProcessEvents", "application/x-ndjson", rows.join("\n"), None).await;
+    assert_eq!((status, body["accepted"].as_u64()), (200, Some(500)), "{body}");
+    let tenant = s.tenant.clone();
+    assert!(s.terminate().success(), "shutdown flushes to the bucket");
+    let listing = http.get(format!("{endpoint}/rampart-events?list-type=2")).send().await.unwrap().text().await.unwrap();
+    assert!(listing.contains(&format!("site-a/events/{tenant}/DeviceProcessEvents/day=")), "{listing}");
+    assert!(listing.contains(".parquet"), "{listing}");
+    // The files read back through the same URL.
+    let options: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect();
+    let objects = rampart_telemetry::store::object_store_with(url, options).unwrap();
+    let events = EventStore::open_with_object_store(&b.data_dir.join("telemetry"), objects, EventStoreConfig::default()).await.unwrap();
+    let ctx = events.session(tenant.parse().unwrap()).unwrap();
+    let n = ctx.sql("select count(*) from \"DeviceProcessEvents\"").await.unwrap().collect().await.unwrap();
+    assert_eq!(n[0].column(0).as_primitive::<Int64Type>().value(0), 500);
+    assert_eq!(events.stats().hot_rows, 0, "everything came from the bucket");
+    events.shutdown().await.unwrap();
+    let _ = moto.kill();
+    let _ = moto.wait();
+}

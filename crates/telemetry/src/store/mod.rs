@@ -59,6 +59,9 @@ impl StoreError {
     }
 }
 
+/// Files at least this large are not merged again by compaction.
+const COMPACTED_FILE_BYTES: u64 = 64 << 20;
+
 /// Tuning of the event store.
 #[derive(Clone, Debug)]
 pub struct EventStoreConfig {
@@ -159,18 +162,45 @@ fn io_err(what: &str) -> impl Fn(std::io::Error) -> StoreError + '_ {
     move |e| StoreError::internal(what, e)
 }
 
-/// Opens the object store an events URL names: a local path or `file://` URL, or `memory://`
-/// (for tests).
+/// Opens the object store an events URL names: a local path or `file://` URL, `s3://BUCKET[/PREFIX]`
+/// (credentials, region and endpoint from the usual `AWS_*` variables), or `memory://` (tests).
 pub fn object_store_for(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    object_store_with(url, std::iter::empty::<(String, String)>())
+}
+
+/// [`object_store_for`] with S3 settings given as `aws_*` keys (`aws_endpoint`,
+/// `aws_access_key_id`, …) over those of the environment.
+pub fn object_store_with<K: AsRef<str>, V: Into<String>>(
+    url: &str,
+    s3_options: impl IntoIterator<Item = (K, V)>,
+) -> Result<Arc<dyn ObjectStore>, StoreError> {
     if url == "memory://" || url == "memory:///" {
         return Ok(Arc::new(InMemory::new()));
+    }
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(StoreError::InvalidInput(format!("events URL {url}: no bucket (s3://BUCKET/PREFIX)")));
+        }
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for (k, v) in s3_options {
+            let key = k.as_ref().parse().map_err(|e| StoreError::InvalidInput(format!("S3 option {}: {e}", k.as_ref())))?;
+            builder = builder.with_config(key, v);
+        }
+        let s3 = builder.build().map_err(|e| StoreError::InvalidInput(format!("events URL {url}: {e}")))?;
+        let prefix = prefix.trim_matches('/');
+        return Ok(if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+        });
     }
     let path = match url.strip_prefix("file://") {
         Some(p) => PathBuf::from(p),
         None if !url.contains("://") => PathBuf::from(url),
         None => {
             return Err(StoreError::InvalidInput(format!(
-                "events URL {url}: this build stores events in a local directory (a path or file:// URL) or memory://"
+                "events URL {url}: use a directory, a file:// URL or s3://BUCKET/PREFIX"
             )));
         }
     };
@@ -438,11 +468,13 @@ impl EventStore {
         }
     }
 
-    /// Merges each tenant/table/day with at least `compact_min_files` files into one file.
+    /// Merges the small files of each tenant/table/day, once there are `compact_min_files` of
+    /// them, into one. Files already large are left alone, so a day is not rewritten whole every
+    /// time a few flushes are added to it.
     pub async fn compact(&self) -> Result<usize, StoreError> {
         let mut manifest = self.inner.manifest.lock().await;
         let mut groups: BTreeMap<(String, String, String), Vec<FileEntry>> = BTreeMap::new();
-        for f in &manifest.files {
+        for f in manifest.files.iter().filter(|f| f.bytes < COMPACTED_FILE_BYTES) {
             groups.entry((f.tenant.clone(), f.table.clone(), f.day.clone())).or_default().push(f.clone());
         }
         let mut merged = 0;
