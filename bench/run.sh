@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the load benchmarks on SQLite and PostgreSQL (see docs/BENCHMARKS.md).
-# BENCHES picks which: "alerts indicators" (the default), or one of them.
+# BENCHES picks which: "alerts indicators telemetry" (the default), or some of them.
 # Alert listing: seeding 1,000,000 alerts happens once per store; later runs reuse it.
 # Indicator import: every run imports INDICATORS into a fresh SQLite file / PostgreSQL schema.
 set -euo pipefail
@@ -12,7 +12,7 @@ ALERTS="${ALERTS:-1000000}"
 SECONDS_PER_PHASE="${SECONDS_PER_PHASE:-15}"
 BENCH_DIR="${BENCH_DIR:-/var/tmp/rampart-bench}"
 mkdir -p "$BENCH_DIR"
-BENCHES="${BENCHES:-alerts indicators}"
+BENCHES="${BENCHES:-alerts indicators telemetry}"
 PG="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 echo "== $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 if [[ " $BENCHES " == *" alerts "* ]]; then
@@ -23,6 +23,12 @@ echo "== PostgreSQL"
 psql "$PG" -qc 'CREATE SCHEMA IF NOT EXISTS rampart_bench' >/dev/null
 "$BIN/api-bench" --rampart "$BIN/rampart" --alerts "$ALERTS" --seconds "$SECONDS_PER_PHASE" \
   --database-url "$PG?options=-c%20search_path%3Drampart_bench"
+fi
+
+if [[ " $BENCHES " == *" telemetry "* ]]; then
+echo "== Telemetry ingestion (baseline: DuckDB, pip install duckdb)"
+"$BIN/telemetry-bench" --rampart "$BIN/rampart" --devices "${DEVICES:-200}" --hours "${HOURS:-12}" \
+  --dir "$BENCH_DIR/telemetry"
 fi
 
 if [[ " $BENCHES " == *" indicators "* ]]; then

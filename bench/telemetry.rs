@@ -174,7 +174,26 @@ async fn main() -> anyhow::Result<()> {
         store.append(tenant, &i.to_string(), tables).await?;
     }
     let inproc = t0.elapsed();
-    println!("in-process pipeline (1 core): {:.0} events/s ({events} events in {:.2} s)", events as f64 / inproc.as_secs_f64(), inproc.as_secs_f64());
+    println!("in-process pipeline, JSON batches (1 core): {:.0} events/s ({events} events in {:.2} s)", events as f64 / inproc.as_secs_f64(), inproc.as_secs_f64());
+    // The same rows already in Arrow (as an Arrow-speaking agent would send them): the store alone.
+    let mut arrow = Vec::with_capacity(batches.len());
+    let t_convert = Instant::now();
+    for b in &batches {
+        arrow.push(to_arrow(&b.json)?);
+    }
+    let convert = t_convert.elapsed();
+    let store2 = EventStore::open(&args.dir.join("inproc-arrow"), EventStoreConfig { flush_interval: Duration::from_secs(3600), ..Default::default() }).await?;
+    let t_store = Instant::now();
+    for (i, tables) in arrow.into_iter().enumerate() {
+        store2.append(tenant, &i.to_string(), tables).await?;
+    }
+    let stored = t_store.elapsed();
+    println!(
+        "  of which JSON -> Arrow: {:.0} events/s; log + hot tail alone (Arrow in): {:.0} events/s",
+        events as f64 / convert.as_secs_f64(),
+        events as f64 / stored.as_secs_f64()
+    );
+    store2.shutdown().await?;
 
     let ctx = store.session(tenant)?;
     let mut visible = Vec::new();
@@ -242,12 +261,15 @@ async fn http_phase(args: &Args, spec: &FleetSpec, batches: &[Batch], events: us
     let url = {
         use std::io::BufRead;
         let mut lines = std::io::BufReader::new(stdout).lines();
-        loop {
+        let url = loop {
             let line = lines.next().context("server exited")??;
             if let Some(u) = line.split(" listening on ").nth(1) {
                 break u.to_owned();
             }
-        }
+        };
+        // Keep reading, so the server's last words don't hit a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        url
     };
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.agents).build()?;
     // Every simulated device enrolls with its own id and gets its credential.
@@ -304,7 +326,7 @@ fn duckdb_baseline(args: &Args, spec: &FleetSpec) -> anyhow::Result<()> {
     rampart_simulate::generate(spec, &mut sink)?;
     sink.finish()?;
     let script = format!(
-        "import duckdb, glob, os, time\nt=time.time(); n=0; size=0\nfor f in sorted(glob.glob('{0}/*.ndjson')):\n    out=f[:-7]+'.parquet'\n    duckdb.sql(f\"COPY (SELECT properties.* FROM read_json('{{f}}', format='newline_delimited', maximum_object_size=104857600)) TO '{{out}}' (FORMAT parquet, COMPRESSION zstd)\")\n    n+=duckdb.sql(f\"select count(*) from '{{out}}'\").fetchone()[0]; size+=os.path.getsize(out)\nel=time.time()-t\nprint(f'DuckDB baseline: {{n}} rows NDJSON -> Parquet in {{el:.2f}} s = {{n/el:.0f}} rows/s, {{size/n:.1f}} bytes/event')\n",
+        "import duckdb, glob, os, time\nt=time.time(); n=0; size=0\nfor f in sorted(glob.glob('{0}/*.ndjson')):\n    out=f[:-7]+'.parquet'\n    duckdb.sql(f\"COPY (SELECT properties.* FROM read_json('{{f}}', format='newline_delimited', maximum_object_size=104857600)) TO '{{out}}' (FORMAT parquet, COMPRESSION zstd)\")\n    n+=duckdb.sql(f\"select count(*) from '{{out}}'\").fetchall()[0][0]; size+=os.path.getsize(out)\nel=time.time()-t\nprint(f'DuckDB baseline: {{n}} rows NDJSON -> Parquet in {{el:.2f}} s = {{n/el:.0f}} rows/s, {{size/n:.1f}} bytes/event')\n",
         dir.display()
     );
     let out = Command::new("python3").arg("-c").arg(script).output()?;

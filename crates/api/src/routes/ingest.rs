@@ -261,4 +261,50 @@ pub fn add(r: ApiRoutes) -> ApiRoutes {
         ),
         import,
     )
+    .add(
+        RouteDef::get(
+            "/telemetry/retention",
+            &[P::SecurityConfigurationRead, P::SecurityConfigurationReadWrite],
+            "Telemetry",
+            "How many days the tenant keeps telemetry (Rampart)",
+        ),
+        get_retention,
+    )
+    .add(
+        RouteDef::new(
+            axum::http::Method::PUT,
+            "/telemetry/retention",
+            &[P::SecurityConfigurationReadWrite],
+            "Telemetry",
+            "Set how many days the tenant keeps telemetry; null for the default (Rampart)",
+        ),
+        put_retention,
+    )
+}
+
+/// `GET /api/telemetry/retention`: how many days the caller's tenant keeps telemetry.
+pub async fn get_retention(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> axum::Json<Value> {
+    axum::Json(json!({ "retentionDays": state.events.retention(caller.tenant).await }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetentionBody {
+    /// Days to keep, 1–3650; null goes back to the server's default.
+    retention_days: Option<u32>,
+}
+
+/// `PUT /api/telemetry/retention`: sets the tenant's retention (Rampart's own; MDE keeps 30 days).
+pub async fn put_retention(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    crate::body::JsonBody(body): crate::body::JsonBody<RetentionBody>,
+) -> Response {
+    if body.retention_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+        return ApiError::new(ErrorCode::InvalidInput, "retentionDays: between 1 and 3650, or null for the default").into_response();
+    }
+    if let Err(e) = state.events.set_retention(caller.tenant, body.retention_days).await {
+        return store_error(e);
+    }
+    axum::Json(json!({ "retentionDays": state.events.retention(caller.tenant).await })).into_response()
 }

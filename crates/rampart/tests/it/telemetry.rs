@@ -101,6 +101,39 @@ async fn schema_lists_every_table_with_kql_types() {
 }
 
 #[tokio::test]
+async fn retention_is_set_per_tenant_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start(b);
+    let admin = s.token_with("SecurityConfiguration.ReadWrite.All").await;
+    let (status, body) = s.get("/api/telemetry/retention", Some(&admin)).await;
+    assert_eq!((status, body["retentionDays"].as_u64()), (200, Some(30)), "MDE's 30 days by default");
+    let put = |days: Value| {
+        let (http, url, admin) = (s.http.clone(), s.url.clone(), admin.clone());
+        async move {
+            let r = http.put(format!("{url}/api/telemetry/retention")).bearer_auth(admin).json(&json!({"retentionDays": days})).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = put(json!(90)).await;
+    assert_eq!((status, body["retentionDays"].as_u64()), (200, Some(90)));
+    for bad in [json!(0), json!(5000), json!("ninety")] {
+        let (status, body) = put(bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    // Another tenant keeps the default.
+    let other = b.create_tenant("Other");
+    let app = b.create_app(Some(&other), "SecurityConfiguration.Read.All");
+    let (_, theirs) = s.get("/api/telemetry/retention", Some(&s.token(&app).await)).await;
+    assert_eq!(theirs["retentionDays"], 30);
+    assert!(s.terminate().success());
+    let s = Server::start(b);
+    let reader = s.token_with("SecurityConfiguration.Read.All").await;
+    let (_, body) = s.get("/api/telemetry/retention", Some(&reader)).await;
+    assert_eq!(body["retentionDays"], 90);
+}
+
+#[tokio::test]
 async fn imports_keep_good_rows_reject_bad_ones_and_feed_machines() {
     let dir = tempfile::tempdir().unwrap();
     for b in backends(dir.path()) {
