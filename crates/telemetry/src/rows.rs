@@ -296,10 +296,10 @@ impl TableBatchBuilder {
                 "missing (every row needs its event time)",
             ));
         }
-        if let Some(d) = self.device_id {
-            if !present(d) {
-                return Err(RowRejection::column(self.table, schema::DEVICE_ID, "missing"));
-            }
+        if let Some(d) = self.device_id
+            && !present(d)
+        {
+            return Err(RowRejection::column(self.table, schema::DEVICE_ID, "missing"));
         }
         for (c, col) in self.columns.iter_mut().enumerate() {
             if self.marks[c] != generation {
@@ -349,10 +349,10 @@ impl TableBatchBuilder {
                 "missing (every row needs its event time)",
             ));
         }
-        if let Some(d) = self.device_id {
-            if !present(d) {
-                return Err(RowRejection::column(self.table, schema::DEVICE_ID, "missing"));
-            }
+        if let Some(d) = self.device_id
+            && !present(d)
+        {
+            return Err(RowRejection::column(self.table, schema::DEVICE_ID, "missing"));
         }
         let mut next = staged.iter().peekable();
         for (i, col) in self.columns.iter_mut().enumerate() {

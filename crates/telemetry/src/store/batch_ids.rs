@@ -108,12 +108,12 @@ impl BatchIds {
         let live = self.ids.values().filter(|s| matches!(s, State::Persisted { .. })).count();
         let mut f = std::io::BufWriter::new(OpenOptions::new().create(true).append(true).open(&self.path)?);
         for ((tenant, id), state) in self.ids.iter_mut() {
-            if let State::InLog { segment: s, seen } = *state {
-                if s <= segment {
-                    writeln!(f, "{seen}\t{tenant}\t{id}")?;
-                    *state = State::Persisted { seen };
-                    self.log_lines += 1;
-                }
+            if let State::InLog { segment: s, seen } = *state
+                && s <= segment
+            {
+                writeln!(f, "{seen}\t{tenant}\t{id}")?;
+                *state = State::Persisted { seen };
+                self.log_lines += 1;
             }
         }
         f.into_inner().map_err(|e| e.into_error())?.sync_data()?;

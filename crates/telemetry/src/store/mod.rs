@@ -373,7 +373,9 @@ impl EventStore {
             let v = inner.visible.read().unwrap_or_else(|p| p.into_inner());
             v.hot.iter().filter(|h| h.segment <= segment).cloned().collect()
         };
-        let mut groups: BTreeMap<(Arc<str>, &'static str), (&'static Table, Vec<RecordBatch>)> = BTreeMap::new();
+        // (tenant, table name) -> the table and its hot batches.
+        type Groups = BTreeMap<(Arc<str>, &'static str), (&'static Table, Vec<RecordBatch>)>;
+        let mut groups = Groups::new();
         for h in &taken {
             groups.entry((h.tenant.clone(), h.table.name)).or_insert_with(|| (h.table, Vec::new())).1.push(h.batch.clone());
         }

@@ -157,6 +157,8 @@ pub fn remove_segments_through(dir: &Path, last: u64) -> std::io::Result<()> {
 }
 
 type Hook = Box<dyn FnOnce(u64) + Send>;
+/// An append waiting for its group commit: payload, hook, and where to send the outcome.
+type Pending = (Vec<u8>, Hook, oneshot::Sender<Result<u64, String>>);
 
 enum Request {
     Append { payload: Vec<u8>, on_durable: Hook, reply: oneshot::Sender<Result<u64, String>> },
@@ -270,7 +272,7 @@ impl Writer {
         let _ = self.file.sync_data();
     }
 
-    fn commit(&mut self, appends: Vec<(Vec<u8>, Hook, oneshot::Sender<Result<u64, String>>)>) {
+    fn commit(&mut self, appends: Vec<Pending>) {
         if appends.is_empty() {
             return;
         }
