@@ -62,9 +62,13 @@ struct Batcher {
 
 impl Batcher {
     fn seal(&mut self, device: usize) {
-        let Some((rows, tables)) = self.pending.remove(&device) else { return };
+        let Some((rows, tables)) = self.pending.remove(&device) else {
+            return;
+        };
         let mut json = Vec::with_capacity(tables.values().map(Vec::len).sum::<usize>() + 64);
-        json.extend_from_slice(format!("{{\"batchId\":\"{}\",\"tables\":{{", self.next_id).as_bytes());
+        json.extend_from_slice(
+            format!("{{\"batchId\":\"{}\",\"tables\":{{", self.next_id).as_bytes(),
+        );
         self.next_id += 1;
         for (i, (name, body)) in tables.iter().enumerate() {
             if i > 0 {
@@ -80,7 +84,12 @@ impl Batcher {
 }
 
 impl Sink for Batcher {
-    fn row(&mut self, device: usize, table: &'static Table, cells: &[(usize, Cell<'_>)]) -> std::io::Result<()> {
+    fn row(
+        &mut self,
+        device: usize,
+        table: &'static Table,
+        cells: &[(usize, Cell<'_>)],
+    ) -> std::io::Result<()> {
         let (rows, tables) = self.pending.entry(device).or_default();
         let buf = tables.entry(table.name).or_default();
         if !buf.is_empty() {
@@ -122,14 +131,19 @@ fn push_cell(out: &mut Vec<u8>, c: &Cell<'_>) {
         Cell::Str(s) => s.into(),
         Cell::Time(ns) => time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
             .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
             .into(),
     };
     let _ = serde_json::to_writer(&mut *out, &v);
 }
 
 /// The server-side conversion of one agent batch (as `/agent/v1/telemetry` does it).
-fn to_arrow(json: &[u8]) -> anyhow::Result<Vec<(&'static Table, datafusion::arrow::array::RecordBatch)>> {
+fn to_arrow(
+    json: &[u8],
+) -> anyhow::Result<Vec<(&'static Table, datafusion::arrow::array::RecordBatch)>> {
     let v: serde_json::Value = serde_json::from_slice(json)?;
     let mut out = Vec::new();
     for (name, rows) in v["tables"].as_object().context("tables")? {
@@ -154,27 +168,55 @@ async fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&args.dir);
     std::fs::create_dir_all(&args.dir)?;
     let start_ns = 1_790_000_000i64 * 1_000_000_000;
-    let spec = FleetSpec { devices: args.devices, days: args.hours / 24.0, seed: 42, start_ns, scenarios: Vec::new() };
+    let spec = FleetSpec {
+        devices: args.devices,
+        days: args.hours / 24.0,
+        seed: 42,
+        start_ns,
+        scenarios: Vec::new(),
+    };
 
     let t = Instant::now();
-    let mut batcher = Batcher { batch_rows: args.batch_rows, pending: BTreeMap::new(), out: Vec::new(), next_id: 0 };
+    let mut batcher = Batcher {
+        batch_rows: args.batch_rows,
+        pending: BTreeMap::new(),
+        out: Vec::new(),
+        next_id: 0,
+    };
     let stats = rampart_simulate::generate(&spec, &mut batcher)?;
     batcher.finish()?;
     let batches = batcher.out;
     let events: usize = batches.iter().map(|b| b.rows).sum();
     let json_bytes: usize = batches.iter().map(|b| b.json.len()).sum();
-    println!("generated {events} events ({} tables) in {} batches, {:.1} MB of JSON, in {:.1} s", stats.rows.len(), batches.len(), json_bytes as f64 / 1e6, t.elapsed().as_secs_f64());
+    println!(
+        "generated {events} events ({} tables) in {} batches, {:.1} MB of JSON, in {:.1} s",
+        stats.rows.len(),
+        batches.len(),
+        json_bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
 
     // 1 + 2: the in-process pipeline on this thread (one core), and ack → visible.
     let tenant = TenantId::new_random();
-    let store = EventStore::open(&args.dir.join("inproc"), EventStoreConfig { flush_interval: Duration::from_secs(3600), ..Default::default() }).await?;
+    let store = EventStore::open(
+        &args.dir.join("inproc"),
+        EventStoreConfig {
+            flush_interval: Duration::from_secs(3600),
+            ..Default::default()
+        },
+    )
+    .await?;
     let t0 = Instant::now();
     for (i, b) in batches.iter().enumerate() {
         let tables = to_arrow(&b.json)?;
         store.append(tenant, &i.to_string(), tables).await?;
     }
     let inproc = t0.elapsed();
-    println!("in-process pipeline, JSON batches (1 core): {:.0} events/s ({events} events in {:.2} s)", events as f64 / inproc.as_secs_f64(), inproc.as_secs_f64());
+    println!(
+        "in-process pipeline, JSON batches (1 core): {:.0} events/s ({events} events in {:.2} s)",
+        events as f64 / inproc.as_secs_f64(),
+        inproc.as_secs_f64()
+    );
     // The same rows already in Arrow (as an Arrow-speaking agent would send them): the store alone.
     let mut arrow = Vec::with_capacity(batches.len());
     let t_convert = Instant::now();
@@ -182,7 +224,14 @@ async fn main() -> anyhow::Result<()> {
         arrow.push(to_arrow(&b.json)?);
     }
     let convert = t_convert.elapsed();
-    let store2 = EventStore::open(&args.dir.join("inproc-arrow"), EventStoreConfig { flush_interval: Duration::from_secs(3600), ..Default::default() }).await?;
+    let store2 = EventStore::open(
+        &args.dir.join("inproc-arrow"),
+        EventStoreConfig {
+            flush_interval: Duration::from_secs(3600),
+            ..Default::default()
+        },
+    )
+    .await?;
     let t_store = Instant::now();
     for (i, tables) in arrow.into_iter().enumerate() {
         store2.append(tenant, &i.to_string(), tables).await?;
@@ -202,24 +251,40 @@ async fn main() -> anyhow::Result<()> {
         let mut b = TableBatchBuilder::new(schema::table("DeviceEvents").context("table")?);
         let row = serde_json::json!({"Timestamp": "2026-09-21T12:00:00Z", "DeviceId": "probe", "ReportId": marker});
         b.push_json(row.as_object().context("row")?)?;
-        store.append(tenant, &format!("probe-{i}"), vec![(b.table(), b.finish())]).await?;
+        store
+            .append(tenant, &format!("probe-{i}"), vec![(b.table(), b.finish())])
+            .await?;
         let acked = Instant::now();
         let q = format!("select count(*) from \"DeviceEvents\" where \"ReportId\" = {marker}");
-        let n = ctx.sql(&q).await?.collect().await?[0].column(0).as_primitive::<Int64Type>().value(0);
+        let n = ctx.sql(&q).await?.collect().await?[0]
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .value(0);
         if n != 1 {
             bail!("probe {marker} not visible after its acknowledgement");
         }
         visible.push(acked.elapsed());
     }
     visible.sort();
-    println!("acknowledged -> visible (query answered): p50 {:?}, p99 {:?}", percentile(&visible, 0.5), percentile(&visible, 0.99));
+    println!(
+        "acknowledged -> visible (query answered): p50 {:?}, p99 {:?}",
+        percentile(&visible, 0.5),
+        percentile(&visible, 0.99)
+    );
 
     // 3: bytes per event on disk.
     let t1 = Instant::now();
     store.flush().await?;
     store.compact().await?;
     let s = store.stats();
-    println!("flush + compact: {:.2} s; {} files, {} rows, {:.1} MB: {:.1} bytes/event", t1.elapsed().as_secs_f64(), s.files, s.file_rows, s.file_bytes as f64 / 1e6, s.file_bytes as f64 / s.file_rows as f64);
+    println!(
+        "flush + compact: {:.2} s; {} files, {} rows, {:.1} MB: {:.1} bytes/event",
+        t1.elapsed().as_secs_f64(),
+        s.files,
+        s.file_rows,
+        s.file_bytes as f64 / 1e6,
+        s.file_bytes as f64 / s.file_rows as f64
+    );
     store.shutdown().await?;
 
     // 4: end to end over HTTP.
@@ -230,7 +295,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn http_phase(args: &Args, spec: &FleetSpec, batches: &[Batch], events: usize) -> anyhow::Result<()> {
+async fn http_phase(
+    args: &Args,
+    spec: &FleetSpec,
+    batches: &[Batch],
+    events: usize,
+) -> anyhow::Result<()> {
     let data = args.dir.join("server");
     std::fs::create_dir_all(&data)?;
     let db = format!("sqlite://{}", data.join("rampart.db").display());
@@ -247,10 +317,18 @@ async fn http_phase(args: &Args, spec: &FleetSpec, batches: &[Batch], events: us
         uses: 0,
         revoked: false,
     };
-    store.create_enrollment_token(&rampart_core::audit::AuditContext::system("bench"), &token, &rampart_api::auth::device::secret_hash(&secret)).await?;
+    store
+        .create_enrollment_token(
+            &rampart_core::audit::AuditContext::system("bench"),
+            &token,
+            &rampart_api::auth::device::secret_hash(&secret),
+        )
+        .await?;
     drop(store);
     let mut child = Command::new(&args.rampart)
-        .args(["--data-dir"]).arg(&data).args(["--database-url", &db, "serve", "--listen", "127.0.0.1:0"])
+        .args(["--data-dir"])
+        .arg(&data)
+        .args(["--database-url", &db, "serve", "--listen", "127.0.0.1:0"])
         .env("RAMPART_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -271,14 +349,26 @@ async fn http_phase(args: &Args, spec: &FleetSpec, batches: &[Batch], events: us
         std::thread::spawn(move || lines.for_each(drop));
         url
     };
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.agents).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.agents)
+        .build()?;
     // Every simulated device enrolls with its own id and gets its credential.
     let fleet = rampart_simulate::Fleet::new(spec);
     let mut auth = BTreeMap::new();
     for (d, device) in fleet.devices().iter().enumerate() {
         let id = device.id.clone();
         let r: serde_json::Value = http.post(format!("{url}/agent/v1/enroll")).json(&serde_json::json!({"enrollmentToken": secret, "computerDnsName": format!("dev-{d}"), "osPlatform": "Linux", "deviceId": id})).send().await?.error_for_status()?.json().await?;
-        auth.insert(d, (id, format!("Device {}:{}", r["deviceId"].as_str().unwrap_or_default(), r["deviceSecret"].as_str().unwrap_or_default())));
+        auth.insert(
+            d,
+            (
+                id,
+                format!(
+                    "Device {}:{}",
+                    r["deviceId"].as_str().unwrap_or_default(),
+                    r["deviceSecret"].as_str().unwrap_or_default()
+                ),
+            ),
+        );
     }
     // Bodies are prepared (device id rewritten, compressed) before the clock starts, as agents
     // compress on their own machines.
@@ -296,11 +386,23 @@ async fn http_phase(args: &Args, spec: &FleetSpec, batches: &[Batch], events: us
             let mut refused = 0u64;
             for (header, body) in mine {
                 loop {
-                    let r = http.post(format!("{url}/agent/v1/telemetry")).header("authorization", &header).header("content-encoding", "zstd").body(body.clone()).send().await?;
+                    let r = http
+                        .post(format!("{url}/agent/v1/telemetry"))
+                        .header("authorization", &header)
+                        .header("content-encoding", "zstd")
+                        .body(body.clone())
+                        .send()
+                        .await?;
                     match r.status().as_u16() {
                         200 => break,
-                        503 => { refused += 1; tokio::time::sleep(Duration::from_millis(200)).await }
-                        s => anyhow::bail!("batch refused: {s} {}", r.text().await.unwrap_or_default()),
+                        503 => {
+                            refused += 1;
+                            tokio::time::sleep(Duration::from_millis(200)).await
+                        }
+                        s => anyhow::bail!(
+                            "batch refused: {s} {}",
+                            r.text().await.unwrap_or_default()
+                        ),
                     }
                 }
             }
@@ -313,9 +415,22 @@ async fn http_phase(args: &Args, spec: &FleetSpec, batches: &[Batch], events: us
     }
     let took = started.elapsed();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("VmHWM: ?").to_owned();
-    println!("HTTP end to end ({} senders): {:.0} events/s ({events} events in {:.2} s; {refused} 503 retries); server peak memory {}", args.agents, events as f64 / took.as_secs_f64(), took.as_secs_f64(), hwm.trim_start_matches("VmHWM:").trim());
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or("VmHWM: ?")
+        .to_owned();
+    println!(
+        "HTTP end to end ({} senders): {:.0} events/s ({events} events in {:.2} s; {refused} 503 retries); server peak memory {}",
+        args.agents,
+        events as f64 / took.as_secs_f64(),
+        took.as_secs_f64(),
+        hwm.trim_start_matches("VmHWM:").trim()
+    );
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
     let _ = child.wait();
     Ok(())
 }
@@ -331,7 +446,13 @@ fn duckdb_baseline(args: &Args, spec: &FleetSpec) -> anyhow::Result<()> {
     );
     let out = Command::new("python3").arg("-c").arg(script).output()?;
     if !out.status.success() {
-        println!("DuckDB baseline skipped: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("python3 failed"));
+        println!(
+            "DuckDB baseline skipped: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("python3 failed")
+        );
     } else {
         print!("{}", String::from_utf8_lossy(&out.stdout));
     }

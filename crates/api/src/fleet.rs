@@ -42,7 +42,9 @@ fn flag(b: &RecordBatch, col: &str, row: usize) -> Option<bool> {
 }
 
 fn when(b: &RecordBatch, row: usize) -> Option<OffsetDateTime> {
-    let c = b.column_by_name("Timestamp")?.as_primitive_opt::<TimestampNanosecondType>()?;
+    let c = b
+        .column_by_name("Timestamp")?
+        .as_primitive_opt::<TimestampNanosecondType>()?;
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(c.value(row))).ok()
 }
 
@@ -60,7 +62,10 @@ fn addresses(json: &str, mac: Option<&str>, status: Option<&str>) -> Vec<IpAddre
             Some(IpAddress {
                 ip_address: ip.to_owned(),
                 mac_address: mac.map(str::to_owned),
-                kind: i.get("AddressType").and_then(|v| v.as_str()).map(str::to_owned),
+                kind: i
+                    .get("AddressType")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
                 operational_status: status.map(str::to_owned),
             })
         })
@@ -69,18 +74,29 @@ fn addresses(json: &str, mac: Option<&str>, status: Option<&str>) -> Vec<IpAddre
 
 impl FleetTracker {
     /// Updates machines from one stored batch of a tenant's rows.
-    pub async fn observe(&self, state: &AppState, tenant: TenantId, tables: &[(&'static Table, RecordBatch)]) {
+    pub async fn observe(
+        &self,
+        state: &AppState,
+        tenant: TenantId,
+        tables: &[(&'static Table, RecordBatch)],
+    ) {
         let ctx = AuditContext::system("telemetry");
         // The newest DeviceInfo per device is its report; older rows of the batch say nothing new.
         let mut reports: BTreeMap<String, Machine> = BTreeMap::new();
-        let mut networks: BTreeMap<String, (OffsetDateTime, OffsetDateTime, Vec<IpAddress>)> = BTreeMap::new();
+        let mut networks: BTreeMap<String, (OffsetDateTime, OffsetDateTime, Vec<IpAddress>)> =
+            BTreeMap::new();
         let mut contacts: BTreeMap<String, (OffsetDateTime, Option<String>)> = BTreeMap::new();
         for (table, b) in tables {
             for row in 0..b.num_rows() {
-                let (Some(device), Some(at)) = (text(b, "DeviceId", row), when(b, row)) else { continue };
+                let (Some(device), Some(at)) = (text(b, "DeviceId", row), when(b, row)) else {
+                    continue;
+                };
                 match table.name {
                     "DeviceInfo" => {
-                        if reports.get(&device).is_some_and(|m| m.last_seen >= Some(at)) {
+                        if reports
+                            .get(&device)
+                            .is_some_and(|m| m.last_seen >= Some(at))
+                        {
                             continue;
                         }
                         let name = text(b, "DeviceName", row).unwrap_or_else(|| device.clone());
@@ -97,8 +113,14 @@ impl FleetTracker {
                         reports.insert(device, m);
                     }
                     "DeviceNetworkInfo" => {
-                        let Some(json) = text(b, "IPAddresses", row) else { continue };
-                        let found = addresses(&json, text(b, "MacAddress", row).as_deref(), text(b, "NetworkAdapterStatus", row).as_deref());
+                        let Some(json) = text(b, "IPAddresses", row) else {
+                            continue;
+                        };
+                        let found = addresses(
+                            &json,
+                            text(b, "MacAddress", row).as_deref(),
+                            text(b, "NetworkAdapterStatus", row).as_deref(),
+                        );
                         let e = networks.entry(device).or_insert((at, at, Vec::new()));
                         e.0 = e.0.min(at);
                         e.1 = e.1.max(at);
@@ -125,16 +147,26 @@ impl FleetTracker {
             self.mark(tenant, &m.id);
         }
         for (device, (first, at, ips)) in networks {
-            let Ok(Some(mut m)) = state.store.get_machine(tenant, &device).await else { continue };
+            let Ok(Some(mut m)) = state.store.get_machine(tenant, &device).await else {
+                continue;
+            };
             // The address history is kept at the rows' own time, so findbyip also answers for
             // imported history.
             let addrs: Vec<String> = ips.iter().map(|a| a.ip_address.clone()).collect();
             for seen in [first, at] {
-                if let Err(e) = state.store.record_machine_ips(tenant, &m.id, &addrs, seen).await {
+                if let Err(e) = state
+                    .store
+                    .record_machine_ips(tenant, &m.id, &addrs, seen)
+                    .await
+                {
                     tracing::warn!(device, "recording machine addresses: {e}");
                 }
             }
-            m.last_ip_address = ips.iter().find(|a| a.ip_address.contains('.')).or(ips.first()).map(|a| a.ip_address.clone());
+            m.last_ip_address = ips
+                .iter()
+                .find(|a| a.ip_address.contains('.'))
+                .or(ips.first())
+                .map(|a| a.ip_address.clone());
             m.ip_addresses = ips;
             m.last_seen = m.last_seen.max(Some(at));
             if let Err(e) = state.store.report_machine(&ctx, tenant, &m).await {
@@ -154,7 +186,12 @@ impl FleetTracker {
                     m.last_seen = m.last_seen.max(Some(seen));
                     m
                 }
-                Ok(None) => Machine::new(device.clone(), name.unwrap_or_else(|| device.clone()), "Unknown".into(), seen),
+                Ok(None) => Machine::new(
+                    device.clone(),
+                    name.unwrap_or_else(|| device.clone()),
+                    "Unknown".into(),
+                    seen,
+                ),
                 Err(e) => {
                     tracing::warn!(device, "reading machine: {e}");
                     continue;
@@ -167,7 +204,10 @@ impl FleetTracker {
     }
 
     fn mark(&self, tenant: TenantId, device: &str) {
-        self.touched.lock().unwrap_or_else(|p| p.into_inner()).insert((tenant, device.to_owned()), Instant::now());
+        self.touched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((tenant, device.to_owned()), Instant::now());
     }
 
     /// Whether the device's contact should be written now (and notes that it is).

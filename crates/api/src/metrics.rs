@@ -49,7 +49,11 @@ impl Metrics {
     /// Counts telemetry rows of `table` (a table name from the schema, or an unknown name a
     /// client sent, which is folded into `other` so clients can't grow the registry).
     pub fn record_rows(&self, table: &str, outcome: &'static str, n: u64) {
-        let table = if rampart_core::schema::table(table).is_some() { table } else { "other" };
+        let table = if rampart_core::schema::table(table).is_some() {
+            table
+        } else {
+            "other"
+        };
         let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
         *rows.entry((table.to_owned(), outcome)).or_default() += n;
     }
@@ -62,7 +66,10 @@ impl Metrics {
             out.push_str("# HELP rampart_telemetry_rows_total Telemetry rows received, by table and outcome.\n");
             out.push_str("# TYPE rampart_telemetry_rows_total counter\n");
             for ((t, o), n) in rows.iter() {
-                let _ = writeln!(out, "rampart_telemetry_rows_total{{table=\"{t}\",outcome=\"{o}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "rampart_telemetry_rows_total{{table=\"{t}\",outcome=\"{o}\"}} {n}"
+                );
             }
         }
         let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());

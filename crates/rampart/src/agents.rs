@@ -40,7 +40,8 @@ async fn enroll_all(
     creds_path: &Path,
 ) -> anyhow::Result<Vec<Credential>> {
     let mut known: BTreeMap<String, Credential> = match std::fs::read_to_string(creds_path) {
-        Ok(text) => serde_json::from_str(&text).with_context(|| format!("reading {}", creds_path.display()))?,
+        Ok(text) => serde_json::from_str(&text)
+            .with_context(|| format!("reading {}", creds_path.display()))?,
         Err(_) => BTreeMap::new(),
     };
     let mut out = Vec::new();
@@ -56,12 +57,20 @@ async fn enroll_all(
             .await
             .context("enrolling a simulated device")?;
         if !resp.status().is_success() {
-            bail!("enrolling {} failed: {} {}", d.name, resp.status(), resp.text().await.unwrap_or_default());
+            bail!(
+                "enrolling {} failed: {} {}",
+                d.name,
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
         }
         let v: Value = resp.json().await?;
         let c = Credential {
             device_id: v["deviceId"].as_str().unwrap_or(&d.id).to_owned(),
-            device_secret: v["deviceSecret"].as_str().context("enrollment answer without deviceSecret")?.to_owned(),
+            device_secret: v["deviceSecret"]
+                .as_str()
+                .context("enrollment answer without deviceSecret")?
+                .to_owned(),
         };
         known.insert(d.id.clone(), c.clone());
         out.push(c);
@@ -71,19 +80,35 @@ async fn enroll_all(
 }
 
 /// Runs the fleet until the process ends.
-pub async fn run(base: String, enrollment_token: String, devices: usize, creds_path: std::path::PathBuf) -> anyhow::Result<()> {
-    let spec = FleetSpec { devices, days: 1.0, seed: 7, start_ns: now_ns(), scenarios: Vec::new() };
+pub async fn run(
+    base: String,
+    enrollment_token: String,
+    devices: usize,
+    creds_path: std::path::PathBuf,
+) -> anyhow::Result<()> {
+    let spec = FleetSpec {
+        devices,
+        days: 1.0,
+        seed: 7,
+        start_ns: now_ns(),
+        scenarios: Vec::new(),
+    };
     let mut live = Live::new(&spec);
     let http = reqwest::Client::new();
     // The server may still be binding its port.
     let creds = loop {
         match enroll_all(&http, &base, &enrollment_token, &live, &creds_path).await {
             Ok(c) => break c,
-            Err(e) if e.chain().any(|c| c.is::<reqwest::Error>()) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) if e.chain().any(|c| c.is::<reqwest::Error>()) => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
             Err(e) => return Err(e),
         }
     };
-    tracing::info!(devices = creds.len(), "simulated agents enrolled; streaming telemetry");
+    tracing::info!(
+        devices = creds.len(),
+        "simulated agents enrolled; streaming telemetry"
+    );
     let mut rows = JsonRows::new();
     let mut next_scenario = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut scenario = 0usize;
@@ -94,7 +119,14 @@ pub async fn run(base: String, enrollment_token: String, devices: usize, creds_p
         if tokio::time::Instant::now() >= next_scenario {
             let kind = ScenarioKind::ALL[scenario % ScenarioKind::ALL.len()];
             scenario += 1;
-            live.inject(ScenarioSpec { kind, device: None, at_ns: Some(now) }, now);
+            live.inject(
+                ScenarioSpec {
+                    kind,
+                    device: None,
+                    at_ns: Some(now),
+                },
+                now,
+            );
             tracing::info!(%kind, "simulated attack started");
             next_scenario += SCENARIO_EVERY;
         }
@@ -109,11 +141,16 @@ pub async fn run(base: String, enrollment_token: String, devices: usize, creds_p
 
 /// Posts one batch, retrying while the server asks to (503) or cannot be reached.
 async fn send(http: &reqwest::Client, base: &str, c: &Credential, body: &Value) {
-    let Ok(compressed) = zstd::encode_all(body.to_string().as_bytes(), 3) else { return };
+    let Ok(compressed) = zstd::encode_all(body.to_string().as_bytes(), 3) else {
+        return;
+    };
     for attempt in 0..5u32 {
         let sent = http
             .post(format!("{base}/agent/v1/telemetry"))
-            .header("authorization", format!("Device {}:{}", c.device_id, c.device_secret))
+            .header(
+                "authorization",
+                format!("Device {}:{}", c.device_id, c.device_secret),
+            )
             .header("content-encoding", "zstd")
             .header("content-type", "application/json")
             .body(compressed.clone())

@@ -44,7 +44,9 @@ async fn create_enrollment_token(
         uses: 0,
         revoked: false,
     };
-    store.create_enrollment_token(ctx, &token, &secret_hash(&secret)).await?;
+    store
+        .create_enrollment_token(ctx, &token, &secret_hash(&secret))
+        .await?;
     Ok(secret)
 }
 
@@ -137,7 +139,9 @@ pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()>
         creds.tenant_id, creds.client_id, creds.client_secret
     );
     println!("  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/machines'");
-    println!("  {SIMULATED_DEVICES} simulated devices stream telemetry; an attack scenario starts every 3 minutes.");
+    println!(
+        "  {SIMULATED_DEVICES} simulated devices stream telemetry; an attack scenario starts every 3 minutes."
+    );
     println!();
     if let Some(token) = creds.enrollment_token.clone() {
         let agents_path = settings.data_dir.join("demo-agents.json");

@@ -11,8 +11,8 @@ use crate::serve::{open_events, open_store};
 use anyhow::{Context, anyhow};
 use rampart_api::{ApiConfig, AppState};
 use rampart_core::schema;
-use rampart_telemetry::formats::{self, Chunk, Format, ImportOptions};
 use rampart_telemetry::Appended;
+use rampart_telemetry::formats::{self, Chunk, Format, ImportOptions};
 use sha2::Digest;
 use std::io::{BufReader, IsTerminal, Write};
 use std::time::Instant;
@@ -24,7 +24,10 @@ pub async fn run(settings: &Settings, args: IngestArgs) -> anyhow::Result<()> {
     let table = match args.table.as_deref() {
         Some(name) => Some(schema::table(name).ok_or_else(|| {
             let names: Vec<&str> = schema::ALL.iter().map(|t| t.name).collect();
-            anyhow!("--table {name}: no such table; the tables are {}", names.join(", "))
+            anyhow!(
+                "--table {name}: no such table; the tables are {}",
+                names.join(", ")
+            )
         })?),
         None => None,
     };
@@ -46,31 +49,50 @@ pub async fn run(settings: &Settings, args: IngestArgs) -> anyhow::Result<()> {
             meta.len(),
             meta.modified().ok()
         );
-        let file_id: String = sha2::Sha256::digest(identity.as_bytes())[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let file_id: String = sha2::Sha256::digest(identity.as_bytes())[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
         let format = Format::of_path(path);
-        let opts = ImportOptions { table, ..Default::default() };
+        let opts = ImportOptions {
+            table,
+            ..Default::default()
+        };
         // Reading and parsing run on a thread of their own, a few chunks ahead of the store.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Sent>(4);
         let shown = path.display().to_string();
         let reader = std::thread::spawn(move || {
             let mut n = 0u64;
-            formats::import(BufReader::with_capacity(1 << 20, file), format, &opts, |c| {
-                n += 1;
-                tx.blocking_send((n, c)).map_err(|_| std::io::Error::other("the store stopped"))
-            })
+            formats::import(
+                BufReader::with_capacity(1 << 20, file),
+                format,
+                &opts,
+                |c| {
+                    n += 1;
+                    tx.blocking_send((n, c))
+                        .map_err(|_| std::io::Error::other("the store stopped"))
+                },
+            )
         });
         while let Some((n, chunk)) = rx.recv().await {
             for r in &chunk.rejected {
                 eprintln!("{shown}: {r}");
             }
             if chunk.rejected_count > chunk.rejected.len() as u64 {
-                eprintln!("{shown}: … and {} more rejected rows in this chunk", chunk.rejected_count - chunk.rejected.len() as u64);
+                eprintln!(
+                    "{shown}: … and {} more rejected rows in this chunk",
+                    chunk.rejected_count - chunk.rejected.len() as u64
+                );
             }
             rejected += chunk.rejected_count;
             let rows = chunk.accepted;
             let outcome = events
-                .append(tenant, &format!("ingest/{file_id}/{n}"), chunk.tables.clone())
+                .append(
+                    tenant,
+                    &format!("ingest/{file_id}/{n}"),
+                    chunk.tables.clone(),
+                )
                 .await
                 .with_context(|| format!("{shown}: storing rows"))?;
             match outcome {
@@ -82,7 +104,10 @@ pub async fn run(settings: &Settings, args: IngestArgs) -> anyhow::Result<()> {
             }
             if progress {
                 let secs = started.elapsed().as_secs_f64().max(1e-3);
-                eprint!("\r{shown}: {accepted} rows stored, {rejected} rejected, {:.0} rows/s   ", accepted as f64 / secs);
+                eprint!(
+                    "\r{shown}: {accepted} rows stored, {rejected} rejected, {:.0} rows/s   ",
+                    accepted as f64 / secs
+                );
                 let _ = std::io::stderr().flush();
             }
         }
@@ -94,7 +119,10 @@ pub async fn run(settings: &Settings, args: IngestArgs) -> anyhow::Result<()> {
             eprintln!();
         }
     }
-    events.shutdown().await.context("writing telemetry to Parquet")?;
+    events
+        .shutdown()
+        .await
+        .context("writing telemetry to Parquet")?;
     let secs = started.elapsed().as_secs_f64().max(1e-3);
     println!(
         "{accepted} rows stored, {rejected} rejected, {again} already stored before, in {secs:.1} s ({:.0} rows/s)",

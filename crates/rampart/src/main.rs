@@ -44,6 +44,8 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Apps(cmd) => admin::apps(&settings, cmd).await,
         cli::Command::Keys(cmd) => admin::keys(&settings, cmd).await,
         cli::Command::Ingest(args) => ingest::run(&settings, args).await,
-        cli::Command::Simulate(args) => tokio::task::spawn_blocking(move || simulate::run(args)).await?,
+        cli::Command::Simulate(args) => {
+            tokio::task::spawn_blocking(move || simulate::run(args)).await?
+        }
     }
 }

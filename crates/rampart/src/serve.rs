@@ -68,7 +68,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("{scheme}://{}:{}", shown_host, addr.port()));
     println!("Rampart {} listening on {url}", env!("CARGO_PKG_VERSION"));
     println!("  state store:    {}", redact(&settings.database_url));
-    println!("  telemetry:      {}", settings.events_url.as_deref().map(redact).unwrap_or_else(|| settings.data_dir.join("telemetry").display().to_string()));
+    println!(
+        "  telemetry:      {}",
+        settings
+            .events_url
+            .as_deref()
+            .map(redact)
+            .unwrap_or_else(|| settings.data_dir.join("telemetry").display().to_string())
+    );
     println!("  default tenant: {tenant}");
     if let Some((cert, _)) = &tls_files {
         println!(
@@ -125,7 +132,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
     }
     flusher.abort();
-    events.shutdown().await.context("writing buffered telemetry to Parquet")?;
+    events
+        .shutdown()
+        .await
+        .context("writing buffered telemetry to Parquet")?;
     println!("Rampart stopped.");
     Ok(())
 }

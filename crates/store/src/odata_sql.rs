@@ -541,7 +541,10 @@ mod tests {
             "(t.name IS NOT $1)"
         );
         // Never null: the plain operator, which an index can serve.
-        assert_eq!(compile(Dialect::Postgres, "kind ne 'A'").0, "(t.kind <> $1)");
+        assert_eq!(
+            compile(Dialect::Postgres, "kind ne 'A'").0,
+            "(t.kind <> $1)"
+        );
         assert_eq!(compile(Dialect::Sqlite, "kind ne 'A'").0, "(t.kind <> $1)");
         let (sql, params) = compile(Dialect::Sqlite, "name eq null or size ne null");
         assert_eq!(sql, "((t.name IS NULL) OR (t.size IS NOT NULL))");

@@ -53,10 +53,10 @@ fn build(table: &Table) -> SchemaRef {
             )
         })
         .collect();
-    Arc::new(Schema::new(fields).with_metadata(HashMap::from([(
-        "table".to_owned(),
-        table.name.to_owned(),
-    )])))
+    Arc::new(
+        Schema::new(fields)
+            .with_metadata(HashMap::from([("table".to_owned(), table.name.to_owned())])),
+    )
 }
 
 #[cfg(test)]
@@ -79,6 +79,9 @@ mod tests {
         let s = arrow_schema(info);
         let f = s.field_with_name("LoggedOnUsers").unwrap();
         assert_eq!(f.data_type(), &DataType::Utf8);
-        assert_eq!(f.metadata().get(KQL_TYPE).map(String::as_str), Some("string"));
+        assert_eq!(
+            f.metadata().get(KQL_TYPE).map(String::as_str),
+            Some("string")
+        );
     }
 }

@@ -82,7 +82,11 @@ pub struct Location {
 
 impl Location {
     pub fn line(line: u64) -> Location {
-        Location { line: Some(line), document: None, index: None }
+        Location {
+            line: Some(line),
+            document: None,
+            index: None,
+        }
     }
 }
 
@@ -191,31 +195,49 @@ impl Importer {
         match value {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    let loc = Location { index: Some(i), ..location };
+                    let loc = Location {
+                        index: Some(i),
+                        ..location
+                    };
                     self.push_record(item, loc);
                 }
             }
             Value::Object(o) => match o.get("records") {
                 Some(Value::Array(records)) if !o.contains_key("Timestamp") => {
                     for (i, item) in records.iter().enumerate() {
-                        let loc = Location { index: Some(i), ..location };
+                        let loc = Location {
+                            index: Some(i),
+                            ..location
+                        };
                         self.push_record(item, loc);
                     }
                 }
                 _ => self.push_record(value, location),
             },
-            other => self.reject(location, format!("expected a JSON object, got {}", kind(other))),
+            other => self.reject(
+                location,
+                format!("expected a JSON object, got {}", kind(other)),
+            ),
         }
     }
 
     fn push_record(&mut self, value: &Value, location: Location) {
         let Value::Object(o) = value else {
-            return self.reject(location, format!("expected a JSON object, got {}", kind(value)));
+            return self.reject(
+                location,
+                format!("expected a JSON object, got {}", kind(value)),
+            );
         };
         // A streaming-API record names its table and wraps the row in `properties`.
         if let Some(category) = o.get("category") {
-            let Some(name) = category.as_str().and_then(|c| c.strip_prefix(CATEGORY_PREFIX)) else {
-                return self.reject(location, format!("category {category} is not AdvancedHunting-<Table>"));
+            let Some(name) = category
+                .as_str()
+                .and_then(|c| c.strip_prefix(CATEGORY_PREFIX))
+            else {
+                return self.reject(
+                    location,
+                    format!("category {category} is not AdvancedHunting-<Table>"),
+                );
             };
             let Some(table) = schema::table(name) else {
                 return self.reject(location, format!("unknown table {name}"));
@@ -353,7 +375,11 @@ fn import_documents<R: Read, E: std::error::Error + 'static>(
         let location = if document == 1 {
             Location::line(first_line)
         } else {
-            Location { line: None, document: Some(document), index: None }
+            Location {
+                line: None,
+                document: Some(document),
+                index: None,
+            }
         };
         match item {
             Ok(v) => importer.push_value(&v, location),
@@ -362,7 +388,10 @@ fn import_documents<R: Read, E: std::error::Error + 'static>(
                 // A syntax error ends the stream: nothing after it can be framed reliably.
                 // serde_json counts lines from where this parser started: the first line.
                 let at = Location::line(first_line + e.line() as u64 - 1);
-                importer.reject(at, format!("not JSON: {e}; the rest of the input was not read"));
+                importer.reject(
+                    at,
+                    format!("not JSON: {e}; the rest of the input was not read"),
+                );
                 break;
             }
         }
@@ -382,7 +411,10 @@ fn import_csv<R: Read, E: std::error::Error + 'static>(
             "CSV input needs its table (--table, ?table=): the header row names columns, not the table".into(),
         ));
     };
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(input);
     let headers = reader
         .headers()
         .map_err(|e| ImportError::Invalid(format!("line 1: reading the CSV header: {e}")))?
@@ -410,10 +442,16 @@ fn import_csv<R: Read, E: std::error::Error + 'static>(
             Ok(true) => {
                 let loc = Location::line(record.position().map_or(line, |p| p.line()));
                 if record.len() != columns.len() {
-                    importer.reject(loc, format!("{} fields, the header has {}", record.len(), columns.len()));
+                    importer.reject(
+                        loc,
+                        format!("{} fields, the header has {}", record.len(), columns.len()),
+                    );
                 } else {
-                    let fields: Vec<(usize, &str)> =
-                        columns.iter().zip(record.iter()).filter_map(|(c, v)| c.map(|c| (c, v))).collect();
+                    let fields: Vec<(usize, &str)> = columns
+                        .iter()
+                        .zip(record.iter())
+                        .filter_map(|(c, v)| c.map(|c| (c, v)))
+                        .collect();
                     let r = importer.builder(table).push_text(&fields);
                     importer.counted(loc, r);
                 }
@@ -445,18 +483,31 @@ mod tests {
     }
     impl std::error::Error for Never {}
 
-    fn run(input: &str, format: Format, table: Option<&str>) -> (u64, u64, Vec<String>, BTreeMap<&'static str, usize>) {
-        let opts = ImportOptions { table: table.and_then(schema::table), batch_rows: 2, ..Default::default() };
+    fn run(
+        input: &str,
+        format: Format,
+        table: Option<&str>,
+    ) -> (u64, u64, Vec<String>, BTreeMap<&'static str, usize>) {
+        let opts = ImportOptions {
+            table: table.and_then(schema::table),
+            batch_rows: 2,
+            ..Default::default()
+        };
         let (mut acc, mut rej, mut reasons, mut rows) = (0, 0, vec![], BTreeMap::new());
-        import(input.as_bytes(), format, &opts, |c: Chunk| -> Result<(), Never> {
-            acc += c.accepted;
-            rej += c.rejected_count;
-            reasons.extend(c.rejected.iter().map(|r| r.to_string()));
-            for (t, b) in c.tables {
-                *rows.entry(t.name).or_default() += b.num_rows();
-            }
-            Ok(())
-        })
+        import(
+            input.as_bytes(),
+            format,
+            &opts,
+            |c: Chunk| -> Result<(), Never> {
+                acc += c.accepted;
+                rej += c.rejected_count;
+                reasons.extend(c.rejected.iter().map(|r| r.to_string()));
+                for (t, b) in c.tables {
+                    *rows.entry(t.name).or_default() += b.num_rows();
+                }
+                Ok(())
+            },
+        )
         .unwrap();
         (acc, rej, reasons, rows)
     }
@@ -485,14 +536,27 @@ not json
         let input = "{\n  \"records\": [\n    {\"category\": \"AdvancedHunting-DeviceInfo\", \"properties\": {\"Timestamp\": \"2026-07-18T12:59:31Z\", \"DeviceId\": \"a\", \"OSPlatform\": \"Linux\"}},\n    {\"category\": \"AdvancedHunting-DeviceInfo\", \"properties\": {\"DeviceId\": \"b\"}}\n  ]\n}\n";
         let (acc, rej, reasons, _) = run(input, Format::Json, None);
         assert_eq!((acc, rej), (1, 1));
-        assert_eq!(reasons[0], "line 1, record 1: DeviceInfo.Timestamp: missing (every row needs its event time)");
+        assert_eq!(
+            reasons[0],
+            "line 1, record 1: DeviceInfo.Timestamp: missing (every row needs its event time)"
+        );
         // Later pretty documents are named by number: the streaming parser doesn't say where
         // they start.
-        let two = format!("{input}{}", input.replace("\"DeviceId\": \"b\"", "\"DeviceId\": \"c\""));
+        let two = format!(
+            "{input}{}",
+            input.replace("\"DeviceId\": \"b\"", "\"DeviceId\": \"c\"")
+        );
         let (acc, rej, reasons, _) = run(&two, Format::Json, None);
         assert_eq!((acc, rej), (2, 2));
-        assert!(reasons[1].starts_with("document 2, record 1: DeviceInfo.Timestamp"), "{reasons:?}");
-        let (acc, _, reasons, _) = run(r#"{"Timestamp":"2026-07-18T12:59:31Z","DeviceId":"a"}"#, Format::Json, None);
+        assert!(
+            reasons[1].starts_with("document 2, record 1: DeviceInfo.Timestamp"),
+            "{reasons:?}"
+        );
+        let (acc, _, reasons, _) = run(
+            r#"{"Timestamp":"2026-07-18T12:59:31Z","DeviceId":"a"}"#,
+            Format::Json,
+            None,
+        );
         assert_eq!(acc, 0);
         assert!(reasons[0].contains("no table"));
     }
@@ -503,10 +567,25 @@ not json
         let (acc, rej, reasons, rows) = run(input, Format::Csv, Some("DeviceNetworkEvents"));
         assert_eq!((acc, rej), (1, 2));
         assert_eq!(rows.get("DeviceNetworkEvents"), Some(&1));
-        assert_eq!(reasons[0], "line 3: DeviceNetworkEvents.RemotePort: expected int, got \"https\"");
+        assert_eq!(
+            reasons[0],
+            "line 3: DeviceNetworkEvents.RemotePort: expected int, got \"https\""
+        );
         assert_eq!(reasons[1], "line 4: 2 fields, the header has 4");
-        let opts = ImportOptions { table: schema::table("DeviceNetworkEvents"), ..Default::default() };
-        let err = import("Timestamp,Bogus\n".as_bytes(), Format::Csv, &opts, |_| -> Result<(), Never> { Ok(()) }).unwrap_err();
-        assert_eq!(err.to_string(), "line 1, field 2: DeviceNetworkEvents has no column \"Bogus\"");
+        let opts = ImportOptions {
+            table: schema::table("DeviceNetworkEvents"),
+            ..Default::default()
+        };
+        let err = import(
+            "Timestamp,Bogus\n".as_bytes(),
+            Format::Csv,
+            &opts,
+            |_| -> Result<(), Never> { Ok(()) },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 1, field 2: DeviceNetworkEvents has no column \"Bogus\""
+        );
     }
 }

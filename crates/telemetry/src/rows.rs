@@ -84,7 +84,13 @@ pub fn column_index(table: &'static Table, column: &str) -> Option<usize> {
     let all = INDEX.get_or_init(|| {
         schema::ALL
             .iter()
-            .map(|t| t.columns.iter().enumerate().map(|(i, c)| (c.name, i)).collect())
+            .map(|t| {
+                t.columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.name, i))
+                    .collect()
+            })
             .collect()
     });
     match schema::ALL.iter().position(|t| std::ptr::eq(*t, table)) {
@@ -299,7 +305,11 @@ impl TableBatchBuilder {
         if let Some(d) = self.device_id
             && !present(d)
         {
-            return Err(RowRejection::column(self.table, schema::DEVICE_ID, "missing"));
+            return Err(RowRejection::column(
+                self.table,
+                schema::DEVICE_ID,
+                "missing",
+            ));
         }
         for (c, col) in self.columns.iter_mut().enumerate() {
             if self.marks[c] != generation {
@@ -352,7 +362,11 @@ impl TableBatchBuilder {
         if let Some(d) = self.device_id
             && !present(d)
         {
-            return Err(RowRejection::column(self.table, schema::DEVICE_ID, "missing"));
+            return Err(RowRejection::column(
+                self.table,
+                schema::DEVICE_ID,
+                "missing",
+            ));
         }
         let mut next = staged.iter().peekable();
         for (i, col) in self.columns.iter_mut().enumerate() {
@@ -385,18 +399,26 @@ fn parse_json(t: KqlType, v: &Value) -> Result<Parsed<'_>, String> {
     Ok(match (t, v) {
         (_, Value::Null) => Parsed::Null,
         (_, Value::String(s)) => return parse_text_cow(t, Cow::Borrowed(s)),
-        (KqlType::String | KqlType::Dynamic, Value::Number(n)) => Parsed::Str(Cow::Owned(n.to_string())),
-        (KqlType::String | KqlType::Dynamic, Value::Bool(b)) => Parsed::Str(Cow::Owned(b.to_string())),
+        (KqlType::String | KqlType::Dynamic, Value::Number(n)) => {
+            Parsed::Str(Cow::Owned(n.to_string()))
+        }
+        (KqlType::String | KqlType::Dynamic, Value::Bool(b)) => {
+            Parsed::Str(Cow::Owned(b.to_string()))
+        }
         (KqlType::String | KqlType::Dynamic, Value::Array(_) | Value::Object(_)) => {
             Parsed::Str(Cow::Owned(v.to_string()))
         }
-        (KqlType::Long, Value::Number(n)) => Parsed::Long(json_integer(n).ok_or_else(|| type_error(t, v))?),
+        (KqlType::Long, Value::Number(n)) => {
+            Parsed::Long(json_integer(n).ok_or_else(|| type_error(t, v))?)
+        }
         (KqlType::Int, Value::Number(n)) => Parsed::Int(
             json_integer(n)
                 .and_then(|x| i32::try_from(x).ok())
                 .ok_or_else(|| type_error(t, v))?,
         ),
-        (KqlType::Real, Value::Number(n)) => Parsed::Real(n.as_f64().ok_or_else(|| type_error(t, v))?),
+        (KqlType::Real, Value::Number(n)) => {
+            Parsed::Real(n.as_f64().ok_or_else(|| type_error(t, v))?)
+        }
         (KqlType::Bool, Value::Bool(b)) => Parsed::Bool(*b),
         (KqlType::Bool, Value::Number(n)) => match n.as_i64() {
             Some(0) => Parsed::Bool(false),
@@ -427,7 +449,13 @@ fn parse_text_cow(t: KqlType, s: Cow<'_, str>) -> Result<Parsed<'_>, String> {
     if text.is_empty() {
         return Ok(Parsed::Null);
     }
-    let bad = || format!("expected {}, got \"{}\"", t.name(), text.chars().take(60).collect::<String>());
+    let bad = || {
+        format!(
+            "expected {}, got \"{}\"",
+            t.name(),
+            text.chars().take(60).collect::<String>()
+        )
+    };
     Ok(match t {
         KqlType::Long => Parsed::Long(text.parse().map_err(|_| bad())?),
         KqlType::Int => Parsed::Int(text.parse().map_err(|_| bad())?),
@@ -453,12 +481,24 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
             c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
         })
     };
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
     let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -532,8 +572,17 @@ mod tests {
         assert_eq!(parse_datetime("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_datetime("1970-01-01 00:00:01"), Some(1_000_000_000));
         assert_eq!(parse_datetime("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(parse_datetime("2024-02-29T00:00:00Z").map(|t| t / 86_400_000_000_000), Some(19_782));
-        for bad in ["2023-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "yesterday", "2026-07-18T12:59:31.Z", "2026-07-18T12:59:31Zjunk"] {
+        assert_eq!(
+            parse_datetime("2024-02-29T00:00:00Z").map(|t| t / 86_400_000_000_000),
+            Some(19_782)
+        );
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "yesterday",
+            "2026-07-18T12:59:31.Z",
+            "2026-07-18T12:59:31Zjunk",
+        ] {
             assert_eq!(parse_datetime(bad), None, "{bad}");
         }
     }
@@ -544,24 +593,42 @@ mod tests {
         let mut b = TableBatchBuilder::new(t);
         b.push_json(&obj(json!({"Timestamp": "2026-07-18T12:59:31Z", "DeviceId": "d1", "RemotePort": 443, "ReportId": "7", "MachineGroup": "g"}))).unwrap();
         let e = b.push_json(&obj(json!({"Timestamp": "2026-07-18T12:59:31Z", "DeviceId": "d2", "RemotePort": "https"}))).unwrap_err();
-        assert_eq!(e.to_string(), "DeviceNetworkEvents.RemotePort: expected int, got \"https\"");
-        let e = b.push_json(&obj(json!({"Timestamp": "2026-07-18T12:59:31Z", "DeviceId": "d2", "Bogus": 1}))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "DeviceNetworkEvents.RemotePort: expected int, got \"https\""
+        );
+        let e = b
+            .push_json(&obj(
+                json!({"Timestamp": "2026-07-18T12:59:31Z", "DeviceId": "d2", "Bogus": 1}),
+            ))
+            .unwrap_err();
         assert_eq!(e.to_string(), "DeviceNetworkEvents.Bogus: unknown column");
         let e = b.push_json(&obj(json!({"DeviceId": "d2"}))).unwrap_err();
         assert_eq!(e.column.as_deref(), Some("Timestamp"));
-        let e = b.push_json(&obj(json!({"Timestamp": "2026-07-18T12:59:31Z"}))).unwrap_err();
+        let e = b
+            .push_json(&obj(json!({"Timestamp": "2026-07-18T12:59:31Z"})))
+            .unwrap_err();
         assert_eq!(e.column.as_deref(), Some("DeviceId"));
         let e = b.push_json(&obj(json!({"Timestamp": "2026-07-18T12:59:31Z", "DeviceId": "d", "RemotePort": 3_000_000_000i64}))).unwrap_err();
         assert_eq!(e.column.as_deref(), Some("RemotePort"));
         b.push_json(&obj(json!({"Timestamp": "2026-07-18T12:59:32Z", "DeviceId": "d3", "AdditionalFields": {"a": 1}}))).unwrap();
         let batch = b.finish();
         assert_eq!(batch.num_rows(), 2);
-        let port = batch.column_by_name("RemotePort").unwrap().as_primitive::<Int32Type>();
+        let port = batch
+            .column_by_name("RemotePort")
+            .unwrap()
+            .as_primitive::<Int32Type>();
         assert_eq!(port.value(0), 443);
         assert!(port.is_null(1));
-        let report = batch.column_by_name("ReportId").unwrap().as_primitive::<Int64Type>();
+        let report = batch
+            .column_by_name("ReportId")
+            .unwrap()
+            .as_primitive::<Int64Type>();
         assert_eq!(report.value(0), 7);
-        let extra = batch.column_by_name("AdditionalFields").unwrap().as_string::<i32>();
+        let extra = batch
+            .column_by_name("AdditionalFields")
+            .unwrap()
+            .as_string::<i32>();
         assert_eq!(extra.value(1), r#"{"a":1}"#);
         assert!(b.is_empty());
     }
@@ -573,10 +640,30 @@ mod tests {
         let dev = column_index(t, "DeviceId").unwrap();
         let admin = column_index(t, "IsLocalAdmin").unwrap();
         let mut b = TableBatchBuilder::new(t);
-        b.push_cells(&[(ts, Cell::Time(5)), (dev, Cell::Str("d")), (admin, Cell::Bool(true))]).unwrap();
-        b.push_text(&[(ts, "1970-01-01T00:00:00.000000005Z"), (dev, "d"), (admin, "False")]).unwrap();
-        assert!(b.push_cells(&[(ts, Cell::Str("now")), (dev, Cell::Str("d"))]).is_err());
-        assert!(b.push_cells(&[(ts, Cell::Time(1)), (dev, Cell::Str("d")), (dev, Cell::Str("e"))]).is_err());
+        b.push_cells(&[
+            (ts, Cell::Time(5)),
+            (dev, Cell::Str("d")),
+            (admin, Cell::Bool(true)),
+        ])
+        .unwrap();
+        b.push_text(&[
+            (ts, "1970-01-01T00:00:00.000000005Z"),
+            (dev, "d"),
+            (admin, "False"),
+        ])
+        .unwrap();
+        assert!(
+            b.push_cells(&[(ts, Cell::Str("now")), (dev, Cell::Str("d"))])
+                .is_err()
+        );
+        assert!(
+            b.push_cells(&[
+                (ts, Cell::Time(1)),
+                (dev, Cell::Str("d")),
+                (dev, Cell::Str("e"))
+            ])
+            .is_err()
+        );
         let batch = b.finish();
         let col = batch.column(ts).as_primitive::<TimestampNanosecondType>();
         assert_eq!(col.values().to_vec(), vec![5, 5]);

@@ -35,7 +35,10 @@ const MAX_LISTED: usize = 100;
 
 /// The body of `Content-Encoding: zstd` requests, decompressed; others as they are.
 fn decoded(headers: &HeaderMap, body: Bytes) -> ApiResult<Bytes> {
-    let encoding = headers.get("content-encoding").and_then(|v| v.to_str().ok()).unwrap_or("identity");
+    let encoding = headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
     match encoding.trim().to_ascii_lowercase().as_str() {
         "identity" | "" => Ok(body),
         "zstd" => {
@@ -45,23 +48,38 @@ fn decoded(headers: &HeaderMap, body: Bytes) -> ApiResult<Bytes> {
             decoder
                 .take(MAX_DECOMPRESSED + 1)
                 .read_to_end(&mut out)
-                .map_err(|e| ApiError::new(ErrorCode::InvalidRequestBody, format!("The body is not valid zstd: {e}")))?;
+                .map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::InvalidRequestBody,
+                        format!("The body is not valid zstd: {e}"),
+                    )
+                })?;
             if out.len() as u64 > MAX_DECOMPRESSED {
-                return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("The decompressed body exceeds {MAX_DECOMPRESSED} bytes.")));
+                return Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("The decompressed body exceeds {MAX_DECOMPRESSED} bytes."),
+                ));
             }
             Ok(out.into())
         }
-        other => Err(ApiError::new(ErrorCode::UnsupportedMediaType, format!("Content-Encoding '{other}' is not supported; send zstd or identity."))),
+        other => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("Content-Encoding '{other}' is not supported; send zstd or identity."),
+        )),
     }
 }
 
 /// The answer to a store error: 503 with `Retry-After` when it is transient.
 fn store_error(e: StoreError) -> Response {
     match e {
-        StoreError::Unavailable { reason, retry_after } => {
+        StoreError::Unavailable {
+            reason,
+            retry_after,
+        } => {
             let mut resp = ApiError::new(ErrorCode::ServiceUnavailable, format!("The event store cannot take data now ({reason}); nothing of this batch was acknowledged. Retry later.")).into_response();
             let secs = retry_after.as_secs().max(1);
-            resp.headers_mut().insert("retry-after", HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
             resp
         }
         StoreError::InvalidInput(m) => ApiError::new(ErrorCode::InvalidInput, m).into_response(),
@@ -69,9 +87,15 @@ fn store_error(e: StoreError) -> Response {
     }
 }
 
-fn count_rows(state: &AppState, tables: &[(&'static Table, datafusion::arrow::array::RecordBatch)], rejected: &BTreeMap<String, u64>) {
+fn count_rows(
+    state: &AppState,
+    tables: &[(&'static Table, datafusion::arrow::array::RecordBatch)],
+    rejected: &BTreeMap<String, u64>,
+) {
     for (t, b) in tables {
-        state.metrics.record_rows(t.name, "accepted", b.num_rows() as u64);
+        state
+            .metrics
+            .record_rows(t.name, "accepted", b.num_rows() as u64);
     }
     for (t, n) in rejected {
         state.metrics.record_rows(t, "rejected", *n);
@@ -87,26 +111,44 @@ pub async fn agent_batch(State(state): State<AppState>, req: Request) -> Respons
 
 async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, Response> {
     let headers = req.headers().clone();
-    let device = authenticate_device(state, &headers).await.map_err(IntoResponse::into_response)?;
-    let body = read_bytes(req, state).await.map_err(IntoResponse::into_response)?;
+    let device = authenticate_device(state, &headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let body = read_bytes(req, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
     let body = decoded(&headers, body).map_err(IntoResponse::into_response)?;
-    let batch: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidRequestBody, format!("The body is not JSON: {e}")).into_response())?;
+    let batch: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidRequestBody,
+            format!("The body is not JSON: {e}"),
+        )
+        .into_response()
+    })?;
     let Some(batch_id) = batch.get("batchId").and_then(Value::as_str) else {
-        return Err(ApiError::new(ErrorCode::InvalidRequestBody, "batchId: required (a string, unique per batch; a retry sends the same one)").into_response());
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequestBody,
+            "batchId: required (a string, unique per batch; a retry sends the same one)",
+        )
+        .into_response());
     };
     let Some(tables) = batch.get("tables").and_then(Value::as_object) else {
-        return Err(ApiError::new(ErrorCode::InvalidRequestBody, "tables: required (an object of table name -> array of rows)").into_response());
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequestBody,
+            "tables: required (an object of table name -> array of rows)",
+        )
+        .into_response());
     };
     let mut builders = Vec::new();
     let mut rejections = Vec::new();
     let mut rejected_by_table: BTreeMap<String, u64> = BTreeMap::new();
-    let mut reject = |table: &str, index: Option<usize>, reason: String, rejections: &mut Vec<Value>| {
-        *rejected_by_table.entry(table.to_owned()).or_default() += 1;
-        if rejections.len() < MAX_LISTED {
-            rejections.push(json!({ "table": table, "index": index, "reason": reason }));
-        }
-    };
+    let mut reject =
+        |table: &str, index: Option<usize>, reason: String, rejections: &mut Vec<Value>| {
+            *rejected_by_table.entry(table.to_owned()).or_default() += 1;
+            if rejections.len() < MAX_LISTED {
+                rejections.push(json!({ "table": table, "index": index, "reason": reason }));
+            }
+        };
     for (name, rows) in tables {
         let Some(table) = schema::table(name) else {
             let n = rows.as_array().map_or(1, Vec::len);
@@ -116,19 +158,31 @@ async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, R
             continue;
         };
         let Some(rows) = rows.as_array() else {
-            reject(name, None, "expected an array of rows".into(), &mut rejections);
+            reject(
+                name,
+                None,
+                "expected an array of rows".into(),
+                &mut rejections,
+            );
             continue;
         };
         let mut b = TableBatchBuilder::with_capacity(table, rows.len());
         let device_id = Value::String(device.device_id.clone());
         for (i, row) in rows.iter().enumerate() {
             let Some(row) = row.as_object() else {
-                reject(name, Some(i), "expected a JSON object".into(), &mut rejections);
+                reject(
+                    name,
+                    Some(i),
+                    "expected a JSON object".into(),
+                    &mut rejections,
+                );
                 continue;
             };
             // A device reports for itself only; a row without DeviceId is the caller's.
             let result = match row.get(schema::DEVICE_ID) {
-                Some(Value::String(d)) if d.eq_ignore_ascii_case(&device.device_id) => b.push_json(row),
+                Some(Value::String(d)) if d.eq_ignore_ascii_case(&device.device_id) => {
+                    b.push_json(row)
+                }
                 None | Some(Value::Null) if table.column(schema::DEVICE_ID).is_some() => {
                     let mut owned: Map<String, Value> = row.clone();
                     owned.insert(schema::DEVICE_ID.into(), device_id.clone());
@@ -136,7 +190,15 @@ async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, R
                 }
                 None | Some(Value::Null) => b.push_json(row),
                 Some(_) => {
-                    reject(name, Some(i), format!("{name}.DeviceId: a device may only send its own telemetry ({})", device.device_id), &mut rejections);
+                    reject(
+                        name,
+                        Some(i),
+                        format!(
+                            "{name}.DeviceId: a device may only send its own telemetry ({})",
+                            device.device_id
+                        ),
+                        &mut rejections,
+                    );
                     continue;
                 }
             };
@@ -149,7 +211,11 @@ async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, R
         }
     }
     let scoped_id = format!("{}/{batch_id}", device.device_id);
-    let outcome = state.events.append(device.tenant, &scoped_id, builders.clone()).await.map_err(store_error)?;
+    let outcome = state
+        .events
+        .append(device.tenant, &scoped_id, builders.clone())
+        .await
+        .map_err(store_error)?;
     let duplicate = outcome == Appended::Duplicate;
     let accepted: usize = builders.iter().map(|(_, b)| b.num_rows()).sum();
     let rejected: u64 = rejected_by_table.values().sum();
@@ -157,14 +223,17 @@ async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, R
         count_rows(state, &builders, &rejected_by_table);
         state.fleet.observe(state, device.tenant, &builders).await;
     }
-    Ok((StatusCode::OK, axum::Json(json!({
-        "batchId": batch_id,
-        "duplicate": duplicate,
-        "accepted": if duplicate { 0 } else { accepted },
-        "rejected": rejected,
-        "rejections": rejections,
-    })))
-    .into_response())
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({
+            "batchId": batch_id,
+            "duplicate": duplicate,
+            "accepted": if duplicate { 0 } else { accepted },
+            "rejected": rejected,
+            "rejections": rejections,
+        })),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -185,35 +254,67 @@ pub async fn import(
     }
 }
 
-async fn import_inner(state: &AppState, tenant: TenantId, q: ImportQuery, req: Request) -> Result<Response, Response> {
+async fn import_inner(
+    state: &AppState,
+    tenant: TenantId,
+    q: ImportQuery,
+    req: Request,
+) -> Result<Response, Response> {
     let headers = req.headers().clone();
     let table = match q.table.as_deref() {
         Some(name) => Some(schema::table(name).ok_or_else(|| {
-            ApiError::new(ErrorCode::InvalidInput, format!("table: no table named '{name}'")).into_response()
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("table: no table named '{name}'"),
+            )
+            .into_response()
         })?),
         None => None,
     };
     // The same key makes a retried import store nothing twice; without one, each call is new.
     let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
         Some(Ok(k)) if !k.is_empty() && k.len() <= 200 => k.to_owned(),
-        Some(_) => return Err(ApiError::new(ErrorCode::InvalidInput, "Idempotency-Key: 1-200 visible characters").into_response()),
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "Idempotency-Key: 1-200 visible characters",
+            )
+            .into_response());
+        }
         None => uuid::Uuid::new_v4().to_string(),
     };
-    let format = Format::of_content_type(headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or(""));
-    let body = read_bytes(req, state).await.map_err(IntoResponse::into_response)?;
+    let format = Format::of_content_type(
+        headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
+    let body = read_bytes(req, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
     let body = decoded(&headers, body).map_err(IntoResponse::into_response)?;
-    let opts = ImportOptions { table, max_kept_rejections: MAX_LISTED, ..Default::default() };
+    let opts = ImportOptions {
+        table,
+        max_kept_rejections: MAX_LISTED,
+        ..Default::default()
+    };
     let parsed = tokio::task::spawn_blocking(move || {
         let mut chunks = Vec::new();
-        formats::import(&body[..], format, &opts, |c| -> Result<(), std::convert::Infallible> {
-            chunks.push(c);
-            Ok(())
-        })
+        formats::import(
+            &body[..],
+            format,
+            &opts,
+            |c| -> Result<(), std::convert::Infallible> {
+                chunks.push(c);
+                Ok(())
+            },
+        )
         .map(|()| chunks)
     })
     .await
     .map_err(|e| ApiError::internal("import task", e).into_response())?;
-    let chunks = parsed.map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()).into_response())?;
+    let chunks = parsed
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()).into_response())?;
     let (mut accepted, mut rejected, mut duplicate_rows) = (0u64, 0u64, 0u64);
     let mut rejections = Vec::new();
     let mut per_table: BTreeMap<&str, u64> = BTreeMap::new();
@@ -225,7 +326,11 @@ async fn import_inner(state: &AppState, tenant: TenantId, q: ImportQuery, req: R
             }
         }
         let rows = chunk.accepted;
-        let outcome = state.events.append(tenant, &format!("import/{key}/{i}"), chunk.tables.clone()).await.map_err(store_error)?;
+        let outcome = state
+            .events
+            .append(tenant, &format!("import/{key}/{i}"), chunk.tables.clone())
+            .await
+            .map_err(store_error)?;
         if outcome == Appended::Duplicate {
             duplicate_rows += rows;
             continue;
@@ -264,7 +369,10 @@ pub fn add(r: ApiRoutes) -> ApiRoutes {
     .add(
         RouteDef::get(
             "/telemetry/retention",
-            &[P::SecurityConfigurationRead, P::SecurityConfigurationReadWrite],
+            &[
+                P::SecurityConfigurationRead,
+                P::SecurityConfigurationReadWrite,
+            ],
             "Telemetry",
             "How many days the tenant keeps telemetry (Rampart)",
         ),
@@ -283,7 +391,10 @@ pub fn add(r: ApiRoutes) -> ApiRoutes {
 }
 
 /// `GET /api/telemetry/retention`: how many days the caller's tenant keeps telemetry.
-pub async fn get_retention(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> axum::Json<Value> {
+pub async fn get_retention(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> axum::Json<Value> {
     axum::Json(json!({ "retentionDays": state.events.retention(caller.tenant).await }))
 }
 
@@ -300,11 +411,23 @@ pub async fn put_retention(
     Extension(caller): Extension<Caller>,
     crate::body::JsonBody(body): crate::body::JsonBody<RetentionBody>,
 ) -> Response {
-    if body.retention_days.is_some_and(|d| !(1..=3650).contains(&d)) {
-        return ApiError::new(ErrorCode::InvalidInput, "retentionDays: between 1 and 3650, or null for the default").into_response();
+    if body
+        .retention_days
+        .is_some_and(|d| !(1..=3650).contains(&d))
+    {
+        return ApiError::new(
+            ErrorCode::InvalidInput,
+            "retentionDays: between 1 and 3650, or null for the default",
+        )
+        .into_response();
     }
-    if let Err(e) = state.events.set_retention(caller.tenant, body.retention_days).await {
+    if let Err(e) = state
+        .events
+        .set_retention(caller.tenant, body.retention_days)
+        .await
+    {
         return store_error(e);
     }
-    axum::Json(json!({ "retentionDays": state.events.retention(caller.tenant).await })).into_response()
+    axum::Json(json!({ "retentionDays": state.events.retention(caller.tenant).await }))
+        .into_response()
 }

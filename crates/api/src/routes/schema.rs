@@ -39,7 +39,10 @@ pub async fn list(Query(q): Query<SchemaQuery>) -> ApiResult<Json<Value>> {
         Some(name) => {
             let t = schema::table(name).ok_or_else(|| {
                 let names: Vec<&str> = schema::ALL.iter().map(|t| t.name).collect();
-                ApiError::not_found(format!("No table named '{name}'; the tables are {}.", names.join(", ")))
+                ApiError::not_found(format!(
+                    "No table named '{name}'; the tables are {}.",
+                    names.join(", ")
+                ))
             })?;
             vec![describe(t)]
         }

@@ -63,7 +63,11 @@ pub struct Column {
 
 impl Column {
     pub const fn new(name: &'static str, kql_type: KqlType, description: &'static str) -> Self {
-        Column { name, kql_type, description }
+        Column {
+            name,
+            kql_type,
+            description,
+        }
     }
 }
 
@@ -97,7 +101,10 @@ impl Table {
     /// The column called `name` and its position (names are case-sensitive, as in KQL: `LogonId`
     /// and `LogonID` are different columns).
     pub fn column(&self, name: &str) -> Option<(usize, &'static Column)> {
-        self.columns.iter().enumerate().find(|(_, c)| c.name == name)
+        self.columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.name == name)
     }
 
     /// Whether a row without a `DeviceId` is incomplete.
@@ -129,9 +136,17 @@ mod tests {
             let mut names: Vec<_> = t.columns.iter().map(|c| c.name).collect();
             names.sort_unstable();
             names.dedup();
-            assert_eq!(names.len(), t.columns.len(), "{} has a duplicate column", t.name);
+            assert_eq!(
+                names.len(),
+                t.columns.len(),
+                "{} has a duplicate column",
+                t.name
+            );
             if t.requires_device_id() {
-                assert_eq!(t.column(DEVICE_ID).map(|(_, c)| c.kql_type), Some(KqlType::String));
+                assert_eq!(
+                    t.column(DEVICE_ID).map(|(_, c)| c.kql_type),
+                    Some(KqlType::String)
+                );
             }
         }
     }
@@ -142,9 +157,18 @@ mod tests {
         assert_eq!(net.column("RemotePort").unwrap().1.kql_type, KqlType::Int);
         assert_eq!(net.column("ReportId").unwrap().1.kql_type, KqlType::Long);
         let proc = table("DeviceProcessEvents").unwrap();
-        assert_eq!(proc.column("IsProcessRemoteSession").unwrap().1.kql_type, KqlType::Bool);
-        assert_eq!(proc.column("ProcessCreationTime").unwrap().1.kql_type, KqlType::DateTime);
-        assert!(proc.column("processid").is_none(), "column names are case-sensitive");
+        assert_eq!(
+            proc.column("IsProcessRemoteSession").unwrap().1.kql_type,
+            KqlType::Bool
+        );
+        assert_eq!(
+            proc.column("ProcessCreationTime").unwrap().1.kql_type,
+            KqlType::DateTime
+        );
+        assert!(
+            proc.column("processid").is_none(),
+            "column names are case-sensitive"
+        );
         assert!(table("deviceinfo").is_none());
         assert_eq!(table("AlertInfo").unwrap().kind, TableKind::Alert);
     }

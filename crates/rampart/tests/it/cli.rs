@@ -155,9 +155,8 @@ async fn demo_prints_working_credentials() {
             .arg(script.join("\n"))
             .output()
             .unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap_or_else(|_| {
-            panic!("curl printed {}", String::from_utf8_lossy(&result.stdout))
-        });
+        let body: serde_json::Value = serde_json::from_slice(&result.stdout)
+            .unwrap_or_else(|_| panic!("curl printed {}", String::from_utf8_lossy(&result.stdout)));
         body
     };
     let body = run_script();
@@ -170,7 +169,8 @@ async fn demo_prints_working_credentials() {
     // The 5 seeded machines, then the 20 simulated devices as they enroll and stream telemetry.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut body = body;
-    while body["value"].as_array().map_or(0, Vec::len) < 25 && std::time::Instant::now() < deadline {
+    while body["value"].as_array().map_or(0, Vec::len) < 25 && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(500));
         body = run_script();
     }
@@ -185,15 +185,23 @@ async fn demo_prints_working_credentials() {
     let mut accepted = 0.0;
     while accepted == 0.0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(500));
-        let metrics = Command::new("curl").args(["-s", &format!("{base}/metrics")]).output().unwrap();
+        let metrics = Command::new("curl")
+            .args(["-s", &format!("{base}/metrics")])
+            .output()
+            .unwrap();
         accepted = String::from_utf8_lossy(&metrics.stdout)
             .lines()
-            .filter(|l| l.starts_with("rampart_telemetry_rows_total") && l.contains("outcome=\"accepted\""))
+            .filter(|l| {
+                l.starts_with("rampart_telemetry_rows_total") && l.contains("outcome=\"accepted\"")
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum();
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(accepted > 0.0, "simulated telemetry arrived within a minute");
+    assert!(
+        accepted > 0.0,
+        "simulated telemetry arrived within a minute"
+    );
     assert!(dir.path().join("rampart-demo/rampart.db").exists());
 }

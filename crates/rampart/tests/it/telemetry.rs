@@ -9,22 +9,50 @@ use serde_json::{Value, json};
 use std::io::Write;
 
 fn ts(offset_s: i64) -> String {
-    let t = time::OffsetDateTime::now_utc() - time::Duration::hours(1) + time::Duration::seconds(offset_s);
-    t.format(&time::format_description::well_known::Rfc3339).unwrap()
+    let t = time::OffsetDateTime::now_utc() - time::Duration::hours(1)
+        + time::Duration::seconds(offset_s);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }
 
 /// Counts rows of the stopped server's event store with SQL.
 async fn query_i64(backend: &Backend, tenant: &str, sql: &str) -> Vec<i64> {
-    let events = EventStore::open(&backend.data_dir.join("telemetry"), EventStoreConfig::default()).await.unwrap();
+    let events = EventStore::open(
+        &backend.data_dir.join("telemetry"),
+        EventStoreConfig::default(),
+    )
+    .await
+    .unwrap();
     let ctx = events.session(tenant.parse().unwrap()).unwrap();
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let out = batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().iter().map(|v| v.unwrap_or(-1)).collect::<Vec<_>>()).collect();
+    let out = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|v| v.unwrap_or(-1))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     events.shutdown().await.unwrap();
     out
 }
 
-async fn post_import(s: &Server, token: &str, query: &str, content_type: &str, body: String, key: Option<&str>) -> (u16, Value) {
-    let mut req = s.http.post(format!("{}/api/telemetry/import{query}", s.url)).bearer_auth(token).header("content-type", content_type).body(body);
+async fn post_import(
+    s: &Server,
+    token: &str,
+    query: &str,
+    content_type: &str,
+    body: String,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let mut req = s
+        .http
+        .post(format!("{}/api/telemetry/import{query}", s.url))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body);
     if let Some(k) = key {
         req = req.header("idempotency-key", k);
     }
@@ -41,7 +69,14 @@ struct Device {
 
 async fn enroll(s: &Server, name: &str) -> Device {
     let admin = s.token_with("SecurityConfiguration.ReadWrite.All").await;
-    let resp = s.http.post(format!("{}/api/enrollmentTokens", s.url)).bearer_auth(&admin).json(&json!({"name": "fleet"})).send().await.unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/api/enrollmentTokens", s.url))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "fleet"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 201);
     let token: Value = resp.json().await.unwrap();
     let resp = s
@@ -71,7 +106,10 @@ async fn post_batch(s: &Server, device: &Device, body: &Value) -> (u16, Value, O
         .await
         .unwrap();
     let status = resp.status().as_u16();
-    let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
     (status, resp.json().await.unwrap_or(Value::Null), retry)
 }
 
@@ -85,10 +123,17 @@ async fn schema_lists_every_table_with_kql_types() {
     assert_eq!(status, 200);
     let tables = body["value"].as_array().unwrap();
     assert_eq!(tables.len(), 12);
-    let (status, net) = s.get("/api/schema?table=DeviceNetworkEvents", Some(&token)).await;
+    let (status, net) = s
+        .get("/api/schema?table=DeviceNetworkEvents", Some(&token))
+        .await;
     assert_eq!(status, 200);
     let net = &net["value"][0];
-    let port = net["columns"].as_array().unwrap().iter().find(|c| c["ColumnName"] == "RemotePort").unwrap();
+    let port = net["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["ColumnName"] == "RemotePort")
+        .unwrap();
     assert_eq!(port["ColumnType"], "int");
     assert_eq!(port["DataType"], "System.Int32");
     assert_eq!(net["columns"][0]["ColumnName"], "Timestamp");
@@ -96,7 +141,9 @@ async fn schema_lists_every_table_with_kql_types() {
     let (status, body) = s.get("/api/schema?table=DeviceNope", Some(&token)).await;
     assert_eq!(status, 404);
     assert!(assert_mde_error(&body, "ResourceNotFound").contains("DeviceProcessEvents"));
-    let (status, _) = s.get("/api/schema", Some(&s.token_with("Alert.Read.All").await)).await;
+    let (status, _) = s
+        .get("/api/schema", Some(&s.token_with("Alert.Read.All").await))
+        .await;
     assert_eq!(status, 403);
 }
 
@@ -107,11 +154,21 @@ async fn retention_is_set_per_tenant_and_survives_a_restart() {
     let s = Server::start(b);
     let admin = s.token_with("SecurityConfiguration.ReadWrite.All").await;
     let (status, body) = s.get("/api/telemetry/retention", Some(&admin)).await;
-    assert_eq!((status, body["retentionDays"].as_u64()), (200, Some(30)), "MDE's 30 days by default");
+    assert_eq!(
+        (status, body["retentionDays"].as_u64()),
+        (200, Some(30)),
+        "MDE's 30 days by default"
+    );
     let put = |days: Value| {
         let (http, url, admin) = (s.http.clone(), s.url.clone(), admin.clone());
         async move {
-            let r = http.put(format!("{url}/api/telemetry/retention")).bearer_auth(admin).json(&json!({"retentionDays": days})).send().await.unwrap();
+            let r = http
+                .put(format!("{url}/api/telemetry/retention"))
+                .bearer_auth(admin)
+                .json(&json!({"retentionDays": days}))
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
@@ -124,7 +181,9 @@ async fn retention_is_set_per_tenant_and_survives_a_restart() {
     // Another tenant keeps the default.
     let other = b.create_tenant("Other");
     let app = b.create_app(Some(&other), "SecurityConfiguration.Read.All");
-    let (_, theirs) = s.get("/api/telemetry/retention", Some(&s.token(&app).await)).await;
+    let (_, theirs) = s
+        .get("/api/telemetry/retention", Some(&s.token(&app).await))
+        .await;
     assert_eq!(theirs["retentionDays"], 30);
     assert!(s.terminate().success());
     let s = Server::start(b);
@@ -148,17 +207,54 @@ async fn imports_keep_good_rows_reject_bad_ones_and_feed_machines() {
             json!({"DeviceId": dev}).to_string(),
         ]
         .join("\n");
-        let (status, body) = post_import(&s, &token, "?table=DeviceProcessEvents", "application/x-ndjson", ndjson.clone(), Some("k1")).await;
+        let (status, body) = post_import(
+            &s,
+            &token,
+            "?table=DeviceProcessEvents",
+            "application/x-ndjson",
+            ndjson.clone(),
+            Some("k1"),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["accepted"], 2, "{body}");
         assert_eq!(body["rejected"], 3, "{body}");
-        let reasons: Vec<String> = body["rejections"].as_array().unwrap().iter().map(|r| format!("{}: {}", r["location"].as_str().unwrap(), r["reason"].as_str().unwrap())).collect();
+        let reasons: Vec<String> = body["rejections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: {}",
+                    r["location"].as_str().unwrap(),
+                    r["reason"].as_str().unwrap()
+                )
+            })
+            .collect();
         assert!(reasons[0].starts_with("line 2: not JSON"), "{reasons:?}");
-        assert_eq!(reasons[1], "line 3: DeviceProcessEvents.ProcessId: expected long, got \"not a number\"");
-        assert_eq!(reasons[2], "line 5: DeviceProcessEvents.Timestamp: missing (every row needs its event time)");
+        assert_eq!(
+            reasons[1],
+            "line 3: DeviceProcessEvents.ProcessId: expected long, got \"not a number\""
+        );
+        assert_eq!(
+            reasons[2],
+            "line 5: DeviceProcessEvents.Timestamp: missing (every row needs its event time)"
+        );
         // The same import again (a client retry) stores nothing twice.
-        let (_, again) = post_import(&s, &token, "?table=DeviceProcessEvents", "application/x-ndjson", ndjson, Some("k1")).await;
-        assert_eq!((again["accepted"].as_u64(), again["alreadyStored"].as_u64()), (Some(0), Some(2)), "{again}");
+        let (_, again) = post_import(
+            &s,
+            &token,
+            "?table=DeviceProcessEvents",
+            "application/x-ndjson",
+            ndjson,
+            Some("k1"),
+        )
+        .await;
+        assert_eq!(
+            (again["accepted"].as_u64(), again["alreadyStored"].as_u64()),
+            (Some(0), Some(2)),
+            "{again}"
+        );
 
         // Streaming-API records (Event Hubs document) and a CSV export.
         let doc = json!({"records": [
@@ -166,18 +262,55 @@ async fn imports_keep_good_rows_reject_bad_ones_and_feed_machines() {
             {"time": ts(0), "tenantId": "x", "category": "AdvancedHunting-DeviceNetworkInfo", "properties": {"Timestamp": ts(4), "DeviceId": dev, "IPAddresses": "[{\"IPAddress\":\"10.20.30.40\",\"SubnetPrefix\":24,\"AddressType\":\"Private\"}]", "MacAddress": "00-11-22-33-44-55"}},
             {"time": ts(0), "tenantId": "x", "category": "AdvancedHunting-DeviceBogus", "properties": {}}
         ]});
-        let (status, body) = post_import(&s, &token, "", "application/json", serde_json::to_string_pretty(&doc).unwrap(), None).await;
+        let (status, body) = post_import(
+            &s,
+            &token,
+            "",
+            "application/json",
+            serde_json::to_string_pretty(&doc).unwrap(),
+            None,
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(2), Some(1)), "{body}");
+        assert_eq!(
+            (body["accepted"].as_u64(), body["rejected"].as_u64()),
+            (Some(2), Some(1)),
+            "{body}"
+        );
         assert_eq!(body["rejections"][0]["reason"], "unknown table DeviceBogus");
-        let csv = format!("Timestamp,DeviceId,RemoteIP,RemotePort,Protocol\n{},{dev},198.51.100.7,443,Tcp\n{},{dev},198.51.100.8,https,Tcp\n", ts(5), ts(6));
-        let (status, body) = post_import(&s, &token, "?table=DeviceNetworkEvents", "text/csv", csv, None).await;
+        let csv = format!(
+            "Timestamp,DeviceId,RemoteIP,RemotePort,Protocol\n{},{dev},198.51.100.7,443,Tcp\n{},{dev},198.51.100.8,https,Tcp\n",
+            ts(5),
+            ts(6)
+        );
+        let (status, body) = post_import(
+            &s,
+            &token,
+            "?table=DeviceNetworkEvents",
+            "text/csv",
+            csv,
+            None,
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(1), Some(1)), "{body}");
-        let (status, body) = post_import(&s, &token, "", "text/csv", "Timestamp\n".into(), None).await;
+        assert_eq!(
+            (body["accepted"].as_u64(), body["rejected"].as_u64()),
+            (Some(1), Some(1)),
+            "{body}"
+        );
+        let (status, body) =
+            post_import(&s, &token, "", "text/csv", "Timestamp\n".into(), None).await;
         assert_eq!(status, 400);
         assert!(assert_mde_error(&body, "InvalidInput").contains("table"));
-        let (status, _) = post_import(&s, &s.token_with("Alert.ReadWrite.All").await, "", "application/json", "{}".into(), None).await;
+        let (status, _) = post_import(
+            &s,
+            &s.token_with("Alert.ReadWrite.All").await,
+            "",
+            "application/json",
+            "{}".into(),
+            None,
+        )
+        .await;
         assert_eq!(status, 403);
 
         // The machine exists with the DeviceInfo facts, and its address history answers findbyip.
@@ -188,17 +321,40 @@ async fn imports_keep_good_rows_reject_bad_ones_and_feed_machines() {
         assert_eq!(m["osPlatform"], "Windows11");
         assert_eq!(m["lastExternalIpAddress"], "203.0.113.9");
         let at = ts(4);
-        let (status, found) = s.get(&format!("/api/machines/findbyip(ip='10.20.30.40',timestamp={at})"), Some(&reader)).await;
+        let (status, found) = s
+            .get(
+                &format!("/api/machines/findbyip(ip='10.20.30.40',timestamp={at})"),
+                Some(&reader),
+            )
+            .await;
         assert_eq!(status, 200, "{found}");
         assert_eq!(found["value"][0]["id"], dev.as_str(), "{found}");
 
-        let metrics = s.http.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
-        assert!(metrics.contains("rampart_telemetry_rows_total{table=\"DeviceProcessEvents\",outcome=\"accepted\"} 2"), "{metrics}");
+        let metrics = s
+            .http
+            .get(format!("{}/metrics", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains(
+                "rampart_telemetry_rows_total{table=\"DeviceProcessEvents\",outcome=\"accepted\"} 2"
+            ),
+            "{metrics}"
+        );
         let tenant = s.tenant.clone();
         assert!(s.terminate().success());
         let n = query_i64(&b, &tenant, "select count(*) from \"DeviceProcessEvents\"").await;
         assert_eq!(n, vec![2], "{}", b.name);
-        let n = query_i64(&b, &tenant, "select count(*) from \"DeviceNetworkEvents\" where \"RemotePort\" = 443").await;
+        let n = query_i64(
+            &b,
+            &tenant,
+            "select count(*) from \"DeviceNetworkEvents\" where \"RemotePort\" = 443",
+        )
+        .await;
         assert_eq!(n, vec![1]);
     }
 }
@@ -221,30 +377,80 @@ async fn agents_post_batches_with_device_credentials() {
     }});
     let (status, body, _) = post_batch(&s, &d, &batch).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64(), body["duplicate"].as_bool()), (Some(2), Some(3), Some(false)), "{body}");
-    let reasons: Vec<&str> = body["rejections"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
-    assert!(reasons.iter().any(|r| r.contains("may only send its own telemetry")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("Timestamp: expected datetime")), "{reasons:?}");
-    assert!(reasons.contains(&"unknown table DeviceWhatever"), "{reasons:?}");
+    assert_eq!(
+        (
+            body["accepted"].as_u64(),
+            body["rejected"].as_u64(),
+            body["duplicate"].as_bool()
+        ),
+        (Some(2), Some(3), Some(false)),
+        "{body}"
+    );
+    let reasons: Vec<&str> = body["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("may only send its own telemetry")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("Timestamp: expected datetime")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"unknown table DeviceWhatever"),
+        "{reasons:?}"
+    );
     // A retry of the same batch is acknowledged and not stored again.
     let (status, body, _) = post_batch(&s, &d, &batch).await;
-    assert_eq!((status, body["duplicate"].as_bool()), (200, Some(true)), "{body}");
+    assert_eq!(
+        (status, body["duplicate"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
     // Wrong secret, unknown device, no credential: 401 in MDE's shape.
-    for auth in [format!("Device {}:rpd_wrong", d.id), format!("Device {other}:x"), "Bearer x".to_owned()] {
-        let bad = Device { id: d.id.clone(), auth };
+    for auth in [
+        format!("Device {}:rpd_wrong", d.id),
+        format!("Device {other}:x"),
+        "Bearer x".to_owned(),
+    ] {
+        let bad = Device {
+            id: d.id.clone(),
+            auth,
+        };
         let (status, body, _) = post_batch(&s, &bad, &batch).await;
         assert_eq!(status, 401, "{body}");
         assert_mde_error(&body, "Unauthorized");
     }
     // Not zstd, not JSON, no batch id: 400 naming what is wrong.
-    let resp = s.http.post(format!("{}/agent/v1/telemetry", s.url)).header("authorization", &d.auth).header("content-encoding", "zstd").body("plain").send().await.unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/agent/v1/telemetry", s.url))
+        .header("authorization", &d.auth)
+        .header("content-encoding", "zstd")
+        .body("plain")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     let (status, body, _) = post_batch(&s, &d, &json!({"tables": {}})).await;
     assert_eq!(status, 400);
     assert!(assert_mde_error(&body, "InvalidRequestBody").starts_with("batchId"));
     let tenant = s.tenant.clone();
     assert!(s.terminate().success());
-    let rows = query_i64(b, &tenant, "select \"ReportId\" from \"DeviceProcessEvents\" order by \"ReportId\"").await;
+    let rows = query_i64(
+        b,
+        &tenant,
+        "select \"ReportId\" from \"DeviceProcessEvents\" order by \"ReportId\"",
+    )
+    .await;
     assert_eq!(rows, vec![1, 2]);
 }
 
@@ -283,29 +489,61 @@ async fn acknowledged_batches_survive_kill_9_and_a_torn_log_tail() {
     for t in senders {
         acked.extend(t.await.unwrap());
     }
-    assert!(acked.len() > 10, "some batches were acknowledged before the kill: {}", acked.len());
+    assert!(
+        acked.len() > 10,
+        "some batches were acknowledged before the kill: {}",
+        acked.len()
+    );
     // Tear the newest log segment's tail, as a crash mid-write would.
     let wal = b.data_dir.join("telemetry").join("wal");
-    let mut segs: Vec<_> = std::fs::read_dir(&wal).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut segs: Vec<_> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     segs.sort();
     let last = segs.last().unwrap();
-    std::fs::OpenOptions::new().append(true).open(last).unwrap().write_all(&[9, 0, 0, 0, 1, 2]).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(last)
+        .unwrap()
+        .write_all(&[9, 0, 0, 0, 1, 2])
+        .unwrap();
 
     let s = Server::start(b);
     // Retrying an acknowledged batch after the restart stores nothing.
     let retry = json!({"batchId": "0-0", "tables": {"DeviceProcessEvents": [{"Timestamp": ts(0), "ActionType": "X", "ReportId": 0}]}});
     let (status, body, _) = post_batch(&s, &d, &retry).await;
-    assert_eq!((status, body["duplicate"].as_bool()), (200, Some(true)), "{body}");
+    assert_eq!(
+        (status, body["duplicate"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
     assert!(s.terminate().success());
-    let counts = query_i64(b, &tenant, "select count(*) - count(distinct \"ReportId\") from \"DeviceProcessEvents\"").await;
+    let counts = query_i64(
+        b,
+        &tenant,
+        "select count(*) - count(distinct \"ReportId\") from \"DeviceProcessEvents\"",
+    )
+    .await;
     assert_eq!(counts, vec![0], "no row is stored twice");
-    let firsts = query_i64(b, &tenant, "select \"ReportId\" from \"DeviceProcessEvents\" where \"ReportId\" % 100 = 0").await;
+    let firsts = query_i64(
+        b,
+        &tenant,
+        "select \"ReportId\" from \"DeviceProcessEvents\" where \"ReportId\" % 100 = 0",
+    )
+    .await;
     let stored: std::collections::HashSet<i64> = firsts.into_iter().collect();
     for base in &acked {
-        assert!(stored.contains(base), "acknowledged batch starting at {base} was lost");
+        assert!(
+            stored.contains(base),
+            "acknowledged batch starting at {base} was lost"
+        );
     }
     let per_batch = query_i64(b, &tenant, "select count(*) from \"DeviceProcessEvents\" group by \"ReportId\" / 100 having count(*) <> 100").await;
-    assert!(per_batch.is_empty(), "batches are stored whole: {per_batch:?}");
+    assert!(
+        per_batch.is_empty(),
+        "batches are stored whole: {per_batch:?}"
+    );
 }
 
 #[tokio::test]
@@ -324,7 +562,12 @@ async fn a_full_disk_answers_503_with_retry_after_and_loses_nothing_acknowledged
     for n in 0..2_000i64 {
         // ~40 KiB per batch of poorly compressible command lines: the 4 MiB log limit is reached soon.
         let rows: Vec<Value> = (0..100).map(|i| json!({"Timestamp": ts(i), "ActionType": "ProcessCreated", "ReportId": n * 100 + i, "ProcessCommandLine": format!("{:x}", ((n * 100 + i) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))})).collect();
-        let (status, body, retry) = post_batch(&s, &d, &json!({"batchId": n.to_string(), "tables": {"DeviceProcessEvents": rows}})).await;
+        let (status, body, retry) = post_batch(
+            &s,
+            &d,
+            &json!({"batchId": n.to_string(), "tables": {"DeviceProcessEvents": rows}}),
+        )
+        .await;
         match status {
             200 => acked.push(n * 100),
             503 => {
@@ -339,12 +582,23 @@ async fn a_full_disk_answers_503_with_retry_after_and_loses_nothing_acknowledged
     assert!(retry.parse::<u64>().unwrap() >= 1);
     assert!(!acked.is_empty());
     drop(s); // kill -9: nothing acknowledged may depend on a clean shutdown
-    let stored: std::collections::HashSet<i64> =
-        query_i64(b, &tenant, "select \"ReportId\" from \"DeviceProcessEvents\" where \"ReportId\" % 100 = 0").await.into_iter().collect();
+    let stored: std::collections::HashSet<i64> = query_i64(
+        b,
+        &tenant,
+        "select \"ReportId\" from \"DeviceProcessEvents\" where \"ReportId\" % 100 = 0",
+    )
+    .await
+    .into_iter()
+    .collect();
     for base in &acked {
         assert!(stored.contains(base), "acknowledged batch {base} was lost");
     }
-    let dup = query_i64(b, &tenant, "select count(*) - count(distinct \"ReportId\") from \"DeviceProcessEvents\"").await;
+    let dup = query_i64(
+        b,
+        &tenant,
+        "select count(*) - count(distinct \"ReportId\") from \"DeviceProcessEvents\"",
+    )
+    .await;
     assert_eq!(dup, vec![0]);
 }
 
@@ -363,15 +617,36 @@ async fn the_ingest_command_imports_files_once_and_names_bad_input() {
         .collect();
     std::fs::write(&rows, lines.join("\n")).unwrap();
     let csv = dir.path().join("export.csv");
-    std::fs::write(&csv, format!("Timestamp,DeviceId,RemoteIP,RemotePort\n{},{dev},192.0.2.10,22\n", ts(10))).unwrap();
-    let args = ["ingest", "--tenant", tenant.as_str(), "--table", "DeviceNetworkEvents", rows.to_str().unwrap(), csv.to_str().unwrap()];
+    std::fs::write(
+        &csv,
+        format!(
+            "Timestamp,DeviceId,RemoteIP,RemotePort\n{},{dev},192.0.2.10,22\n",
+            ts(10)
+        ),
+    )
+    .unwrap();
+    let args = [
+        "ingest",
+        "--tenant",
+        tenant.as_str(),
+        "--table",
+        "DeviceNetworkEvents",
+        rows.to_str().unwrap(),
+        csv.to_str().unwrap(),
+    ];
     let out = b.cli(&args);
     assert!(out.contains("20001 rows stored, 1 rejected"), "{out}");
     let out = b.cli_raw(&args);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("0 rows stored") && text.contains("20001 already stored before"), "{text}");
+    assert!(
+        text.contains("0 rows stored") && text.contains("20001 already stored before"),
+        "{text}"
+    );
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(err.contains("line 20001: DeviceNetworkEvents.Timestamp: expected datetime, got \"soon\""), "{err}");
+    assert!(
+        err.contains("line 20001: DeviceNetworkEvents.Timestamp: expected datetime, got \"soon\""),
+        "{err}"
+    );
     let out = b.cli_raw(&["ingest", "--table", "DeviceNetwork", rows.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--table DeviceNetwork: no such table"));
@@ -391,7 +666,21 @@ async fn simulated_fleet_files_ingest_whole() {
     let dir = tempfile::tempdir().unwrap();
     let b = &backends(dir.path())[0];
     let out = dir.path().join("sim");
-    let printed = b.cli(&["simulate", "--devices", "4", "--days", "0.05", "--seed", "3", "--scenario", "ransomware", "--format", "ndjson", "--out", out.to_str().unwrap()]);
+    let printed = b.cli(&[
+        "simulate",
+        "--devices",
+        "4",
+        "--days",
+        "0.05",
+        "--seed",
+        "3",
+        "--scenario",
+        "ransomware",
+        "--format",
+        "ndjson",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let mut files = Vec::new();
     let mut lines = 0usize;
     for e in std::fs::read_dir(&out).unwrap() {
@@ -402,11 +691,21 @@ async fn simulated_fleet_files_ingest_whole() {
         }
     }
     assert!(lines > 1000, "{printed}");
-    assert!(std::fs::read_to_string(out.join("labels.jsonl")).unwrap().lines().count() > 0, "ground truth is written");
+    assert!(
+        std::fs::read_to_string(out.join("labels.jsonl"))
+            .unwrap()
+            .lines()
+            .count()
+            > 0,
+        "ground truth is written"
+    );
     let mut args = vec!["ingest"];
     args.extend(files.iter().map(String::as_str));
     let stored = b.cli(&args);
-    assert!(stored.starts_with(&format!("{lines} rows stored, 0 rejected")), "{stored}");
+    assert!(
+        stored.starts_with(&format!("{lines} rows stored, 0 rejected")),
+        "{stored}"
+    );
     let tenant = b.cli(&["tenants", "list", "--json"]);
     let tenant: Value = serde_json::from_str(&tenant).unwrap();
     let tenant = tenant[0]["id"].as_str().unwrap().to_owned();
@@ -415,15 +714,27 @@ async fn simulated_fleet_files_ingest_whole() {
         total += query_i64(b, &tenant, &format!("select count(*) from \"{}\"", t.name)).await[0];
     }
     assert_eq!(total as usize, lines);
-    let renames = query_i64(b, &tenant, "select count(*) from \"DeviceFileEvents\" where \"ActionType\" = 'FileRenamed'").await[0];
-    assert!(renames > 50, "the ransomware scenario's mass renames are stored: {renames}");
+    let renames = query_i64(
+        b,
+        &tenant,
+        "select count(*) from \"DeviceFileEvents\" where \"ActionType\" = 'FileRenamed'",
+    )
+    .await[0];
+    assert!(
+        renames > 50,
+        "the ransomware scenario's mass renames are stored: {renames}"
+    );
 }
 
 /// A local S3 endpoint (moto), when installed; `RAMPART_TEST_S3=1` (set by `.ci/run`) makes it
 /// required, so CI cannot silently skip the S3 path.
 fn local_s3() -> Option<(std::process::Child, String)> {
     let required = std::env::var_os("RAMPART_TEST_S3").is_some();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let spawned = std::process::Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(std::process::Stdio::null())
@@ -433,13 +744,18 @@ fn local_s3() -> Option<(std::process::Child, String)> {
         Ok(c) => c,
         Err(e) if required => panic!("RAMPART_TEST_S3 is set but moto_server could not start: {e}"),
         Err(_) => {
-            eprintln!("skipping the S3 test: moto_server is not installed (pip install 'moto[s3,server]')");
+            eprintln!(
+                "skipping the S3 test: moto_server is not installed (pip install 'moto[s3,server]')"
+            );
             return None;
         }
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "moto_server did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "moto_server did not start"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     Some((child, format!("http://127.0.0.1:{port}")))
@@ -447,9 +763,18 @@ fn local_s3() -> Option<(std::process::Child, String)> {
 
 #[tokio::test]
 async fn events_go_to_an_s3_bucket_unchanged() {
-    let Some((mut moto, endpoint)) = local_s3() else { return };
+    let Some((mut moto, endpoint)) = local_s3() else {
+        return;
+    };
     let http = reqwest::Client::new();
-    assert!(http.put(format!("{endpoint}/rampart-events")).send().await.unwrap().status().is_success());
+    assert!(
+        http.put(format!("{endpoint}/rampart-events"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
     let env = [
         ("AWS_ENDPOINT", endpoint.as_str()),
         ("AWS_ALLOW_HTTP", "true"),
@@ -463,21 +788,62 @@ async fn events_go_to_an_s3_bucket_unchanged() {
     let s = Server::start_env(b, &["--events-url", url], &env);
     let token = s.token_with("Event.Write").await;
     let rows: Vec<String> = (0..500).map(|i| json!({"Timestamp": ts(i), "DeviceId": "d".repeat(40), "ActionType": "ProcessCreated", "ReportId": i}).to_string()).collect();
-    let (status, body) = post_import(&s, &token, "?table=DeviceProcessEvents", "application/x-ndjson", rows.join("\n"), None).await;
-    assert_eq!((status, body["accepted"].as_u64()), (200, Some(500)), "{body}");
+    let (status, body) = post_import(
+        &s,
+        &token,
+        "?table=DeviceProcessEvents",
+        "application/x-ndjson",
+        rows.join("\n"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (200, Some(500)),
+        "{body}"
+    );
     let tenant = s.tenant.clone();
     assert!(s.terminate().success(), "shutdown flushes to the bucket");
-    let listing = http.get(format!("{endpoint}/rampart-events?list-type=2")).send().await.unwrap().text().await.unwrap();
-    assert!(listing.contains(&format!("site-a/events/{tenant}/DeviceProcessEvents/day=")), "{listing}");
+    let listing = http
+        .get(format!("{endpoint}/rampart-events?list-type=2"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listing.contains(&format!("site-a/events/{tenant}/DeviceProcessEvents/day=")),
+        "{listing}"
+    );
     assert!(listing.contains(".parquet"), "{listing}");
     // The files read back through the same URL.
-    let options: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect();
+    let options: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
     let objects = rampart_telemetry::store::object_store_with(url, options).unwrap();
-    let events = EventStore::open_with_object_store(&b.data_dir.join("telemetry"), objects, EventStoreConfig::default()).await.unwrap();
+    let events = EventStore::open_with_object_store(
+        &b.data_dir.join("telemetry"),
+        objects,
+        EventStoreConfig::default(),
+    )
+    .await
+    .unwrap();
     let ctx = events.session(tenant.parse().unwrap()).unwrap();
-    let n = ctx.sql("select count(*) from \"DeviceProcessEvents\"").await.unwrap().collect().await.unwrap();
+    let n = ctx
+        .sql("select count(*) from \"DeviceProcessEvents\"")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     assert_eq!(n[0].column(0).as_primitive::<Int64Type>().value(0), 500);
-    assert_eq!(events.stats().hot_rows, 0, "everything came from the bucket");
+    assert_eq!(
+        events.stats().hot_rows,
+        0,
+        "everything came from the bucket"
+    );
     events.shutdown().await.unwrap();
     let _ = moto.kill();
     let _ = moto.wait();

@@ -45,19 +45,30 @@ impl BatchIds {
                 for line in BufReader::new(f).lines() {
                     let line = line?;
                     let mut parts = line.splitn(3, '\t');
-                    let (Some(seen), Some(tenant), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+                    let (Some(seen), Some(tenant), Some(id)) =
+                        (parts.next(), parts.next(), parts.next())
+                    else {
                         continue; // a torn last line
                     };
-                    let Ok(seen) = seen.parse::<i64>() else { continue };
+                    let Ok(seen) = seen.parse::<i64>() else {
+                        continue;
+                    };
                     if seen >= since {
-                        ids.insert((tenant.to_owned(), id.to_owned()), State::Persisted { seen });
+                        ids.insert(
+                            (tenant.to_owned(), id.to_owned()),
+                            State::Persisted { seen },
+                        );
                     }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        let mut me = BatchIds { path: path.to_owned(), ids, log_lines: 0 };
+        let mut me = BatchIds {
+            path: path.to_owned(),
+            ids,
+            log_lines: 0,
+        };
         me.rewrite()?;
         Ok(me)
     }
@@ -83,7 +94,8 @@ impl BatchIds {
             Some(State::InFlight) => Reservation::InFlight,
             Some(_) => Reservation::AlreadyStored,
             None => {
-                self.ids.insert((tenant.to_owned(), id.to_owned()), State::InFlight);
+                self.ids
+                    .insert((tenant.to_owned(), id.to_owned()), State::InFlight);
                 Reservation::Reserved
             }
         }
@@ -95,7 +107,10 @@ impl BatchIds {
 
     /// Marks an id durable in log segment `segment` (also used when replaying the log).
     pub fn stored(&mut self, tenant: &str, id: &str, segment: u64, seen: i64) {
-        self.ids.insert((tenant.to_owned(), id.to_owned()), State::InLog { segment, seen });
+        self.ids.insert(
+            (tenant.to_owned(), id.to_owned()),
+            State::InLog { segment, seen },
+        );
     }
 
     /// Appends the ids of segments `..=segment` to the file (durably) before those segments are
@@ -105,8 +120,17 @@ impl BatchIds {
             State::Persisted { seen } => seen >= since,
             _ => true,
         });
-        let live = self.ids.values().filter(|s| matches!(s, State::Persisted { .. })).count();
-        let mut f = std::io::BufWriter::new(OpenOptions::new().create(true).append(true).open(&self.path)?);
+        let live = self
+            .ids
+            .values()
+            .filter(|s| matches!(s, State::Persisted { .. }))
+            .count();
+        let mut f = std::io::BufWriter::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?,
+        );
         for ((tenant, id), state) in self.ids.iter_mut() {
             if let State::InLog { segment: s, seen } = *state
                 && s <= segment

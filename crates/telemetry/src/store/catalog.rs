@@ -39,14 +39,19 @@ pub struct EventSchema {
 
 impl std::fmt::Debug for EventStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventStore").field("dir", &self.inner.dir).finish_non_exhaustive()
+        f.debug_struct("EventStore")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
     }
 }
 
 impl EventStore {
     /// The tables of one tenant.
     pub fn schema_provider(&self, tenant: TenantId) -> Arc<EventSchema> {
-        Arc::new(EventSchema { store: self.clone(), tenant: tenant.to_string() })
+        Arc::new(EventSchema {
+            store: self.clone(),
+            tenant: tenant.to_string(),
+        })
     }
 
     /// A query session over one tenant's tables (registered under their names) with the store's
@@ -59,11 +64,19 @@ impl EventStore {
 
     /// Registers the object store and one tenant's tables in `ctx`.
     pub fn register(&self, ctx: &SessionContext, tenant: TenantId) -> Result<()> {
-        let url = url::Url::parse(EVENTS_URL).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let url =
+            url::Url::parse(EVENTS_URL).map_err(|e| DataFusionError::External(Box::new(e)))?;
         ctx.register_object_store(&url, self.objects());
         for t in schema::ALL {
             // `bare` keeps the name's case; a plain &str would be parsed and lowercased.
-            ctx.register_table(TableReference::bare(t.name), Arc::new(EventTable { store: self.clone(), tenant: tenant.to_string(), table: t }))?;
+            ctx.register_table(
+                TableReference::bare(t.name),
+                Arc::new(EventTable {
+                    store: self.clone(),
+                    tenant: tenant.to_string(),
+                    table: t,
+                }),
+            )?;
         }
         Ok(())
     }
@@ -77,7 +90,11 @@ impl SchemaProvider for EventSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
         Ok(schema::table(name).map(|t| {
-            Arc::new(EventTable { store: self.store.clone(), tenant: self.tenant.clone(), table: t }) as Arc<dyn TableProvider>
+            Arc::new(EventTable {
+                store: self.store.clone(),
+                tenant: self.tenant.clone(),
+                table: t,
+            }) as Arc<dyn TableProvider>
         }))
     }
 
@@ -128,7 +145,12 @@ fn is_timestamp(e: &Expr) -> bool {
 
 fn literal_ns(e: &Expr) -> Option<i64> {
     let Expr::Literal(v, _) = e else { return None };
-    let ns = v.cast_to(&DataType::Timestamp(TimeUnit::Nanosecond, Some(crate::arrow_schema::UTC.into()))).ok()?;
+    let ns = v
+        .cast_to(&DataType::Timestamp(
+            TimeUnit::Nanosecond,
+            Some(crate::arrow_schema::UTC.into()),
+        ))
+        .ok()?;
     match ns {
         ScalarValue::TimestampNanosecond(Some(t), _) => Some(t),
         _ => None,
@@ -145,11 +167,20 @@ impl TableProvider for EventTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         // Time filters prune files and row groups, but DataFusion still applies them to rows.
         Ok(filters
             .iter()
-            .map(|f| if time_bound(f).is_some() { TableProviderFilterPushDown::Inexact } else { TableProviderFilterPushDown::Unsupported })
+            .map(|f| {
+                if time_bound(f).is_some() {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
             .collect())
     }
 
@@ -171,7 +202,10 @@ impl TableProvider for EventTable {
             }
         }
         let (files, hot) = self.store.snapshot(&self.tenant, self.table);
-        let files: Vec<&Arc<FileEntry>> = files.iter().filter(|f| f.max_ts >= lo && f.min_ts <= hi).collect();
+        let files: Vec<&Arc<FileEntry>> = files
+            .iter()
+            .filter(|f| f.max_ts >= lo && f.min_ts <= hi)
+            .collect();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !files.is_empty() {
             let mut source = ParquetSource::new(schema.clone());
@@ -179,15 +213,25 @@ impl TableProvider for EventTable {
                 let df_schema = DFSchema::try_from(schema.clone())?;
                 source = source.with_predicate(state.create_physical_expr(pred, &df_schema)?);
             }
-            let group = FileGroup::new(files.iter().map(|f| PartitionedFile::new(f.path.clone(), f.bytes)).collect());
-            let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(EVENTS_URL)?, Arc::new(source))
-                .with_file_group(group)
-                .with_projection_indices(projection.cloned())?
-                .build();
+            let group = FileGroup::new(
+                files
+                    .iter()
+                    .map(|f| PartitionedFile::new(f.path.clone(), f.bytes))
+                    .collect(),
+            );
+            let config =
+                FileScanConfigBuilder::new(ObjectStoreUrl::parse(EVENTS_URL)?, Arc::new(source))
+                    .with_file_group(group)
+                    .with_projection_indices(projection.cloned())?
+                    .build();
             inputs.push(DataSourceExec::from_data_source(config));
         }
         if !hot.is_empty() {
-            inputs.push(MemorySourceConfig::try_new_exec(&[hot], schema.clone(), projection.cloned())?);
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &[hot],
+                schema.clone(),
+                projection.cloned(),
+            )?);
         }
         if inputs.is_empty() {
             let projected = match projection {

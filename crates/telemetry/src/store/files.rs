@@ -9,8 +9,8 @@ use datafusion::arrow::datatypes::TimestampNanosecondType;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::file::metadata::SortingColumn;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use rampart_core::schema::Table;
 
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
@@ -44,15 +44,21 @@ pub fn day_of(ts: i64) -> i64 {
 }
 
 /// Sorts the rows of one table by `Timestamp` and cuts them at day boundaries.
-pub fn sort_by_day(table: &'static Table, batches: &[RecordBatch]) -> Result<Vec<DayBatch>, StoreError> {
+pub fn sort_by_day(
+    table: &'static Table,
+    batches: &[RecordBatch],
+) -> Result<Vec<DayBatch>, StoreError> {
     let schema = crate::arrow_schema(table);
-    let all = concat_batches(&schema, batches).map_err(|e| StoreError::internal("concatenating rows", e))?;
+    let all = concat_batches(&schema, batches)
+        .map_err(|e| StoreError::internal("concatenating rows", e))?;
     if all.num_rows() == 0 {
         return Ok(Vec::new());
     }
     // Column 0 is `Timestamp` in every table.
-    let order = sort_to_indices(all.column(0), None, None).map_err(|e| StoreError::internal("sorting rows", e))?;
-    let sorted = take_record_batch(&all, &order).map_err(|e| StoreError::internal("sorting rows", e))?;
+    let order = sort_to_indices(all.column(0), None, None)
+        .map_err(|e| StoreError::internal("sorting rows", e))?;
+    let sorted =
+        take_record_batch(&all, &order).map_err(|e| StoreError::internal("sorting rows", e))?;
     let ts = sorted.column(0).as_primitive::<TimestampNanosecondType>();
     let mut out = Vec::new();
     let mut start = 0;
@@ -78,7 +84,11 @@ fn properties() -> WriterProperties {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(128 * 1024))
-        .set_sorting_columns(Some(vec![SortingColumn { column_idx: 0, descending: false, nulls_first: false }]))
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: 0,
+            descending: false,
+            nulls_first: false,
+        }]))
         .build()
 }
 
@@ -87,8 +97,10 @@ pub fn write_parquet(batch: &RecordBatch) -> Result<Bytes, StoreError> {
     let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 4);
     let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(properties()))
         .map_err(|e| StoreError::internal("writing Parquet", e))?;
-    w.write(batch).map_err(|e| StoreError::internal("writing Parquet", e))?;
-    w.close().map_err(|e| StoreError::internal("writing Parquet", e))?;
+    w.write(batch)
+        .map_err(|e| StoreError::internal("writing Parquet", e))?;
+    w.close()
+        .map_err(|e| StoreError::internal("writing Parquet", e))?;
     Ok(Bytes::from(buf))
 }
 

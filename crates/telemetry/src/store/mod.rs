@@ -43,7 +43,10 @@ use wal::{Wal, WalRecord};
 pub enum StoreError {
     /// Transient: disk full, object store failing, ingestion ahead of storage. Retry later.
     #[error("the event store cannot take data now: {reason}")]
-    Unavailable { reason: String, retry_after: Duration },
+    Unavailable {
+        reason: String,
+        retry_after: Duration,
+    },
     #[error("{0}")]
     InvalidInput(String),
     #[error("event store: {0}")]
@@ -55,7 +58,10 @@ impl StoreError {
         StoreError::Internal(format!("{what}: {e}"))
     }
     pub(crate) fn unavailable(reason: impl Into<String>, retry_after: Duration) -> Self {
-        StoreError::Unavailable { reason: reason.into(), retry_after }
+        StoreError::Unavailable {
+            reason: reason.into(),
+            retry_after,
+        }
     }
 }
 
@@ -151,7 +157,11 @@ pub struct EventStore {
 /// share one decoded frame between their columns, and counting the frame per column would
 /// overstate the hot tail many times over.
 fn hot_size(batch: &RecordBatch) -> usize {
-    batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0)).sum()
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum()
 }
 
 fn unix_now() -> i64 {
@@ -180,14 +190,21 @@ pub fn object_store_with<K: AsRef<str>, V: Into<String>>(
     if let Some(rest) = url.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(StoreError::InvalidInput(format!("events URL {url}: no bucket (s3://BUCKET/PREFIX)")));
+            return Err(StoreError::InvalidInput(format!(
+                "events URL {url}: no bucket (s3://BUCKET/PREFIX)"
+            )));
         }
         let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
         for (k, v) in s3_options {
-            let key = k.as_ref().parse().map_err(|e| StoreError::InvalidInput(format!("S3 option {}: {e}", k.as_ref())))?;
+            let key = k
+                .as_ref()
+                .parse()
+                .map_err(|e| StoreError::InvalidInput(format!("S3 option {}: {e}", k.as_ref())))?;
             builder = builder.with_config(key, v);
         }
-        let s3 = builder.build().map_err(|e| StoreError::InvalidInput(format!("events URL {url}: {e}")))?;
+        let s3 = builder
+            .build()
+            .map_err(|e| StoreError::InvalidInput(format!("events URL {url}: {e}")))?;
         let prefix = prefix.trim_matches('/');
         return Ok(if prefix.is_empty() {
             Arc::new(s3)
@@ -204,7 +221,8 @@ pub fn object_store_with<K: AsRef<str>, V: Into<String>>(
             )));
         }
     };
-    std::fs::create_dir_all(&path).map_err(|e| StoreError::InvalidInput(format!("events URL {url}: {e}")))?;
+    std::fs::create_dir_all(&path)
+        .map_err(|e| StoreError::InvalidInput(format!("events URL {url}: {e}")))?;
     let fs = LocalFileSystem::new_with_prefix(&path)
         .map_err(|e| StoreError::InvalidInput(format!("events URL {url}: {e}")))?;
     Ok(Arc::new(fs))
@@ -227,16 +245,19 @@ impl EventStore {
         let wal_dir = dir.join("wal");
         std::fs::create_dir_all(&wal_dir).map_err(io_err("creating the log directory"))?;
         // One writer per store: two processes appending to one log would interleave frames.
-        let lock = std::fs::File::create(dir.join("lock")).map_err(io_err("creating the lock file"))?;
+        let lock =
+            std::fs::File::create(dir.join("lock")).map_err(io_err("creating the lock file"))?;
         if let Err(e) = lock.try_lock() {
             return Err(StoreError::InvalidInput(format!(
                 "the event store in {} is in use by another process ({e}); stop it first, or import through its API (POST /api/telemetry/import)",
                 dir.display()
             )));
         }
-        let manifest = Manifest::load(&dir.join("manifest.json")).map_err(io_err("reading the manifest"))?;
+        let manifest =
+            Manifest::load(&dir.join("manifest.json")).map_err(io_err("reading the manifest"))?;
         let since = unix_now() - config.dedup_window.as_secs() as i64;
-        let mut ids = BatchIds::load(&dir.join("batch_ids.log"), since).map_err(io_err("reading batch ids"))?;
+        let mut ids = BatchIds::load(&dir.join("batch_ids.log"), since)
+            .map_err(io_err("reading batch ids"))?;
 
         let checkpoint = manifest.checkpoint;
         let segments = wal::segments(&wal_dir).map_err(io_err("listing the log"))?;
@@ -250,23 +271,40 @@ impl EventStore {
             }
             let read = wal::recover_segment(&wal_dir, seg).map_err(io_err("reading the log"))?;
             if read.dropped_bytes > 0 {
-                tracing::warn!(segment = seg, bytes = read.dropped_bytes, "log had a torn tail (crash during a write); recovered every acknowledged record before it");
+                tracing::warn!(
+                    segment = seg,
+                    bytes = read.dropped_bytes,
+                    "log had a torn tail (crash during a write); recovered every acknowledged record before it"
+                );
             }
             for rec in read.records {
                 ids.stored(&rec.tenant, &rec.batch_id, seg, unix_now());
                 let tenant: Arc<str> = rec.tenant.into();
                 for (table, batch) in rec.tables {
                     hot_bytes += hot_size(&batch);
-                    hot.push(HotBatch { segment: seg, tenant: tenant.clone(), table, batch });
+                    hot.push(HotBatch {
+                        segment: seg,
+                        tenant: tenant.clone(),
+                        table,
+                        batch,
+                    });
                 }
             }
         }
         if let Some(c) = checkpoint {
-            wal::remove_segments_through(&wal_dir, c).map_err(io_err("removing folded log segments"))?;
+            wal::remove_segments_through(&wal_dir, c)
+                .map_err(io_err("removing folded log segments"))?;
         }
-        let first = if segments.is_empty() && checkpoint.is_none() { 0 } else { last + 1 };
+        let first = if segments.is_empty() && checkpoint.is_none() {
+            0
+        } else {
+            last + 1
+        };
         let wal = Wal::start(&wal_dir, first).map_err(io_err("starting the log"))?;
-        let visible = Visible { files: manifest.files.iter().cloned().map(Arc::new).collect(), hot };
+        let visible = Visible {
+            files: manifest.files.iter().cloned().map(Arc::new).collect(),
+            hot,
+        };
         let store = EventStore {
             inner: Arc::new(Inner {
                 config,
@@ -296,7 +334,9 @@ impl EventStore {
             .lock()
             .map_err(|_| StoreError::Internal("log handle poisoned".into()))?
             .clone()
-            .ok_or_else(|| StoreError::unavailable("the event store is shut down", Duration::from_secs(5)))
+            .ok_or_else(|| {
+                StoreError::unavailable("the event store is shut down", Duration::from_secs(5))
+            })
     }
 
     /// Stores one batch of rows (any tables) durably; a batch id seen before is not stored again.
@@ -307,37 +347,65 @@ impl EventStore {
         tables: Vec<(&'static Table, RecordBatch)>,
     ) -> Result<Appended, StoreError> {
         if batch_id.is_empty() || batch_id.len() > 256 || batch_id.contains(['\t', '\n', '\r']) {
-            return Err(StoreError::InvalidInput("batchId must be 1-256 characters without tabs or line breaks".into()));
+            return Err(StoreError::InvalidInput(
+                "batchId must be 1-256 characters without tabs or line breaks".into(),
+            ));
         }
         let inner = &self.inner;
         if inner.hot_bytes.load(Ordering::Relaxed) > inner.config.max_hot_bytes {
             inner.flush_wanted.notify_one();
-            return Err(StoreError::unavailable("ingestion is ahead of storage", Duration::from_secs(5)));
+            return Err(StoreError::unavailable(
+                "ingestion is ahead of storage",
+                Duration::from_secs(5),
+            ));
         }
         let tenant_s = tenant.to_string();
-        let reservation = inner.batch_ids.lock().map_err(|_| StoreError::Internal("batch ids poisoned".into()))?.reserve(&tenant_s, batch_id);
+        let reservation = inner
+            .batch_ids
+            .lock()
+            .map_err(|_| StoreError::Internal("batch ids poisoned".into()))?
+            .reserve(&tenant_s, batch_id);
         match reservation {
             Reservation::AlreadyStored => return Ok(Appended::Duplicate),
             Reservation::InFlight => {
-                return Err(StoreError::unavailable("the same batch is being stored", Duration::from_secs(1)));
+                return Err(StoreError::unavailable(
+                    "the same batch is being stored",
+                    Duration::from_secs(1),
+                ));
             }
             Reservation::Reserved => {}
         }
-        let tables: Vec<_> = tables.into_iter().filter(|(_, b)| b.num_rows() > 0).collect();
+        let tables: Vec<_> = tables
+            .into_iter()
+            .filter(|(_, b)| b.num_rows() > 0)
+            .collect();
         let rows = tables.iter().map(|(_, b)| b.num_rows()).sum();
-        let record = WalRecord { tenant: tenant_s.clone(), batch_id: batch_id.to_owned(), tables };
+        let record = WalRecord {
+            tenant: tenant_s.clone(),
+            batch_id: batch_id.to_owned(),
+            tables,
+        };
         let result = async {
             let payload = wal::encode(&record)?;
             let wal = self.wal()?;
             let me = self.inner.clone();
-            let WalRecord { tenant, batch_id, tables } = record;
+            let WalRecord {
+                tenant,
+                batch_id,
+                tables,
+            } = record;
             let on_durable = Box::new(move |segment: u64| {
                 let tenant: Arc<str> = tenant.into();
                 let mut bytes = 0;
                 let mut v = me.visible.write().unwrap_or_else(|p| p.into_inner());
                 for (table, batch) in tables {
                     bytes += hot_size(&batch);
-                    v.hot.push(HotBatch { segment, tenant: tenant.clone(), table, batch });
+                    v.hot.push(HotBatch {
+                        segment,
+                        tenant: tenant.clone(),
+                        table,
+                        batch,
+                    });
                 }
                 drop(v);
                 if let Ok(mut ids) = me.batch_ids.lock() {
@@ -371,27 +439,40 @@ impl EventStore {
         let segment = self.wal()?.rotate().await?;
         let taken: Vec<HotBatch> = {
             let v = inner.visible.read().unwrap_or_else(|p| p.into_inner());
-            v.hot.iter().filter(|h| h.segment <= segment).cloned().collect()
+            v.hot
+                .iter()
+                .filter(|h| h.segment <= segment)
+                .cloned()
+                .collect()
         };
         // (tenant, table name) -> the table and its hot batches.
         type Groups = BTreeMap<(Arc<str>, &'static str), (&'static Table, Vec<RecordBatch>)>;
         let mut groups = Groups::new();
         for h in &taken {
-            groups.entry((h.tenant.clone(), h.table.name)).or_insert_with(|| (h.table, Vec::new())).1.push(h.batch.clone());
+            groups
+                .entry((h.tenant.clone(), h.table.name))
+                .or_insert_with(|| (h.table, Vec::new()))
+                .1
+                .push(h.batch.clone());
         }
         let mut new_files = Vec::new();
         let mut next_file = manifest.next_file;
         for ((tenant, _), (table, batches)) in groups {
-            let days = tokio::task::spawn_blocking(move || -> Result<Vec<(files::DayBatch, bytes::Bytes)>, StoreError> {
-                files::sort_by_day(table, &batches)?
-                    .into_iter()
-                    .map(|d| files::write_parquet(&d.batch).map(|b| (d, b)))
-                    .collect()
-            })
+            let days = tokio::task::spawn_blocking(
+                move || -> Result<Vec<(files::DayBatch, bytes::Bytes)>, StoreError> {
+                    files::sort_by_day(table, &batches)?
+                        .into_iter()
+                        .map(|d| files::write_parquet(&d.batch).map(|b| (d, b)))
+                        .collect()
+                },
+            )
             .await
             .map_err(|e| StoreError::internal("flush task", e))??;
             for (day, bytes) in days {
-                let path = format!("events/{tenant}/{}/day={}/{next_file:012}.parquet", table.name, day.day);
+                let path = format!(
+                    "events/{tenant}/{}/day={}/{next_file:012}.parquet",
+                    table.name, day.day
+                );
                 next_file += 1;
                 let size = bytes.len() as u64;
                 self.put(&path, bytes).await?;
@@ -428,8 +509,12 @@ impl EventStore {
             v.files.extend(new_files.into_iter().map(Arc::new));
             v.hot.retain(|h| h.segment > segment);
         }
-        inner.hot_bytes.fetch_sub(bytes.min(inner.hot_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
-        wal::remove_segments_through(&inner.dir.join("wal"), segment).map_err(io_err("removing folded log segments"))?;
+        inner.hot_bytes.fetch_sub(
+            bytes.min(inner.hot_bytes.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        wal::remove_segments_through(&inner.dir.join("wal"), segment)
+            .map_err(io_err("removing folded log segments"))?;
         Ok(rows)
     }
 
@@ -445,12 +530,19 @@ impl EventStore {
             .put(&ObjectPath::from(path), PutPayload::from_bytes(bytes))
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::unavailable(format!("writing {path}: {e}"), Duration::from_secs(10)))
+            .map_err(|e| {
+                StoreError::unavailable(format!("writing {path}: {e}"), Duration::from_secs(10))
+            })
     }
 
     async fn delete(&self, paths: impl IntoIterator<Item = String>) {
         for p in paths {
-            if let Err(e) = self.inner.objects.delete(&ObjectPath::from(p.as_str())).await {
+            if let Err(e) = self
+                .inner
+                .objects
+                .delete(&ObjectPath::from(p.as_str()))
+                .await
+            {
                 tracing::warn!("deleting {p}: {e}");
             }
         }
@@ -459,11 +551,27 @@ impl EventStore {
     /// Deletes files a crash left behind: written but never recorded in the manifest, or
     /// replaced by a compaction whose old files were not yet deleted.
     async fn remove_orphans(&self) {
-        let known: HashSet<String> = self.inner.manifest.lock().await.files.iter().map(|f| f.path.clone()).collect();
-        let listed: Result<Vec<_>, _> = self.inner.objects.list(Some(&ObjectPath::from("events"))).try_collect().await;
+        let known: HashSet<String> = self
+            .inner
+            .manifest
+            .lock()
+            .await
+            .files
+            .iter()
+            .map(|f| f.path.clone())
+            .collect();
+        let listed: Result<Vec<_>, _> = self
+            .inner
+            .objects
+            .list(Some(&ObjectPath::from("events")))
+            .try_collect()
+            .await;
         match listed {
             Ok(objects) => {
-                let orphans = objects.into_iter().map(|o| o.location.to_string()).filter(|p| p.ends_with(".parquet") && !known.contains(p));
+                let orphans = objects
+                    .into_iter()
+                    .map(|o| o.location.to_string())
+                    .filter(|p| p.ends_with(".parquet") && !known.contains(p));
                 self.delete(orphans).await;
             }
             Err(e) => tracing::warn!("listing event files: {e}"),
@@ -476,15 +584,24 @@ impl EventStore {
     pub async fn compact(&self) -> Result<usize, StoreError> {
         let mut manifest = self.inner.manifest.lock().await;
         let mut groups: BTreeMap<(String, String, String), Vec<FileEntry>> = BTreeMap::new();
-        for f in manifest.files.iter().filter(|f| f.bytes < COMPACTED_FILE_BYTES) {
-            groups.entry((f.tenant.clone(), f.table.clone(), f.day.clone())).or_default().push(f.clone());
+        for f in manifest
+            .files
+            .iter()
+            .filter(|f| f.bytes < COMPACTED_FILE_BYTES)
+        {
+            groups
+                .entry((f.tenant.clone(), f.table.clone(), f.day.clone()))
+                .or_default()
+                .push(f.clone());
         }
         let mut merged = 0;
         for ((tenant, table_name, day), old) in groups {
             if old.len() < self.inner.config.compact_min_files.max(2) {
                 continue;
             }
-            let Some(table) = schema::table(&table_name) else { continue };
+            let Some(table) = schema::table(&table_name) else {
+                continue;
+            };
             let mut batches = Vec::new();
             for f in &old {
                 let bytes = self
@@ -492,28 +609,52 @@ impl EventStore {
                     .objects
                     .get(&ObjectPath::from(f.path.as_str()))
                     .await
-                    .map_err(|e| StoreError::unavailable(format!("reading {}: {e}", f.path), Duration::from_secs(10)))?
+                    .map_err(|e| {
+                        StoreError::unavailable(
+                            format!("reading {}: {e}", f.path),
+                            Duration::from_secs(10),
+                        )
+                    })?
                     .bytes()
                     .await
-                    .map_err(|e| StoreError::unavailable(format!("reading {}: {e}", f.path), Duration::from_secs(10)))?;
+                    .map_err(|e| {
+                        StoreError::unavailable(
+                            format!("reading {}: {e}", f.path),
+                            Duration::from_secs(10),
+                        )
+                    })?;
                 batches.extend(files::read_parquet(bytes)?);
             }
-            let out = tokio::task::spawn_blocking(move || -> Result<Vec<(files::DayBatch, bytes::Bytes)>, StoreError> {
-                files::sort_by_day(table, &batches)?
-                    .into_iter()
-                    .map(|d| files::write_parquet(&d.batch).map(|b| (d, b)))
-                    .collect()
-            })
+            let out = tokio::task::spawn_blocking(
+                move || -> Result<Vec<(files::DayBatch, bytes::Bytes)>, StoreError> {
+                    files::sort_by_day(table, &batches)?
+                        .into_iter()
+                        .map(|d| files::write_parquet(&d.batch).map(|b| (d, b)))
+                        .collect()
+                },
+            )
             .await
             .map_err(|e| StoreError::internal("compaction task", e))??;
             let mut next = manifest.clone();
             let mut added = Vec::new();
             for (d, bytes) in out {
-                let path = format!("events/{tenant}/{table_name}/day={day}/{:012}.parquet", next.next_file);
+                let path = format!(
+                    "events/{tenant}/{table_name}/day={day}/{:012}.parquet",
+                    next.next_file
+                );
                 next.next_file += 1;
                 let size = bytes.len() as u64;
                 self.put(&path, bytes).await?;
-                added.push(FileEntry { path, tenant: tenant.clone(), table: table_name.clone(), day: d.day, rows: d.batch.num_rows() as u64, bytes: size, min_ts: d.min_ts, max_ts: d.max_ts });
+                added.push(FileEntry {
+                    path,
+                    tenant: tenant.clone(),
+                    table: table_name.clone(),
+                    day: d.day,
+                    rows: d.batch.num_rows() as u64,
+                    bytes: size,
+                    min_ts: d.min_ts,
+                    max_ts: d.max_ts,
+                });
             }
             let old_paths: HashSet<String> = old.iter().map(|f| f.path.clone()).collect();
             next.files.retain(|f| !old_paths.contains(&f.path));
@@ -521,7 +662,11 @@ impl EventStore {
             self.save_manifest(&next)?;
             *manifest = next;
             {
-                let mut v = self.inner.visible.write().unwrap_or_else(|p| p.into_inner());
+                let mut v = self
+                    .inner
+                    .visible
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner());
                 v.files.retain(|f| !old_paths.contains(&f.path));
                 v.files.extend(added.into_iter().map(Arc::new));
             }
@@ -534,9 +679,15 @@ impl EventStore {
     }
 
     /// Sets a tenant's retention (None: back to the default).
-    pub async fn set_retention(&self, tenant: TenantId, days: Option<u32>) -> Result<(), StoreError> {
+    pub async fn set_retention(
+        &self,
+        tenant: TenantId,
+        days: Option<u32>,
+    ) -> Result<(), StoreError> {
         if days == Some(0) {
-            return Err(StoreError::InvalidInput("retention must be at least 1 day".into()));
+            return Err(StoreError::InvalidInput(
+                "retention must be at least 1 day".into(),
+            ));
         }
         let mut manifest = self.inner.manifest.lock().await;
         let mut next = manifest.clone();
@@ -552,7 +703,10 @@ impl EventStore {
     /// A tenant's retention in days.
     pub async fn retention(&self, tenant: TenantId) -> u32 {
         let m = self.inner.manifest.lock().await;
-        m.retention_days.get(&tenant.to_string()).copied().unwrap_or(self.inner.config.retention_days)
+        m.retention_days
+            .get(&tenant.to_string())
+            .copied()
+            .unwrap_or(self.inner.config.retention_days)
     }
 
     /// Deletes files whose day is older than the tenant's retention, counted from `now_ns`.
@@ -564,7 +718,11 @@ impl EventStore {
             .files
             .iter()
             .filter(|f| {
-                let days = manifest.retention_days.get(&f.tenant).copied().unwrap_or(default);
+                let days = manifest
+                    .retention_days
+                    .get(&f.tenant)
+                    .copied()
+                    .unwrap_or(default);
                 files::day_of(f.max_ts) < today - i64::from(days) + 1
             })
             .map(|f| f.path.clone())
@@ -576,7 +734,12 @@ impl EventStore {
         next.files.retain(|f| !expired.contains(&f.path));
         self.save_manifest(&next)?;
         *manifest = next;
-        self.inner.visible.write().unwrap_or_else(|p| p.into_inner()).files.retain(|f| !expired.contains(&f.path));
+        self.inner
+            .visible
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .files
+            .retain(|f| !expired.contains(&f.path));
         let n = expired.len();
         self.delete(expired).await;
         Ok(n)
@@ -601,10 +764,24 @@ impl EventStore {
     }
 
     /// Snapshot of one tenant's table for a query: its files and hot batches.
-    fn snapshot(&self, tenant: &str, table: &'static Table) -> (Vec<Arc<FileEntry>>, Vec<RecordBatch>) {
+    fn snapshot(
+        &self,
+        tenant: &str,
+        table: &'static Table,
+    ) -> (Vec<Arc<FileEntry>>, Vec<RecordBatch>) {
         let v = self.inner.visible.read().unwrap_or_else(|p| p.into_inner());
-        let files = v.files.iter().filter(|f| f.tenant == tenant && f.table == table.name).cloned().collect();
-        let hot = v.hot.iter().filter(|h| &*h.tenant == tenant && std::ptr::eq(h.table, table)).map(|h| h.batch.clone()).collect();
+        let files = v
+            .files
+            .iter()
+            .filter(|f| f.tenant == tenant && f.table == table.name)
+            .cloned()
+            .collect();
+        let hot = v
+            .hot
+            .iter()
+            .filter(|h| &*h.tenant == tenant && std::ptr::eq(h.table, table))
+            .map(|h| h.batch.clone())
+            .collect();
         (files, hot)
     }
 
@@ -642,7 +819,12 @@ impl EventStore {
     /// Flushes what is in memory and stops the log writer. Appends fail afterwards.
     pub async fn shutdown(&self) -> Result<(), StoreError> {
         let flushed = self.flush().await;
-        let wal = self.inner.wal.lock().map_err(|_| StoreError::Internal("log handle poisoned".into()))?.take();
+        let wal = self
+            .inner
+            .wal
+            .lock()
+            .map_err(|_| StoreError::Internal("log handle poisoned".into()))?
+            .take();
         drop(wal);
         flushed.map(|_| ())
     }

@@ -51,18 +51,25 @@ pub fn encode(rec: &WalRecord) -> Result<Vec<u8>, StoreError> {
         let mut buf = Vec::new();
         let mut w = StreamWriter::try_new(&mut buf, &batch.schema())
             .map_err(|e| StoreError::internal("encoding a WAL record", e))?;
-        w.write(batch).map_err(|e| StoreError::internal("encoding a WAL record", e))?;
-        w.finish().map_err(|e| StoreError::internal("encoding a WAL record", e))?;
+        w.write(batch)
+            .map_err(|e| StoreError::internal("encoding a WAL record", e))?;
+        w.finish()
+            .map_err(|e| StoreError::internal("encoding a WAL record", e))?;
         drop(w);
         streams.push((table.name.to_owned(), buf));
     }
     let header = Header {
         tenant: rec.tenant.clone(),
         batch_id: rec.batch_id.clone(),
-        tables: streams.iter().map(|(n, b)| (n.clone(), b.len() as u64)).collect(),
+        tables: streams
+            .iter()
+            .map(|(n, b)| (n.clone(), b.len() as u64))
+            .collect(),
     };
-    let header = serde_json::to_vec(&header).map_err(|e| StoreError::internal("encoding a WAL header", e))?;
-    let mut out = Vec::with_capacity(4 + header.len() + streams.iter().map(|s| s.1.len()).sum::<usize>());
+    let header = serde_json::to_vec(&header)
+        .map_err(|e| StoreError::internal("encoding a WAL header", e))?;
+    let mut out =
+        Vec::with_capacity(4 + header.len() + streams.iter().map(|s| s.1.len()).sum::<usize>());
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     out.extend_from_slice(&header);
     for (_, s) in streams {
@@ -73,21 +80,33 @@ pub fn encode(rec: &WalRecord) -> Result<Vec<u8>, StoreError> {
 
 /// Decodes a frame payload.
 pub fn decode(payload: &[u8]) -> Result<WalRecord, String> {
-    let len = u32::from_le_bytes(payload.get(..4).ok_or("short payload")?.try_into().map_err(|_| "short payload")?) as usize;
+    let len = u32::from_le_bytes(
+        payload
+            .get(..4)
+            .ok_or("short payload")?
+            .try_into()
+            .map_err(|_| "short payload")?,
+    ) as usize;
     let header: Header = serde_json::from_slice(payload.get(4..4 + len).ok_or("short header")?)
         .map_err(|e| format!("bad header: {e}"))?;
     let mut at = 4 + len;
     let mut tables = Vec::with_capacity(header.tables.len());
     for (name, size) in header.tables {
         let table = schema::table(&name).ok_or_else(|| format!("unknown table {name}"))?;
-        let bytes = payload.get(at..at + size as usize).ok_or("short table stream")?;
+        let bytes = payload
+            .get(at..at + size as usize)
+            .ok_or("short table stream")?;
         at += size as usize;
         let reader = StreamReader::try_new(bytes, None).map_err(|e| format!("{name}: {e}"))?;
         for batch in reader {
             tables.push((table, batch.map_err(|e| format!("{name}: {e}"))?));
         }
     }
-    Ok(WalRecord { tenant: header.tenant, batch_id: header.batch_id, tables })
+    Ok(WalRecord {
+        tenant: header.tenant,
+        batch_id: header.batch_id,
+        tables,
+    })
 }
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
@@ -99,7 +118,11 @@ pub fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
     let mut ids = Vec::new();
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
-        if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".wal")).and_then(|n| n.parse().ok()) {
+        if let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".wal"))
+            .and_then(|n| n.parse().ok())
+        {
             ids.push(id);
         }
     }
@@ -127,7 +150,9 @@ pub fn recover_segment(dir: &Path, id: u64) -> std::io::Result<SegmentRead> {
         if len > MAX_FRAME {
             break;
         }
-        let Some(payload) = data.get(at + 8..at + 8 + len) else { break };
+        let Some(payload) = data.get(at + 8..at + 8 + len) else {
+            break;
+        };
         if crc32fast::hash(payload) != crc {
             break;
         }
@@ -142,9 +167,15 @@ pub fn recover_segment(dir: &Path, id: u64) -> std::io::Result<SegmentRead> {
     }
     let dropped = (data.len() - at) as u64;
     if dropped > 0 {
-        OpenOptions::new().write(true).open(&path)?.set_len(at as u64)?;
+        OpenOptions::new()
+            .write(true)
+            .open(&path)?
+            .set_len(at as u64)?;
     }
-    Ok(SegmentRead { records, dropped_bytes: dropped })
+    Ok(SegmentRead {
+        records,
+        dropped_bytes: dropped,
+    })
 }
 
 pub fn remove_segments_through(dir: &Path, last: u64) -> std::io::Result<()> {
@@ -161,8 +192,14 @@ type Hook = Box<dyn FnOnce(u64) + Send>;
 type Pending = (Vec<u8>, Hook, oneshot::Sender<Result<u64, String>>);
 
 enum Request {
-    Append { payload: Vec<u8>, on_durable: Hook, reply: oneshot::Sender<Result<u64, String>> },
-    Rotate { reply: oneshot::Sender<Result<u64, String>> },
+    Append {
+        payload: Vec<u8>,
+        on_durable: Hook,
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
+    Rotate {
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
 }
 
 /// The handle to the writer thread.
@@ -179,13 +216,20 @@ impl Wal {
         let thread = std::thread::Builder::new()
             .name("rampart-wal".into())
             .spawn(move || writer.run(rx))?;
-        Ok(Wal { tx: Some(tx), thread: Some(thread) })
+        Ok(Wal {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     /// Appends a payload; `on_durable(segment)` runs once it is on disk, before this returns.
     pub async fn append(&self, payload: Vec<u8>, on_durable: Hook) -> Result<u64, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Request::Append { payload, on_durable, reply })?;
+        self.send(Request::Append {
+            payload,
+            on_durable,
+            reply,
+        })?;
         Self::answer(rx).await
     }
 
@@ -200,14 +244,22 @@ impl Wal {
         self.tx
             .as_ref()
             .and_then(|tx| tx.send(r).ok())
-            .ok_or_else(|| StoreError::unavailable("the event store is shutting down", Duration::from_secs(5)))
+            .ok_or_else(|| {
+                StoreError::unavailable("the event store is shutting down", Duration::from_secs(5))
+            })
     }
 
     async fn answer(rx: oneshot::Receiver<Result<u64, String>>) -> Result<u64, StoreError> {
         match rx.await {
             Ok(Ok(seg)) => Ok(seg),
-            Ok(Err(e)) => Err(StoreError::unavailable(format!("writing the log: {e}"), Duration::from_secs(5))),
-            Err(_) => Err(StoreError::unavailable("the log writer stopped", Duration::from_secs(5))),
+            Ok(Err(e)) => Err(StoreError::unavailable(
+                format!("writing the log: {e}"),
+                Duration::from_secs(5),
+            )),
+            Err(_) => Err(StoreError::unavailable(
+                "the log writer stopped",
+                Duration::from_secs(5),
+            )),
         }
     }
 
@@ -236,10 +288,19 @@ struct Writer {
 
 impl Writer {
     fn open(dir: PathBuf, id: u64) -> std::io::Result<Writer> {
-        let file = OpenOptions::new().create(true).truncate(true).write(true).open(segment_path(&dir, id))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(segment_path(&dir, id))?;
         // The new file's directory entry must be durable too, or a crash could lose the segment.
         File::open(&dir)?.sync_all()?;
-        Ok(Writer { dir, id, file, good_len: 0 })
+        Ok(Writer {
+            dir,
+            id,
+            file,
+            good_len: 0,
+        })
     }
 
     fn run(mut self, rx: mpsc::Receiver<Request>) {
@@ -260,7 +321,11 @@ impl Writer {
             let mut appends = Vec::new();
             for r in group {
                 match r {
-                    Request::Append { payload, on_durable, reply } => appends.push((payload, on_durable, reply)),
+                    Request::Append {
+                        payload,
+                        on_durable,
+                        reply,
+                    } => appends.push((payload, on_durable, reply)),
                     Request::Rotate { reply } => {
                         self.commit(std::mem::take(&mut appends));
                         let _ = reply.send(self.rotate().map_err(|e| e.to_string()));
@@ -282,7 +347,10 @@ impl Writer {
             buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
             buf.extend_from_slice(payload);
         }
-        let written = self.file.write_all(&buf).and_then(|()| self.file.sync_data());
+        let written = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data());
         match written {
             Ok(()) => {
                 self.good_len += buf.len() as u64;
@@ -293,7 +361,11 @@ impl Writer {
             }
             Err(e) => {
                 // Cut the partial group off so the next commit starts at a frame boundary.
-                if let Err(t) = self.file.set_len(self.good_len).and_then(|()| self.file.seek(SeekFrom::Start(self.good_len)).map(|_| ())) {
+                if let Err(t) = self
+                    .file
+                    .set_len(self.good_len)
+                    .and_then(|()| self.file.seek(SeekFrom::Start(self.good_len)).map(|_| ()))
+                {
                     tracing::error!("truncating the log after a failed write: {t}");
                 }
                 tracing::warn!("log write failed: {e}");

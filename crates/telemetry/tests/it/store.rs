@@ -32,7 +32,10 @@ fn events(device: &str, start_s: i64, n: usize) -> RecordBatch {
 }
 
 fn config() -> EventStoreConfig {
-    EventStoreConfig { flush_interval: Duration::from_secs(3600), ..Default::default() }
+    EventStoreConfig {
+        flush_interval: Duration::from_secs(3600),
+        ..Default::default()
+    }
 }
 
 async fn count(store: &EventStore, tenant: TenantId, sql: &str) -> i64 {
@@ -52,18 +55,54 @@ async fn appended_rows_are_queryable_at_once_and_after_flush() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     let t = TenantId::new_random();
-    let r = store.append(t, "b1", vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 100))]).await.unwrap();
+    let r = store
+        .append(
+            t,
+            "b1",
+            vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 100))],
+        )
+        .await
+        .unwrap();
     assert_eq!(r, Appended::Stored { rows: 100 });
-    assert_eq!(count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await, 100);
+    assert_eq!(
+        count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await,
+        100
+    );
     store.flush().await.unwrap();
     assert_eq!(store.stats().hot_rows, 0);
     assert_eq!(store.stats().file_rows, 100);
-    store.append(t, "b2", vec![(table("DeviceProcessEvents"), events("d1", NOW_S + 100, 50))]).await.unwrap();
+    store
+        .append(
+            t,
+            "b2",
+            vec![(table("DeviceProcessEvents"), events("d1", NOW_S + 100, 50))],
+        )
+        .await
+        .unwrap();
     // Files and hot tail together, each row once.
-    assert_eq!(count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await, 150);
-    assert_eq!(count(&store, t, "select count(distinct \"ReportId\") from \"DeviceProcessEvents\"").await, 100);
+    assert_eq!(
+        count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await,
+        150
+    );
+    assert_eq!(
+        count(
+            &store,
+            t,
+            "select count(distinct \"ReportId\") from \"DeviceProcessEvents\""
+        )
+        .await,
+        100
+    );
     // Another tenant sees nothing.
-    assert_eq!(count(&store, TenantId::new_random(), "select count(*) from \"DeviceProcessEvents\"").await, 0);
+    assert_eq!(
+        count(
+            &store,
+            TenantId::new_random(),
+            "select count(*) from \"DeviceProcessEvents\""
+        )
+        .await,
+        0
+    );
     store.shutdown().await.unwrap();
 }
 
@@ -73,23 +112,68 @@ async fn a_retried_batch_is_stored_once_even_across_restarts() {
     let t = TenantId::new_random();
     {
         let store = open(dir.path()).await;
-        store.append(t, "same", vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 10))]).await.unwrap();
-        let again = store.append(t, "same", vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 10))]).await.unwrap();
+        store
+            .append(
+                t,
+                "same",
+                vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 10))],
+            )
+            .await
+            .unwrap();
+        let again = store
+            .append(
+                t,
+                "same",
+                vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 10))],
+            )
+            .await
+            .unwrap();
         assert_eq!(again, Appended::Duplicate);
         // The same id in another tenant is another batch.
-        let other = store.append(TenantId::new_random(), "same", vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 1))]).await.unwrap();
+        let other = store
+            .append(
+                TenantId::new_random(),
+                "same",
+                vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 1))],
+            )
+            .await
+            .unwrap();
         assert_eq!(other, Appended::Stored { rows: 1 });
-        store.append(t, "flushed", vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 5))]).await.unwrap();
+        store
+            .append(
+                t,
+                "flushed",
+                vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 5))],
+            )
+            .await
+            .unwrap();
         store.flush().await.unwrap();
-        store.append(t, "in-log", vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 7))]).await.unwrap();
+        store
+            .append(
+                t,
+                "in-log",
+                vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 7))],
+            )
+            .await
+            .unwrap();
         // No shutdown: the process "dies" with "in-log" only in the log.
     }
     let store = open(dir.path()).await;
     for id in ["same", "flushed", "in-log"] {
-        let r = store.append(t, id, vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 3))]).await.unwrap();
+        let r = store
+            .append(
+                t,
+                id,
+                vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 3))],
+            )
+            .await
+            .unwrap();
         assert_eq!(r, Appended::Duplicate, "{id}");
     }
-    assert_eq!(count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await, 22);
+    assert_eq!(
+        count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await,
+        22
+    );
 }
 
 #[tokio::test]
@@ -99,33 +183,69 @@ async fn a_torn_log_tail_is_cut_off_and_every_whole_record_kept() {
     {
         let store = open(dir.path()).await;
         for i in 0..5 {
-            store.append(t, &format!("b{i}"), vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 10))]).await.unwrap();
+            store
+                .append(
+                    t,
+                    &format!("b{i}"),
+                    vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 10))],
+                )
+                .await
+                .unwrap();
         }
     }
     // A crash mid-write: half a frame at the end of the newest segment.
     let wal = dir.path().join("wal");
-    let mut segs: Vec<_> = std::fs::read_dir(&wal).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut segs: Vec<_> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     segs.sort();
-    let last = segs.iter().rev().find(|p| std::fs::metadata(p).unwrap().len() > 0).unwrap().clone();
+    let last = segs
+        .iter()
+        .rev()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .unwrap()
+        .clone();
     let mut data = std::fs::read(&last).unwrap();
     let whole = data.len();
     data.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, 5, 6]);
     std::fs::write(&last, &data).unwrap();
     let store = open(dir.path()).await;
-    assert_eq!(count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await, 50);
+    assert_eq!(
+        count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await,
+        50
+    );
     assert_eq!(std::fs::metadata(&last).unwrap().len() as usize, whole);
     // And a corrupted last record (bad CRC) loses only that record.
-    store.append(t, "b5", vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 10))]).await.unwrap();
+    store
+        .append(
+            t,
+            "b5",
+            vec![(table("DeviceProcessEvents"), events("d1", NOW_S, 10))],
+        )
+        .await
+        .unwrap();
     drop(store);
-    let mut segs: Vec<_> = std::fs::read_dir(&wal).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut segs: Vec<_> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     segs.sort();
-    let newest = segs.iter().rev().find(|p| std::fs::metadata(p).unwrap().len() > 0).unwrap().clone();
+    let newest = segs
+        .iter()
+        .rev()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .unwrap()
+        .clone();
     let mut data = std::fs::read(&newest).unwrap();
     let n = data.len();
     data[n - 1] ^= 0xff;
     std::fs::write(&newest, &data).unwrap();
     let store = open(dir.path()).await;
-    assert_eq!(count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await, 50);
+    assert_eq!(
+        count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await,
+        50
+    );
 }
 
 #[tokio::test]
@@ -136,66 +256,162 @@ async fn files_are_split_by_day_and_time_filters_skip_files() {
     let day0 = (NOW_S / 86_400) * 86_400;
     // Rows of three days in one batch, out of order.
     let mut b = TableBatchBuilder::new(table("DeviceProcessEvents"));
-    for (i, s) in [day0 + 2 * 86_400 + 5, day0 + 10, day0 + 86_400 + 7, day0 + 20].iter().enumerate() {
-        let ts = time::OffsetDateTime::from_unix_timestamp(*s).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap();
-        b.push_json(json!({"Timestamp": ts, "DeviceId": "d", "ReportId": i}).as_object().unwrap()).unwrap();
+    for (i, s) in [
+        day0 + 2 * 86_400 + 5,
+        day0 + 10,
+        day0 + 86_400 + 7,
+        day0 + 20,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ts = time::OffsetDateTime::from_unix_timestamp(*s)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        b.push_json(
+            json!({"Timestamp": ts, "DeviceId": "d", "ReportId": i})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
     }
-    store.append(t, "b", vec![(table("DeviceProcessEvents"), b.finish())]).await.unwrap();
+    store
+        .append(t, "b", vec![(table("DeviceProcessEvents"), b.finish())])
+        .await
+        .unwrap();
     store.flush().await.unwrap();
     let files = store.files();
     assert_eq!(files.len(), 3);
     let mut days: Vec<_> = files.iter().map(|f| f.day.clone()).collect();
     days.sort();
-    assert_eq!(days[0], rampart_telemetry::store::files::day_name(day0 / 86_400));
+    assert_eq!(
+        days[0],
+        rampart_telemetry::store::files::day_name(day0 / 86_400)
+    );
     for f in &files {
-        assert!(f.path.starts_with(&format!("events/{t}/DeviceProcessEvents/day={}/", f.day)), "{}", f.path);
+        assert!(
+            f.path
+                .starts_with(&format!("events/{t}/DeviceProcessEvents/day={}/", f.day)),
+            "{}",
+            f.path
+        );
         assert!(f.min_ts <= f.max_ts && day_of(f.min_ts) == day_of(f.max_ts));
     }
-    let first = time::OffsetDateTime::from_unix_timestamp(day0 + 86_400).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap();
-    let q = format!("select count(*) from \"DeviceProcessEvents\" where \"Timestamp\" >= '{first}'");
+    let first = time::OffsetDateTime::from_unix_timestamp(day0 + 86_400)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let q =
+        format!("select count(*) from \"DeviceProcessEvents\" where \"Timestamp\" >= '{first}'");
     assert_eq!(count(&store, t, &q).await, 2);
     // Sorted within the day file: the first day's rows come out in time order.
     let ctx = store.session(t).unwrap();
-    let rows = ctx.sql("select \"ReportId\" from \"DeviceProcessEvents\" order by \"Timestamp\"").await.unwrap().collect().await.unwrap();
-    let ids: Vec<i64> = rows.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+    let rows = ctx
+        .sql("select \"ReportId\" from \"DeviceProcessEvents\" order by \"Timestamp\"")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let ids: Vec<i64> = rows
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
     assert_eq!(ids, vec![1, 3, 2, 0]);
     // The plan reads only the files in range.
-    let plan = ctx.sql(&format!("explain {}", q.replace("count(*)", "\"ReportId\""))).await.unwrap().collect().await.unwrap();
-    let text = datafusion::arrow::util::pretty::pretty_format_batches(&plan).unwrap().to_string();
+    let plan = ctx
+        .sql(&format!(
+            "explain {}",
+            q.replace("count(*)", "\"ReportId\"")
+        ))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
     assert_eq!(text.matches(".parquet").count(), 2, "{text}");
 }
 
 #[tokio::test]
 async fn compaction_merges_small_files_and_retention_drops_old_days() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EventStore::open(dir.path(), EventStoreConfig { compact_min_files: 3, retention_days: 30, ..config() }).await.unwrap();
+    let store = EventStore::open(
+        dir.path(),
+        EventStoreConfig {
+            compact_min_files: 3,
+            retention_days: 30,
+            ..config()
+        },
+    )
+    .await
+    .unwrap();
     let t = TenantId::new_random();
     let u = TenantId::new_random();
     for i in 0..4 {
-        store.append(t, &format!("b{i}"), vec![(table("DeviceProcessEvents"), events("d", NOW_S + i * 10, 10))]).await.unwrap();
+        store
+            .append(
+                t,
+                &format!("b{i}"),
+                vec![(
+                    table("DeviceProcessEvents"),
+                    events("d", NOW_S + i * 10, 10),
+                )],
+            )
+            .await
+            .unwrap();
         store.flush().await.unwrap();
     }
     assert_eq!(store.files().len(), 4);
     assert_eq!(store.compact().await.unwrap(), 4);
     assert_eq!(store.files().len(), 1);
-    assert_eq!(count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await, 40);
+    assert_eq!(
+        count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await,
+        40
+    );
     let on_disk = walk(&dir.path().join("events"));
     assert_eq!(on_disk, 1, "old files are deleted");
 
-    store.append(u, "u", vec![(table("DeviceProcessEvents"), events("d", NOW_S, 10))]).await.unwrap();
+    store
+        .append(
+            u,
+            "u",
+            vec![(table("DeviceProcessEvents"), events("d", NOW_S, 10))],
+        )
+        .await
+        .unwrap();
     store.flush().await.unwrap();
     store.set_retention(u, Some(90)).await.unwrap();
-    assert!(matches!(store.set_retention(u, Some(0)).await, Err(StoreError::InvalidInput(_))));
+    assert!(matches!(
+        store.set_retention(u, Some(0)).await,
+        Err(StoreError::InvalidInput(_))
+    ));
     let now = (NOW_S as i64) * 1_000_000_000;
     assert_eq!(store.enforce_retention(now + 29 * DAY).await.unwrap(), 0);
-    assert_eq!(store.enforce_retention(now + 31 * DAY).await.unwrap(), 1, "t's 30 days are over, u keeps 90");
-    assert_eq!(count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await, 0);
-    assert_eq!(count(&store, u, "select count(*) from \"DeviceProcessEvents\"").await, 10);
+    assert_eq!(
+        store.enforce_retention(now + 31 * DAY).await.unwrap(),
+        1,
+        "t's 30 days are over, u keeps 90"
+    );
+    assert_eq!(
+        count(&store, t, "select count(*) from \"DeviceProcessEvents\"").await,
+        0
+    );
+    assert_eq!(
+        count(&store, u, "select count(*) from \"DeviceProcessEvents\"").await,
+        10
+    );
     drop(store);
     // The manifest survives a restart.
     let store = open(dir.path()).await;
     assert_eq!(store.retention(u).await, 90);
-    assert_eq!(count(&store, u, "select count(*) from \"DeviceProcessEvents\"").await, 10);
+    assert_eq!(
+        count(&store, u, "select count(*) from \"DeviceProcessEvents\"").await,
+        10
+    );
 }
 
 fn walk(p: &Path) -> usize {
@@ -217,7 +433,13 @@ async fn bad_batch_ids_are_refused() {
     let store = open(dir.path()).await;
     let t = TenantId::new_random();
     for id in ["", "a\tb", &"x".repeat(300)] {
-        let r = store.append(t, id, vec![(table("DeviceProcessEvents"), events("d", NOW_S, 1))]).await;
+        let r = store
+            .append(
+                t,
+                id,
+                vec![(table("DeviceProcessEvents"), events("d", NOW_S, 1))],
+            )
+            .await;
         assert!(matches!(r, Err(StoreError::InvalidInput(_))), "{id:?}");
     }
 }
