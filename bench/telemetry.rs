@@ -1,12 +1,15 @@
 //! `telemetry-bench`: the ingestion benchmark of docs/BENCHMARKS.md.
 //!
 //! Generates a simulated fleet's telemetry once (rampart-simulate, deterministic), cut into agent
-//! batches of ~1,000 rows as JSON, then measures:
-//! 1. the in-process pipeline on one core: JSON batch → Arrow rows → durable log → hot tail;
+//! batches of ~1,000 rows — each both as JSON and in the binary wire format (Arrow IPC) — then
+//! measures:
+//! 1. the in-process pipeline on one core: batch → Arrow rows → durable log → hot tail, for the
+//!    binary format (what agents send) and for JSON;
 //! 2. acknowledged → visible: a query for a batch's rows right after its acknowledgement;
 //! 3. on-disk bytes per event after flush and compaction;
 //! 4. end to end over HTTP: the real `rampart serve` binary, every simulated device enrolled,
-//!    `--agents` concurrent senders posting zstd batches; and the server's peak memory;
+//!    `--agents` concurrent senders posting zstd batches (binary, then JSON); and the server's
+//!    peak memory;
 //! 5. the baseline: DuckDB converting the same rows (NDJSON) to zstd Parquet.
 
 use anyhow::{Context, bail};
@@ -45,26 +48,43 @@ struct Args {
     dir: std::path::PathBuf,
 }
 
-/// One agent batch: its device and its JSON body.
+/// One agent batch: its device and its body in both formats.
 struct Batch {
     device: usize,
     rows: usize,
     json: Vec<u8>,
+    /// The same rows as a `rampart_telemetry::wire` body.
+    arrow: Vec<u8>,
+}
+
+/// Rows of one device not yet sealed into a batch.
+#[derive(Default)]
+struct Pending {
+    rows: usize,
+    json: BTreeMap<&'static str, Vec<u8>>,
+    arrow: BTreeMap<&'static str, TableBatchBuilder>,
 }
 
 /// Cuts generated rows into per-device JSON batches, as agents would send them.
 struct Batcher {
     batch_rows: usize,
-    pending: BTreeMap<usize, (usize, BTreeMap<&'static str, Vec<u8>>)>,
+    pending: BTreeMap<usize, Pending>,
     out: Vec<Batch>,
     next_id: u64,
 }
 
 impl Batcher {
     fn seal(&mut self, device: usize) {
-        let Some((rows, tables)) = self.pending.remove(&device) else {
+        let Some(Pending {
+            rows,
+            json: tables,
+            arrow,
+        }) = self.pending.remove(&device)
+        else {
             return;
         };
+        let arrow: Vec<_> = arrow.into_values().map(|mut b| b.finish()).collect();
+        let arrow = rampart_telemetry::wire::encode(&arrow).expect("simulated rows encode");
         let mut json = Vec::with_capacity(tables.values().map(Vec::len).sum::<usize>() + 64);
         json.extend_from_slice(
             format!("{{\"batchId\":\"{}\",\"tables\":{{", self.next_id).as_bytes(),
@@ -79,7 +99,12 @@ impl Batcher {
             json.push(b']');
         }
         json.extend_from_slice(b"}}");
-        self.out.push(Batch { device, rows, json });
+        self.out.push(Batch {
+            device,
+            rows,
+            json,
+            arrow,
+        });
     }
 }
 
@@ -90,8 +115,14 @@ impl Sink for Batcher {
         table: &'static Table,
         cells: &[(usize, Cell<'_>)],
     ) -> std::io::Result<()> {
-        let (rows, tables) = self.pending.entry(device).or_default();
-        let buf = tables.entry(table.name).or_default();
+        let pending = self.pending.entry(device).or_default();
+        pending
+            .arrow
+            .entry(table.name)
+            .or_insert_with(|| TableBatchBuilder::new(table))
+            .push_cells(cells)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        let buf = pending.json.entry(table.name).or_default();
         if !buf.is_empty() {
             buf.push(b',');
         }
@@ -104,8 +135,8 @@ impl Sink for Batcher {
             push_cell(buf, cell);
         }
         buf.push(b'}');
-        *rows += 1;
-        if *rows >= self.batch_rows {
+        pending.rows += 1;
+        if pending.rows >= self.batch_rows {
             self.seal(device);
         }
         Ok(())
@@ -158,6 +189,15 @@ fn to_arrow(
     Ok(out)
 }
 
+/// An event store that flushes only when told (the benchmark measures the log and hot tail).
+async fn open_store(dir: &std::path::Path) -> anyhow::Result<EventStore> {
+    let config = EventStoreConfig {
+        flush_interval: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    Ok(EventStore::open(dir, config).await?)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -198,14 +238,30 @@ async fn main() -> anyhow::Result<()> {
 
     // 1 + 2: the in-process pipeline on this thread (one core), and ack → visible.
     let tenant = TenantId::new_random();
-    let store = EventStore::open(
-        &args.dir.join("inproc"),
-        EventStoreConfig {
-            flush_interval: Duration::from_secs(3600),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let store = open_store(&args.dir.join("inproc")).await?;
+    // The binary format first: what agents send.
+    let store_bin = open_store(&args.dir.join("inproc-binary")).await?;
+    let fleet = rampart_simulate::Fleet::new(&spec);
+    let t_bin = Instant::now();
+    for (i, b) in batches.iter().enumerate() {
+        let decoded = rampart_telemetry::wire::decode(&b.arrow, &fleet.devices()[b.device].id)?;
+        if !decoded.rejected.is_empty() {
+            bail!("binary batch {i} had rejections: {:?}", decoded.rejected[0]);
+        }
+        store_bin
+            .append(tenant, &i.to_string(), decoded.tables)
+            .await?;
+    }
+    let bin = t_bin.elapsed();
+    let arrow_bytes: usize = batches.iter().map(|b| b.arrow.len()).sum();
+    println!(
+        "in-process pipeline, binary batches (1 core): {:.0} events/s ({events} events in {:.2} s; {:.1} MB of Arrow IPC)",
+        events as f64 / bin.as_secs_f64(),
+        bin.as_secs_f64(),
+        arrow_bytes as f64 / 1e6
+    );
+    store_bin.shutdown().await?;
+
     let t0 = Instant::now();
     for (i, b) in batches.iter().enumerate() {
         let tables = to_arrow(&b.json)?;
@@ -224,14 +280,7 @@ async fn main() -> anyhow::Result<()> {
         arrow.push(to_arrow(&b.json)?);
     }
     let convert = t_convert.elapsed();
-    let store2 = EventStore::open(
-        &args.dir.join("inproc-arrow"),
-        EventStoreConfig {
-            flush_interval: Duration::from_secs(3600),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let store2 = open_store(&args.dir.join("inproc-arrow")).await?;
     let t_store = Instant::now();
     for (i, tables) in arrow.into_iter().enumerate() {
         store2.append(tenant, &i.to_string(), tables).await?;
@@ -370,29 +419,61 @@ async fn http_phase(
             ),
         );
     }
-    // Bodies are prepared (device id rewritten, compressed) before the clock starts, as agents
-    // compress on their own machines.
-    let mut bodies: Vec<Vec<(String, Vec<u8>)>> = vec![Vec::new(); args.agents];
+    for binary in [true, false] {
+        send_all(args, &http, &url, &auth, batches, binary, events, pid).await?;
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let _ = child.wait();
+    Ok(())
+}
+
+/// Posts every batch from `--agents` concurrent senders, in one format, and reports the rate.
+#[allow(clippy::too_many_arguments)]
+async fn send_all(
+    args: &Args,
+    http: &reqwest::Client,
+    url: &str,
+    auth: &BTreeMap<usize, (String, String)>,
+    batches: &[Batch],
+    binary: bool,
+    events: usize,
+    pid: u32,
+) -> anyhow::Result<()> {
+    // Bodies are prepared (compressed) before the clock starts, as agents compress on their own
+    // machines. Binary batch ids differ from the JSON ones, so the second pass stores again.
+    let mut bodies: Vec<Vec<(String, String, Vec<u8>)>> = vec![Vec::new(); args.agents];
     for (i, b) in batches.iter().enumerate() {
         let (_, header) = &auth[&b.device];
-        bodies[i % args.agents].push((header.clone(), zstd::encode_all(&b.json[..], 3)?));
+        let body = if binary { &b.arrow } else { &b.json };
+        bodies[i % args.agents].push((
+            header.clone(),
+            format!("bin-{i}"),
+            zstd::encode_all(&body[..], 3)?,
+        ));
     }
+    let compressed: usize = bodies.iter().flatten().map(|(_, _, b)| b.len()).sum();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for mine in bodies {
         let http = http.clone();
-        let url = url.clone();
+        let url = url.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut refused = 0u64;
-            for (header, body) in mine {
+            for (header, batch_id, body) in mine {
                 loop {
-                    let r = http
+                    let mut r = http
                         .post(format!("{url}/agent/v1/telemetry"))
                         .header("authorization", &header)
-                        .header("content-encoding", "zstd")
-                        .body(body.clone())
-                        .send()
-                        .await?;
+                        .header("content-encoding", "zstd");
+                    if binary {
+                        r = r
+                            .header("content-type", rampart_telemetry::wire::CONTENT_TYPE)
+                            .header("rampart-batch-id", &batch_id);
+                    }
+                    let r = r.body(body.clone()).send().await?;
                     match r.status().as_u16() {
                         200 => break,
                         503 => {
@@ -421,17 +502,14 @@ async fn http_phase(
         .unwrap_or("VmHWM: ?")
         .to_owned();
     println!(
-        "HTTP end to end ({} senders): {:.0} events/s ({events} events in {:.2} s; {refused} 503 retries); server peak memory {}",
+        "HTTP end to end, {} batches ({} senders, {:.1} MB zstd): {:.0} events/s ({events} events in {:.2} s; {refused} 503 retries); server peak memory so far {}",
+        if binary { "binary" } else { "JSON" },
         args.agents,
+        compressed as f64 / 1e6,
         events as f64 / took.as_secs_f64(),
         took.as_secs_f64(),
         hwm.trim_start_matches("VmHWM:").trim()
     );
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
-    let _ = child.wait();
     Ok(())
 }
 

@@ -134,11 +134,10 @@ pub async fn list_collection(
     row: impl Fn(&QueryOptions, String) -> ApiResult<String>,
 ) -> ApiResult<Response> {
     let (pairs, opts) = options(uri, collection.set)?;
-    let page = state.store.list(tenant, collection, &opts, scope).await?;
-    let rows = page
-        .rows
-        .iter()
-        .map(|r| row(&opts, r.body.clone()))
+    let mut page = state.store.list(tenant, collection, &opts, scope).await?;
+    let rows = std::mem::take(&mut page.rows)
+        .into_iter()
+        .map(|r| row(&opts, r.body))
         .collect::<ApiResult<Vec<_>>>()?;
     collection_response(
         state,

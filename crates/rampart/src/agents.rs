@@ -2,12 +2,14 @@
 //! stream live telemetry through `/agent/v1/telemetry`, with an attack scenario every few minutes.
 //!
 //! They go through the same front door as a real sensor (enrollment token, device credential,
-//! zstd batches with batch ids, retries on 503), so the demo exercises the whole ingestion path.
+//! zstd-compressed Arrow batches with batch ids, retries on 503), so the demo exercises the whole
+//! ingestion path.
 
 use anyhow::{Context, bail};
 use rampart_simulate::live::Live;
-use rampart_simulate::sinks::JsonRows;
+use rampart_simulate::sinks::ArrowRows;
 use rampart_simulate::{FleetSpec, ScenarioKind, ScenarioSpec};
+use rampart_telemetry::wire;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -109,7 +111,7 @@ pub async fn run(
         devices = creds.len(),
         "simulated agents enrolled; streaming telemetry"
     );
-    let mut rows = JsonRows::new();
+    let mut rows = ArrowRows::new();
     let mut next_scenario = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut scenario = 0usize;
     let mut tick = tokio::time::interval(SEND_EVERY);
@@ -131,17 +133,17 @@ pub async fn run(
             next_scenario += SCENARIO_EVERY;
         }
         live.due(now, &mut rows)?;
-        for (device, tables) in rows.take_all() {
+        for (device, batches) in rows.take_all() {
             let Some(c) = creds.get(device) else { continue };
-            let body = json!({"batchId": format!("{now}"), "tables": tables});
-            send(&http, &base, c, &body).await;
+            let body = wire::encode(&batches).context("encoding a simulated batch")?;
+            send(&http, &base, c, &format!("{now}"), &body).await;
         }
     }
 }
 
 /// Posts one batch, retrying while the server asks to (503) or cannot be reached.
-async fn send(http: &reqwest::Client, base: &str, c: &Credential, body: &Value) {
-    let Ok(compressed) = zstd::encode_all(body.to_string().as_bytes(), 3) else {
+async fn send(http: &reqwest::Client, base: &str, c: &Credential, batch_id: &str, body: &[u8]) {
+    let Ok(compressed) = zstd::encode_all(body, 3) else {
         return;
     };
     for attempt in 0..5u32 {
@@ -152,7 +154,8 @@ async fn send(http: &reqwest::Client, base: &str, c: &Credential, body: &Value) 
                 format!("Device {}:{}", c.device_id, c.device_secret),
             )
             .header("content-encoding", "zstd")
-            .header("content-type", "application/json")
+            .header("content-type", wire::CONTENT_TYPE)
+            .header("rampart-batch-id", batch_id)
             .body(compressed.clone())
             .send()
             .await;

@@ -7,11 +7,13 @@
 //! - [`formats`]: NDJSON rows, MDE streaming-API records and CSV exports, read as a stream.
 //! - [`store`]: the event store — write-ahead log, hot tail, Parquet files through `object_store`,
 //!   compaction, retention — and its DataFusion catalog.
+//! - [`wire`]: the binary agent batch (Arrow IPC streams, one per table) and its checks.
 
 pub mod arrow_schema;
 pub mod formats;
 pub mod rows;
 pub mod store;
+pub mod wire;
 
 pub use arrow_schema::arrow_schema;
 pub use rows::{Cell, RowRejection, TableBatchBuilder};

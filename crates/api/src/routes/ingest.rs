@@ -22,6 +22,7 @@ use rampart_core::schema::{self, Table};
 use rampart_core::{ErrorCode, Permission as P, TenantId};
 use rampart_telemetry::formats::{self, Format, ImportOptions};
 use rampart_telemetry::rows::TableBatchBuilder;
+use rampart_telemetry::wire;
 use rampart_telemetry::{Appended, StoreError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -102,11 +103,45 @@ fn count_rows(
     }
 }
 
-/// `POST /agent/v1/telemetry`: `{"batchId": "…", "tables": {"<Table>": [{row}, …], …}}`.
+/// `POST /agent/v1/telemetry`: either JSON, `{"batchId": "…", "tables": {"<Table>": [{row}, …]}}`,
+/// or — with `Content-Type: application/vnd.rampart.telemetry+arrow` and the batch id in the
+/// `Rampart-Batch-Id` header — Arrow IPC streams, one per table (`rampart_telemetry::wire`).
 pub async fn agent_batch(State(state): State<AppState>, req: Request) -> Response {
     match agent_batch_inner(&state, req).await {
         Ok(r) | Err(r) => r,
     }
+}
+
+/// What a batch body holds once converted: its id, the rows to store, and what was refused.
+struct ParsedBatch {
+    batch_id: String,
+    tables: Vec<(&'static Table, datafusion::arrow::array::RecordBatch)>,
+    rejections: Vec<Value>,
+    rejected_by_table: BTreeMap<String, u64>,
+}
+
+impl ParsedBatch {
+    fn new(batch_id: String) -> Self {
+        ParsedBatch {
+            batch_id,
+            tables: Vec::new(),
+            rejections: Vec::new(),
+            rejected_by_table: BTreeMap::new(),
+        }
+    }
+
+    /// Counts `rows` refused rows of `table`; the first [`MAX_LISTED`] are listed.
+    fn reject(&mut self, table: &str, index: Option<usize>, rows: u64, reason: String) {
+        *self.rejected_by_table.entry(table.to_owned()).or_default() += rows;
+        if self.rejections.len() < MAX_LISTED {
+            self.rejections
+                .push(json!({ "table": table, "index": index, "reason": reason }));
+        }
+    }
+}
+
+fn bad_body(message: impl Into<String>) -> Response {
+    ApiError::new(ErrorCode::InvalidRequestBody, message).into_response()
 }
 
 async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, Response> {
@@ -118,98 +153,28 @@ async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, R
         .await
         .map_err(IntoResponse::into_response)?;
     let body = decoded(&headers, body).map_err(IntoResponse::into_response)?;
-    let batch: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidRequestBody,
-            format!("The body is not JSON: {e}"),
-        )
-        .into_response()
-    })?;
-    let Some(batch_id) = batch.get("batchId").and_then(Value::as_str) else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequestBody,
-            "batchId: required (a string, unique per batch; a retry sends the same one)",
-        )
-        .into_response());
+    let binary = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(wire::CONTENT_TYPE));
+    let parsed = if binary {
+        let batch_id = headers
+            .get("rampart-batch-id")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                bad_body("Rampart-Batch-Id: required with an Arrow body (unique per batch; a retry sends the same one)")
+            })?
+            .to_owned();
+        parse_arrow(&body, &device.device_id, batch_id)?
+    } else {
+        parse_json(&body, &device.device_id)?
     };
-    let Some(tables) = batch.get("tables").and_then(Value::as_object) else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequestBody,
-            "tables: required (an object of table name -> array of rows)",
-        )
-        .into_response());
-    };
-    let mut builders = Vec::new();
-    let mut rejections = Vec::new();
-    let mut rejected_by_table: BTreeMap<String, u64> = BTreeMap::new();
-    let mut reject =
-        |table: &str, index: Option<usize>, reason: String, rejections: &mut Vec<Value>| {
-            *rejected_by_table.entry(table.to_owned()).or_default() += 1;
-            if rejections.len() < MAX_LISTED {
-                rejections.push(json!({ "table": table, "index": index, "reason": reason }));
-            }
-        };
-    for (name, rows) in tables {
-        let Some(table) = schema::table(name) else {
-            let n = rows.as_array().map_or(1, Vec::len);
-            for _ in 0..n {
-                reject(name, None, format!("unknown table {name}"), &mut rejections);
-            }
-            continue;
-        };
-        let Some(rows) = rows.as_array() else {
-            reject(
-                name,
-                None,
-                "expected an array of rows".into(),
-                &mut rejections,
-            );
-            continue;
-        };
-        let mut b = TableBatchBuilder::with_capacity(table, rows.len());
-        let device_id = Value::String(device.device_id.clone());
-        for (i, row) in rows.iter().enumerate() {
-            let Some(row) = row.as_object() else {
-                reject(
-                    name,
-                    Some(i),
-                    "expected a JSON object".into(),
-                    &mut rejections,
-                );
-                continue;
-            };
-            // A device reports for itself only; a row without DeviceId is the caller's.
-            let result = match row.get(schema::DEVICE_ID) {
-                Some(Value::String(d)) if d.eq_ignore_ascii_case(&device.device_id) => {
-                    b.push_json(row)
-                }
-                None | Some(Value::Null) if table.column(schema::DEVICE_ID).is_some() => {
-                    let mut owned: Map<String, Value> = row.clone();
-                    owned.insert(schema::DEVICE_ID.into(), device_id.clone());
-                    b.push_json(&owned)
-                }
-                None | Some(Value::Null) => b.push_json(row),
-                Some(_) => {
-                    reject(
-                        name,
-                        Some(i),
-                        format!(
-                            "{name}.DeviceId: a device may only send its own telemetry ({})",
-                            device.device_id
-                        ),
-                        &mut rejections,
-                    );
-                    continue;
-                }
-            };
-            if let Err(e) = result {
-                reject(name, Some(i), e.to_string(), &mut rejections);
-            }
-        }
-        if !b.is_empty() {
-            builders.push((table, b.finish()));
-        }
-    }
+    let ParsedBatch {
+        batch_id,
+        tables: builders,
+        rejections,
+        rejected_by_table,
+    } = parsed;
     let scoped_id = format!("{}/{batch_id}", device.device_id);
     let outcome = state
         .events
@@ -234,6 +199,75 @@ async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, R
         })),
     )
         .into_response())
+}
+
+fn parse_arrow(body: &[u8], device_id: &str, batch_id: String) -> Result<ParsedBatch, Response> {
+    let decoded = wire::decode(body, device_id).map_err(|e| bad_body(e.to_string()))?;
+    let mut out = ParsedBatch::new(batch_id);
+    for r in decoded.rejected {
+        out.reject(&r.table, r.index, r.rows as u64, r.reason);
+    }
+    out.tables = decoded.tables;
+    Ok(out)
+}
+
+fn parse_json(body: &[u8], device_id: &str) -> Result<ParsedBatch, Response> {
+    let batch: Value =
+        serde_json::from_slice(body).map_err(|e| bad_body(format!("The body is not JSON: {e}")))?;
+    let Some(batch_id) = batch.get("batchId").and_then(Value::as_str) else {
+        return Err(bad_body(
+            "batchId: required (a string, unique per batch; a retry sends the same one)",
+        ));
+    };
+    let Some(tables) = batch.get("tables").and_then(Value::as_object) else {
+        return Err(bad_body(
+            "tables: required (an object of table name -> array of rows)",
+        ));
+    };
+    let mut out = ParsedBatch::new(batch_id.to_owned());
+    for (name, rows) in tables {
+        let Some(table) = schema::table(name) else {
+            let n = rows.as_array().map_or(1, Vec::len);
+            out.reject(name, None, n as u64, format!("unknown table {name}"));
+            continue;
+        };
+        let Some(rows) = rows.as_array() else {
+            out.reject(name, None, 1, "expected an array of rows".into());
+            continue;
+        };
+        let mut b = TableBatchBuilder::with_capacity(table, rows.len());
+        let device_value = Value::String(device_id.to_owned());
+        for (i, row) in rows.iter().enumerate() {
+            let Some(row) = row.as_object() else {
+                out.reject(name, Some(i), 1, "expected a JSON object".into());
+                continue;
+            };
+            // A device reports for itself only; a row without DeviceId is the caller's.
+            let result = match row.get(schema::DEVICE_ID) {
+                Some(Value::String(d)) if d.eq_ignore_ascii_case(device_id) => b.push_json(row),
+                None | Some(Value::Null) if table.column(schema::DEVICE_ID).is_some() => {
+                    let mut owned: Map<String, Value> = row.clone();
+                    owned.insert(schema::DEVICE_ID.into(), device_value.clone());
+                    b.push_json(&owned)
+                }
+                None | Some(Value::Null) => b.push_json(row),
+                Some(_) => {
+                    let reason = format!(
+                        "{name}.DeviceId: a device may only send its own telemetry ({device_id})"
+                    );
+                    out.reject(name, Some(i), 1, reason);
+                    continue;
+                }
+            };
+            if let Err(e) = result {
+                out.reject(name, Some(i), 1, e.to_string());
+            }
+        }
+        if !b.is_empty() {
+            out.tables.push((table, b.finish()));
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]

@@ -3,8 +3,9 @@
 
 use crate::harness::{Backend, Server, assert_mde_error, backends};
 use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Int64Type;
-use rampart_telemetry::{EventStore, EventStoreConfig};
+use rampart_telemetry::{Cell, EventStore, EventStoreConfig, TableBatchBuilder, wire};
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -452,6 +453,115 @@ async fn agents_post_batches_with_device_credentials() {
     )
     .await;
     assert_eq!(rows, vec![1, 2]);
+}
+
+/// Posts a binary (Arrow IPC) batch; `batch_id` None leaves the header out.
+async fn post_arrow(
+    s: &Server,
+    device: &Device,
+    batch_id: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut req = s
+        .http
+        .post(format!("{}/agent/v1/telemetry", s.url))
+        .header("authorization", &device.auth)
+        .header("content-encoding", "zstd")
+        .header("content-type", wire::CONTENT_TYPE)
+        .body(zstd::encode_all(&body[..], 3).unwrap());
+    if let Some(id) = batch_id {
+        req = req.header("rampart-batch-id", id);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Rows of DeviceNetworkEvents as an agent builds them; without a device, the DeviceId column is
+/// left out.
+fn network_rows(first_report: i64, n: usize, device: Option<&str>) -> RecordBatch {
+    let table = rampart_core::schema::table("DeviceNetworkEvents").unwrap();
+    let mut b = TableBatchBuilder::new(table);
+    let col = |c: &str| rampart_telemetry::rows::column_index(table, c).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+    for i in 0..n {
+        let cells = [
+            (
+                col("Timestamp"),
+                Cell::Time(now - 3_600_000_000_000 + i as i64),
+            ),
+            (col("RemoteIP"), Cell::Str("203.0.113.9")),
+            (col("RemotePort"), Cell::Int(443)),
+            (col("ReportId"), Cell::Long(first_report + i as i64)),
+            (col("DeviceId"), Cell::Str(device.unwrap_or("placeholder"))),
+        ];
+        b.push_cells(&cells).unwrap();
+    }
+    let batch = b.finish();
+    if device.is_some() {
+        return batch;
+    }
+    // The builder insists on a DeviceId; an agent may leave the column out.
+    let keep: Vec<usize> = (0..batch.num_columns())
+        .filter(|i| batch.schema().field(*i).name() != "DeviceId")
+        .collect();
+    batch.project(&keep).unwrap()
+}
+
+#[tokio::test]
+async fn agents_post_binary_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start(b);
+    let d = enroll(&s, "agent-2.corp.example").await;
+    let other = "c".repeat(40);
+    let body = wire::encode(&[
+        network_rows(100, 3, None),
+        network_rows(200, 2, Some(&other)),
+        network_rows(300, 1, Some(&d.id)),
+    ])
+    .unwrap();
+    let (status, resp) = post_arrow(&s, &d, Some("b-1"), body.clone()).await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(
+        (
+            resp["accepted"].as_u64(),
+            resp["rejected"].as_u64(),
+            resp["duplicate"].as_bool()
+        ),
+        (Some(4), Some(2), Some(false)),
+        "{resp}"
+    );
+    assert_eq!(resp["rejections"][0]["index"], 3, "{resp}");
+    assert!(
+        resp["rejections"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("DeviceNetworkEvents.DeviceId: a device may only send its own"),
+        "{resp}"
+    );
+    // The same batch id again: acknowledged, not stored twice.
+    let (status, resp) = post_arrow(&s, &d, Some("b-1"), body.clone()).await;
+    assert_eq!((status, resp["duplicate"].as_bool()), (200, Some(true)));
+    // No batch id, or a body that is not Arrow: 400 naming what is wrong, nothing stored.
+    let (status, resp) = post_arrow(&s, &d, None, body).await;
+    assert_eq!(status, 400);
+    assert!(assert_mde_error(&resp, "InvalidRequestBody").starts_with("Rampart-Batch-Id"));
+    let (status, resp) = post_arrow(&s, &d, Some("b-2"), b"{\"not\": \"arrow\"}".to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(assert_mde_error(&resp, "InvalidRequestBody").starts_with("frame 0"));
+    let tenant = s.tenant.clone();
+    assert!(s.terminate().success());
+    let rows = query_i64(
+        b,
+        &tenant,
+        &format!(
+            "select \"ReportId\" from \"DeviceNetworkEvents\" where \"DeviceId\" = '{}' order by \"ReportId\"",
+            d.id
+        ),
+    )
+    .await;
+    assert_eq!(rows, vec![100, 101, 102, 300]);
 }
 
 #[tokio::test]

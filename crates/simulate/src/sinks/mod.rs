@@ -5,14 +5,17 @@
 //! - [`ParquetSink`]: `<Table>/part-NNNNN.parquet` per table, zstd-compressed, rows in time order,
 //!   plus `labels.jsonl`.
 //! - [`JsonRows`]: rows as JSON objects per device and table, for simulated agents posting batches.
+//! - [`ArrowRows`]: rows as Arrow batches per device and table, for agents posting binary batches.
 //! - [`Count`]: counts only.
 
+mod arrow_rows;
 mod count;
 mod json;
 mod json_rows;
 mod ndjson;
 mod parquet;
 
+pub use arrow_rows::ArrowRows;
 pub use count::Count;
 pub use json_rows::{DeviceRows, JsonRows, cell_value};
 pub use ndjson::NdjsonSink;
