@@ -2,8 +2,10 @@
 //!
 //! Seeds a state store with N synthetic alerts (once; reused when already there), starts the real
 //! `rampart serve` binary on it, and drives it from 32 concurrent keep-alive HTTP/1.1 clients:
-//! the first page of the benchmark query, then pages deep in the result reached by following
-//! `@odata.nextLink`, then — in the same run, as the ceiling — a static axum handler.
+//! the first page of the benchmark query; then the same number of pages from the start and from
+//! the end of the result (reached by following `@odata.nextLink`: keyset paging should make depth
+//! free); then every page from the 50th on; then — in the same run, as the ceiling — a static
+//! axum handler.
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -186,43 +188,60 @@ async fn run(
     let token = token(&server.url, tenant, client_id, secret).await?;
 
     let first = format!("{}/api/alerts?{QUERY}", server.url);
-    // Collect deep page URLs by following nextLink: pages 50.. of the result.
-    let mut deep = Vec::new();
+    // Walk the whole result once by following nextLink, keeping every page's URL and latency.
+    let mut pages: Vec<(String, Duration)> = Vec::new();
     let mut url = first.clone();
-    let mut pages = 0;
     let walk_started = Instant::now();
     loop {
+        let t = Instant::now();
         let (status, body) = get(&http, &url, Some(&token)).await?;
         if status != 200 {
             bail!("GET {url}: {status} {}", String::from_utf8_lossy(&body));
         }
+        pages.push((url.clone(), t.elapsed()));
         let v: serde_json::Value = serde_json::from_slice(&body)?;
-        pages += 1;
         match v["@odata.nextLink"].as_str() {
-            Some(next) => {
-                if pages >= 50 {
-                    deep.push(next.to_owned());
-                }
-                url = next.to_owned();
-            }
+            Some(next) => url = next.to_owned(),
             None => break,
         }
     }
     let walk = walk_started.elapsed();
+    let n = pages.len();
     println!(
-        "full walk: {pages} pages of 100 in {:.2}s ({:.1} ms/page, one client)",
+        "full walk: {n} pages of 100 in {:.2}s ({:.1} ms/page, one client)",
         walk.as_secs_f64(),
-        walk.as_secs_f64() * 1000.0 / pages as f64
+        walk.as_secs_f64() * 1000.0 / n as f64
     );
-    if deep.is_empty() {
-        deep.push(first.clone());
-    }
+    // Keyset paging means depth costs nothing: compare equal numbers of pages from both ends.
+    let band = (n / 4).clamp(1, 48);
+    let median = |v: &[(String, Duration)]| {
+        let mut l: Vec<Duration> = v.iter().map(|p| p.1).collect();
+        l.sort();
+        l[l.len() / 2].as_secs_f64() * 1000.0
+    };
+    println!(
+        "one client, median latency: pages 2-{} {:.2} ms, last {band} pages {:.2} ms",
+        band + 1,
+        median(&pages[1.min(n - 1)..(band + 1).min(n)]),
+        median(&pages[n - band..])
+    );
+    let urls = |range: std::ops::Range<usize>| -> Vec<String> {
+        pages[range].iter().map(|p| p.0.clone()).collect()
+    };
+    let shallow = urls(1.min(n - 1)..(band + 1).min(n));
+    let deepest = urls(n - band..n);
+    let deep = if n > 50 {
+        urls(49..n)
+    } else {
+        vec![first.clone()]
+    };
 
     let phase = Duration::from_secs(args.seconds);
-    let first_res = load(&http, vec![first], Some(token.clone()), args.clients, phase).await;
-    println!("first page: {first_res}");
-    let deep_res = load(&http, deep, Some(token.clone()), args.clients, phase).await;
-    println!("deep pages (50+): {deep_res}");
+    let run_phase = |urls: Vec<String>| load(&http, urls, Some(token.clone()), args.clients, phase);
+    println!("first page: {}", run_phase(vec![first.clone()]).await);
+    println!("pages 2-{}: {}", band + 1, run_phase(shallow).await);
+    println!("last {band} pages: {}", run_phase(deepest).await);
+    println!("deep pages (50+): {}", run_phase(deep).await);
 
     // The ceiling: a static axum handler on the same machine, same client, same concurrency.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
