@@ -75,7 +75,7 @@ impl KeyRing {
         tenant: TenantId,
     ) -> Result<(String, Arc<EncodingKey>), KeyError> {
         self.reload(store).await?;
-        if self.read().signers.get(&tenant).is_none() {
+        if !self.read().signers.contains_key(&tenant) {
             self.rotate(store, &AuditContext::system("token-service"), tenant)
                 .await?;
         }
