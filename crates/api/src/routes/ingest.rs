@@ -99,7 +99,9 @@ fn count_rows(
             .record_rows(t.name, "accepted", b.num_rows() as u64);
     }
     for (t, n) in rejected {
-        state.metrics.record_rows(t, "rejected", *n);
+        // The sender names the table: only real table names become metric labels.
+        let label = schema::table(t).map_or("(unknown)", |t| t.name);
+        state.metrics.record_rows(label, "rejected", *n);
     }
 }
 
@@ -171,22 +173,22 @@ async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, R
     };
     let ParsedBatch {
         batch_id,
-        tables: builders,
+        tables,
         rejections,
         rejected_by_table,
     } = parsed;
     let scoped_id = format!("{}/{batch_id}", device.device_id);
     let outcome = state
         .events
-        .append(device.tenant, &scoped_id, builders.clone())
+        .append(device.tenant, &scoped_id, tables.clone())
         .await
         .map_err(store_error)?;
     let duplicate = outcome == Appended::Duplicate;
-    let accepted: usize = builders.iter().map(|(_, b)| b.num_rows()).sum();
+    let accepted: usize = tables.iter().map(|(_, b)| b.num_rows()).sum();
     let rejected: u64 = rejected_by_table.values().sum();
     if !duplicate {
-        count_rows(state, &builders, &rejected_by_table);
-        state.fleet.observe(state, device.tenant, &builders).await;
+        count_rows(state, &tables, &rejected_by_table);
+        state.fleet.observe(state, device.tenant, &tables).await;
     }
     Ok((
         StatusCode::OK,
