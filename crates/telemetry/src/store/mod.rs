@@ -143,8 +143,9 @@ struct Inner {
     batch_ids: Mutex<BatchIds>,
     hot_bytes: AtomicUsize,
     flush_wanted: tokio::sync::Notify,
-    /// Holds the store's exclusive lock for as long as the store is open.
-    _lock: std::fs::File,
+    /// Holds the store's exclusive lock until [`EventStore::shutdown`] (or the last handle
+    /// goes): shutdown lets go at once, although query tasks may still hold the store a moment.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 /// The event store. Cheap to clone.
@@ -316,7 +317,7 @@ impl EventStore {
                 batch_ids: Mutex::new(ids),
                 hot_bytes: AtomicUsize::new(hot_bytes),
                 flush_wanted: tokio::sync::Notify::new(),
-                _lock: lock,
+                lock: Mutex::new(Some(lock)),
             }),
         };
         store.remove_orphans().await;
@@ -826,6 +827,10 @@ impl EventStore {
             .map_err(|_| StoreError::Internal("log handle poisoned".into()))?
             .take();
         drop(wal);
+        // Only once the log is closed: another process may then open the store.
+        if let Ok(mut lock) = self.inner.lock.lock() {
+            lock.take();
+        }
         flushed.map(|_| ())
     }
 }
