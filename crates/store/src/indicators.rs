@@ -135,6 +135,9 @@ const AUDIT_IDS: usize = 100;
 
 type Key = (IndicatorType, String);
 
+/// Import calls between two explicit WAL checkpoints on SQLite.
+const CHECKPOINT_EVERY: u64 = 8;
+
 /// A stored indicator that a submission matches.
 struct Existing {
     seq: i64,
@@ -751,6 +754,13 @@ impl SqlStore {
     /// writer gate: the next import writes meanwhile, instead of waiting while a commit runs
     /// SQLite's automatic checkpoint (whose fsyncs were 40% of an import's time).
     async fn checkpoint(&self) {
+        // Every few imports only: the rows of a feed land on random index pages, and a page
+        // dirtied by several imports is copied to the database file once per checkpoint, not
+        // once per import.
+        static IMPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        if IMPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % CHECKPOINT_EVERY != 0 {
+            return;
+        }
         // PASSIVE neither waits nor blocks: a busy checkpointer or reader makes it do less.
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_all(&self.pool)

@@ -64,6 +64,10 @@ impl SqlStore {
                     conn.execute("PRAGMA cache_size = -65536").await?;
                     conn.execute("PRAGMA mmap_size = 274877906944").await?;
                     conn.execute("PRAGMA temp_store = MEMORY").await?;
+                    // A commit checkpoints by itself once the WAL holds this many pages (64 MiB;
+                    // SQLite's default is 1,000). Bulk writes dirty the same index pages again
+                    // and again; a larger WAL copies each of them to the file once, not many times.
+                    conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     Ok(())
                 })
