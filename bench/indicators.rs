@@ -154,7 +154,7 @@ fn indicator(n: u64) -> serde_json::Value {
         ),
         74..78 => (
             "IpAddress",
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 format!("{}.{}.{}.0/24", 60 + (n >> 16), (n >> 8) & 255, n & 255)
             } else {
                 format!("2001:db8:{:x}:{:x}::/64", n >> 16, n & 0xffff)
@@ -191,7 +191,7 @@ fn indicator(n: u64) -> serde_json::Value {
     if action == "Audit" {
         v["generateAlert"] = serde_json::Value::Bool(true);
     }
-    if h2 % 2 == 0 {
+    if h2.is_multiple_of(2) {
         v["expirationTime"] = serde_json::Value::String("2099-12-31T00:00:00Z".into());
     }
     v

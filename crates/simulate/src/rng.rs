@@ -134,7 +134,7 @@ impl Rng {
 /// Natural logarithm of a positive finite `x`, from basic arithmetic only (see the module doc).
 /// Accurate to about 1e-12 relative, far beyond what a simulated wait needs.
 pub fn ln(x: f64) -> f64 {
-    if !(x > 0.0) || !x.is_finite() {
+    if x.is_nan() || x <= 0.0 || x.is_infinite() {
         return if x == 0.0 {
             f64::NEG_INFINITY
         } else {
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn ln_matches_the_platform_closely() {
         for x in [
-            1e-300, 1e-9, 0.001, 0.3, 0.5, 0.7071, 1.0, 1.5, 2.0, 10.0, 12345.678, 1e300,
+            1e-300, 1e-9, 0.001, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 10.0, 12345.678, 1e300,
         ] {
             let (a, b) = (ln(x), x.ln());
             assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{x}: {a} vs {b}");

@@ -758,7 +758,10 @@ impl SqlStore {
         // dirtied by several imports is copied to the database file once per checkpoint, not
         // once per import.
         static IMPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        if IMPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % CHECKPOINT_EVERY != 0 {
+        if !IMPORTS
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(CHECKPOINT_EVERY)
+        {
             return;
         }
         // PASSIVE neither waits nor blocks: a busy checkpointer or reader makes it do less.

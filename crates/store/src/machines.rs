@@ -299,13 +299,12 @@ impl MachineStore for SqlStore {
     }
 
     async fn get_machine(&self, tenant: TenantId, id_or_name: &str) -> Result<Option<Machine>> {
-        if machine::is_machine_id(id_or_name) {
-            if let Some(m) = self
+        if machine::is_machine_id(id_or_name)
+            && let Some(m) = self
                 .get_doc::<Machine>(tenant, &id_or_name.to_ascii_lowercase())
                 .await?
-            {
-                return Ok(Some(m));
-            }
+        {
+            return Ok(Some(m));
         }
         let name = id_or_name.to_ascii_lowercase();
         let row: Option<String> = sqlx::query_scalar(

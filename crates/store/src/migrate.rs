@@ -40,7 +40,7 @@ const MIGRATIONS: &[Migration] = &[
 
 /// An arbitrary key for PostgreSQL's advisory lock, so that servers starting together against
 /// one database apply each migration exactly once.
-const MIGRATION_LOCK: i64 = 0x5241_4d50_4152_54; // "RAMPART"
+const MIGRATION_LOCK: i64 = 0x0052_414d_5041_5254; // "RAMPART"
 
 pub(crate) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {
     // One connection for the whole run: the advisory lock belongs to a session.

@@ -134,12 +134,12 @@ impl TenantStore for SqlStore {
         .bind(to_micros(tenant.created_time))
         .execute(&mut *tx)
         .await;
-        if let Err(sqlx::Error::Database(e)) = &inserted {
-            if e.is_unique_violation() {
-                return Err(StoreError::Conflict(
-                    "a default tenant exists already".into(),
-                ));
-            }
+        if let Err(sqlx::Error::Database(e)) = &inserted
+            && e.is_unique_violation()
+        {
+            return Err(StoreError::Conflict(
+                "a default tenant exists already".into(),
+            ));
         }
         inserted?;
         let after = serde_json::to_value(&tenant).ok();

@@ -52,13 +52,13 @@ impl UpdateBody {
                     format!("Field 'determination' is not valid: {e}"),
                 )
             })?;
-        if let Some(c) = &self.comment {
-            if c.chars().count() > 10_000 {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidRequestBody,
-                    "Field 'comment' is longer than 10,000 characters",
-                ));
-            }
+        if let Some(c) = &self.comment
+            && c.chars().count() > 10_000
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequestBody,
+                "Field 'comment' is longer than 10,000 characters",
+            ));
         }
         Ok(AlertChange {
             status: self.status,

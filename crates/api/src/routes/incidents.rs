@@ -201,13 +201,13 @@ pub async fn list(
         ));
     }
     // Most recent first, as MDE, unless the client orders otherwise.
-    if opts.orderby.is_empty() {
-        if let Some(f) = collection.set.field("lastUpdateTime") {
-            opts.orderby.push(rampart_core::odata::OrderBy {
-                field: f,
-                descending: true,
-            });
-        }
+    if opts.orderby.is_empty()
+        && let Some(f) = collection.set.field("lastUpdateTime")
+    {
+        opts.orderby.push(rampart_core::odata::OrderBy {
+            field: f,
+            descending: true,
+        });
     }
     let page = state
         .store
@@ -305,17 +305,17 @@ pub async fn patch(
             "determination can only be set when classification is TruePositive",
         ));
     }
-    if let (Some(d), Some(c)) = (determination, classification) {
-        if !alert::determinations_of(c).contains(&d) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                format!(
-                    "determination '{}' does not go with classification '{}'",
-                    d.as_str(),
-                    c.as_str()
-                ),
-            ));
-        }
+    if let (Some(d), Some(c)) = (determination, classification)
+        && !alert::determinations_of(c).contains(&d)
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "determination '{}' does not go with classification '{}'",
+                d.as_str(),
+                c.as_str()
+            ),
+        ));
     }
     let who = caller.app_name.clone();
     let resolving =

@@ -142,8 +142,8 @@ impl ParsedBatch {
     }
 }
 
-fn bad_body(message: impl Into<String>) -> Response {
-    ApiError::new(ErrorCode::InvalidRequestBody, message).into_response()
+fn bad_body(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidRequestBody, message)
 }
 
 async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, Response> {
@@ -164,13 +164,14 @@ async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, R
             .get("rampart-batch-id")
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| {
-                bad_body("Rampart-Batch-Id: required with an Arrow body (unique per batch; a retry sends the same one)")
+                bad_body("Rampart-Batch-Id: required with an Arrow body (unique per batch; a retry sends the same one)").into_response()
             })?
             .to_owned();
-        parse_arrow(&body, &device.device_id, batch_id)?
+        parse_arrow(&body, &device.device_id, batch_id)
     } else {
-        parse_json(&body, &device.device_id)?
-    };
+        parse_json(&body, &device.device_id)
+    }
+    .map_err(IntoResponse::into_response)?;
     let ParsedBatch {
         batch_id,
         tables,
@@ -203,7 +204,7 @@ async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, R
         .into_response())
 }
 
-fn parse_arrow(body: &[u8], device_id: &str, batch_id: String) -> Result<ParsedBatch, Response> {
+fn parse_arrow(body: &[u8], device_id: &str, batch_id: String) -> ApiResult<ParsedBatch> {
     let decoded = wire::decode(body, device_id).map_err(|e| bad_body(e.to_string()))?;
     let mut out = ParsedBatch::new(batch_id);
     for r in decoded.rejected {
@@ -213,7 +214,7 @@ fn parse_arrow(body: &[u8], device_id: &str, batch_id: String) -> Result<ParsedB
     Ok(out)
 }
 
-fn parse_json(body: &[u8], device_id: &str) -> Result<ParsedBatch, Response> {
+fn parse_json(body: &[u8], device_id: &str) -> ApiResult<ParsedBatch> {
     let batch: Value =
         serde_json::from_slice(body).map_err(|e| bad_body(format!("The body is not JSON: {e}")))?;
     let Some(batch_id) = batch.get("batchId").and_then(Value::as_str) else {

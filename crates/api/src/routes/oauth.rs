@@ -295,10 +295,10 @@ pub async fn jwks(State(state): State<AppState>, Path(tenant): Path<String>) -> 
         return crate::error::ApiError::not_found("No such tenant.").into_response();
     }
     // A tenant that never had a token issued gets its first key now, so the set is never empty.
-    if state.keys.published(t).is_empty() {
-        if let Err(e) = state.keys.signer(state.store.as_ref(), t).await {
-            return crate::error::ApiError::internal("creating a signing key", e).into_response();
-        }
+    if state.keys.published(t).is_empty()
+        && let Err(e) = state.keys.signer(state.store.as_ref(), t).await
+    {
+        return crate::error::ApiError::internal("creating a signing key", e).into_response();
     }
     Json(serde_json::json!({ "keys": state.keys.published(t) })).into_response()
 }

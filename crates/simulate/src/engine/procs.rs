@@ -327,20 +327,20 @@ fn spawn_at(
         }
         let _ = write!(u, "{unique}");
     }
-    if s.emit {
-        if let Some(out) = out {
-            let rid = st.report_id();
-            let child = st.proc(slot);
-            let mut r = out.start(T::Process);
-            head(&mut r, ctx, created, "ProcessCreated", rid);
-            process(&mut r, ctx, child);
-            if let Some(p) = parent {
-                initiating(&mut r, ctx, st.proc(p));
-            }
-            match s.label {
-                Some((scenario, step)) => out.emit_labeled(dev, r, scenario, step)?,
-                None => out.emit(dev, r)?,
-            }
+    if s.emit
+        && let Some(out) = out
+    {
+        let rid = st.report_id();
+        let child = st.proc(slot);
+        let mut r = out.start(T::Process);
+        head(&mut r, ctx, created, "ProcessCreated", rid);
+        process(&mut r, ctx, child);
+        if let Some(p) = parent {
+            initiating(&mut r, ctx, st.proc(p));
+        }
+        match s.label {
+            Some((scenario, step)) => out.emit_labeled(dev, r, scenario, step)?,
+            None => out.emit(dev, r)?,
         }
     }
     // Queue what the process will do.

@@ -219,10 +219,10 @@ pub fn start(w: &mut World<'_>, out: &mut Out<'_>, dev: usize, t: i64, end: i64)
 pub fn end(w: &mut World<'_>, dev: usize) {
     let d = &mut w.devs[dev];
     d.st.session = None;
-    if let Some(shell) = d.st.sys.shell.take() {
-        if d.ctx.os == Os::Windows {
-            d.st.unpin(shell);
-        }
+    if let Some(shell) = d.st.sys.shell.take()
+        && d.ctx.os == Os::Windows
+    {
+        d.st.unpin(shell);
     }
 }
 

@@ -144,7 +144,8 @@ pub fn step(
             w.runs[run].step = 5;
             let index = w.runs[run].rng.next_u64() >> 1;
             // A new folder (and ransom note) every FILES_PER_FOLDER files.
-            let new_folder = left % FILES_PER_FOLDER == 0 || w.runs[run].text[2].is_empty();
+            let new_folder =
+                left.is_multiple_of(FILES_PER_FOLDER) || w.runs[run].text[2].is_empty();
             if new_folder {
                 let folder = pick_folder(w, run, dev);
                 w.runs[run].text[2] = folder;

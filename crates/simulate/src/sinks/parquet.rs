@@ -316,10 +316,10 @@ fn write_batch(
     batch: &RecordBatch,
 ) -> io::Result<()> {
     let table = schema::ALL[slot];
-    if part.as_ref().is_some_and(|p| p.rows >= ROWS_PER_FILE) {
-        if let Some(p) = part.take() {
-            p.writer.close().map_err(io::Error::other)?;
-        }
+    if part.as_ref().is_some_and(|p| p.rows >= ROWS_PER_FILE)
+        && let Some(p) = part.take()
+    {
+        p.writer.close().map_err(io::Error::other)?;
     }
     let p = match part {
         Some(p) => p,

@@ -389,7 +389,7 @@ async fn compaction_merges_small_files_and_retention_drops_old_days() {
         store.set_retention(u, Some(0)).await,
         Err(StoreError::InvalidInput(_))
     ));
-    let now = (NOW_S as i64) * 1_000_000_000;
+    let now = NOW_S * 1_000_000_000;
     assert_eq!(store.enforce_retention(now + 29 * DAY).await.unwrap(), 0);
     assert_eq!(
         store.enforce_retention(now + 31 * DAY).await.unwrap(),

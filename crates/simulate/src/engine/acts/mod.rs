@@ -110,7 +110,7 @@ fn event(
     let d = &mut w.devs[dev];
     let action = match k {
         EventKind::PowerShellCommand => {
-            s.json.push_str(*d.st.rng.pick(POWERSHELL_COMMANDS));
+            s.json.push_str(d.st.rng.pick::<&str>(POWERSHELL_COMMANDS));
             "PowerShellCommand"
         }
         EventKind::DefenderStatus => {
