@@ -19,7 +19,7 @@ if [[ " $BENCHES " == *" alerts "* ]]; then
 echo "== SQLite"
 "$BIN/api-bench" --rampart "$BIN/rampart" --alerts "$ALERTS" --seconds "$SECONDS_PER_PHASE" \
   --database-url "sqlite://$BENCH_DIR/sqlite.db"
-echo "== PostgreSQL"
+echo "== PostgreSQL (shared_buffers $(psql "$PG" -Atc 'show shared_buffers'); docs/BENCHMARKS.md used 4GB)"
 psql "$PG" -qc 'CREATE SCHEMA IF NOT EXISTS rampart_bench' >/dev/null
 "$BIN/api-bench" --rampart "$BIN/rampart" --alerts "$ALERTS" --seconds "$SECONDS_PER_PHASE" \
   --database-url "$PG?options=-c%20search_path%3Drampart_bench"
