@@ -99,9 +99,7 @@ fn count_rows(
             .record_rows(t.name, "accepted", b.num_rows() as u64);
     }
     for (t, n) in rejected {
-        // The sender names the table: only real table names become metric labels.
-        let label = schema::table(t).map_or("(unknown)", |t| t.name);
-        state.metrics.record_rows(label, "rejected", *n);
+        state.metrics.record_rows(t, "rejected", *n);
     }
 }
 

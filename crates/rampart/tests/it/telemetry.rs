@@ -444,6 +444,24 @@ async fn agents_post_batches_with_device_credentials() {
     let (status, body, _) = post_batch(&s, &d, &json!({"tables": {}})).await;
     assert_eq!(status, 400);
     assert!(assert_mde_error(&body, "InvalidRequestBody").starts_with("batchId"));
+    // Rejections are counted per table; a name the sender made up is counted as `other`, never
+    // made a metric label.
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "rampart_telemetry_rows_total{table=\"DeviceProcessEvents\",outcome=\"rejected\"} 2",
+        "rampart_telemetry_rows_total{table=\"other\",outcome=\"rejected\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(!metrics.contains("DeviceWhatever"), "{metrics}");
     let tenant = s.tenant.clone();
     assert!(s.terminate().success());
     let rows = query_i64(
