@@ -72,6 +72,43 @@ fn addresses(json: &str, mac: Option<&str>, status: Option<&str>) -> Vec<IpAddre
         .collect()
 }
 
+/// Notes each device's newest event time (and a name) in a batch of any other table. Runs for
+/// every stored row, so it reads the columns once and allocates only per device, not per row.
+fn contacts_of(b: &RecordBatch, contacts: &mut Contacts) {
+    let ids = b
+        .column_by_name("DeviceId")
+        .and_then(|c| c.as_string_opt::<i32>());
+    let times = b
+        .column_by_name("Timestamp")
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+    let (Some(ids), Some(times)) = (ids, times) else {
+        return;
+    };
+    for row in 0..b.num_rows() {
+        if ids.is_null(row) || times.is_null(row) || ids.value(row).is_empty() {
+            continue;
+        }
+        let device = ids.value(row);
+        let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(times.value(row))) else {
+            continue;
+        };
+        match contacts.get_mut(device) {
+            Some(e) => {
+                e.0 = e.0.max(at);
+                if e.1.is_none() {
+                    e.1 = text(b, "DeviceName", row);
+                }
+            }
+            None => {
+                contacts.insert(device.to_owned(), (at, text(b, "DeviceName", row)));
+            }
+        }
+    }
+}
+
+/// Per device: the newest event time and the device's name, when a row gave one.
+type Contacts = BTreeMap<String, (OffsetDateTime, Option<String>)>;
+
 impl FleetTracker {
     /// Updates machines from one stored batch of a tenant's rows.
     pub async fn observe(
@@ -85,8 +122,12 @@ impl FleetTracker {
         let mut reports: BTreeMap<String, Machine> = BTreeMap::new();
         let mut networks: BTreeMap<String, (OffsetDateTime, OffsetDateTime, Vec<IpAddress>)> =
             BTreeMap::new();
-        let mut contacts: BTreeMap<String, (OffsetDateTime, Option<String>)> = BTreeMap::new();
+        let mut contacts = Contacts::new();
         for (table, b) in tables {
+            if !matches!(table.name, "DeviceInfo" | "DeviceNetworkInfo") {
+                contacts_of(b, &mut contacts);
+                continue;
+            }
             for row in 0..b.num_rows() {
                 let (Some(device), Some(at)) = (text(b, "DeviceId", row), when(b, row)) else {
                     continue;
@@ -130,13 +171,7 @@ impl FleetTracker {
                             }
                         }
                     }
-                    _ => {
-                        let e = contacts.entry(device).or_insert((at, None));
-                        e.0 = e.0.max(at);
-                        if e.1.is_none() {
-                            e.1 = text(b, "DeviceName", row);
-                        }
-                    }
+                    _ => {}
                 }
             }
         }

@@ -292,25 +292,9 @@ impl TableBatchBuilder {
             self.marks[i] = generation;
             self.slots[i] = k as u32;
         }
-        let present = |c: usize| {
+        self.check_required(|c| {
             self.marks[c] == generation && !matches!(cells[self.slots[c] as usize].1, Cell::Null)
-        };
-        if !present(0) {
-            return Err(RowRejection::column(
-                self.table,
-                schema::TIMESTAMP,
-                "missing (every row needs its event time)",
-            ));
-        }
-        if let Some(d) = self.device_id
-            && !present(d)
-        {
-            return Err(RowRejection::column(
-                self.table,
-                schema::DEVICE_ID,
-                "missing",
-            ));
-        }
+        })?;
         for (c, col) in self.columns.iter_mut().enumerate() {
             if self.marks[c] != generation {
                 col.append_null();
@@ -332,6 +316,27 @@ impl TableBatchBuilder {
         Ok(())
     }
 
+    /// Refuses a row without a Timestamp, or without the DeviceId its table requires;
+    /// `present(c)` tells whether the row gives column `c` a non-null value.
+    fn check_required(&self, present: impl Fn(usize) -> bool) -> Result<(), RowRejection> {
+        // Timestamp is column 0 of every table (checked by the schema tests).
+        if !present(0) {
+            return Err(RowRejection::column(
+                self.table,
+                schema::TIMESTAMP,
+                "missing (every row needs its event time)",
+            ));
+        }
+        match self.device_id {
+            Some(d) if !present(d) => Err(RowRejection::column(
+                self.table,
+                schema::DEVICE_ID,
+                "missing",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn no_column(&self, i: usize) -> RowRejection {
         RowRejection {
             table: self.table.name,
@@ -346,28 +351,11 @@ impl TableBatchBuilder {
             let name = self.table.columns[w[0].0].name;
             return Err(RowRejection::column(self.table, name, "given twice"));
         }
-        let present = |i: usize| {
+        self.check_required(|i| {
             staged
                 .binary_search_by_key(&i, |(j, _)| *j)
                 .is_ok_and(|k| !matches!(staged[k].1, Parsed::Null))
-        };
-        // Timestamp is column 0 of every table (checked by the schema tests).
-        if !present(0) {
-            return Err(RowRejection::column(
-                self.table,
-                schema::TIMESTAMP,
-                "missing (every row needs its event time)",
-            ));
-        }
-        if let Some(d) = self.device_id
-            && !present(d)
-        {
-            return Err(RowRejection::column(
-                self.table,
-                schema::DEVICE_ID,
-                "missing",
-            ));
-        }
+        })?;
         let mut next = staged.iter().peekable();
         for (i, col) in self.columns.iter_mut().enumerate() {
             match next.next_if(|(j, _)| *j == i) {
