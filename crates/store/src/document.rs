@@ -26,6 +26,8 @@ pub trait Document: Serialize + DeserializeOwned + Send + Sync + 'static {
     const KEY_COLUMN: &'static str;
     /// What `$filter` and `$orderby` may use on this table.
     const SET: &'static EntitySet;
+    /// A field indexed by a hash of its value instead of the value itself.
+    const HASHED: Option<HashedField> = None;
 
     fn key(&self) -> String;
     /// The indexed columns besides the key, with this document's values.
@@ -36,6 +38,20 @@ pub trait Document: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn collections(&self) -> Vec<(&'static str, Vec<String>)> {
         Vec::new()
     }
+}
+
+/// A string field whose index holds a hash of the value (and the value only in the row): a
+/// filter `field eq 'v'` or `field in (…)` is served by that index, through the extra condition
+/// `key_column IN (hashes)` (the comparison on the value itself stays, so a collision of hashes
+/// never lets a wrong row through).
+#[derive(Clone, Copy, Debug)]
+pub struct HashedField {
+    /// The OData name of the field.
+    pub field: &'static str,
+    /// The column that holds the hash.
+    pub key_column: &'static str,
+    /// The hash of a value in a tenant.
+    pub key: fn(tenant: &str, value: &str) -> i64,
 }
 
 /// Rewrites the side-table rows of a document's string collections.

@@ -53,6 +53,8 @@ use rampart_core::odata::{EntitySet, Filter, QueryOptions};
 pub struct Collection {
     pub table: &'static str,
     pub set: &'static EntitySet,
+    /// A field whose equality filters an index on a hash of the value serves.
+    pub hashed: Option<document::HashedField>,
 }
 
 impl Collection {
@@ -61,6 +63,7 @@ impl Collection {
         Collection {
             table: D::TABLE,
             set: D::SET,
+            hashed: D::HASHED,
         }
     }
 
@@ -68,6 +71,7 @@ impl Collection {
     pub const AUDIT: Collection = Collection {
         table: "audit",
         set: &rampart_core::audit::AUDIT,
+        hashed: None,
     };
 }
 

@@ -23,11 +23,45 @@ pub(crate) async fn list_page(
         .map(|t| odata_sql::Cursor::decode(t, &q.orderby))
         .transpose()?;
 
+    let tenant_text = tenant.to_string();
+    // The hashes of the values a filter pins a hashed field to, for its index.
+    let hashed = collection.hashed.and_then(|h| {
+        let values = [scope, q.filter.as_ref()]
+            .into_iter()
+            .flatten()
+            .find_map(|f| odata_sql::pinned_strings(f, set, h.field))?;
+        Some((
+            h.key_column,
+            values
+                .iter()
+                .map(|v| (h.key)(&tenant_text, v))
+                .collect::<Vec<_>>(),
+        ))
+    });
     let push_where = |b: &mut SqlBuilder| {
-        b.push(" WHERE ")
-            .push(table)
-            .push(".tenant_id = ")
-            .push_param(SqlValue::Text(tenant.to_string()));
+        b.push(" WHERE ").push(table).push(".tenant_id");
+        if hashed.is_some() {
+            // Keeps the planners off the tenant index, which gives the default order without a
+            // sort and so looks cheaper under a LIMIT: it made SQLite scan a million indicators
+            // (1.8 s) for one value that the hashed index finds in a millisecond.
+            b.push(" || ''");
+        }
+        b.push(" = ")
+            .push_param(SqlValue::Text(tenant_text.clone()));
+        if let Some((column, keys)) = &hashed {
+            b.push(" AND ")
+                .push(table)
+                .push(".")
+                .push(column)
+                .push(" IN (");
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.push_param(SqlValue::Int(*k));
+            }
+            b.push(")");
+        }
         for f in [scope, q.filter.as_ref()].into_iter().flatten() {
             b.push(" AND ");
             odata_sql::push_filter(b, table, f, set);

@@ -13,6 +13,15 @@ struct Migration {
     name: &'static str,
     /// The script, in SQL both dialects share but for [`SEQ_PRIMARY_KEY`].
     sql: &'static str,
+    /// Work SQL cannot do in both dialects, run after the script in its transaction.
+    then: Option<Step>,
+}
+
+/// A migration step written in Rust.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Computes `indicators.value_key` (a SHA-256 prefix) for the rows that predate it.
+    IndicatorValueKeys,
 }
 
 /// Where a script declares a table's insertion-order key; each dialect writes its own identity
@@ -25,6 +34,13 @@ macro_rules! migration {
             version: $version,
             name: $name,
             sql: include_str!(concat!("migrations/000", $version, "_", $name, ".sql")),
+            then: None,
+        }
+    };
+    ($version:literal, $name:literal, then $step:expr) => {
+        Migration {
+            then: Some($step),
+            ..migration!($version, $name)
         }
     };
 }
@@ -36,6 +52,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(4, "machine_actions"),
     migration!(5, "incidents"),
     migration!(6, "devices"),
+    migration!(7, "indicator_value_key", then Step::IndicatorValueKeys),
 ];
 
 /// An arbitrary key for PostgreSQL's advisory lock, so that servers starting together against
@@ -92,6 +109,14 @@ async fn apply_missing(conn: &mut sqlx::AnyConnection, dialect: Dialect) -> Resu
         let mut tx = conn.begin().await.map_err(wrap)?;
         for stmt in statements(&script) {
             sqlx::query(&stmt).execute(&mut *tx).await.map_err(wrap)?;
+        }
+        match m.then {
+            Some(Step::IndicatorValueKeys) => {
+                crate::indicators::backfill_value_keys(&mut tx)
+                    .await
+                    .map_err(wrap)?;
+            }
+            None => {}
         }
         sqlx::query(
             "INSERT INTO rampart_migrations (version, name, applied_time) VALUES ($1, $2, $3)",

@@ -35,6 +35,33 @@ pub fn push_filter(b: &mut SqlBuilder, table: &str, filter: &Filter, set: &Entit
     .push(b, filter);
 }
 
+/// The strings `filter` requires `field` to equal — through `eq` or `in`, alone or in a
+/// conjunction — or `None` when rows with other values may match.
+pub fn pinned_strings(filter: &Filter, set: &EntitySet, field: &str) -> Option<Vec<String>> {
+    let is_field = |name: &str| set.field(name).is_some_and(|f| f.name == field);
+    match filter {
+        Filter::And(x, y) => {
+            pinned_strings(x, set, field).or_else(|| pinned_strings(y, set, field))
+        }
+        Filter::Compare {
+            field: name,
+            op: CmpOp::Eq,
+            value: Literal::String(v),
+        } if is_field(name) => Some(vec![v.clone()]),
+        Filter::In {
+            field: name,
+            values,
+        } if is_field(name) && !values.is_empty() => values
+            .iter()
+            .map(|v| match v {
+                Literal::String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
 /// The variable of an enclosing `any` and the side table whose `value` column it stands for.
 struct Lambda<'a> {
     var: &'a str,

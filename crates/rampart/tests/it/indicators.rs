@@ -1012,6 +1012,20 @@ async fn device_groups_filters_and_paging() {
                 "startswith(indicatorValue,'evil.')",
                 vec!["evil.example.net"],
             ),
+            // Equality on the value goes through the hashed index, and stays exact.
+            (
+                "indicatorValue eq 'evil.example.net'",
+                vec!["evil.example.net"],
+            ),
+            ("indicatorValue eq 'EVIL.example.net'", vec![]),
+            (
+                "indicatorValue in ('1.1.1.1', '2001:db8::/32', 'evil.example.net') and indicatorType eq 'IpAddress'",
+                vec!["2001:db8::/32"],
+            ),
+            (
+                "indicatorValue eq 'evil.example.net' or severity eq 'High'",
+                vec!["evil.example.net", "https://phish.example.org/login"],
+            ),
             (
                 "createdByDisplayName eq 'test-app' and application eq null",
                 vec![

@@ -4,5 +4,6 @@
 
 mod devices;
 mod harness;
+mod indicators;
 mod odata;
 mod store;

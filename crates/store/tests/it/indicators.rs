@@ -1,0 +1,171 @@
+//! Indicators' compact uniqueness key: its format on disk, hash collisions, and upgrading a
+//! store whose rows predate it.
+
+use crate::harness::stores;
+use rampart_core::TenantId;
+use rampart_core::audit::AuditContext;
+use rampart_core::indicator::{
+    INDICATORS, IndicatorRequest, IndicatorWriter, SourceType, Submitted, Submitter,
+};
+use rampart_core::odata::QueryOptions;
+use rampart_store::prelude::*;
+use rampart_store::{Collection, SqlStore};
+use sha2::{Digest, Sha256};
+use sqlx::Connection;
+use time::OffsetDateTime;
+
+fn writer() -> IndicatorWriter {
+    IndicatorWriter {
+        submitter: Submitter {
+            id: "feed-app".into(),
+            name: "Feed".into(),
+            kind: SourceType::AadApp,
+        },
+        all: true,
+    }
+}
+
+async fn submit(store: &SqlStore, tenant: TenantId, value: &str, action: &str) -> Submitted {
+    let req: IndicatorRequest = serde_json::from_value(serde_json::json!({
+        "indicatorValue": value,
+        "indicatorType": "FileSha256",
+        "action": action,
+        "title": format!("{action} {value}"),
+        "description": "test",
+    }))
+    .expect("request");
+    let sub = req.validate(OffsetDateTime::now_utc()).expect("valid");
+    let mut out = store
+        .submit_indicators(&AuditContext::system("test"), tenant, &writer(), vec![sub])
+        .await
+        .expect("submit");
+    out.pop().expect("one outcome")
+}
+
+/// The on-disk key: SHA-256 over tenant id, a zero byte and the value; its first 8 bytes, big
+/// endian. Stored keys outlive builds, so this must never change.
+fn key(tenant: TenantId, value: &str) -> i64 {
+    let d = Sha256::new()
+        .chain_update(tenant.to_string())
+        .chain_update([0u8])
+        .chain_update(value)
+        .finalize();
+    i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
+async fn raw(url: &str) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(url).await.expect("connect")
+}
+
+async fn values_where(store: &SqlStore, tenant: TenantId, filter: &str) -> Vec<String> {
+    let q = QueryOptions::parse(&[("$filter".into(), filter.into())], &INDICATORS)
+        .expect("valid filter");
+    let page = store
+        .list(
+            tenant,
+            Collection::of::<rampart_core::indicator::Indicator>(),
+            &q,
+            None,
+        )
+        .await
+        .expect("list");
+    page.rows
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+            v["indicatorValue"].as_str().expect("value").to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_value_whose_key_is_taken_is_refused_not_merged() {
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+    for t in stores().await {
+        let tenant = t.store.ensure_default_tenant().await.expect("tenant").id;
+        let Submitted::Created(first) = submit(&t.store, tenant, &a, "Block").await else {
+            panic!("{}: not created", t.name);
+        };
+        let mut conn = raw(&t.url).await;
+        let stored: i64 =
+            sqlx::query_scalar("SELECT value_key FROM indicators WHERE indicator_value = $1")
+                .bind(&a)
+                .fetch_one(&mut conn)
+                .await
+                .expect("key");
+        assert_eq!(stored, key(tenant, &a), "{}: key format", t.name);
+
+        // A collision cannot be found by search; make one by giving A the key B will have.
+        sqlx::query("UPDATE indicators SET value_key = $1 WHERE indicator_value = $2")
+            .bind(key(tenant, &b))
+            .bind(&a)
+            .execute(&mut conn)
+            .await
+            .expect("update");
+        match submit(&t.store, tenant, &b, "Allowed").await {
+            Submitted::Refused(r) => {
+                assert_eq!(r.code.as_str(), "Conflict", "{}", t.name);
+                assert!(r.message.contains(&b), "{}: {}", t.name, r.message);
+            }
+            other => panic!("{}: B was stored over A: {other:?}", t.name),
+        }
+        let kept = t
+            .store
+            .get_indicator(tenant, &first.id)
+            .await
+            .expect("get")
+            .expect("A is still there");
+        assert_eq!(kept.indicator_value, a);
+        assert_eq!(kept.action.as_str(), "Block", "{}", t.name);
+        assert!(
+            values_where(&t.store, tenant, &format!("indicatorValue eq '{b}'"))
+                .await
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn rows_from_before_the_key_get_theirs_when_the_store_opens() {
+    let (a, c) = ("a".repeat(64), "c".repeat(64));
+    for t in stores().await {
+        let tenant = t.store.ensure_default_tenant().await.expect("tenant").id;
+        let Submitted::Created(first) = submit(&t.store, tenant, &a, "Block").await else {
+            panic!("{}: not created", t.name);
+        };
+        submit(&t.store, tenant, &c, "Warn").await;
+        // Take the store back to the schema of migration 6.
+        let mut conn = raw(&t.url).await;
+        for stmt in [
+            "DROP INDEX indicators_value_key",
+            "ALTER TABLE indicators DROP COLUMN value_key",
+            "CREATE UNIQUE INDEX indicators_value ON indicators (tenant_id, indicator_value, indicator_type)",
+            "DELETE FROM rampart_migrations WHERE version = 7",
+        ] {
+            sqlx::query(stmt).execute(&mut conn).await.expect(stmt);
+        }
+        conn.close().await.expect("close");
+
+        // The old store stays open, as another server's pool would.
+        let store = SqlStore::connect(&t.url).await.expect("reopen and migrate");
+        let mut conn = raw(&t.url).await;
+        let missing: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM indicators WHERE value_key IS NULL")
+                .fetch_one(&mut conn)
+                .await
+                .expect("count");
+        assert_eq!(missing, 0, "{}", t.name);
+        assert_eq!(
+            values_where(&store, tenant, &format!("indicatorValue eq '{a}'")).await,
+            vec![a.clone()],
+            "{}",
+            t.name
+        );
+        // Submitting the value again still updates the row in place.
+        match submit(&store, tenant, &a, "Allowed").await {
+            Submitted::Updated(i) => assert_eq!(i.id, first.id, "{}", t.name),
+            other => panic!("{}: {other:?}", t.name),
+        }
+    }
+}
