@@ -10,6 +10,9 @@ use crate::span::Span;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     pub statements: Vec<Statement>,
+    /// The text the query was parsed from: spans index into it, and the binder needs it
+    /// to report line and column the way the parser does.
+    pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -530,6 +533,12 @@ pub enum ExprKind {
     },
     /// A tabular expression in scalar position: `toscalar(T | count)`, `in ((T | project x))`.
     Tabular(Box<TabularExpr>),
+    /// `Name = value` as a call argument: a named result column
+    /// (`arg_max(Timestamp, Acct = AccountName)`) or a plugin option.
+    NamedArgument {
+        name: Name,
+        value: Box<Expr>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -449,13 +449,30 @@ impl Parser<'_> {
         }
     }
 
+    /// One call argument: an expression (possibly tabular), or `Name = value`.
+    fn call_argument(&mut self) -> Result<Expr, ParseError> {
+        if self.assignment_ahead() {
+            let name = self.name("an argument name")?;
+            self.expect(&TokenKind::Eq, "'='")?;
+            let value = self.expr_or_tabular_as_expr()?;
+            return Ok(Expr {
+                span: name.span.to(value.span),
+                kind: ExprKind::NamedArgument {
+                    name,
+                    value: Box::new(value),
+                },
+            });
+        }
+        self.expr_or_tabular_as_expr()
+    }
+
     /// `name(args)`: the cursor is on `(`. Arguments may be tabular
     /// (`toscalar(T | count)`).
     pub(crate) fn call_args(&mut self, name: Name) -> Result<FunctionCall, ParseError> {
         self.expect(&TokenKind::LParen, "'('")?;
         let mut args = Vec::new();
         if !self.check(&TokenKind::RParen) {
-            args = self.comma_list(Self::expr_or_tabular_as_expr)?;
+            args = self.comma_list(Self::call_argument)?;
         }
         let end = self.expect(&TokenKind::RParen, "',' or ')' in the argument list")?;
         Ok(FunctionCall {

@@ -351,7 +351,10 @@ impl<'a> Parser<'a> {
         if statements.is_empty() {
             return Err(self.error_expected("a query"));
         }
-        Ok(Query { statements })
+        Ok(Query {
+            statements,
+            text: self.text.to_string(),
+        })
     }
 
     fn statement(&mut self) -> Result<Statement, ParseError> {

@@ -214,3 +214,9 @@ fn spans_cover_the_expression() {
     let e = expr("a + 1 > b");
     assert_eq!(&text[e.span.start..e.span.end], "a + 1 > b");
 }
+
+#[test]
+fn named_call_arguments() {
+    let e = crate::expr("f(T, Acct = AccountName, x == 1)");
+    assert_eq!(sexpr(&e), "f(T, Acct=AccountName, (Eq x 1))");
+}

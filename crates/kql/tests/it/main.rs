@@ -1,14 +1,27 @@
-//! Integration tests for the KQL parser, one submodule per area.
+//! Integration tests for the KQL parser and binder, one submodule per area.
 
+mod bind_errors;
+mod bind_ir;
+mod bind_robustness;
+mod bind_schemas;
+mod bind_scopes;
 mod errors;
 mod examples;
 mod expressions;
+mod hunt_data;
+mod hunt_dynamic;
+mod hunt_filters;
+mod hunt_functions;
+mod hunt_joins;
+mod hunt_limits;
+mod hunt_summarize;
 mod lexer;
 mod operators;
 mod robustness;
 mod statements;
 
 use rampart_kql::ast::*;
+use rampart_kql::bind::{BindError, BoundQuery, HuntingCatalog, Rel};
 
 /// Parses or fails the test with the parser's own message.
 pub fn parse_ok(text: &str) -> Query {
@@ -79,5 +92,48 @@ pub fn sexpr(expr: &Expr) -> String {
             sexpr(high)
         ),
         ExprKind::Tabular(_) => "<tabular>".into(),
+        ExprKind::NamedArgument { name, value } => format!("{}={}", name.text, sexpr(value)),
+    }
+}
+
+/// Parses and binds against the advanced-hunting tables, or fails the test.
+pub fn bind_ok(text: &str) -> BoundQuery {
+    match rampart_kql::check(text, &HuntingCatalog) {
+        Ok(bound) => bound,
+        Err(error) => panic!("failed to bind {text:?}: {error}"),
+    }
+}
+
+/// The result of the last tabular statement.
+pub fn bound_rel(text: &str) -> Rel {
+    match bind_ok(text).results.pop() {
+        Some(rel) => rel,
+        None => panic!("{text:?} has no tabular statement"),
+    }
+}
+
+/// `name:type` of each output column of the last statement.
+pub fn columns(text: &str) -> Vec<String> {
+    bound_rel(text)
+        .schema
+        .columns
+        .iter()
+        .map(|c| format!("{}:{}", c.name, c.ty))
+        .collect()
+}
+
+/// Parses (must succeed) and binds (must fail) against the advanced-hunting tables.
+pub fn bind_error(text: &str) -> BindError {
+    let query = parse_ok(text);
+    match rampart_kql::bind(
+        &query,
+        &HuntingCatalog,
+        &rampart_kql::QueryParameters::lenient(),
+    ) {
+        Ok(bound) => panic!(
+            "expected a bind error for {text:?}, got {:?}",
+            bound.results
+        ),
+        Err(error) => error,
     }
 }

@@ -1,0 +1,390 @@
+//! `summarize`, aggregates, `bin` and `make-series` end to end; expected rows by hand from
+//! `hunt_data` and the reference's examples E8-E10, E19.
+
+use crate::hunt_data::{check, check_ordered, scalar};
+
+#[tokio::test]
+async fn count_by_device() {
+    check(
+        "DeviceProcessEvents | summarize count() by DeviceName",
+        &["DeviceName:string", "count_:long"],
+        &[&["srv-01", "3"], &["ws-01", "5"], &["ws-02", "4"]],
+    )
+    .await;
+}
+
+const E8: &str =
+    r#"datatable(Host:string, User:string, Bytes:long)["h1", "a", 10, "h1", "b", 5, "h2", "a", 1]"#;
+
+#[tokio::test]
+async fn reference_e8_naming() {
+    check(
+        &format!("{E8} | summarize count(), dcount(User), sum(Bytes) by Host"),
+        &[
+            "Host:string",
+            "count_:long",
+            "dcount_User:long",
+            "sum_Bytes:long",
+        ],
+        &[&["h1", "2", "2", "15"], &["h2", "1", "1", "1"]],
+    )
+    .await;
+    check(
+        &format!("{E8} | summarize Total = count(), countif(Bytes > 4)"),
+        &["Total:long", "countif_:long"],
+        &[&["3", "2"]],
+    )
+    .await;
+    check(
+        &format!("{E8} | summarize count(), count()"),
+        &["count_:long", "count_1:long"],
+        &[&["3", "3"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn keyless_summarize_on_empty_input_gives_one_row() {
+    check(
+        "DeviceProcessEvents | where false | summarize count(), make_set(AccountName), sum(FileSize), max(Timestamp)",
+        &["count_:long", "set_AccountName:dynamic", "sum_FileSize:long", "max_Timestamp:datetime"],
+        &[&["0", "[]", "0", "null"]],
+    )
+    .await;
+    check(
+        "DeviceProcessEvents | where false | summarize count() by DeviceName",
+        &["DeviceName:string", "count_:long"],
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn reference_e9_bins() {
+    check(
+        "datatable(Time:datetime)[datetime(2024-03-06 10:07), datetime(2024-03-06 10:59), datetime(2024-03-06 11:00)]
+| summarize n = count() by bin(Time, 1h)",
+        &["Time:datetime", "n:long"],
+        &[&["2024-03-06T10:00:00Z", "2"], &["2024-03-06T11:00:00Z", "1"]],
+    )
+    .await;
+    check(
+        "print a = bin(datetime(2024-03-06 15:00), 7d), b = startofweek(datetime(2024-03-06))",
+        &["a:datetime", "b:datetime"],
+        &[&["2024-03-04T00:00:00Z", "2024-03-03T00:00:00Z"]],
+    )
+    .await;
+}
+
+const E10: &str = r#"datatable(Host:string, Time:datetime, Proc:string)[
+    "h1", datetime(2024-01-01 10:00), "a.exe",
+    "h1", datetime(2024-01-01 12:00), "b.exe",
+    "h2", datetime(2024-01-01 09:00), "c.exe"]"#;
+
+#[tokio::test]
+async fn reference_e10_arg_max_and_arg_min() {
+    check(
+        &format!("{E10} | summarize arg_max(Time, *) by Host"),
+        &["Host:string", "Time:datetime", "Proc:string"],
+        &[
+            &["h1", "2024-01-01T12:00:00Z", "b.exe"],
+            &["h2", "2024-01-01T09:00:00Z", "c.exe"],
+        ],
+    )
+    .await;
+    check(
+        &format!("{E10} | summarize arg_max(Time, Proc) by Host"),
+        &["Host:string", "Time:datetime", "Proc:string"],
+        &[
+            &["h1", "2024-01-01T12:00:00Z", "b.exe"],
+            &["h2", "2024-01-01T09:00:00Z", "c.exe"],
+        ],
+    )
+    .await;
+    check(
+        &format!("{E10} | summarize arg_min(Time, *)"),
+        &["Time:datetime", "Host:string", "Proc:string"],
+        &[&["2024-01-01T09:00:00Z", "h2", "c.exe"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn latest_process_per_device() {
+    check(
+        "DeviceProcessEvents | summarize arg_max(Timestamp, FileName) by DeviceName",
+        &["DeviceName:string", "Timestamp:datetime", "FileName:string"],
+        &[
+            &["srv-01", "2024-03-06T15:00:00Z", "vssadmin.exe"],
+            &["ws-01", "2024-03-06T17:00:00Z", "CMD.EXE"],
+            &["ws-02", "2024-03-06T16:00:00Z", "schtasks.exe"],
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn reference_e19_sets_and_lists() {
+    check(
+        "datatable(U:long)[1, 2, 2, long(null)]
+| summarize dcount(U), count(), s = array_sort_asc(make_set(U)), l = array_sort_asc(make_list(U))",
+        &["dcount_U:long", "count_:long", "s:dynamic", "l:dynamic"],
+        &[&["2", "4", "[1,2]", "[1,2,2]"]],
+    )
+    .await;
+    // make_set flattens arrays; make_list keeps them as elements.
+    check(
+        r#"datatable(a:dynamic)[dynamic(["A1", "A2"]), dynamic(["A2", "C1"])]
+| summarize s = array_sort_asc(make_set(a)), n = array_length(make_list(a))"#,
+        &["s:dynamic", "n:long"],
+        &[&[r#"["A1","A2","C1"]"#, "2"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn avg_min_max_sum() {
+    check(
+        r#"DeviceProcessEvents | where DeviceName == "srv-01"
+| summarize avg(FileSize), min(FileSize), max(FileSize), sum(FileSize)"#,
+        &[
+            "avg_FileSize:real",
+            "min_FileSize:long",
+            "max_FileSize:long",
+            "sum_FileSize:long",
+        ],
+        &[&["81578.66666666667", "58880", "126976", "244736"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn conditional_counts_per_device() {
+    check(
+        r#"DeviceLogonEvents
+| summarize Failed = countif(ActionType == "LogonFailed"),
+            Accounts = dcount(AccountName),
+            FailedAccounts = dcountif(AccountName, ActionType == "LogonFailed")
+  by DeviceName"#,
+        &[
+            "DeviceName:string",
+            "Failed:long",
+            "Accounts:long",
+            "FailedAccounts:long",
+        ],
+        &[
+            &["ws-01", "2", "2", "1"],
+            &["ws-02", "0", "1", "0"],
+            &["srv-01", "3", "3", "2"],
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn password_spray_detection() {
+    check(
+        r#"DeviceLogonEvents
+| where ActionType == "LogonFailed"
+| summarize Attempts = count(), Accounts = array_sort_asc(make_set(AccountName)) by RemoteIP, DeviceName
+| where Attempts >= 3"#,
+        &["RemoteIP:string", "DeviceName:string", "Attempts:long", "Accounts:dynamic"],
+        &[&["10.0.0.12", "srv-01", "3", r#"["admin","administrator"]"#]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn percentiles_are_nearest_rank() {
+    // FileSize (11 non-null values) sorted: 58880 58880 71680 77824 126976 201216 227840
+    // 289792 448000 448000 1310720; ranks ceil(p/100 * 11): 50% -> 6th, 25% -> 3rd, 90% -> 10th.
+    check(
+        "DeviceProcessEvents | summarize percentile(FileSize, 50), percentiles(FileSize, 25, 90)",
+        &[
+            "percentile_FileSize_50:long",
+            "percentile_FileSize_25:long",
+            "percentile_FileSize_90:long",
+        ],
+        &[&["201216", "71680", "448000"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dispersion() {
+    check(
+        "datatable(x:real)[1, 2, 3, 4]
+| summarize v = variance(x), vp = variancep(x), s = round(stdev(x), 6), sp = round(stdevp(x), 6)",
+        &["v:real", "vp:real", "s:real", "sp:real"],
+        &[&["1.6666666666666667", "1.25", "1.290994", "1.118034"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn take_any_prefers_a_non_empty_value() {
+    check(
+        r#"datatable(k:string, v:string)["a", "", "a", "x", "b", "y"] | summarize take_any(v) by k"#,
+        &["k:string", "v:string"],
+        &[&["a", "x"], &["b", "y"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn make_bag_merges_bags() {
+    check(
+        r#"datatable(b:dynamic)[dynamic({"a": 1}), dynamic({"b": 2})]
+| summarize bag = make_bag(b)
+| project k = array_sort_asc(bag_keys(bag)), a = bag.a"#,
+        &["k:dynamic", "a:dynamic"],
+        &[&[r#"["a","b"]"#, "1"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn make_series_counts_per_hour() {
+    check(
+        r#"DeviceNetworkEvents
+| where DeviceName == "ws-02"
+| make-series n = count() on Timestamp from datetime(2024-03-06 09:00) to datetime(2024-03-06 12:00) step 1h"#,
+        &["n:dynamic", "Timestamp:dynamic"],
+        &[&[
+            "[1,0,2]",
+            r#"["2024-03-06T09:00:00Z","2024-03-06T10:00:00Z","2024-03-06T11:00:00Z"]"#,
+        ]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn make_series_by_key_with_default() {
+    check(
+        "DeviceProcessEvents
+| make-series Total = sum(FileSize) default = -1 on Timestamp
+    from datetime(2024-03-06 10:00) to datetime(2024-03-06 13:00) step 1h by DeviceName
+| project DeviceName, Total",
+        &["DeviceName:string", "Total:dynamic"],
+        &[
+            &["ws-01", "[737792,-1,-1]"],
+            &["ws-02", "[-1,519680,-1]"],
+            &["srv-01", "[-1,-1,117760]"],
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn group_by_computed_key() {
+    check(
+        "DeviceLogonEvents | summarize count() by Hour = hourofday(Timestamp)",
+        &["Hour:int", "count_:long"],
+        &[
+            &["8", "2"],
+            &["11", "4"],
+            &["12", "1"],
+            &["14", "2"],
+            &["20", "1"],
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn arithmetic_over_aggregates() {
+    check(
+        r#"DeviceLogonEvents | summarize Pct = 100.0 * countif(ActionType == "LogonFailed") / count()"#,
+        &["Pct:real"],
+        &[&["50"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ports_per_process() {
+    check(
+        "DeviceNetworkEvents
+| summarize Ports = array_sort_asc(make_set(RemotePort)), Connections = count() by InitiatingProcessFileName
+| where Connections > 1",
+        &["InitiatingProcessFileName:string", "Ports:dynamic", "Connections:long"],
+        &[
+            &["svchost.exe", "[53,445,50500]", "3"],
+            &["powershell.exe", "[80,443]", "2"],
+            &["certutil.exe", "[80,8080]", "2"],
+            &["msedge.exe", "[443]", "2"],
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn summarize_by_only_is_distinct() {
+    check(
+        "DeviceProcessEvents | summarize by AccountDomain",
+        &["AccountDomain:string"],
+        &[&["CONTOSO"], &["NT AUTHORITY"], &[""]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn first_and_last_seen() {
+    check(
+        r#"DeviceProcessEvents | where DeviceName == "ws-02" | summarize FirstSeen = min(Timestamp), LastSeen = max(Timestamp)"#,
+        &["FirstSeen:datetime", "LastSeen:datetime"],
+        &[&["2024-03-05T09:00:00Z", "2024-03-06T16:00:00Z"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sum_of_int_is_long() {
+    check(
+        r#"DeviceNetworkEvents | where DeviceName == "ws-01" | summarize sum(RemotePort)"#,
+        &["sum_RemotePort:long"],
+        &[&["9048"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sumif_and_avgif() {
+    check(
+        r#"DeviceFileEvents
+| summarize Created = sumif(FileSize, ActionType == "FileCreated"), AvgModified = avgif(FileSize, ActionType == "FileModified")"#,
+        &["Created:long", "AvgModified:real"],
+        &[&["1388032", "30720"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn summarize_then_sort_and_take() {
+    check_ordered(
+        "DeviceProcessEvents | summarize Bytes = sum(FileSize) by AccountName | top 2 by Bytes",
+        &["AccountName:string", "Bytes:long"],
+        &[&["alice", "2126336"], &["bob", "948736"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn count_distinct_and_make_list_if() {
+    check(
+        r#"DeviceProcessEvents
+| summarize Users = count_distinct(AccountName),
+            Nets = array_sort_asc(make_list_if(ProcessId, FileName == "net.exe"))"#,
+        &["Users:long", "Nets:dynamic"],
+        &[&["4", "[300,301]"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn avg_of_timespans() {
+    assert_eq!(
+        scalar("datatable(d:timespan)[1h, 2h, 6h] | summarize avg(d)").await,
+        "03:00:00"
+    );
+}
