@@ -17,6 +17,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod fleet;
+pub mod hunt_json;
 pub mod metrics;
 pub mod odata;
 pub mod ratelimit;
@@ -47,6 +48,7 @@ fn api_routes(state: AppState) -> ApiRoutes {
     let r = routes::incidents::add(r);
     let r = routes::enrollment::add(r);
     let r = routes::schema::add(r);
+    let r = routes::hunting::add(r);
     let r = routes::ingest::add(r);
     routes::audit::add(r)
 }

@@ -51,8 +51,55 @@ pub enum Command {
     /// Import telemetry files (NDJSON rows, MDE streaming-API records, CSV exports) into the
     /// event store; the server must not be running on the same data dir
     Ingest(IngestArgs),
+    /// Run an advanced-hunting KQL query over the data dir, or through a server with --server
+    Hunt(HuntArgs),
     /// Generate realistic fleet telemetry (with attack scenarios) into files
     Simulate(crate::simulate::SimulateArgs),
+}
+
+/// How `rampart hunt` prints results.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HuntFormat {
+    /// Aligned columns (the default on a terminal)
+    Table,
+    /// `{"Schema", "Results"}` as the API answers (the default otherwise)
+    Json,
+    /// One JSON object per row
+    Ndjson,
+    /// A header row, then one line per row
+    Csv,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HuntArgs {
+    /// The KQL query (or use -f, or pipe it on stdin)
+    pub query: Option<String>,
+    /// Read the query from a file (`-` for stdin)
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Output format [default: table on a terminal, json otherwise]
+    #[arg(long, value_enum)]
+    pub format: Option<HuntFormat>,
+    /// Parse and bind the query only, and report its first error
+    #[arg(long)]
+    pub check: bool,
+    /// Tenant id [default: the default tenant; required with --server]
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Hunt through this server's API instead of the local data dir
+    #[arg(long)]
+    pub server: Option<String>,
+    /// App client id for --server
+    #[arg(long, env = "RAMPART_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// App client secret for --server
+    #[arg(
+        long,
+        env = "RAMPART_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub client_secret: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -8,6 +8,7 @@ mod agents;
 mod cli;
 mod config;
 mod demo;
+mod hunt;
 mod ingest;
 mod serve;
 mod simulate;
@@ -44,6 +45,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Apps(cmd) => admin::apps(&settings, cmd).await,
         cli::Command::Keys(cmd) => admin::keys(&settings, cmd).await,
         cli::Command::Ingest(args) => ingest::run(&settings, args).await,
+        cli::Command::Hunt(args) => hunt::run(&settings, args).await,
         cli::Command::Simulate(args) => {
             tokio::task::spawn_blocking(move || simulate::run(args)).await?
         }

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod audit;
 pub mod docs;
 pub mod enrollment;
+pub mod hunting;
 pub mod incidents;
 pub mod indicators;
 pub mod ingest;

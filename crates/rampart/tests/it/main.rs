@@ -2,6 +2,7 @@
 //! real SQLite file and — when `RAMPART_TEST_DATABASE_URL` is set — on real PostgreSQL.
 
 mod harness;
+mod hunting;
 
 mod indicators;
 mod machine_actions;

@@ -1,0 +1,183 @@
+//! Advanced hunting end to end: telemetry imported over HTTP, then hunted through both API
+//! routes and with `rampart hunt`, tenant by tenant.
+
+use crate::harness::{Server, assert_mde_error, backends};
+use serde_json::{Value, json};
+
+fn ts(offset_s: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() - time::Duration::hours(1)
+        + time::Duration::seconds(offset_s);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+async fn post(s: &Server, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let resp = s
+        .http
+        .post(format!("{}{path}", s.url))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Three process events on two devices in the server's default tenant.
+async fn import_processes(s: &Server) {
+    let token = s.token_with("Event.Write").await;
+    let rows = [
+        json!({"Timestamp": ts(0), "DeviceId": "a".repeat(40), "DeviceName": "ws-1", "ActionType": "ProcessCreated", "FileName": "powershell.exe", "ProcessCommandLine": "powershell -enc SQBFAFgA", "ReportId": 1}),
+        json!({"Timestamp": ts(1), "DeviceId": "a".repeat(40), "DeviceName": "ws-1", "ActionType": "ProcessCreated", "FileName": "cmd.exe", "ProcessCommandLine": "cmd /c whoami", "ReportId": 2}),
+        json!({"Timestamp": ts(2), "DeviceId": "b".repeat(40), "DeviceName": "ws-2", "ActionType": "ProcessCreated", "FileName": "powershell.exe", "ProcessCommandLine": "powershell Get-Process", "ReportId": 3}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    let resp = s
+        .http
+        .post(format!(
+            "{}/api/telemetry/import?table=DeviceProcessEvents",
+            s.url
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-ndjson")
+        .body(rows)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+const QUERY: &str = "DeviceProcessEvents
+| where FileName =~ 'POWERSHELL.EXE'
+| summarize count() by DeviceName
+| order by DeviceName asc";
+
+#[tokio::test]
+async fn hunting_runs_kql_over_the_callers_tenant_in_mde_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        import_processes(&s).await;
+        let mde = s.token_with("AdvancedQuery.Read.All").await;
+        let xdr = s.token_with("AdvancedHunting.Read.All").await;
+        for (path, token) in [
+            ("/api/advancedqueries/run", &mde),
+            ("/api/advancedhunting/run", &xdr),
+        ] {
+            let (st, v) = post(&s, path, token, json!({ "Query": QUERY })).await;
+            assert_eq!(st, 200, "{}: {path}: {v}", b.name);
+            assert_eq!(
+                v["Schema"],
+                json!([{"Name": "DeviceName", "Type": "String"}, {"Name": "count_", "Type": "Int64"}]),
+                "{}",
+                b.name
+            );
+            assert_eq!(
+                v["Results"],
+                json!([{"DeviceName": "ws-1", "count_": 1}, {"DeviceName": "ws-2", "count_": 1}]),
+                "{}",
+                b.name
+            );
+            assert!(v["Stats"]["ExecutionTime"].is_number(), "{v}");
+        }
+
+        // Datetimes come back as Kusto writes them.
+        let (st, v) = post(
+            &s,
+            "/api/advancedhunting/run",
+            &xdr,
+            json!({ "Query": "DeviceProcessEvents | where ReportId == 2 | project Timestamp, ReportId" }),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["Schema"][0]["Type"], "DateTime");
+        let t = v["Results"][0]["Timestamp"].as_str().unwrap();
+        assert!(t.ends_with('Z') && t.len() == 28, "{t}");
+
+        // A query error is an MDE 400 that names where and what.
+        let (st, v) = post(
+            &s,
+            "/api/advancedhunting/run",
+            &xdr,
+            json!({ "Query": "DeviceProcessEvents\n| where ProcessCmd has 'x'" }),
+        )
+        .await;
+        assert_eq!(st, 400, "{v}");
+        let message = assert_mde_error(&v, "BadRequest");
+        assert!(message.contains("line 2"), "{message}");
+        assert!(message.contains("ProcessCommandLine"), "{message}");
+
+        let (st, v) = post(&s, "/api/advancedhunting/run", &xdr, json!({})).await;
+        assert_eq!(st, 400, "{v}");
+        assert_mde_error(&v, "MissingRequiredParameter");
+
+        // Each route wants its own permission.
+        let (st, v) = post(
+            &s,
+            "/api/advancedqueries/run",
+            &xdr,
+            json!({ "Query": QUERY }),
+        )
+        .await;
+        assert_eq!(st, 403, "{v}");
+
+        // Another tenant sees none of these rows.
+        let other = b.create_tenant("Other");
+        let foreign = s
+            .token(&b.create_app(Some(&other), "AdvancedHunting.Read.All"))
+            .await;
+        let (st, v) = post(
+            &s,
+            "/api/advancedhunting/run",
+            &foreign,
+            json!({ "Query": QUERY }),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["Results"], json!([]), "{}", b.name);
+    }
+}
+
+#[tokio::test]
+async fn the_hunt_command_checks_runs_and_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        import_processes(&s).await;
+        // Through the running server, with an app's credentials.
+        let app = b.create_app(None, "AdvancedHunting.Read.All");
+        let out = b.cli(&[
+            "hunt",
+            QUERY,
+            "--server",
+            &s.url,
+            "--tenant",
+            &app.tenant,
+            "--client-id",
+            &app.client_id,
+            "--client-secret",
+            &app.secret,
+            "--format",
+            "csv",
+        ]);
+        assert_eq!(out, "DeviceName,count_\nws-1,1\nws-2,1\n", "{}", b.name);
+        drop(s);
+
+        // On the data dir, once the server is gone.
+        let out = b.cli(&["hunt", QUERY, "--format", "ndjson"]);
+        assert_eq!(
+            out, "{\"DeviceName\":\"ws-1\",\"count_\":1}\n{\"DeviceName\":\"ws-2\",\"count_\":1}\n",
+            "{}",
+            b.name
+        );
+        assert_eq!(b.cli(&["hunt", "--check", QUERY]), "ok\n");
+        let bad = b.cli_raw(&["hunt", "--check", "DeviceProcesEvents | take 1"]);
+        assert!(!bad.status.success());
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(err.contains("DeviceProcessEvents"), "{err}");
+    }
+}
