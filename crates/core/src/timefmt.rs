@@ -6,6 +6,22 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Microseconds since the Unix epoch.
+/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`):
+/// integer-only, so hot paths (event-store partitioning, KQL calendar functions, the simulator)
+/// need no date library call per row.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
 pub fn to_micros(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000) as i64
 }

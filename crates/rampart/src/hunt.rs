@@ -119,7 +119,7 @@ async fn local(
     if result.truncated {
         eprintln!("warning: the result was cut at {} rows", limits.max_rows);
     }
-    events.shutdown().await;
+    events.shutdown().await.context("closing the event store")?;
     Ok((
         columns
             .iter()

@@ -72,19 +72,7 @@ pub fn parse(s: &str) -> Option<i64> {
     rampart_telemetry::rows::parse_datetime(s.trim())
 }
 
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+pub use rampart_core::timefmt::civil_from_days;
 
 /// Start of the local day containing `ns` for a site `offset_ns` east of UTC, in UTC ns.
 pub fn local_midnight(ns: i64, offset_ns: i64) -> i64 {
