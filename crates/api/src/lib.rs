@@ -12,6 +12,8 @@
 //! - [`odata`]: collection responses and paging links.
 //! - [`routes`]: the handlers, a module per resource.
 //! - [`fleet`]: machines created and kept current from telemetry.
+//! - Custom detection rules run in `rampart-detect`; [`AppState::detections`] is its engine, fed
+//!   every ingested batch after it is durable.
 
 pub mod auth;
 pub mod body;
@@ -50,6 +52,7 @@ fn api_routes(state: AppState) -> ApiRoutes {
     let r = routes::schema::add(r);
     let r = routes::hunting::add(r);
     let r = routes::ingest::add(r);
+    let r = routes::detection_rules::add(r);
     routes::audit::add(r)
 }
 

@@ -25,6 +25,10 @@ pub struct ApiConfig {
     /// Seconds a machine action may stay pending (or running without an update) before it
     /// times out; MDE's live response queue keeps sessions 3 days.
     pub machine_action_timeout_secs: u64,
+    /// Seconds between looks for due detection rules (scheduled rules run at most this late).
+    pub detection_tick_secs: u64,
+    /// Advanced-hunting limits (`[api.hunting]`).
+    pub hunting: crate::routes::hunting::HuntingConfig,
 }
 
 impl Default for ApiConfig {
@@ -35,6 +39,8 @@ impl Default for ApiConfig {
             body_limit_bytes: 4 * 1024 * 1024,
             rate_limits: RateLimitConfig::default(),
             machine_action_timeout_secs: 3 * 24 * 3600,
+            detection_tick_secs: 30,
+            hunting: Default::default(),
         }
     }
 }
@@ -53,6 +59,10 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     pub verified: Arc<crate::auth::token::VerifiedCache>,
     pub devices: Arc<crate::auth::device::DeviceCache>,
+    /// Custom detection rules; its loops run once the server calls `start` on it.
+    pub detections: Arc<rampart_detect::DetectionEngine>,
+    /// Advanced-hunting query time used per tenant.
+    pub hunting_budget: Arc<crate::routes::hunting::HuntingBudget>,
     pub default_tenant: TenantId,
 }
 
@@ -65,7 +75,17 @@ impl AppState {
     ) -> Result<AppState, crate::auth::keys::KeyError> {
         let default_tenant = store.ensure_default_tenant().await?.id;
         let keys = KeyRing::load(store.as_ref()).await?;
+        let detections = rampart_detect::DetectionEngine::new(
+            store.clone(),
+            events.clone(),
+            rampart_detect::EngineConfig {
+                tick: std::time::Duration::from_secs(config.detection_tick_secs.max(1)),
+                ..rampart_detect::EngineConfig::default()
+            },
+        );
         Ok(AppState {
+            detections,
+            hunting_budget: Arc::default(),
             store,
             events,
             fleet: Arc::default(),

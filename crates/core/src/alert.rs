@@ -143,6 +143,26 @@ pub struct Alert {
     pub evidence: Vec<Evidence>,
 }
 
+/// The alert categories Rampart accepts (CreateAlertByReference's list).
+pub const ALERT_CATEGORIES: &[&str] = &[
+    "General",
+    "CommandAndControl",
+    "Collection",
+    "CredentialAccess",
+    "DefenseEvasion",
+    "Discovery",
+    "Exfiltration",
+    "Exploit",
+    "Execution",
+    "InitialAccess",
+    "LateralMovement",
+    "Malware",
+    "Persistence",
+    "PrivilegeEscalation",
+    "Ransomware",
+    "SuspiciousActivity",
+];
+
 /// `/api/alerts`: the filterable properties of reference §1.4, plus `machineId` and
 /// `firstEventTime`, which Rampart also indexes.
 pub static ALERTS: EntitySet = EntitySet {

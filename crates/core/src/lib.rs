@@ -13,6 +13,7 @@ mod macros;
 pub mod alert;
 pub mod app;
 pub mod audit;
+pub mod detection_rule;
 pub mod enrollment;
 pub mod error;
 pub mod ids;

@@ -75,6 +75,8 @@ permissions! {
     UrlRead => "Url.Read.All" | "URL.Read.All", "Read URL and domain profiles";
     UserRead => "User.Read.All", "Read user profiles";
     EventWrite => "Event.Write", "Write events";
+    CustomDetectionRead => "CustomDetection.Read.All", "Read custom detection rules and their runs (Defender XDR)";
+    CustomDetectionReadWrite => "CustomDetection.ReadWrite.All", "Create, change, run and delete custom detection rules (Defender XDR)";
     IntegrationConfigurationReadWrite => "IntegrationConfiguration.ReadWrite", "Read and write integration configuration";
 }
 

@@ -83,6 +83,9 @@ pub struct HuntArgs {
     /// Parse and bind the query only, and report its first error
     #[arg(long)]
     pub check: bool,
+    /// Prompt for queries (the default on a terminal when no query is given)
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
     /// Tenant id [default: the default tenant; required with --server]
     #[arg(long)]
     pub tenant: Option<String>,

@@ -20,6 +20,84 @@ struct DemoApp {
     /// The enrollment token the simulated agents enroll with.
     #[serde(default)]
     enrollment_token: Option<String>,
+    /// Whether the sample detection rules were created.
+    #[serde(default)]
+    detection_rules: bool,
+}
+
+/// Detection rules for the simulator's attack scenarios: (name, period, query, severity,
+/// category, MITRE technique).
+const SAMPLE_RULES: &[(&str, &str, &str, &str, &str, &str)] = &[
+    (
+        "Encoded PowerShell command",
+        "0",
+        "DeviceProcessEvents\n| where FileName =~ 'powershell.exe' and ProcessCommandLine contains ' -enc '",
+        "High",
+        "Execution",
+        "T1059.001",
+    ),
+    (
+        "LSASS memory dump",
+        "0",
+        "DeviceProcessEvents\n| where ProcessCommandLine has 'lsass' and (FileName in~ ('procdump64.exe', 'procdump.exe') or ProcessCommandLine has 'MiniDump')",
+        "High",
+        "CredentialAccess",
+        "T1003.001",
+    ),
+    (
+        "Script downloaded and piped to a shell",
+        "0",
+        "DeviceProcessEvents\n| where ProcessCommandLine contains 'curl' and ProcessCommandLine contains '| sh'",
+        "Medium",
+        "Execution",
+        "T1059.004",
+    ),
+    (
+        "Remote execution tool on many devices",
+        "1H",
+        "DeviceProcessEvents\n| where FileName in~ ('PsExec64.exe', 'PsExec.exe', 'wmic.exe') and ProcessCommandLine has_any ('-accepteula', '/node:')\n| summarize Timestamp = max(Timestamp), Commands = count() by DeviceId, DeviceName, AccountName",
+        "Medium",
+        "LateralMovement",
+        "T1021.002",
+    ),
+];
+
+/// Creates the sample detection rules (checked as the API checks them).
+async fn seed_detection_rules(
+    store: &dyn rampart_store::Store,
+    ctx: &AuditContext,
+    tenant: rampart_core::TenantId,
+) -> anyhow::Result<()> {
+    use rampart_core::detection_rule::{AlertTemplate, DetectionAction, DetectionRule};
+    let now = time::OffsetDateTime::now_utc();
+    for (name, period, query, severity, category, technique) in SAMPLE_RULES {
+        let mut template = AlertTemplate::new(
+            *name,
+            severity.parse().map_err(anyhow::Error::msg)?,
+            *category,
+        );
+        template.description = format!("The demo's custom detection rule '{name}' matched.");
+        template.mitre_techniques = vec![(*technique).into()];
+        let period = period.parse().map_err(anyhow::Error::msg)?;
+        let mut rule = DetectionRule::new(
+            *name,
+            *query,
+            period,
+            DetectionAction::alert(template),
+            "rampart-demo",
+            now,
+        );
+        rule.description = Some("A sample rule of the Rampart demo".into());
+        rule.check_shape()
+            .map_err(|r| anyhow::anyhow!("sample rule {name}: {}", r.message))?;
+        let compiled = rampart_detect::compile(&rule)
+            .await
+            .with_context(|| format!("sample rule {name}"))?;
+        rule.continuous_table = compiled.continuous_table.map(str::to_owned);
+        rule.settle(now);
+        store.create_detection_rule(ctx, tenant, rule).await?;
+    }
+    Ok(())
 }
 
 /// How many simulated devices stream telemetry in the demo.
@@ -115,6 +193,7 @@ pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()>
                 client_id: app.client_id.to_string(),
                 client_secret: secret,
                 enrollment_token: None,
+                detection_rules: false,
             };
             crate::tls::write_private(&creds_path, &serde_json::to_vec_pretty(&creds)?)?;
             creds
@@ -124,6 +203,12 @@ pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()>
     if creds.enrollment_token.is_none() {
         let ctx = AuditContext::system("demo");
         creds.enrollment_token = Some(create_enrollment_token(store.as_ref(), &ctx, tenant).await?);
+        crate::tls::write_private(&creds_path, &serde_json::to_vec_pretty(&creds)?)?;
+    }
+    if !creds.detection_rules {
+        let ctx = AuditContext::system("demo");
+        seed_detection_rules(store.as_ref(), &ctx, tenant).await?;
+        creds.detection_rules = true;
         crate::tls::write_private(&creds_path, &serde_json::to_vec_pretty(&creds)?)?;
     }
     drop(store);
@@ -140,8 +225,9 @@ pub async fn run(mut settings: Settings, flags: DemoFlags) -> anyhow::Result<()>
     );
     println!("  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/machines'");
     println!(
-        "  {SIMULATED_DEVICES} simulated devices stream telemetry; an attack scenario starts every 3 minutes."
+        "  {SIMULATED_DEVICES} simulated devices stream telemetry; an attack scenario starts every 3 minutes;"
     );
+    println!("  custom detection rules raise alerts on them: '{base}/api/detectionrules'");
     println!();
     if let Some(token) = creds.enrollment_token.clone() {
         let agents_path = settings.data_dir.join("demo-agents.json");

@@ -1,7 +1,8 @@
 //! `rampart hunt 'QUERY'` / `rampart hunt -f q.kql`: advanced hunting from the command line, over
 //! the local data dir or, with `--server`, through a running server's advanced-hunting API with
 //! an app's client credentials. Output is a table on a terminal and JSON, CSV or NDJSON otherwise;
-//! `--check` parses and binds without running.
+//! `--check` parses and binds without running. With no query on a terminal (or `--interactive`),
+//! it is a prompt with a history kept across sessions.
 
 use crate::admin::resolve_tenant;
 use crate::cli::{HuntArgs, HuntFormat};
@@ -9,14 +10,31 @@ use crate::config::Settings;
 use crate::serve::{open_events, open_store};
 use anyhow::{Context, anyhow, bail};
 use rampart_api::hunt_json;
+use rampart_core::TenantId;
 use rampart_kql::ast::ScalarType;
+use rampart_telemetry::EventStore;
 use serde_json::Value;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 
 /// Widest a table cell is shown on a terminal; longer values end in `…`.
 const CELL_WIDTH: usize = 48;
 
 pub async fn run(settings: &Settings, args: HuntArgs) -> anyhow::Result<()> {
+    let interactive = args.interactive
+        || (args.query.is_none()
+            && args.file.is_none()
+            && !args.check
+            && std::io::stdin().is_terminal());
+    if interactive {
+        if args.query.is_some() || args.file.is_some() || args.check {
+            bail!("the interactive prompt takes no query, -f or --check");
+        }
+        let backend = Backend::open(settings, &args).await?;
+        let result = prompt(&backend, &args, &history_path(settings)).await;
+        backend.close().await?;
+        return result;
+    }
     let query = query_text(&args)?;
     if args.check {
         return match rampart_kql::bind::check(&query, &rampart_kql::bind::HuntingCatalog) {
@@ -27,10 +45,14 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> anyhow::Result<()> {
             Err(e) => Err(anyhow!("{e}")),
         };
     }
-    let (schema, rows) = match &args.server {
-        Some(server) => remote(server, &args, &query).await?,
-        None => local(settings, &args, &query).await?,
-    };
+    let backend = Backend::open(settings, &args).await?;
+    let result = backend.run(&query).await;
+    backend.close().await?;
+    let (schema, rows) = result?;
+    print_result(&args, &schema, &rows)
+}
+
+fn print_result(args: &HuntArgs, schema: &Columns, rows: &[Value]) -> anyhow::Result<()> {
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         HuntFormat::Table
     } else {
@@ -39,23 +61,143 @@ pub async fn run(settings: &Settings, args: HuntArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
         HuntFormat::Json => {
-            let doc = serde_json::json!({ "Schema": schema_value(&schema), "Results": rows });
+            let doc = serde_json::json!({ "Schema": schema_value(schema), "Results": rows });
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
         }
         HuntFormat::Ndjson => {
-            for r in &rows {
+            for r in rows {
                 serde_json::to_writer(&mut out, r)?;
                 writeln!(out)?;
             }
         }
-        HuntFormat::Csv => write_csv(&mut out, &schema, &rows)?,
-        HuntFormat::Table => write_table(&mut out, &schema, &rows)?,
+        HuntFormat::Csv => write_csv(&mut out, schema, rows)?,
+        HuntFormat::Table => write_table(&mut out, schema, rows)?,
     }
+    out.flush()?;
     Ok(())
 }
 
-/// The query: the argument, the file of `-f` (`-` is stdin), or stdin when it is not a terminal.
+/// Where the prompt keeps its history: `~/.rampart_hunt_history`, else in the data dir.
+fn history_path(settings: &Settings) -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) if !home.is_empty() => PathBuf::from(home).join(".rampart_hunt_history"),
+        _ => settings.data_dir.join("hunt_history"),
+    }
+}
+
+/// Most queries the history keeps.
+const HISTORY_LEN: usize = 500;
+
+/// The interactive prompt: a query is one or more lines ended by an empty line; `:history`
+/// lists earlier queries (kept across sessions, one JSON string a line), `:N` runs the Nth
+/// again, `:quit` or end of input leaves. An error is printed and the prompt goes on.
+async fn prompt(backend: &Backend, args: &HuntArgs, history_file: &Path) -> anyhow::Result<()> {
+    let mut history: Vec<String> = std::fs::read_to_string(history_file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut err = std::io::stderr();
+    writeln!(
+        err,
+        "KQL prompt: end a query with an empty line; :history, :N to run query N again, :quit"
+    )?;
+    loop {
+        let mut query = String::new();
+        loop {
+            write!(err, "{}", if query.is_empty() { "kql> " } else { "...> " })?;
+            err.flush()?;
+            let Some(line) = lines.next() else {
+                // End of input: run what was typed, then leave.
+                if !query.trim().is_empty() {
+                    run_one(backend, args, &query, &mut history, history_file).await;
+                }
+                writeln!(err)?;
+                return Ok(());
+            };
+            let line = line.context("reading the prompt")?;
+            let trimmed = line.trim();
+            if query.is_empty() && trimmed.starts_with(':') {
+                match trimmed {
+                    ":quit" | ":q" | ":exit" => return Ok(()),
+                    ":history" | ":h" => {
+                        for (i, q) in history.iter().enumerate() {
+                            writeln!(err, "{:>4}  {}", i + 1, q.replace('\n', "\n      "))?;
+                        }
+                    }
+                    other => match other[1..].parse::<usize>() {
+                        Ok(n) if n >= 1 && n <= history.len() => {
+                            query = history[n - 1].clone();
+                            writeln!(err, "{query}")?;
+                            break;
+                        }
+                        _ => writeln!(
+                            err,
+                            "unknown command {other}: use :history, :N (1 to {}) or :quit",
+                            history.len()
+                        )?,
+                    },
+                }
+                continue;
+            }
+            if trimmed.is_empty() {
+                if query.trim().is_empty() {
+                    query.clear();
+                    continue;
+                }
+                break;
+            }
+            if !query.is_empty() {
+                query.push('\n');
+            }
+            query.push_str(&line);
+        }
+        run_one(backend, args, &query, &mut history, history_file).await;
+    }
+}
+
+/// Runs one query of the prompt, prints its result or error, and remembers it.
+async fn run_one(
+    backend: &Backend,
+    args: &HuntArgs,
+    query: &str,
+    history: &mut Vec<String>,
+    history_file: &Path,
+) {
+    let query = query.trim().to_owned();
+    match backend.run(&query).await {
+        Ok((schema, rows)) => {
+            let shown = HuntArgs {
+                format: Some(args.format.unwrap_or(HuntFormat::Table)),
+                ..args.clone()
+            };
+            if let Err(e) = print_result(&shown, &schema, &rows) {
+                eprintln!("error: {e:#}");
+            }
+        }
+        Err(e) => eprintln!("error: {e:#}"),
+    }
+    if history.last() != Some(&query) {
+        history.push(query);
+        let start = history.len().saturating_sub(HISTORY_LEN);
+        history.drain(..start);
+        let text: String = history
+            .iter()
+            .map(|q| format!("{}\n", Value::String(q.clone())))
+            .collect();
+        if let Err(e) = std::fs::write(history_file, text) {
+            eprintln!(
+                "warning: could not save the history to {}: {e}",
+                history_file.display()
+            );
+        }
+    }
+}
+
+/// The query text: the argument, the file of `-f` (`-` is stdin), or stdin when it is not a terminal.
 fn query_text(args: &HuntArgs) -> anyhow::Result<String> {
     match (&args.query, &args.file) {
         (Some(_), Some(_)) => bail!("give the query as an argument or with -f, not both"),
@@ -89,17 +231,59 @@ fn schema_value(schema: &Columns) -> Value {
     )
 }
 
+/// Where queries run: the data dir's event store, or a server's API with an app token.
+enum Backend {
+    Local {
+        events: EventStore,
+        tenant: TenantId,
+    },
+    Remote {
+        http: reqwest::Client,
+        server: String,
+        token: String,
+    },
+}
+
+impl Backend {
+    async fn open(settings: &Settings, args: &HuntArgs) -> anyhow::Result<Backend> {
+        match &args.server {
+            Some(server) => remote_login(server, args).await,
+            None => {
+                let store = open_store(settings).await?;
+                let tenant = resolve_tenant(store.as_ref(), args.tenant.as_deref()).await?;
+                let events = open_events(settings).await.context(
+                    "a running server holds the event store; use --server to hunt through it",
+                )?;
+                Ok(Backend::Local { events, tenant })
+            }
+        }
+    }
+
+    async fn close(self) -> anyhow::Result<()> {
+        if let Backend::Local { events, .. } = self {
+            events.shutdown().await.context("closing the event store")?;
+        }
+        Ok(())
+    }
+
+    async fn run(&self, query: &str) -> anyhow::Result<(Columns, Vec<Value>)> {
+        match self {
+            Backend::Local { events, tenant } => local(events, *tenant, query).await,
+            Backend::Remote {
+                http,
+                server,
+                token,
+            } => remote(http, server, token, query).await,
+        }
+    }
+}
+
 /// Runs the query on the data dir's event store.
 async fn local(
-    settings: &Settings,
-    args: &HuntArgs,
+    events: &EventStore,
+    tenant: TenantId,
     query: &str,
 ) -> anyhow::Result<(Columns, Vec<Value>)> {
-    let store = open_store(settings).await?;
-    let tenant = resolve_tenant(store.as_ref(), args.tenant.as_deref()).await?;
-    let events = open_events(settings)
-        .await
-        .context("a running server holds the event store; use --server to hunt through it")?;
     let ctx = events.session(tenant)?;
     let limits = rampart_kql::plan::Limits::default();
     let result = rampart_kql::plan::run(
@@ -119,7 +303,6 @@ async fn local(
     if result.truncated {
         eprintln!("warning: the result was cut at {} rows", limits.max_rows);
     }
-    events.shutdown().await.context("closing the event store")?;
     Ok((
         columns
             .iter()
@@ -129,12 +312,8 @@ async fn local(
     ))
 }
 
-/// Runs the query through a server's `POST /api/advancedhunting/run`.
-async fn remote(
-    server: &str,
-    args: &HuntArgs,
-    query: &str,
-) -> anyhow::Result<(Columns, Vec<Value>)> {
+/// Gets an app token from the server's token endpoint.
+async fn remote_login(server: &str, args: &HuntArgs) -> anyhow::Result<Backend> {
     let (Some(tenant), Some(id), Some(secret)) = (
         args.tenant.as_deref(),
         args.client_id.as_deref(),
@@ -144,7 +323,7 @@ async fn remote(
             "--server needs --tenant, --client-id and --client-secret (or RAMPART_CLIENT_ID / RAMPART_CLIENT_SECRET)"
         );
     };
-    let server = server.trim_end_matches('/');
+    let server = server.trim_end_matches('/').to_owned();
     let http = reqwest::Client::new();
     let token: Value = http
         .post(format!("{server}/{tenant}/oauth2/v2.0/token"))
@@ -163,9 +342,23 @@ async fn remote(
     let Some(access) = token["access_token"].as_str() else {
         bail!("the server refused the credentials: {token}");
     };
+    Ok(Backend::Remote {
+        token: access.to_owned(),
+        http,
+        server,
+    })
+}
+
+/// Runs the query through a server's `POST /api/advancedhunting/run`.
+async fn remote(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    query: &str,
+) -> anyhow::Result<(Columns, Vec<Value>)> {
     let resp = http
         .post(format!("{server}/api/advancedhunting/run"))
-        .bearer_auth(access)
+        .bearer_auth(token)
         .json(&serde_json::json!({ "Query": query }))
         .send()
         .await

@@ -44,6 +44,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("loading tenants and signing keys")?;
     let tenant = state.default_tenant;
+    let detections = state.detections.start();
     let app = rampart_api::app(state);
     let listener = std::net::TcpListener::bind(&settings.listen)
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -132,6 +133,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
     }
     flusher.abort();
+    detections.abort();
     events
         .shutdown()
         .await

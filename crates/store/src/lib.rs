@@ -1,8 +1,8 @@
 //! Rampart's state store.
 //!
 //! All durable state except telemetry — tenants, apps, signing keys, alerts, machines,
-//! indicators, machine actions, incidents, enrollment tokens and device credentials, the audit
-//! log — sits behind the [`Store`] trait.
+//! indicators, machine actions, incidents, custom detection rules, enrollment tokens and device
+//! credentials, the audit log — sits behind the [`Store`] trait.
 //! [`SqlStore`] implements it for SQLite (the embedded default: one file in the data dir, WAL
 //! mode) and PostgreSQL (scale-out); the same statements run on both because values are always
 //! bound as `$N` parameters and the few dialect differences live in [`sql::Dialect`].
@@ -19,6 +19,7 @@ mod actions;
 mod alerts;
 mod audit;
 mod counters;
+mod detection_rules;
 mod devices;
 pub mod document;
 mod error;
@@ -35,6 +36,7 @@ mod util;
 
 pub use actions::ActionStore;
 pub use alerts::AlertStore;
+pub use detection_rules::{DetectionHit, DetectionRuleStore};
 pub use devices::DeviceStore;
 pub use error::{Result, StoreError};
 pub use incidents::IncidentStore;
@@ -102,6 +104,7 @@ pub trait Store:
     + ActionStore
     + IncidentStore
     + DeviceStore
+    + DetectionRuleStore
     + Send
     + Sync
     + 'static
@@ -125,7 +128,7 @@ pub trait Store:
 /// The store traits, for `use rampart_store::prelude::*` where a `dyn Store` is called.
 pub mod prelude {
     pub use crate::{
-        ActionStore, AlertStore, DeviceStore, IncidentStore, IndicatorStore, MachineStore, Store,
-        TenantStore,
+        ActionStore, AlertStore, DetectionRuleStore, DeviceStore, IncidentStore, IndicatorStore,
+        MachineStore, Store, TenantStore,
     };
 }

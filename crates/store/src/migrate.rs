@@ -53,6 +53,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(5, "incidents"),
     migration!(6, "devices"),
     migration!(7, "indicator_value_key", then Step::IndicatorValueKeys),
+    migration!(8, "detection_rules"),
 ];
 
 /// An arbitrary key for PostgreSQL's advisory lock, so that servers starting together against

@@ -164,25 +164,7 @@ pub struct ByReferenceBody {
     category: Option<String>,
 }
 
-/// The categories CreateAlertByReference accepts.
-pub const CATEGORIES: &[&str] = &[
-    "General",
-    "CommandAndControl",
-    "Collection",
-    "CredentialAccess",
-    "DefenseEvasion",
-    "Discovery",
-    "Exfiltration",
-    "Exploit",
-    "Execution",
-    "InitialAccess",
-    "LateralMovement",
-    "Malware",
-    "Persistence",
-    "PrivilegeEscalation",
-    "Ransomware",
-    "SuspiciousActivity",
-];
+use rampart_core::alert::ALERT_CATEGORIES as CATEGORIES;
 
 fn canonical_category(c: &str) -> Option<&'static str> {
     CATEGORIES

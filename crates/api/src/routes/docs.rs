@@ -21,6 +21,8 @@ use utoipa::OpenApi;
     rampart_core::indicator::IndicatorRequest,
     rampart_core::indicator::ImportIndicatorResults,
     rampart_core::enrollment::EnrollmentToken,
+    rampart_core::detection_rule::DetectionRule,
+    rampart_core::detection_rule::DetectionRun,
 )))]
 struct Schemas;
 

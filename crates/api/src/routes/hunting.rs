@@ -2,8 +2,10 @@
 //! (Defender XDR), both `{"Query": "…"}` → `{"Stats", "Schema", "Results"}`.
 //!
 //! The query runs on a DataFusion session over the caller's tenant only (the tenant filter lives
-//! in the table providers, not in the query text). A query that does not parse or bind is a 400
-//! naming the line and column; MDE's limits — rows, time, result size — apply as configured.
+//! in the table providers, not in the query text), seeing the last `lookback_days` of events. A
+//! query that does not parse or bind is a 400 naming the line and column. MDE's limits apply as
+//! configured defaults: rows, time, result size, and each tenant's query time per 15 minutes
+//! (MDE's CPU quota; beyond it, 429 until the window turns).
 
 use crate::auth::Caller;
 use crate::body::JsonBody;
@@ -13,18 +15,81 @@ use crate::ratelimit::RouteFamily;
 use crate::router::{ApiRoutes, RouteDef};
 use crate::state::AppState;
 use axum::extract::{Extension, State};
-use axum::http::Method;
+use axum::http::{HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
-use rampart_core::ErrorCode;
 use rampart_core::Permission as P;
+use rampart_core::{ErrorCode, TenantId};
 use rampart_kql::ast::ScalarType;
 use rampart_kql::bind::QueryParameters;
 use rampart_kql::plan::{HuntError, Limits};
-use serde::Deserialize;
-use std::time::Instant;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-/// MDE's ceiling on one response body (124 MB).
-const MAX_RESULT_BYTES: usize = 124 * 1024 * 1024;
+/// Advanced-hunting limits (the `[api.hunting]` part of the configuration); the defaults are MDE's.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HuntingConfig {
+    /// Rows returned at most; more are cut off and `Stats.Truncated` is set.
+    pub max_rows: usize,
+    /// Seconds one query may run.
+    pub timeout_secs: u64,
+    /// Days of events a query sees, counted back from now.
+    pub lookback_days: u32,
+    /// Largest response body, in bytes (MDE: 124 MB).
+    pub max_result_bytes: usize,
+    /// Memory one query's operators may hold, in bytes.
+    pub max_memory_bytes: usize,
+    /// Seconds of query time each tenant may use in a 15-minute window.
+    pub tenant_seconds_per_window: u64,
+}
+
+impl Default for HuntingConfig {
+    fn default() -> Self {
+        HuntingConfig {
+            max_rows: 100_000,
+            timeout_secs: 240,
+            lookback_days: 30,
+            max_result_bytes: 124 * 1024 * 1024,
+            max_memory_bytes: 4 << 30,
+            tenant_seconds_per_window: 600,
+        }
+    }
+}
+
+/// The window a tenant's query time is counted over.
+const BUDGET_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Query time each tenant used in its current window.
+#[derive(Default)]
+pub struct HuntingBudget {
+    used: Mutex<HashMap<TenantId, (Instant, Duration)>>,
+}
+
+impl HuntingBudget {
+    /// `Err(seconds to wait)` when the tenant has used up its window.
+    fn check(&self, tenant: TenantId, allowed: Duration, now: Instant) -> Result<(), u64> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, spent) = used.entry(tenant).or_insert((now, Duration::ZERO));
+        if now.duration_since(*start) >= BUDGET_WINDOW {
+            *start = now;
+            *spent = Duration::ZERO;
+        }
+        if *spent >= allowed {
+            let left = BUDGET_WINDOW.saturating_sub(now.duration_since(*start));
+            return Err(left.as_secs().max(1));
+        }
+        Ok(())
+    }
+
+    fn charge(&self, tenant: TenantId, took: Duration) {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, spent)) = used.get_mut(&tenant) {
+            *spent += took;
+        }
+    }
+}
 
 #[derive(Deserialize)]
 pub struct RunBody {
@@ -43,25 +108,53 @@ pub async fn run(
             "The required parameter 'Query' is missing.",
         )
     })?;
+    let config = &state.config.hunting;
     let started = Instant::now();
+    if let Err(wait) = state.hunting_budget.check(
+        caller.tenant,
+        Duration::from_secs(config.tenant_seconds_per_window),
+        started,
+    ) {
+        let mut resp = ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "The tenant used its advanced-hunting resources ({} seconds of query time per 15 minutes); retry after {wait} seconds.",
+                config.tenant_seconds_per_window
+            ),
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from(wait));
+        return Ok(resp);
+    }
+    let now_ns =
+        i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX);
+    let from = now_ns.saturating_sub(i64::from(config.lookback_days) * 86_400 * 1_000_000_000);
     let ctx = state
         .events
-        .session(caller.tenant)
-        .map_err(|e| ApiError::internal("opening a hunting session", e))?;
-    let limits = Limits::default();
-    let result = rampart_kql::plan::run(&ctx, &query, &QueryParameters::new(), &limits)
+        .session_within(caller.tenant, Some(from), None)
         .await
-        .map_err(|e| match e {
-            // MDE answers every query problem — syntax, names, limits — with a 400.
-            HuntError::Timeout(t) => ApiError::new(
-                ErrorCode::BadRequest,
-                format!(
-                    "Query execution exceeded the allowed time of {} seconds.",
-                    t.as_secs()
-                ),
+        .map_err(|e| ApiError::internal("opening a hunting session", e))?;
+    let limits = Limits {
+        max_rows: config.max_rows,
+        timeout: Some(Duration::from_secs(config.timeout_secs.max(1))),
+        memory: Some(config.max_memory_bytes),
+    };
+    let result = rampart_kql::plan::run(&ctx, &query, &QueryParameters::new(), &limits).await;
+    state
+        .hunting_budget
+        .charge(caller.tenant, started.elapsed());
+    let result = result.map_err(|e| match e {
+        // MDE answers every query problem — syntax, names, limits — with a 400.
+        HuntError::Timeout(t) => ApiError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "Query execution exceeded the allowed time of {} seconds.",
+                t.as_secs()
             ),
-            other => ApiError::new(ErrorCode::BadRequest, other.to_string()),
-        })?;
+        ),
+        other => ApiError::new(ErrorCode::BadRequest, other.to_string()),
+    })?;
     let columns: Vec<(String, ScalarType)> = result
         .columns
         .iter()
@@ -79,7 +172,7 @@ pub async fn run(
     });
     let text = serde_json::to_string(&doc)
         .map_err(|e| ApiError::internal("encoding hunting results", e))?;
-    if text.len() > MAX_RESULT_BYTES {
+    if text.len() > config.max_result_bytes {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
             "Query execution has exceeded the allowed result size. Optimize your query by taking fewer rows or projecting fewer columns.",

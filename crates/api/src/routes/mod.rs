@@ -4,6 +4,7 @@ pub mod alert_related;
 pub mod alert_write;
 pub mod alerts;
 pub mod audit;
+pub mod detection_rules;
 pub mod docs;
 pub mod enrollment;
 pub mod hunting;

@@ -175,9 +175,137 @@ async fn the_hunt_command_checks_runs_and_formats() {
             b.name
         );
         assert_eq!(b.cli(&["hunt", "--check", QUERY]), "ok\n");
+
+        // The prompt: a query ends at an empty line, errors do not end the session, `:1` runs
+        // the first query again, and the history outlives the session.
+        let home = tempfile::tempdir().unwrap();
+        let prompt = |input: &str| {
+            use std::io::Write;
+            let mut child = std::process::Command::new(crate::harness::BIN)
+                .args(["--data-dir", b.data_dir.to_str().unwrap()])
+                .args(["--database-url", &b.database_url])
+                .args(["hunt", "--interactive", "--format", "csv"])
+                .env("HOME", home.path())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (
+                String::from_utf8(out.stdout).unwrap(),
+                String::from_utf8(out.stderr).unwrap(),
+            )
+        };
+        let (out, err) =
+            prompt("DeviceProcessEvents\n| count\n\nDeviceProcesEvents | take 1\n\n:1\n:quit\n");
+        assert_eq!(out, "Count\n3\nCount\n3\n", "{}: {err}", b.name);
+        assert!(err.contains("DeviceProcessEvents"), "{err}");
+        let (out, err) = prompt(":history\n:2\n");
+        assert!(err.contains("   1  DeviceProcessEvents"), "{err}");
+        assert!(err.contains("   2  DeviceProcesEvents | take 1"), "{err}");
+        assert_eq!(out, "", "{err}");
+        let (out, _) = prompt(":1\n");
+        assert_eq!(out, "Count\n3\n");
         let bad = b.cli_raw(&["hunt", "--check", "DeviceProcesEvents | take 1"]);
         assert!(!bad.status.success());
         let err = String::from_utf8_lossy(&bad.stderr);
         assert!(err.contains("DeviceProcessEvents"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn hunting_limits_are_configurable_per_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let tight = dir.path().join("tight.toml");
+    std::fs::write(&tight, "[api.hunting]\nmax_rows = 2\nlookback_days = 1\n").unwrap();
+    let spent = dir.path().join("spent.toml");
+    std::fs::write(&spent, "[api.hunting]\ntenant_seconds_per_window = 0\n").unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start_opts(
+            &b,
+            &["--config", tight.to_str().unwrap()],
+            &["--no-rate-limits"],
+        );
+        import_processes(&s).await;
+        // One more row, two days old: outside the one-day window.
+        let token = s.token_with("Event.Write").await;
+        let old = (time::OffsetDateTime::now_utc() - time::Duration::days(2))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let row = json!({"Timestamp": old, "DeviceId": "c".repeat(40), "DeviceName": "ws-3", "FileName": "old.exe", "ReportId": 9});
+        let resp = s
+            .http
+            .post(format!(
+                "{}/api/telemetry/import?table=DeviceProcessEvents",
+                s.url
+            ))
+            .bearer_auth(&token)
+            .header("content-type", "application/x-ndjson")
+            .body(row.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let xdr = s.token_with("AdvancedHunting.Read.All").await;
+        let (st, v) = post(
+            &s,
+            "/api/advancedhunting/run",
+            &xdr,
+            json!({ "Query": "DeviceProcessEvents | count" }),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(
+            v["Results"],
+            json!([{"Count": 3}]),
+            "{}: the old row is outside the window",
+            b.name
+        );
+        let (st, v) = post(
+            &s,
+            "/api/advancedhunting/run",
+            &xdr,
+            json!({ "Query": "DeviceProcessEvents | project ReportId" }),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["Results"].as_array().unwrap().len(), 2, "{v}");
+        assert_eq!(v["Stats"]["Truncated"], true, "{v}");
+        drop(s);
+
+        // A tenant out of query time gets a 429 with Retry-After.
+        let s = Server::start_opts(
+            &b,
+            &["--config", spent.to_str().unwrap()],
+            &["--no-rate-limits"],
+        );
+        let xdr = s.token_with("AdvancedHunting.Read.All").await;
+        let resp = s
+            .http
+            .post(format!("{}/api/advancedhunting/run", s.url))
+            .bearer_auth(&xdr)
+            .json(&json!({ "Query": "DeviceProcessEvents | count" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 429);
+        assert!(resp.headers().get("retry-after").is_some());
+        let v: Value = resp.json().await.unwrap();
+        assert!(
+            assert_mde_error(&v, "TooManyRequests").contains("15 minutes"),
+            "{v}"
+        );
     }
 }

@@ -10,6 +10,7 @@ mod machine_actions;
 mod alerts;
 mod auth;
 mod cli;
+mod detection_rules;
 mod enrollment;
 mod errors;
 mod incidents;

@@ -15,10 +15,13 @@ use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, LogicalPlanBuilder, Operator, TableProviderFilterPushDown, ident, lit,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
@@ -59,6 +62,43 @@ impl EventStore {
     pub fn session(&self, tenant: TenantId) -> Result<SessionContext> {
         let ctx = SessionContext::new();
         self.register(&ctx, tenant)?;
+        Ok(ctx)
+    }
+
+    /// A query session over one tenant's tables as seen inside event times `[from, to)`
+    /// (nanoseconds; `None` leaves that side open): each table is a view that filters
+    /// `Timestamp`, so the bound reaches the scan and prunes files like a filter in the query.
+    /// Hunting uses it for MDE's 30-day window, detection rules for their lookback.
+    pub async fn session_within(
+        &self,
+        tenant: TenantId,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<SessionContext> {
+        let ctx = self.session(tenant)?;
+        let at = |ns: i64| {
+            lit(ScalarValue::TimestampNanosecond(
+                Some(ns),
+                Some(crate::arrow_schema::UTC.into()),
+            ))
+        };
+        // `ident`, not `col`: `col` would fold the name to lower case.
+        let ts = || ident(schema::TIMESTAMP);
+        let bound = match (from, to) {
+            (None, None) => return Ok(ctx),
+            (Some(f), None) => ts().gt_eq(at(f)),
+            (None, Some(t)) => ts().lt(at(t)),
+            (Some(f), Some(t)) => ts().gt_eq(at(f)).and(ts().lt(at(t))),
+        };
+        for t in schema::ALL {
+            let name = TableReference::bare(t.name);
+            let provider = ctx.table_provider(name.clone()).await?;
+            let plan = LogicalPlanBuilder::scan(name.clone(), provider_as_source(provider), None)?
+                .filter(bound.clone())?
+                .build()?;
+            ctx.deregister_table(name.clone())?;
+            ctx.register_table(name, Arc::new(ViewTable::new(plan, None)))?;
+        }
         Ok(ctx)
     }
 

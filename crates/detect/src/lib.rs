@@ -1,0 +1,22 @@
+//! Custom detection rules: a KQL query whose rows become alerts.
+//!
+//! - [`rule`] checks a rule before it is stored: the query binds against the advanced-hunting
+//!   tables, returns `Timestamp` and a device, its entity mapping names real result columns, and
+//!   a continuous rule is a row-by-row filter over one table.
+//! - [`alerts`] turns result rows into alerts: one per distinct entity combination, suppressed
+//!   when the same rule alerted on the same entities inside its dedupe window, with the rule's
+//!   machine actions submitted for each new alert's device.
+//! - [`engine`] runs rules: scheduled ones when due (claimed through the state store, so servers
+//!   sharing it never run one slot twice) over the tenant's telemetry inside the lookback window,
+//!   continuous ones on every ingested batch of their table, any one on demand; a failed run
+//!   pauses its rule with the reason.
+//!
+//! Telemetry flows in through [`engine::DetectionEngine::observe`] after the event store has made
+//! it durable; alerts and actions flow out through the state store.
+
+pub mod alerts;
+pub mod engine;
+pub mod rule;
+
+pub use engine::{DetectionEngine, EngineConfig, EngineError};
+pub use rule::{CompiledRule, RuleError, compile};
