@@ -237,7 +237,7 @@ pub fn synthetic(n: u64, tenant: crate::TenantId, now: OffsetDateTime, span_secs
         status,
         classification: None,
         determination: None,
-        detection_source: "CustomDetection".into(),
+        detection_source: "WindowsDefenderAtp".into(),
         detector_id: None,
         category: CATEGORIES[kind].into(),
         threat_family_name: None,

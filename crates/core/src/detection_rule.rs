@@ -208,7 +208,8 @@ pub struct EntityMapping {
     pub remote_url: Option<String>,
 }
 
-/// The entity kinds of a mapping, each with its default column.
+/// The entity kinds of a mapping, each with its default column. Dedupe keys hash each kind's
+/// position: add new kinds at the end only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EntityKind {
     DeviceId,

@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 
-/// Most alerts one run raises (as Defender's custom detections); further groups are counted
-/// in the run but raise nothing until a later run.
+/// Most alerts one run raises (as Defender's custom detections). Groups past it raise nothing
+/// now and are not recorded as alerted on, so a later run raises them.
 pub const MAX_ALERTS_PER_RUN: usize = 150;
 
 /// The `detectionSource` of alerts from custom detection rules, as in MDE.
@@ -40,7 +40,8 @@ pub struct EntityGroup {
 }
 
 impl EntityGroup {
-    /// The dedupe key: 8 bytes of SHA-256 over the rule and the entity values.
+    /// The dedupe key: 8 bytes of SHA-256 over the rule and the entity values (each after its
+    /// kind's position in [`EntityKind`], which is why that enum only ever grows at the end).
     pub fn key(&self, rule_id: &str) -> i64 {
         let mut h = Sha256::new();
         h.update(rule_id.as_bytes());

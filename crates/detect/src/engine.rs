@@ -6,7 +6,7 @@
 //! batch. Either way, failures are recorded and pause the rule with their reason.
 
 use crate::alerts::{self, Evaluation};
-use crate::rule::{self, CompiledRule, RuleError};
+use crate::rule::{self, CompiledRule};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use rampart_core::TenantId;
@@ -46,15 +46,6 @@ impl Default for EngineConfig {
             queue: 256,
         }
     }
-}
-
-/// Why a run could not be recorded.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Rule(#[from] RuleError),
 }
 
 /// A continuous rule ready to run.
@@ -247,7 +238,7 @@ impl DetectionEngine {
         &self,
         tenant: TenantId,
         rule: &DetectionRule,
-    ) -> Result<DetectionRun, EngineError> {
+    ) -> Result<DetectionRun, StoreError> {
         self.run_scheduled(tenant, rule, RunTrigger::Manual).await
     }
 
@@ -256,7 +247,7 @@ impl DetectionEngine {
         tenant: TenantId,
         rule: &DetectionRule,
         trigger: RunTrigger,
-    ) -> Result<DetectionRun, EngineError> {
+    ) -> Result<DetectionRun, StoreError> {
         let started = OffsetDateTime::now_utc();
         let window = (started - rule.schedule.period.dedupe_window(), started);
         let outcome = match rule::compile(rule).await {
@@ -276,7 +267,7 @@ impl DetectionEngine {
             window: Some(window),
             outcome,
         };
-        Ok(alerts::raise(self.store.as_ref(), tenant, rule, eval).await?)
+        alerts::raise(self.store.as_ref(), tenant, rule, eval).await
     }
 
     async fn query(

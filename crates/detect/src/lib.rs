@@ -18,5 +18,5 @@ pub mod alerts;
 pub mod engine;
 pub mod rule;
 
-pub use engine::{DetectionEngine, EngineConfig, EngineError};
+pub use engine::{DetectionEngine, EngineConfig};
 pub use rule::{CompiledRule, RuleError, compile};

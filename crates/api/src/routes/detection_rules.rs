@@ -308,16 +308,7 @@ pub async fn run(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let r = rule(&state, &caller, &id).await?;
-    let done = state
-        .detections
-        .run_now(caller.tenant, &r)
-        .await
-        .map_err(|e| match e {
-            rampart_detect::EngineError::Store(s) => ApiError::from(s),
-            rampart_detect::EngineError::Rule(r) => {
-                ApiError::new(ErrorCode::InvalidRequestBody, r.to_string())
-            }
-        })?;
+    let done = state.detections.run_now(caller.tenant, &r).await?;
     if done.failure_reason.is_some() {
         rules_changed(&state).await;
     }
