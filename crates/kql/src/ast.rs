@@ -155,6 +155,7 @@ pub enum Source {
     Range(Box<RangeSource>),
     Search(Box<Search>),
     Paren(Box<TabularExpr>),
+    ExternalData(Box<ExternalData>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -162,6 +163,34 @@ pub struct Datatable {
     pub columns: Vec<ColumnDecl>,
     /// Row-major cell values.
     pub values: Vec<Expr>,
+}
+
+/// `externaldata (Col:type, ...) ["uri", ...] [with (name = value, ...)]`: rows read from
+/// outside the query. Parsed as written; whether a URI can be read is the executor's call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalData {
+    pub columns: Vec<ColumnDecl>,
+    pub uris: Vec<ExternalUri>,
+    pub properties: Vec<ExternalProperty>,
+    /// The `externaldata` keyword.
+    pub span: Span,
+}
+
+/// One storage URI of `externaldata`, as a string literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalUri {
+    pub text: String,
+    pub span: Span,
+}
+
+/// `name = value` in `externaldata ... with (...)`. The value is a literal (a bare word
+/// such as `format=csv` is kept as a string).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalProperty {
+    pub name: Name,
+    pub value: Literal,
+    /// The value as written.
+    pub value_span: Span,
 }
 
 /// `range Column from A to B step S`

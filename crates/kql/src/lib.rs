@@ -25,7 +25,8 @@
 //!   plus a Pratt parser for scalar expressions;
 //! - [`bind`](mod@bind): name resolution and type checking; its own doc maps its modules;
 //! - [`plan`]: the planner and executor (KQL on Arrow and DataFusion); its own doc maps
-//!   its modules and the representation of KQL values.
+//!   its modules and the representation of KQL values. Behind the `plan` feature (on by
+//!   default): without it the crate is the front end alone, free of DataFusion.
 //!
 //! ```
 //! let query = rampart_kql::parse("T | where x > 1 | take 5").unwrap();
@@ -45,6 +46,7 @@ pub mod bind;
 pub mod error;
 pub mod lexer;
 mod parser;
+#[cfg(feature = "plan")]
 pub mod plan;
 pub mod span;
 
@@ -53,7 +55,11 @@ pub use bind::{
     BindError, BoundQuery, Catalog, CheckError, HuntingCatalog, QueryParameters, bind, check,
 };
 pub use error::ParseError;
-pub use plan::{HuntError, HuntResult, Limits, PlanError, SessionCatalog, plan_only, run};
+#[cfg(feature = "plan")]
+pub use plan::{
+    ExternalFiles, HuntError, HuntResult, Limits, PlanError, SessionCatalog, plan_only, run,
+    run_with_files,
+};
 
 /// Parses a whole KQL query (one or more `;`-separated statements).
 ///

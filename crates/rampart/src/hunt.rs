@@ -236,6 +236,8 @@ enum Backend {
     Local {
         events: EventStore,
         tenant: TenantId,
+        /// `externaldata` URLs mapped to files (`[api.hunting] external_data`).
+        files: rampart_kql::ExternalFiles,
     },
     Remote {
         http: reqwest::Client,
@@ -254,7 +256,11 @@ impl Backend {
                 let events = open_events(settings).await.context(
                     "a running server holds the event store; use --server to hunt through it",
                 )?;
-                Ok(Backend::Local { events, tenant })
+                Ok(Backend::Local {
+                    events,
+                    tenant,
+                    files: settings.api.hunting.external_files(),
+                })
             }
         }
     }
@@ -268,7 +274,11 @@ impl Backend {
 
     async fn run(&self, query: &str) -> anyhow::Result<(Columns, Vec<Value>)> {
         match self {
-            Backend::Local { events, tenant } => local(events, *tenant, query).await,
+            Backend::Local {
+                events,
+                tenant,
+                files,
+            } => local(events, *tenant, files, query).await,
             Backend::Remote {
                 http,
                 server,
@@ -282,15 +292,17 @@ impl Backend {
 async fn local(
     events: &EventStore,
     tenant: TenantId,
+    files: &rampart_kql::ExternalFiles,
     query: &str,
 ) -> anyhow::Result<(Columns, Vec<Value>)> {
     let ctx = events.session(tenant)?;
     let limits = rampart_kql::plan::Limits::default();
-    let result = rampart_kql::plan::run(
+    let result = rampart_kql::plan::run_with_files(
         &ctx,
         query,
         &rampart_kql::bind::QueryParameters::new(),
         &limits,
+        files,
     )
     .await
     .map_err(|e| anyhow!("{e}"))?;

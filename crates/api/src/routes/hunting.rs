@@ -21,9 +21,10 @@ use rampart_core::Permission as P;
 use rampart_core::{ErrorCode, TenantId};
 use rampart_kql::ast::ScalarType;
 use rampart_kql::bind::QueryParameters;
-use rampart_kql::plan::{HuntError, Limits};
+use rampart_kql::plan::{ExternalFiles, HuntError, Limits};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,19 @@ pub struct HuntingConfig {
     pub max_memory_bytes: usize,
     /// Seconds of query time each tenant may use in a 15-minute window.
     pub tenant_seconds_per_window: u64,
+    /// `externaldata` URLs this server answers from local files (URL as written in queries →
+    /// path). Any other URL is refused: Rampart runs offline.
+    pub external_data: BTreeMap<String, PathBuf>,
+}
+
+impl HuntingConfig {
+    /// The `externaldata` mapping in the planner's form.
+    pub fn external_files(&self) -> ExternalFiles {
+        self.external_data
+            .iter()
+            .map(|(url, path)| (url.clone(), path.clone()))
+            .collect()
+    }
 }
 
 impl Default for HuntingConfig {
@@ -54,6 +68,7 @@ impl Default for HuntingConfig {
             max_result_bytes: 124 * 1024 * 1024,
             max_memory_bytes: 4 << 30,
             tenant_seconds_per_window: 600,
+            external_data: BTreeMap::new(),
         }
     }
 }
@@ -140,7 +155,14 @@ pub async fn run(
         timeout: Some(Duration::from_secs(config.timeout_secs.max(1))),
         memory: Some(config.max_memory_bytes),
     };
-    let result = rampart_kql::plan::run(&ctx, &query, &QueryParameters::new(), &limits).await;
+    let result = rampart_kql::plan::run_with_files(
+        &ctx,
+        &query,
+        &QueryParameters::new(),
+        &limits,
+        &config.external_files(),
+    )
+    .await;
     state
         .hunting_budget
         .charge(caller.tenant, started.elapsed());

@@ -126,7 +126,10 @@ impl Rel {
     pub(crate) fn weight(&self) -> usize {
         let exprs = |list: &[BoundExpr]| list.iter().map(BoundExpr::weight).sum::<usize>();
         1 + match &self.kind {
-            RelKind::Scan { .. } | RelKind::Materialized { .. } | RelKind::ApplyInput => 0,
+            RelKind::Scan { .. }
+            | RelKind::Materialized { .. }
+            | RelKind::ApplyInput
+            | RelKind::ExternalData { .. } => 0,
             RelKind::Values { rows } => rows.iter().map(|r| exprs(r)).sum(),
             RelKind::Range { from, to, step } => from.weight() + to.weight() + step.weight(),
             RelKind::Filter { input, predicate } => input.weight() + predicate.weight(),
@@ -181,6 +184,7 @@ impl RelKind {
             | RelKind::Materialized { .. }
             | RelKind::Values { .. }
             | RelKind::Range { .. }
+            | RelKind::ExternalData { .. }
             | RelKind::ApplyInput => Vec::new(),
             RelKind::Filter { input, .. }
             | RelKind::Project { input, .. }
@@ -218,6 +222,19 @@ pub enum RelKind {
     /// already converted to the column types.
     Values {
         rows: Vec<Vec<BoundExpr>>,
+    },
+    /// `externaldata`: the rows of every URI in turn, each column the field's text (the
+    /// schema is all strings; the binder converts to the declared types in a `Project`
+    /// above it, with the conversion functions).
+    ExternalData {
+        uris: Vec<ExternalUri>,
+        format: ExternalFormat,
+        /// Skip the first record of each CSV/TSV file (its header).
+        ignore_first_record: bool,
+        /// The declared type of each column. The text of a JSON field is its JSON form for
+        /// a dynamic column and its content otherwise; a missing field is `""`, or `null`
+        /// for a dynamic column (so that it converts to the dynamic null).
+        declared: Vec<ScalarType>,
     },
     /// `range`: one column from `from` to `to` (inclusive when hit) by `step`.
     Range {
@@ -336,6 +353,26 @@ pub enum RelKind {
         aggregate: AggregateCall,
         group: Vec<usize>,
     },
+}
+
+/// A storage URI of `externaldata`, located for the executor's errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalUri {
+    pub text: String,
+    pub span: Span,
+}
+
+/// How `externaldata` reads its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExternalFormat {
+    /// Comma-separated, RFC 4180 quoting; fields by position.
+    Csv,
+    /// Tab-separated; fields by position.
+    Tsv,
+    /// JSON lines: one object per line; fields by name.
+    Json,
+    /// JSON objects (or arrays of them) one after another, across lines; fields by name.
+    MultiJson,
 }
 
 #[derive(Debug, Clone, PartialEq)]

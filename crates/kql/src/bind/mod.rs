@@ -19,13 +19,15 @@
 //!   expressions; `operators`: the row-wise pipeline operators;
 //!   `summarize`: summarize, count, make-series; `join`: join and lookup; `union`:
 //!   union and search; `expand`: mv-expand, mv-apply, parse; `sources`: tables,
-//!   `datatable`, `print`, `range`, functions; `plugins`: `evaluate`.
+//!   `datatable`, `print`, `range`, functions; `external`: `externaldata`; `plugins`:
+//!   `evaluate`.
 
 mod calls;
 pub mod catalog;
 mod error;
 mod expand;
 mod expr;
+mod external;
 mod functions;
 pub mod ir;
 mod join;

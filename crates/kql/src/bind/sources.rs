@@ -1,5 +1,5 @@
 //! Pipeline sources (tables, `let` names, function calls, `datatable`, `print`,
-//! `range`) and calls of `let`-defined functions.
+//! `range`; `externaldata` has a module of its own) and calls of `let`-defined functions.
 //!
 //! Functions are inlined: each call binds the body again with the arguments in place of
 //! the parameters, in the scope the function was defined in. That is what a `let`
@@ -28,6 +28,7 @@ impl Binder<'_> {
             ast::Source::Range(range) => self.range(range),
             ast::Source::Search(search) => self.search_source(search, span),
             ast::Source::Paren(inner) => self.tabular(inner),
+            ast::Source::ExternalData(external) => self.external_data(external),
         }
     }
 

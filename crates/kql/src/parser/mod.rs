@@ -3,12 +3,14 @@
 //! - this module: the token cursor, error helpers, statements and pipeline sources;
 //! - [`expr`]: the Pratt parser for scalar expressions (precedence of §5.1);
 //! - [`operators`]: one function per pipeline operator (§4);
-//! - [`literals`]: typed literals such as `datetime(...)` and `dynamic(...)`.
+//! - [`literals`]: typed literals such as `datetime(...)` and `dynamic(...)`;
+//! - [`external`]: the `externaldata` source.
 //!
 //! The cursor never indexes past the token list: every look-ahead returns an
 //! `Option`, so malformed input ends in a [`ParseError`], never a panic.
 
 mod expr;
+mod external;
 mod literals;
 mod operators;
 
@@ -547,6 +549,7 @@ impl<'a> Parser<'a> {
                     matches!(self.peek_at(1), Some(TokenKind::Word(_)))
                         && self.is_word_at(2, "from")
                 }
+                "externaldata" => matches!(self.peek_at(1), Some(TokenKind::LParen)),
                 _ => false,
             },
             _ => false,
@@ -576,6 +579,7 @@ impl<'a> Parser<'a> {
         let Some(TokenKind::Word(word)) = self.peek().cloned() else {
             return Err(self.error_expected("a tabular source"));
         };
+        let keyword = self.current_span();
         self.pos += 1;
         match word.as_str() {
             "union" => Ok(Source::Union(self.union_body()?)),
@@ -609,6 +613,9 @@ impl<'a> Parser<'a> {
                     step,
                 })))
             }
+            "externaldata" => Ok(Source::ExternalData(Box::new(
+                self.externaldata_body(keyword)?,
+            ))),
             _ => Ok(Source::Search(Box::new(self.search_body()?))),
         }
     }

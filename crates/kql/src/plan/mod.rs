@@ -3,8 +3,9 @@
 //! them under [`Limits`].
 //!
 //! Entry points: [`run`] (parse, bind against the session's tables, plan, execute, return
-//! the last tabular result) and [`plan_only`] (the same without executing, for `--check`
-//! and tests).
+//! the last tabular result), [`run_with_files`] (the same with the local files that stand
+//! in for `externaldata` URIs) and [`plan_only`] (the same without executing, for
+//! `--check` and tests; it refuses `externaldata`).
 //!
 //! Representation of KQL values on Arrow ([`arrow_type`]):
 //! - `timespan` is `Int64` nanoseconds (the event store's datetime precision), so
@@ -32,7 +33,8 @@
 //! Module map: `rel` (operators), `expr` (scalar expressions), `call` (scalar functions),
 //! `window` (`prev`/`next`/`row_number`/`row_cumsum`), `aggregate` (summarize) with the
 //! aggregate UDFs of `udaf`, `join`, `expand` (mv-expand, mv-apply, parse), `series`
-//! (make-series), `range` (the `range` source), `reshape` (bag_unpack, pivot), `udf`
+//! (make-series), `range` (the `range` source), `external` (`externaldata` from local
+//! files), `reshape` (bag_unpack, pivot), `udf`
 //! (Kusto functions as DataFusion UDFs), `json` (dynamic values), `time` (calendar),
 //! `types` (KQL <-> Arrow), `prepare` (tables and subqueries first), `catalog` (the
 //! session's tables for the binder), `error`.
@@ -43,6 +45,7 @@ mod catalog;
 mod error;
 mod expand;
 mod expr;
+mod external;
 mod join;
 mod json;
 mod prepare;
@@ -58,6 +61,7 @@ mod window;
 
 pub use catalog::SessionCatalog;
 pub use error::{HuntError, PlanError};
+pub use external::ExternalFiles;
 pub use types::arrow_type;
 
 use crate::ast::{ExprKind, Literal, Statement};
@@ -219,7 +223,17 @@ pub async fn plan_only(
         return Err(HuntError::NoResult);
     };
     let now = bound.settings.now.unwrap_or_else(wall_clock_nanos);
-    let prepared = prepare::prepare(ctx, &bound.query, result, &bound.text, now, false).await?;
+    // No file mapping here: `externaldata` is refused, as by `run` without one.
+    let prepared = prepare::prepare(
+        ctx,
+        &bound.query,
+        result,
+        &bound.text,
+        now,
+        false,
+        &ExternalFiles::new(),
+    )
+    .await?;
     Ok(rel::on_large_stack(|| {
         rel::Lowerer::new(&bound.text, now, &bound.query.materialized, &prepared).finish(result)
     })?)
@@ -236,7 +250,20 @@ pub async fn run(
     params: &QueryParameters,
     limits: &Limits,
 ) -> Result<HuntResult, HuntError> {
-    let work = execute(ctx, query, params, limits);
+    run_with_files(ctx, query, params, limits, &ExternalFiles::new()).await
+}
+
+/// [`run`], with the local files `externaldata` may read in place of its URIs (Rampart
+/// runs offline: an `externaldata` URI `files` does not map is refused with its line and
+/// column). `run` is this with no files.
+pub async fn run_with_files(
+    ctx: &SessionContext,
+    query: &str,
+    params: &QueryParameters,
+    limits: &Limits,
+    files: &ExternalFiles,
+) -> Result<HuntResult, HuntError> {
+    let work = execute(ctx, query, params, limits, files);
     match limits.timeout {
         Some(timeout) => tokio::time::timeout(timeout, work)
             .await
@@ -250,6 +277,7 @@ async fn execute(
     query: &str,
     params: &QueryParameters,
     limits: &Limits,
+    files: &ExternalFiles,
 ) -> Result<HuntResult, HuntError> {
     let bound = bind(ctx, query, params).await?;
     let Some(result) = bound.query.results.last() else {
@@ -261,7 +289,8 @@ async fn execute(
         .settings
         .max_records
         .map_or(limits.max_rows, |n| n.min(limits.max_rows));
-    let prepared = prepare::prepare(&ctx, &bound.query, result, &bound.text, now, true).await?;
+    let prepared =
+        prepare::prepare(&ctx, &bound.query, result, &bound.text, now, true, files).await?;
     let (plan, columns) = rel::on_large_stack(|| {
         rel::Lowerer::new(&bound.text, now, &bound.query.materialized, &prepared)
             .finish_with_columns(result)

@@ -1,5 +1,6 @@
-//! What lowering needs from the engine before it starts: the table sources, and the
-//! results of uncorrelated subqueries and `materialize`d inputs.
+//! What lowering needs from the engine before it starts: the table sources, the rows of
+//! `externaldata` (read from local files, see `external`), and the results of
+//! uncorrelated subqueries and `materialize`d inputs.
 //!
 //! KQL subqueries never read the outer row, so `toscalar(...)`, `x in ((T | ...))` and
 //! `materialize(...)` are run first, innermost first, and their results enter the outer
@@ -9,6 +10,7 @@
 
 use super::error::{HuntError, PlanError};
 use super::expr::rel_key;
+use super::external;
 use super::rel::{Lowerer, on_large_stack};
 use crate::bind::{BoundExpr, BoundExprKind, BoundQuery, ListItem, Rel, RelKind};
 use datafusion::arrow::array::Array;
@@ -35,6 +37,8 @@ pub(crate) struct Prepared {
     pub lists: HashMap<usize, Vec<ScalarValue>>,
     /// `bag_unpack`/`pivot` results by operator address (a scan of an in-memory table).
     pub open: HashMap<usize, LogicalPlan>,
+    /// `externaldata` rows (text columns) by operator address (a scan of an in-memory table).
+    pub external: HashMap<usize, LogicalPlan>,
 }
 
 enum Task<'q> {
@@ -51,6 +55,7 @@ fn node_exprs(rel: &Rel) -> Vec<&BoundExpr> {
         RelKind::Scan { .. }
         | RelKind::Materialized { .. }
         | RelKind::ApplyInput
+        | RelKind::ExternalData { .. }
         | RelKind::Distinct { .. }
         | RelKind::Serialize { .. }
         | RelKind::Join { .. }
@@ -101,6 +106,7 @@ struct Walk<'q> {
     tables: BTreeSet<String>,
     tasks: Vec<Task<'q>>,
     materialized: HashSet<usize>,
+    external: Vec<&'q Rel>,
 }
 
 impl<'q> Walk<'q> {
@@ -109,6 +115,7 @@ impl<'q> Walk<'q> {
             RelKind::Scan { table } => {
                 self.tables.insert(table.clone());
             }
+            RelKind::ExternalData { .. } => self.external.push(rel),
             RelKind::Materialized { id } => {
                 if self.materialized.insert(*id)
                     && let Some(inner) = self.query.materialized.get(*id)
@@ -152,7 +159,8 @@ impl<'q> Walk<'q> {
     }
 }
 
-/// Resolves tables and, when `execute`, runs the subqueries `result` depends on.
+/// Resolves tables, reads `externaldata` from the local files `external_files` maps its
+/// URIs to, and, when `execute`, runs the subqueries `result` depends on.
 pub(crate) async fn prepare(
     ctx: &SessionContext,
     query: &BoundQuery,
@@ -160,12 +168,14 @@ pub(crate) async fn prepare(
     text: &str,
     now: i64,
     execute: bool,
+    external_files: &external::ExternalFiles,
 ) -> Result<Prepared, HuntError> {
     let mut walk = Walk {
         query,
         tables: BTreeSet::new(),
         tasks: Vec::new(),
         materialized: HashSet::new(),
+        external: Vec::new(),
     };
     walk.rel(result);
     let mut prepared = Prepared::default();
@@ -177,6 +187,26 @@ pub(crate) async fn prepare(
         prepared
             .tables
             .insert(name.clone(), provider_as_source(provider));
+    }
+    // Every URI is checked before any file is read, so an unmapped one is reported
+    // without work.
+    let mut reads = Vec::with_capacity(walk.external.len());
+    for rel in &walk.external {
+        reads.push((*rel, external::resolve(rel, external_files, text)?));
+    }
+    for (index, (rel, read)) in reads.into_iter().enumerate() {
+        let schema = read.schema();
+        let batches = read.read().await?;
+        let table = MemTable::try_new(schema, vec![batches]).map_err(HuntError::from_datafusion)?;
+        let scan = LogicalPlanBuilder::scan(
+            TableReference::bare(format!("\u{1}external{index}")),
+            provider_as_source(Arc::new(table)),
+            None,
+        )
+        .map_err(PlanError::from)?
+        .build()
+        .map_err(PlanError::from)?;
+        prepared.external.insert(rel_key(rel), scan);
     }
     if !execute {
         return Ok(prepared);

@@ -316,7 +316,41 @@ impl<'a> Lowerer<'a> {
                 self.not_in_apply("evaluate")?;
                 self.reshaped(rel)
             }
+            RelKind::ExternalData { .. } => self.external(rel),
         }
+    }
+
+    /// The rows `prepare` read for an `externaldata` node, text columns whose missing
+    /// fields become "" (KQL strings are never null), or `null` for a dynamic column so
+    /// that its `parse_json` gives the dynamic null rather than an empty string.
+    fn external(&self, rel: &Rel) -> Result<Lowered, PlanError> {
+        let RelKind::ExternalData { declared, .. } = &rel.kind else {
+            return Err(PlanError::new(
+                "internal planning error: not an externaldata node",
+            ));
+        };
+        let plan = self
+            .prepared
+            .external
+            .get(&super::expr::rel_key(rel))
+            .cloned()
+            .ok_or_else(|| PlanError::new("internal planning error: externaldata was not read"))?;
+        let exprs: Vec<Expr> = columns(&plan)
+            .iter()
+            .zip(declared)
+            .map(|(c, ty)| {
+                let missing = if *ty == ScalarType::Dynamic {
+                    "null"
+                } else {
+                    ""
+                };
+                coalesce(vec![column_expr(c), lit(missing)]).alias(&c.name)
+            })
+            .collect();
+        Ok(Lowered {
+            plan: builder(plan).project(exprs)?.build()?,
+            ordered: false,
+        })
     }
 
     /// The result plan of a statement: rows in order, exactly the Rel's columns with its

@@ -229,7 +229,16 @@ async fn the_hunt_command_checks_runs_and_formats() {
 async fn hunting_limits_are_configurable_per_server() {
     let dir = tempfile::tempdir().unwrap();
     let tight = dir.path().join("tight.toml");
-    std::fs::write(&tight, "[api.hunting]\nmax_rows = 2\nlookback_days = 1\n").unwrap();
+    let feed = dir.path().join("feed.csv");
+    std::fs::write(&feed, "3395856ce81f2b7382dee72602f798b642f14140,bad.exe\nffff856ce81f2b7382dee72602f798b642f1ffff,worse.exe\n").unwrap();
+    std::fs::write(
+        &tight,
+        format!(
+            "[api.hunting]\nmax_rows = 2\nlookback_days = 1\n[api.hunting.external_data]\n\"https://feeds.example/bad.csv\" = {:?}\n",
+            feed.to_str().unwrap()
+        ),
+    )
+    .unwrap();
     let spent = dir.path().join("spent.toml");
     std::fs::write(&spent, "[api.hunting]\ntenant_seconds_per_window = 0\n").unwrap();
     for b in backends(dir.path()) {
@@ -283,6 +292,38 @@ async fn hunting_limits_are_configurable_per_server() {
         assert_eq!(st, 200, "{v}");
         assert_eq!(v["Results"].as_array().unwrap().len(), 2, "{v}");
         assert_eq!(v["Stats"]["Truncated"], true, "{v}");
+        // externaldata reads only what the configuration maps to a local file.
+        let query = |url: &str| {
+            format!(
+                "externaldata (SHA1: string, Name: string) ['{url}'] with (format='csv')\n| summarize Files = count(), Names = make_set(Name)"
+            )
+        };
+        let (st, v) = post(
+            &s,
+            "/api/advancedhunting/run",
+            &xdr,
+            json!({ "Query": query("https://feeds.example/bad.csv") }),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(
+            v["Results"],
+            json!([{"Files": 2, "Names": ["bad.exe", "worse.exe"]}]),
+            "{v}"
+        );
+        let (st, v) = post(
+            &s,
+            "/api/advancedhunting/run",
+            &xdr,
+            json!({ "Query": query("https://feeds.example/other.csv") }),
+        )
+        .await;
+        assert_eq!(st, 400, "{v}");
+        let message = assert_mde_error(&v, "BadRequest");
+        assert!(
+            message.contains("offline") && message.contains("line 1"),
+            "{message}"
+        );
         drop(s);
 
         // A tenant out of query time gets a 429 with Retry-After.
