@@ -177,12 +177,14 @@ async fn rule(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Detectio
         .store
         .get_detection_rule(caller.tenant, id)
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "Detection rule {} was not found",
-                id.chars().take(40).collect::<String>()
-            ))
-        })
+        .ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "Detection rule {} was not found",
+        id.chars().take(40).collect::<String>()
+    ))
 }
 
 pub async fn list(
@@ -265,11 +267,16 @@ pub async fn patch(
             caller.tenant,
             &id,
             Box::new(move |r: &mut DetectionRule| {
-                // Runs may have been recorded meanwhile: keep their outcome unless resuming.
+                // Runs may have been recorded (and the next one claimed) meanwhile: keep their
+                // outcome unless resuming, and the slot unless the period changed.
                 let last_run = r.last_run_details.clone();
                 let paused = r.paused_reason.clone();
+                let slot = (r.schedule.period == wanted.schedule.period)
+                    .then_some(r.schedule.next_run_date_time)
+                    .flatten();
                 *r = wanted.clone();
                 r.last_run_details = last_run;
+                r.schedule.next_run_date_time = slot;
                 if !resume {
                     r.paused_reason = paused;
                 }
@@ -278,7 +285,7 @@ pub async fn patch(
             }),
         )
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("Detection rule {id} was not found")))?;
+        .ok_or_else(|| not_found(&id))?;
     rules_changed(&state).await;
     Ok(entity_response(StatusCode::OK, &updated))
 }
@@ -293,10 +300,7 @@ pub async fn delete(
         .delete_detection_rule(&caller.audit(), caller.tenant, &id)
         .await?
     {
-        return Err(ApiError::not_found(format!(
-            "Detection rule {} was not found",
-            id.chars().take(40).collect::<String>()
-        )));
+        return Err(not_found(&id));
     }
     rules_changed(&state).await;
     Ok(StatusCode::NO_CONTENT.into_response())
