@@ -9,6 +9,7 @@
 //! - [`Count`]: counts only.
 
 mod arrow_rows;
+mod columns;
 mod count;
 mod json;
 mod json_rows;
