@@ -136,7 +136,8 @@ pub struct Shared {
     pub it_clients: Vec<usize>,
     pub windows_servers: Vec<usize>,
     pub company_title: String,
-    roles: Vec<(Role, usize)>,
+    /// Devices of each role present, in device order.
+    roles: Vec<(Role, Vec<usize>)>,
 }
 
 impl Shared {
@@ -161,21 +162,28 @@ impl Shared {
         if let Some(f) = t.get_mut(0..1) {
             f.make_ascii_uppercase();
         }
+        let mut roles: Vec<(Role, Vec<usize>)> = Vec::new();
+        for (i, d) in devs.iter().enumerate() {
+            match roles.iter_mut().find(|(r, _)| *r == d.role) {
+                Some((_, list)) => list.push(i),
+                None => roles.push((d.role, vec![i])),
+            }
+        }
         Shared {
             clients,
             it_clients,
             windows_servers,
             company_title: t,
-            roles: devs.iter().enumerate().map(|(i, d)| (d.role, i)).collect(),
+            roles,
         }
     }
 
-    /// Devices with `role`.
-    pub fn with_role(&self, role: Role) -> impl Iterator<Item = usize> + '_ {
+    /// Devices with `role`, in device order.
+    pub fn with_role(&self, role: Role) -> &[usize] {
         self.roles
             .iter()
-            .filter(move |(r, _)| *r == role)
-            .map(|(_, i)| *i)
+            .find(|(r, _)| *r == role)
+            .map_or(&[], |(_, list)| list.as_slice())
     }
 }
 

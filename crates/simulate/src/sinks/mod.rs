@@ -20,7 +20,7 @@ pub use arrow_rows::ArrowRows;
 pub use count::Count;
 pub use json_rows::{DeviceRows, JsonRows, cell_value};
 pub use ndjson::NdjsonSink;
-pub use parquet::ParquetSink;
+pub use parquet::{Layout, ParquetSink};
 
 use crate::Label;
 use std::fs::File;

@@ -83,8 +83,19 @@ struct Done {
     chunks: Vec<(usize, ArrowColumnChunk)>,
 }
 
+/// Batch, row-group and file sizes in rows (a row group ends after the batch that fills it, a
+/// file after the row group that fills it).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub batch_rows: usize,
+    pub group_rows: usize,
+    pub file_rows: usize,
+}
+
 pub struct ParquetSink {
     dir: PathBuf,
+    layout: Layout,
     tables: Vec<Option<Columns>>,
     /// Rows in each table's open row group (sent to the encoders).
     group_rows: Vec<usize>,
@@ -100,6 +111,25 @@ pub struct ParquetSink {
 impl ParquetSink {
     /// Creates `dir` (if needed) and `labels.jsonl`; table folders appear with their first rows.
     pub fn create(dir: impl AsRef<Path>) -> io::Result<ParquetSink> {
+        Self::with_layout(
+            dir,
+            Layout {
+                batch_rows: CHUNK_ROWS,
+                group_rows: ROW_GROUP_ROWS,
+                file_rows: ROWS_PER_FILE,
+            },
+        )
+    }
+
+    /// [`ParquetSink::create`] with other batch, row-group and file sizes (tests use tiny ones to
+    /// cross every boundary with few rows).
+    #[doc(hidden)]
+    pub fn with_layout(dir: impl AsRef<Path>, layout: Layout) -> io::Result<ParquetSink> {
+        let layout = Layout {
+            batch_rows: layout.batch_rows.max(1),
+            group_rows: layout.group_rows.max(1),
+            file_rows: layout.file_rows.max(1),
+        };
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)?;
         let labels = LabelsFile::create(&dir)?;
@@ -122,11 +152,12 @@ impl ParquetSink {
         threads.push(
             std::thread::Builder::new()
                 .name("parquet-write".into())
-                .spawn(move || write_files(&root, done_rx))?,
+                .spawn(move || write_files(&root, layout.file_rows, done_rx))?,
         );
         let tables = schema::ALL.len();
         Ok(ParquetSink {
             dir,
+            layout,
             tables: (0..tables).map(|_| None).collect(),
             group_rows: vec![0; tables],
             owners: vec![None; tables],
@@ -160,7 +191,7 @@ impl ParquetSink {
         }
         let batch = cols.finish();
         self.group_rows[slot] += batch.num_rows();
-        let close = last || self.group_rows[slot] >= ROW_GROUP_ROWS;
+        let close = last || self.group_rows[slot] >= self.layout.group_rows;
         if close {
             self.group_rows[slot] = 0;
         }
@@ -222,10 +253,11 @@ impl Sink for ParquetSink {
         cells: &[(usize, Cell<'_>)],
     ) -> io::Result<()> {
         let slot = table_slot(table);
-        let cols = self.tables[slot].get_or_insert_with(|| Columns::new(table, CHUNK_ROWS));
+        let batch_rows = self.layout.batch_rows;
+        let cols = self.tables[slot].get_or_insert_with(|| Columns::new(table, batch_rows));
         cols.push(cells)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        if cols.rows() >= CHUNK_ROWS {
+        if cols.rows() >= batch_rows {
             self.send(slot, false)?;
         }
         Ok(())
@@ -428,7 +460,7 @@ struct Part {
 }
 
 /// Appends row groups to each table's files in order, once every encoder has sent its chunks.
-fn write_files(dir: &Path, done: Receiver<Done>) -> io::Result<()> {
+fn write_files(dir: &Path, file_rows: usize, done: Receiver<Done>) -> io::Result<()> {
     let tables = schema::ALL.len();
     let mut parts: Vec<Option<Part>> = (0..tables).map(|_| None).collect();
     let mut next_part = vec![0usize; tables];
@@ -454,7 +486,8 @@ fn write_files(dir: &Path, done: Receiver<Done>) -> io::Result<()> {
             }
             let chunks = waiting[slot].remove(&next).unwrap_or_default();
             next_group[slot] += 1;
-            write_group(dir, slot, &mut parts[slot], &mut next_part[slot], chunks)?;
+            let part = (&mut parts[slot], &mut next_part[slot]);
+            write_group(dir, slot, file_rows, part, chunks)?;
         }
     }
     for (slot, w) in waiting.iter().enumerate() {
@@ -474,11 +507,11 @@ fn write_files(dir: &Path, done: Receiver<Done>) -> io::Result<()> {
 fn write_group(
     dir: &Path,
     slot: usize,
-    part: &mut Option<Part>,
-    next_part: &mut usize,
+    file_rows: usize,
+    (part, next_part): (&mut Option<Part>, &mut usize),
     chunks: Vec<Option<ArrowColumnChunk>>,
 ) -> io::Result<()> {
-    if part.as_ref().is_some_and(|p| p.rows >= ROWS_PER_FILE)
+    if part.as_ref().is_some_and(|p| p.rows >= file_rows)
         && let Some(p) = part.take()
     {
         p.writer.close().map_err(io::Error::other)?;
