@@ -317,7 +317,7 @@ impl Lowerer<'_> {
             "hash_sha256" => strings::hash("sha256", one(scope, T::String)?),
             "hash_sha1" => strings::hash("sha1", one(scope, T::String)?),
             "hash_md5" => strings::hash("md5", one(scope, T::String)?),
-            "hash" => strings::fnv_hash(self.typed(args, &[T::String, T::Long], scope)?),
+            "hash" => strings::xx_hash(self.typed(args, &[T::String, T::Long], scope)?),
 
             // ---- §6.4 URLs, paths, command lines
             "parse_url" => net::parse_url(one(scope, T::String)?),

@@ -3,6 +3,11 @@
 //!
 //! Lowered as: filter `from <= axis < to`, aggregate by keys and bin number, then a second
 //! aggregate by keys that places each bin's value at its position in a JSON array.
+//!
+//! Without `from`, the series start at the bin (a multiple of `step`) holding the smallest
+//! axis value of the input; without `to`, they end with the bin holding the largest. Those
+//! two values come from an aggregate of the input joined to every row, and ride along as
+//! group keys (one value for all rows) to where the bins are counted.
 
 use super::error::PlanError;
 use super::expr::Scope;
@@ -44,12 +49,6 @@ impl Lowerer<'_> {
                 "'make-series' inside mv-apply is not supported yet",
             ));
         }
-        let (Some(from), Some(to)) = (from, to) else {
-            return Err(self.error(
-                axis.span,
-                "make-series needs both 'from' and 'to' (open-ended ranges are not supported yet)",
-            ));
-        };
         let integral = matches!(axis.ty, T::Datetime | T::Timespan | T::Int | T::Long);
         let numeric = |e: Expr, ty: ScalarType| -> Expr {
             match (integral, ty) {
@@ -61,14 +60,14 @@ impl Lowerer<'_> {
         let cols = columns(&lowered.plan);
         let mut windows = Vec::new();
         let order = lowered.ordered.then(|| named(ORDER));
-        let (from_e, to_e, step_e) = {
-            let mut constant = Scope::constant();
-            (
-                numeric(self.expr(from, &mut constant)?, from.ty),
-                numeric(self.expr(to, &mut constant)?, to.ty),
-                numeric(self.expr(step, &mut constant)?, step.ty),
-            )
-        };
+        let mut constant = Scope::constant();
+        let step_e = numeric(self.expr(step, &mut constant)?, step.ty);
+        let from_given = from
+            .map(|f| Ok::<_, PlanError>(numeric(self.expr(f, &mut constant)?, f.ty)))
+            .transpose()?;
+        let to_given = to
+            .map(|t| Ok::<_, PlanError>(numeric(self.expr(t, &mut constant)?, t.ty)))
+            .transpose()?;
         let mut group = Vec::new();
         let mut key_names = Vec::new();
         let bin_name = self.fresh("bin");
@@ -89,6 +88,45 @@ impl Lowerer<'_> {
                 first_outputs.extend(lowered.outputs);
             }
         }
+        let mut plan = self.with_windows(lowered.plan, windows)?;
+        // The data's bounds, for the ends the query leaves open.
+        let mut bound_keys = Vec::new();
+        let (from_e, to_e) = match (from_given, to_given) {
+            (Some(f), Some(t)) => (f, t),
+            (from_given, to_given) => {
+                let (lo, hi) = (self.fresh("lo"), self.fresh("hi"));
+                let bounds = builder(plan.clone())
+                    .aggregate(
+                        Vec::<Expr>::new(),
+                        vec![
+                            datafusion::functions_aggregate::expr_fn::min(axis_value.clone())
+                                .alias(&lo),
+                            datafusion::functions_aggregate::expr_fn::max(axis_value.clone())
+                                .alias(&hi),
+                        ],
+                    )?
+                    .build()?;
+                plan = builder(plan).cross_join(bounds)?.build()?;
+                bound_keys = vec![named(&lo), named(&hi)];
+                let from_e =
+                    from_given.unwrap_or_else(|| floor_to_step(named(&lo), &step_e, integral));
+                // The end of the bin holding the largest value, bins counted from `from`.
+                let to_e = to_given.unwrap_or_else(|| {
+                    let past = floor_to_step(
+                        binary_expr(named(&hi), Operator::Minus, from_e.clone()),
+                        &step_e,
+                        integral,
+                    );
+                    binary_expr(
+                        binary_expr(from_e.clone(), Operator::Plus, past),
+                        Operator::Plus,
+                        step_e.clone(),
+                    )
+                });
+                (from_e, to_e)
+            }
+        };
+        group.extend(bound_keys.iter().cloned());
         let offset = binary_expr(axis_value.clone(), Operator::Minus, from_e.clone());
         let bin = if integral {
             binary_expr(offset, Operator::Divide, step_e.clone())
@@ -103,7 +141,6 @@ impl Lowerer<'_> {
             .clone()
             .gt_eq(from_e.clone())
             .and(axis_value.lt(to_e.clone()));
-        let plan = self.with_windows(lowered.plan, windows)?;
         let plan = builder(plan)
             .filter(in_range)?
             .aggregate(group, first_aggregates)?
@@ -164,7 +201,8 @@ impl Lowerer<'_> {
             );
             array_names.push(name);
         }
-        let second_keys: Vec<Expr> = key_names.iter().map(|n| named(n)).collect();
+        let mut second_keys: Vec<Expr> = key_names.iter().map(|n| named(n)).collect();
+        second_keys.extend(bound_keys);
         let plan = builder(plan).aggregate(second_keys, second)?.build()?;
         let mut out = Vec::with_capacity(rel.schema.len());
         let mut names = rel.schema.columns.iter();
@@ -185,6 +223,27 @@ impl Lowerer<'_> {
             plan: builder(plan).project(out)?.build()?,
             ordered: false,
         })
+    }
+}
+
+/// `value` rounded down to a multiple of `step` (Kusto's `bin`).
+fn floor_to_step(value: Expr, step: &Expr, integral: bool) -> Expr {
+    if integral {
+        // value - (value mod step), the remainder taken as non-negative: exact for
+        // nanosecond timestamps, which a float would round.
+        let rem = binary_expr(
+            binary_expr(
+                binary_expr(value.clone(), Operator::Modulo, step.clone()),
+                Operator::Plus,
+                step.clone(),
+            ),
+            Operator::Modulo,
+            step.clone(),
+        );
+        binary_expr(value, Operator::Minus, rem)
+    } else {
+        let quotient = binary_expr(value, Operator::Divide, step.clone());
+        binary_expr(math::floor(quotient), Operator::Multiply, step.clone())
     }
 }
 

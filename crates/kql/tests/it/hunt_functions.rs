@@ -21,6 +21,17 @@ async fn string_functions() {
 }
 
 #[tokio::test]
+async fn hash_is_kustos_xxhash64() {
+    // The values of Kusto's own documentation for hash().
+    check(
+        r#"print a = hash("World"), b = hash("World", 100), c = hash("Hello", 100)"#,
+        &["a:long", "b:long", "c:long"],
+        &[&["1846988464401551951", "51", "28"]],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn regex_trim_and_translate() {
     check(
         r##"print a = replace_regex("user=bob;user=amy", @"user=(\w+)", @"<\1>"),

@@ -259,6 +259,41 @@ async fn make_series_counts_per_hour() {
 }
 
 #[tokio::test]
+async fn make_series_without_range_spans_the_data() {
+    // ws-02's connections: 09:30, 11:01, 11:02, 16:30. The series start at the bin of the
+    // first and end with the bin of the last.
+    check(
+        r#"DeviceNetworkEvents
+| where DeviceName == "ws-02"
+| make-series n = count() on Timestamp step 1h
+| project n, First = Timestamp[0], Last = Timestamp[7], Bins = array_length(Timestamp)"#,
+        &["n:dynamic", "First:dynamic", "Last:dynamic", "Bins:long"],
+        &[&[
+            "[1,0,2,0,0,0,0,1]",
+            r#""2024-03-06T09:00:00Z""#,
+            r#""2024-03-06T16:00:00Z""#,
+            "8",
+        ]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn make_series_with_only_from_counts_bins_from_it() {
+    check(
+        r#"DeviceNetworkEvents
+| where DeviceName == "ws-02"
+| make-series n = count() on Timestamp from datetime(2024-03-06 08:00) step 2h"#,
+        &["n:dynamic", "Timestamp:dynamic"],
+        &[&[
+            "[1,2,0,0,1]",
+            r#"["2024-03-06T08:00:00Z","2024-03-06T10:00:00Z","2024-03-06T12:00:00Z","2024-03-06T14:00:00Z","2024-03-06T16:00:00Z"]"#,
+        ]],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn make_series_by_key_with_default() {
     check(
         "DeviceProcessEvents

@@ -706,24 +706,21 @@ pub(crate) fn hash(kind: &'static str, value: Expr) -> Expr {
     })
 }
 
-/// `hash(x [, mod])`: FNV-1a over the string form (deterministic, not Kusto's xxHash).
-pub(crate) fn fnv_hash(args_in: Vec<Expr>) -> Expr {
+/// `hash(x [, mod])`: Kusto's xxHash64 (seed 0) of the UTF-8 text, as a signed long
+/// (`hash("World")` = 1846988464401551951). With `mod`, the unsigned hash modulo `mod`, so that
+/// `hash(x, 10) == 0` samples a tenth whatever the sign of the hash.
+pub(crate) fn xx_hash(args_in: Vec<Expr>) -> Expr {
     call("kql_hash", DataType::Int64, args_in, |args, rows| {
         let s = strs(arg(args, 0, "hash")?)?;
         let modulo = args.get(1).map(longs).transpose()?;
         Ok(long_result(rows, |r| {
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-            for b in s.text(r).bytes() {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-            let value = (h >> 1) as i64;
+            let h = twox_hash::XxHash64::oneshot(0, s.text(r).as_bytes());
             match &modulo {
                 Some(m) => {
                     let m = m.get(r)?;
-                    (m > 0).then(|| value % m)
+                    (m > 0).then(|| (h % m.unsigned_abs()) as i64)
                 }
-                None => Some(value),
+                None => Some(h as i64),
             }
         }))
     })
