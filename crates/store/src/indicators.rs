@@ -10,9 +10,9 @@
 //! or one import of up to 500) is one transaction with one audit entry, written with multi-row
 //! upserts so that threat-intel feeds of millions of indicators load quickly.
 //!
-//! Concurrency: on SQLite the call runs in a `BEGIN IMMEDIATE` transaction behind an in-process
-//! gate, so it sees and writes a stable database and concurrent calls queue without SQLite's
-//! sleeping busy handler; the WAL is checkpointed after the gate is released. On PostgreSQL the
+//! Concurrency: on SQLite the call runs in a `BEGIN IMMEDIATE` transaction on the store's writer
+//! connection, so it sees and writes a stable database and concurrent calls queue for that
+//! connection, not in SQLite's sleeping busy handler; the WAL is checkpointed after the commit. On PostgreSQL the
 //! existing indicators are read `FOR UPDATE`; a new indicator that another transaction inserts
 //! at the same moment is detected (the upsert only overwrites the row it read) and the call is
 //! retried from the start, as is a deadlock.
@@ -37,7 +37,6 @@ use rampart_core::{ErrorCode, Rejection, TenantId};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
-use std::task::{Poll, Waker};
 use time::OffsetDateTime;
 
 impl Document for Indicator {
@@ -244,80 +243,13 @@ fn decode(body: &str) -> Result<Indicator> {
         .map_err(|e| StoreError::Corrupt(format!("stored Indicator is unreadable: {e}")))
 }
 
-/// Lets one SQLite write transaction of this module run at a time in the process. SQLite has a
-/// single writer anyway; waiting here instead of in SQLite's busy handler (which sleeps from 1
-/// to 100 ms between attempts) keeps concurrent imports from idling while the lock is free.
-static SQLITE_WRITER: Gate = Gate::new();
-
-/// A minimal async mutex (the store has no async runtime of its own to take one from).
-struct Gate {
-    state: std::sync::Mutex<GateState>,
-}
-
-struct GateState {
-    held: bool,
-    waiters: Vec<Waker>,
-}
-
-struct GateGuard<'a>(&'a Gate);
-
-impl Gate {
-    const fn new() -> Gate {
-        Gate {
-            state: std::sync::Mutex::new(GateState {
-                held: false,
-                waiters: Vec::new(),
-            }),
-        }
-    }
-
-    async fn lock(&self) -> GateGuard<'_> {
-        std::future::poll_fn(|cx| {
-            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if !s.held {
-                s.held = true;
-                return Poll::Ready(GateGuard(self));
-            }
-            if !s.waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                s.waiters.push(cx.waker().clone());
-            }
-            Poll::Pending
-        })
-        .await
-    }
-}
-
-impl Drop for GateGuard<'_> {
-    fn drop(&mut self) {
-        let waiters = {
-            let mut s = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
-            s.held = false;
-            std::mem::take(&mut s.waiters)
-        };
-        // Every waiter polls again and one gets the gate; the others queue anew. (Waking all
-        // keeps a waiter that was dropped meanwhile from swallowing the wake-up.)
-        for w in waiters {
-            w.wake();
-        }
-    }
-}
-
 impl SqlStore {
-    /// A write transaction: on SQLite behind the gate and `BEGIN IMMEDIATE` (the write lock
-    /// first, so that what the transaction reads stays true until it commits).
-    async fn write_tx(
-        &self,
-    ) -> Result<(
-        Option<GateGuard<'static>>,
-        sqlx::Transaction<'static, sqlx::Any>,
-    )> {
+    /// A write transaction: on SQLite on the writer connection, `BEGIN IMMEDIATE` (the write
+    /// lock first, so that what the transaction reads stays true until it commits).
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         match self.dialect {
-            Dialect::Sqlite => {
-                let gate = SQLITE_WRITER.lock().await;
-                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok((Some(gate), tx))
-            }
-            Dialect::Postgres => Ok((None, self.pg_tx().await?)),
+            Dialect::Sqlite => Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?),
+            Dialect::Postgres => self.pg_tx().await,
         }
     }
 
@@ -818,7 +750,7 @@ impl SqlStore {
         keys: &[Key],
     ) -> Result<Vec<Submitted>> {
         let tenant_text = tenant.to_string();
-        let (gate, mut tx) = self.write_tx().await?;
+        let mut tx = self.write_tx().await?;
         let lookup = read_existing(&mut tx, self.dialect, &tenant_text, keys, false).await?;
         let new = keys.len() - lookup.existing.len() - lookup.taken.len();
         let first_id = if new > 0 {
@@ -837,13 +769,12 @@ impl SqlStore {
             }
         }
         tx.commit().await?;
-        drop(gate);
         self.checkpoint().await;
         Ok(finish(&slots, outcomes))
     }
 
-    /// Copies committed WAL pages into the database file after a large write, outside the
-    /// writer gate: the next import writes meanwhile, instead of waiting while a commit runs
+    /// Copies committed WAL pages into the database file after a large write, on a reader
+    /// connection once the writer is free: the next import writes meanwhile, instead of waiting while a commit runs
     /// SQLite's automatic checkpoint (whose fsyncs were 40% of an import's time).
     async fn checkpoint(&self) {
         // Every few imports only: the rows of a feed land on random index pages, and a page
@@ -964,7 +895,7 @@ impl IndicatorStore for SqlStore {
         id: &str,
         owner: Option<&str>,
     ) -> Result<bool> {
-        let (_gate, mut tx) = self.write_tx().await?;
+        let mut tx = self.write_tx().await?;
         let mut sql = String::from("DELETE FROM indicators WHERE tenant_id = $1 AND id = $2");
         if owner.is_some() {
             sql.push_str(" AND created_by = $3");
@@ -1010,7 +941,7 @@ impl IndicatorStore for SqlStore {
             }
         }
         let tenant_text = tenant.to_string();
-        let (_gate, mut tx) = self.write_tx().await?;
+        let mut tx = self.write_tx().await?;
         let mut found: HashSet<String> = HashSet::with_capacity(unique.len());
         for chunk in unique.chunks(READ_CHUNK) {
             let mut sql = Sql::new(self.dialect, "SELECT id FROM indicators WHERE tenant_id = ");

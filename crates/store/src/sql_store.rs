@@ -15,6 +15,9 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
+    /// Where write transactions that must not wait in SQLite's busy handler run: on SQLite a
+    /// pool of one connection (see [`SqlStore::connect`]), on PostgreSQL `pool` itself.
+    pub(crate) writer: AnyPool,
     pub(crate) dialect: Dialect,
 }
 
@@ -44,46 +47,85 @@ impl SqlStore {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
 
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        let options = match dialect {
-            Dialect::Sqlite => options.max_connections(8).after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    use sqlx::Executor;
-                    // WAL lets readers run beside the single writer; NORMAL sync is durable
-                    // across process crashes and loses at most the last commit on power loss.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    // SQLite's default 8 MB page cache turns every large write and deep read
-                    // into a stream of pread/pwrite syscalls; 64 MB per connection and
-                    // memory-mapped reads keep the hot part of the tables in memory. The map
-                    // covers the whole file (256 GiB of address space, not memory): with a 1 GiB
-                    // map, deep pages of a 2.7 GB alert table went through pread into each
-                    // connection's cache and were 3x slower than the first page. SQLite caps
-                    // the map at build time; .cargo/config.toml lifts that cap.
-                    conn.execute("PRAGMA cache_size = -65536").await?;
-                    conn.execute("PRAGMA mmap_size = 274877906944").await?;
-                    conn.execute("PRAGMA temp_store = MEMORY").await?;
-                    // A commit checkpoints by itself once the WAL holds this many pages (64 MiB;
-                    // SQLite's default is 1,000). Bulk writes dirty the same index pages again
-                    // and again; a larger WAL copies each of them to the file once, not many times.
-                    conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    Ok(())
-                })
-            }),
-            Dialect::Postgres => options.max_connections(16),
+        let connect = |options: AnyPoolOptions| {
+            let url = url.clone();
+            async move {
+                options
+                    .connect(&url)
+                    .await
+                    .map_err(|source| StoreError::Connect {
+                        url: redact(&url),
+                        source,
+                    })
+            }
         };
-        let pool = options
-            .connect(&url)
-            .await
-            .map_err(|source| StoreError::Connect {
-                url: redact(&url),
-                source,
-            })?;
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let pool = match dialect {
+            Dialect::Sqlite => {
+                // 64 MB of page cache per connection, and memory-mapped reads, keep the hot part
+                // of the tables in memory. The map covers the whole file (256 GiB of address
+                // space, not memory): with a 1 GiB map, deep pages of a 2.7 GB alert table went
+                // through pread into each connection's cache and were 3x slower than the first
+                // page. SQLite caps the map at build time; .cargo/config.toml lifts that cap.
+                connect(options.max_connections(8).after_connect(|conn, _meta| {
+                    Box::pin(sqlite_pragmas(conn, -65_536, 274_877_906_944))
+                }))
+                .await?
+            }
+            Dialect::Postgres => connect(options.max_connections(16)).await?,
+        };
         crate::migrate::run(&pool, dialect).await?;
-        Ok(SqlStore { pool, dialect })
+        let writer = match dialect {
+            // SQLite has one writer at a time. Queueing writers on a pool of one connection
+            // (FIFO, no sleeping) instead of SQLite's busy handler (sleeps of 1 to 100 ms) keeps
+            // the write lock busy under concurrent imports, and the connection's page cache
+            // stays valid from one write to the next: SQLite empties a connection's cache
+            // whenever another connection has written, so writers taking turns on a pool of
+            // eight read every index page back from the WAL. Its cache is larger (256 MB) and
+            // not memory-mapped: a growing file made SQLite remap it again and again.
+            Dialect::Sqlite => {
+                connect(
+                    AnyPoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(Duration::from_secs(60))
+                        .after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn, -262_144, 0))),
+                )
+                .await?
+            }
+            Dialect::Postgres => pool.clone(),
+        };
+        Ok(SqlStore {
+            pool,
+            writer,
+            dialect,
+        })
     }
+}
+
+/// The settings of every SQLite connection; `cache_kib` is SQLite's `cache_size` (negative:
+/// KiB), `mmap_bytes` its `mmap_size`.
+async fn sqlite_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    cache_kib: i64,
+    mmap_bytes: i64,
+) -> sqlx::Result<()> {
+    use sqlx::Executor;
+    // WAL lets readers run beside the single writer; NORMAL sync is durable across process
+    // crashes and loses at most the last commit on power loss.
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    conn.execute("PRAGMA busy_timeout = 10000").await?;
+    conn.execute(format!("PRAGMA cache_size = {cache_kib}").as_str())
+        .await?;
+    conn.execute(format!("PRAGMA mmap_size = {mmap_bytes}").as_str())
+        .await?;
+    conn.execute("PRAGMA temp_store = MEMORY").await?;
+    // A commit checkpoints by itself once the WAL holds this many pages (64 MiB; SQLite's
+    // default is 1,000). Bulk writes dirty the same index pages again and again; a larger WAL
+    // copies each of them to the file once, not many times.
+    conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    Ok(())
 }
 
 /// The URL without its password, for error messages and logs.
