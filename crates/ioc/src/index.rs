@@ -1,0 +1,318 @@
+//! [`IndicatorIndex`]: every tenant's indicators, matched without locks.
+//!
+//! A tenant's [`Snapshot`] is a large `base` table, a small `overlay` of the indicators
+//! created or changed since the base was built, and the ids deleted since then. A change
+//! copies the overlay (small by construction), applies itself and publishes a new snapshot:
+//! the next lookup sees it, and readers holding the old one finish undisturbed. When the
+//! overlay grows past a share of the base, a background thread folds it into a new base and
+//! publishes that; changes made meanwhile stay in the overlay. No change ever waits for a
+//! rebuild of the whole table, and no reader ever waits at all.
+
+use crate::entry::{Entry, EntryError};
+use crate::table::{Key, Matched, Table};
+use crate::url::UrlKey;
+use crate::verdict::{
+    Device, FileObservation, Hit, NetworkObservation, decide_file, decide_network,
+};
+use arc_swap::ArcSwap;
+use rampart_core::TenantId;
+use rampart_core::indicator::{Indicator, IndicatorType};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// Overlays below this size are never folded (copying them per change costs microseconds).
+const FOLD_MIN: usize = 4_096;
+/// An overlay is folded once it holds this share of the base (1/16).
+const FOLD_SHARE: usize = 16;
+
+/// A change to a tenant's indicators.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// A created or updated indicator (an expired one stays, and stops matching on its own).
+    Upsert(Box<Indicator>),
+    /// A deleted indicator, by id.
+    Remove { id: String },
+}
+
+/// The active indicators of every tenant.
+#[derive(Default)]
+pub struct IndicatorIndex {
+    tenants: ArcSwap<HashMap<TenantId, Arc<TenantSlot>>>,
+    /// Serialises adding tenants (changes to one tenant serialise on its slot).
+    adding: Mutex<()>,
+}
+
+struct TenantSlot {
+    current: ArcSwap<Snapshot>,
+    /// Held by whoever publishes a snapshot of this tenant.
+    writer: Mutex<Folding>,
+}
+
+#[derive(Default)]
+struct Folding {
+    running: bool,
+    /// Bumped by every [`IndicatorIndex::load`]: a fold begun before it is thrown away.
+    generation: u64,
+}
+
+/// One tenant's indicators at one moment.
+#[derive(Default)]
+pub struct Snapshot {
+    base: Arc<Table>,
+    overlay: Arc<Table>,
+    /// Ids deleted since `base` was built.
+    removed: Arc<HashSet<u64>>,
+}
+
+impl IndicatorIndex {
+    pub fn new() -> IndicatorIndex {
+        IndicatorIndex::default()
+    }
+
+    /// Replaces the tenant's indicators with `indicators` (at start, or to resynchronise).
+    /// Returns the indicators that could not be held, which are left out.
+    pub fn load<'a>(
+        &self,
+        tenant: TenantId,
+        indicators: impl IntoIterator<Item = &'a Indicator>,
+    ) -> Vec<EntryError> {
+        let mut errors = Vec::new();
+        let entries: Vec<(&str, Entry)> = indicators
+            .into_iter()
+            .filter_map(|i| match Entry::of(i) {
+                Ok(e) => Some((i.indicator_value.as_str(), e)),
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            })
+            .collect();
+        let (base, bad) = Table::build(entries);
+        errors.extend(bad);
+        self.install(tenant, base);
+        errors
+    }
+
+    /// Replaces the tenant's indicators with a table built elsewhere.
+    pub fn install(&self, tenant: TenantId, base: Table) {
+        let slot = self.slot(tenant);
+        let mut folding = lock(&slot.writer);
+        folding.generation += 1;
+        slot.current.store(Arc::new(Snapshot {
+            base: Arc::new(base),
+            ..Snapshot::default()
+        }));
+    }
+
+    /// Applies `changes` in order and publishes the result in one step.
+    pub fn apply(self: &Arc<Self>, tenant: TenantId, changes: &[Change]) -> Vec<EntryError> {
+        let mut errors = Vec::new();
+        let slot = self.slot(tenant);
+        let mut folding = lock(&slot.writer);
+        let now = slot.current.load_full();
+        let mut overlay = Table::clone(&now.overlay);
+        let mut removed: Option<HashSet<u64>> = None;
+        for change in changes {
+            match change {
+                Change::Upsert(indicator) => {
+                    let parsed = Entry::of(indicator).and_then(|e| {
+                        Key::parse(e.kind, &indicator.indicator_value)
+                            .map(|k| (k, e))
+                            .map_err(|message| EntryError {
+                                id: indicator.id.clone(),
+                                message,
+                            })
+                    });
+                    match parsed {
+                        Ok((key, entry)) => overlay.insert(key, entry),
+                        Err(e) => errors.push(e),
+                    }
+                }
+                Change::Remove { id } => {
+                    let Ok(id) = id.parse::<u64>() else { continue };
+                    overlay.remove_where(|e| e.id == id);
+                    removed
+                        .get_or_insert_with(|| HashSet::clone(&now.removed))
+                        .insert(id);
+                }
+            }
+        }
+        let next = Arc::new(Snapshot {
+            base: Arc::clone(&now.base),
+            overlay: Arc::new(overlay),
+            removed: removed.map_or_else(|| Arc::clone(&now.removed), Arc::new),
+        });
+        let pending = next.overlay.len() + next.removed.len();
+        slot.current.store(Arc::clone(&next));
+        if !folding.running && pending > FOLD_MIN.max(next.base.len() / FOLD_SHARE) {
+            let index = Arc::clone(self);
+            let generation = folding.generation;
+            match std::thread::Builder::new()
+                .name("ioc-fold".into())
+                .spawn(move || index.fold(tenant, generation, next))
+            {
+                Ok(_) => folding.running = true,
+                // The overlay keeps growing and the next change tries again.
+                Err(e) => errors.push(EntryError {
+                    id: String::new(),
+                    message: format!("could not start folding the overlay: {e}"),
+                }),
+            }
+        }
+        errors
+    }
+
+    /// Builds a new base from `from` and publishes it with whatever changed since `from`.
+    fn fold(&self, tenant: TenantId, generation: u64, from: Arc<Snapshot>) {
+        let mut base = Table::default();
+        for (key, entry) in from.base.iter() {
+            if !from.removed.contains(&entry.id) && from.overlay.get(&key).is_none() {
+                base.insert(key, entry.clone());
+            }
+        }
+        for (key, entry) in from.overlay.iter() {
+            base.insert(key, entry.clone());
+        }
+        let slot = self.slot(tenant);
+        let mut folding = lock(&slot.writer);
+        folding.running = false;
+        if folding.generation != generation {
+            return; // the tenant was loaded afresh meanwhile
+        }
+        let now = slot.current.load_full();
+        // What `from` held is in the new base now: keep in the overlay only what changed after
+        // it, and only the deletions made after it.
+        let folded: HashMap<u64, &Entry> = from.overlay.iter().map(|(_, e)| (e.id, e)).collect();
+        let mut overlay = Table::clone(&now.overlay);
+        overlay.remove_where(|e| folded.get(&e.id).is_some_and(|f| *f == e));
+        let removed: HashSet<u64> = now
+            .removed
+            .iter()
+            .filter(|id| !from.removed.contains(id))
+            .copied()
+            .collect();
+        // A deletion after `from` of an indicator that is now in the base stays in `removed`.
+        slot.current.store(Arc::new(Snapshot {
+            base: Arc::new(base),
+            overlay: Arc::new(overlay),
+            removed: Arc::new(removed),
+        }));
+    }
+
+    /// The tenant's indicators as they are now (empty for a tenant never loaded).
+    pub fn snapshot(&self, tenant: TenantId) -> Arc<Snapshot> {
+        match self.tenants.load().get(&tenant) {
+            Some(slot) => slot.current.load_full(),
+            None => Arc::new(Snapshot::default()),
+        }
+    }
+
+    fn slot(&self, tenant: TenantId) -> Arc<TenantSlot> {
+        if let Some(slot) = self.tenants.load().get(&tenant) {
+            return Arc::clone(slot);
+        }
+        let _adding = lock(&self.adding);
+        let tenants = self.tenants.load_full();
+        if let Some(slot) = tenants.get(&tenant) {
+            return Arc::clone(slot);
+        }
+        let slot = Arc::new(TenantSlot {
+            current: ArcSwap::from_pointee(Snapshot::default()),
+            writer: Mutex::new(Folding::default()),
+        });
+        let mut next = HashMap::clone(&tenants);
+        next.insert(tenant, Arc::clone(&slot));
+        self.tenants.store(Arc::new(next));
+        slot
+    }
+}
+
+impl Snapshot {
+    /// Number of indicators held (deleted ones not yet folded away included).
+    pub fn len(&self) -> usize {
+        self.base.len() + self.overlay.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The file indicator that decides for `file` on `device` at `now` (Unix seconds).
+    pub fn match_file(
+        &self,
+        file: &FileObservation<'_>,
+        device: Device<'_>,
+        now: i64,
+    ) -> Option<Hit> {
+        let mut hits = Vec::new();
+        for (kind, value) in [
+            (IndicatorType::FileSha256, file.sha256),
+            (IndicatorType::FileSha1, file.sha1),
+            (IndicatorType::FileMd5, file.md5),
+            (IndicatorType::CertificateThumbprint, file.cert_thumbprint),
+        ] {
+            let Some(value) = value.filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let found = self
+                .overlay
+                .file(kind, value)
+                .or_else(|| self.live(self.base.file(kind, value)));
+            hits.extend(found.map(hit));
+        }
+        if hits.is_empty() {
+            return None;
+        }
+        decide_file(hits, device, now)
+    }
+
+    /// The network indicator that decides for `net` on `device` at `now` (Unix seconds).
+    pub fn match_network(
+        &self,
+        net: &NetworkObservation<'_>,
+        device: Device<'_>,
+        now: i64,
+    ) -> Option<Hit> {
+        let mut hits = Vec::new();
+        if let Some(ip) = net.ip {
+            hits.extend(self.merged(self.overlay.ip(ip), self.base.ip(ip)));
+        }
+        if let Some(url) = net.url.and_then(UrlKey::parse) {
+            hits.extend(self.merged(self.overlay.urls(&url), self.base.urls(&url)));
+            let host = url.host_name();
+            hits.extend(self.merged(self.overlay.domains(host), self.base.domains(host)));
+        }
+        if hits.is_empty() {
+            return None;
+        }
+        decide_network(hits, device, now)
+    }
+
+    /// A base match unless its indicator was deleted since.
+    fn live<'a>(&self, m: Option<Matched<'a>>) -> Option<Matched<'a>> {
+        m.filter(|m| !self.removed.contains(&m.entry.id))
+    }
+
+    /// Overlay matches, and the base matches under values the overlay does not hold.
+    fn merged(&self, overlay: Vec<Matched<'_>>, base: Vec<Matched<'_>>) -> Vec<Hit> {
+        let shadowed: HashSet<&str> = overlay.iter().map(|m| m.value.as_str()).collect();
+        let from_base: Vec<Hit> = base
+            .into_iter()
+            .filter(|m| !self.removed.contains(&m.entry.id) && !shadowed.contains(m.value.as_str()))
+            .map(hit)
+            .collect();
+        overlay.into_iter().map(hit).chain(from_base).collect()
+    }
+}
+
+fn hit(m: Matched<'_>) -> Hit {
+    Hit {
+        entry: m.entry.clone(),
+        value: m.value,
+        specificity: m.specificity,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

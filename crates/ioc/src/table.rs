@@ -1,0 +1,396 @@
+//! An immutable set of indicator entries with one lookup structure per kind of value.
+
+use crate::entry::{Entry, EntryError};
+use crate::url::{Scheme, UrlKey};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use prefix_trie::PrefixMap;
+use rampart_core::indicator::IndicatorType;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Entries by value: hashes and thumbprints as bytes (half the size of their hex), addresses
+/// and networks in a prefix trie per family, domains and URL hosts as lower-case text.
+#[derive(Clone, Default)]
+pub struct Table {
+    sha256: HashMap<[u8; 32], Entry>,
+    sha1: HashMap<[u8; 20], Entry>,
+    md5: HashMap<[u8; 16], Entry>,
+    certs: HashMap<[u8; 20], Entry>,
+    v4: PrefixMap<Ipv4Net, Entry>,
+    v6: PrefixMap<Ipv6Net, Entry>,
+    domains: HashMap<Box<str>, Entry>,
+    /// URL indicators by host (with a non-default port), each host's paths longest first.
+    urls: HashMap<Box<str>, Vec<UrlEntry>>,
+    len: usize,
+}
+
+#[derive(Clone)]
+struct UrlEntry {
+    scheme: Option<Scheme>,
+    path: Box<str>,
+    entry: Entry,
+}
+
+/// An entry that matched, with the indicator value it matched under and how specific that
+/// value is: the prefix length of an address or network, the number of labels of a domain,
+/// 1,000 plus the path length of a URL (a URL is more specific than its host's domain).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Matched<'a> {
+    pub entry: &'a Entry,
+    pub value: String,
+    pub specificity: u32,
+}
+
+/// The key an indicator value is stored under; two entries with one key are the same slot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    Sha256([u8; 32]),
+    Sha1([u8; 20]),
+    Md5([u8; 16]),
+    Cert([u8; 20]),
+    Net(IpNet),
+    Domain(Box<str>),
+    Url {
+        host: Box<str>,
+        scheme: Option<Scheme>,
+        path: Box<str>,
+    },
+}
+
+impl Key {
+    /// The key of an indicator value of type `kind` (as the store keeps it, or as a feed
+    /// writes it: hex in any case, any address form, a domain with a trailing dot).
+    pub fn parse(kind: IndicatorType, value: &str) -> Result<Key, String> {
+        let value = value.trim();
+        let bad = |what: &str| format!("'{value}' is not {what}");
+        Ok(match kind {
+            IndicatorType::FileSha256 => Key::Sha256(hex(value).ok_or_else(|| bad("a SHA-256"))?),
+            IndicatorType::FileSha1 => Key::Sha1(hex(value).ok_or_else(|| bad("a SHA-1"))?),
+            IndicatorType::FileMd5 => Key::Md5(hex(value).ok_or_else(|| bad("an MD5"))?),
+            IndicatorType::CertificateThumbprint => {
+                Key::Cert(hex(value).ok_or_else(|| bad("a certificate thumbprint"))?)
+            }
+            IndicatorType::IpAddress => Key::Net(match value.parse::<IpNet>() {
+                Ok(net) => net.trunc(),
+                Err(_) => IpNet::from(
+                    value
+                        .parse::<IpAddr>()
+                        .map_err(|_| bad("an IP address or network"))?
+                        .to_canonical(),
+                ),
+            }),
+            IndicatorType::DomainName => {
+                let d = value.trim_end_matches('.').to_ascii_lowercase();
+                if d.is_empty() || d.contains('/') {
+                    return Err(bad("a domain name"));
+                }
+                Key::Domain(d.into())
+            }
+            IndicatorType::Url => {
+                let url = UrlKey::parse(value).ok_or_else(|| bad("an http(s) URL"))?;
+                Key::Url {
+                    host: url.host.into(),
+                    scheme: url.scheme,
+                    path: url.path.into(),
+                }
+            }
+        })
+    }
+
+    /// The value as text (hashes in lower-case hex, networks as `address/length`, a single
+    /// address without a length).
+    pub fn value(&self) -> String {
+        match self {
+            Key::Sha256(b) => to_hex(b),
+            Key::Sha1(b) | Key::Cert(b) => to_hex(b),
+            Key::Md5(b) => to_hex(b),
+            Key::Net(n) if n.prefix_len() == n.max_prefix_len() => n.addr().to_string(),
+            Key::Net(n) => n.to_string(),
+            Key::Domain(d) => d.to_string(),
+            Key::Url { host, scheme, path } => match scheme {
+                Some(Scheme::Http) => format!("http://{host}{path}"),
+                Some(Scheme::Https) => format!("https://{host}{path}"),
+                None => format!("{host}{path}"),
+            },
+        }
+    }
+}
+
+impl Table {
+    /// A table of `entries`, each with its indicator value.
+    pub fn build<'a>(
+        entries: impl IntoIterator<Item = (&'a str, Entry)>,
+    ) -> (Table, Vec<EntryError>) {
+        let mut table = Table::default();
+        let mut errors = Vec::new();
+        for (value, entry) in entries {
+            match Key::parse(entry.kind, value) {
+                Ok(key) => table.insert(key, entry),
+                Err(message) => errors.push(EntryError {
+                    id: entry.id.to_string(),
+                    message,
+                }),
+            }
+        }
+        (table, errors)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Puts `entry` under `key`, replacing what was there.
+    pub fn insert(&mut self, key: Key, entry: Entry) {
+        let replaced = match key {
+            Key::Sha256(k) => self.sha256.insert(k, entry).is_some(),
+            Key::Sha1(k) => self.sha1.insert(k, entry).is_some(),
+            Key::Md5(k) => self.md5.insert(k, entry).is_some(),
+            Key::Cert(k) => self.certs.insert(k, entry).is_some(),
+            Key::Net(IpNet::V4(n)) => self.v4.insert(n, entry).is_some(),
+            Key::Net(IpNet::V6(n)) => self.v6.insert(n, entry).is_some(),
+            Key::Domain(d) => self.domains.insert(d, entry).is_some(),
+            Key::Url { host, scheme, path } => {
+                let paths = self.urls.entry(host).or_default();
+                match paths
+                    .iter_mut()
+                    .find(|u| u.scheme == scheme && u.path == path)
+                {
+                    Some(u) => {
+                        u.entry = entry;
+                        true
+                    }
+                    None => {
+                        paths.push(UrlEntry {
+                            scheme,
+                            path,
+                            entry,
+                        });
+                        paths.sort_by_key(|u| std::cmp::Reverse(u.path.len()));
+                        false
+                    }
+                }
+            }
+        };
+        if !replaced {
+            self.len += 1;
+        }
+    }
+
+    /// The entry stored under `key`.
+    pub fn get(&self, key: &Key) -> Option<&Entry> {
+        match key {
+            Key::Sha256(k) => self.sha256.get(k),
+            Key::Sha1(k) => self.sha1.get(k),
+            Key::Md5(k) => self.md5.get(k),
+            Key::Cert(k) => self.certs.get(k),
+            Key::Net(IpNet::V4(n)) => self.v4.get(n),
+            Key::Net(IpNet::V6(n)) => self.v6.get(n),
+            Key::Domain(d) => self.domains.get(d),
+            Key::Url { host, scheme, path } => self.urls.get(host).and_then(|paths| {
+                paths
+                    .iter()
+                    .find(|u| u.scheme == *scheme && u.path == *path)
+                    .map(|u| &u.entry)
+            }),
+        }
+    }
+
+    /// Removes the entries `drop` picks; returns how many went.
+    pub fn remove_where(&mut self, drop: impl Fn(&Entry) -> bool) -> usize {
+        let before = self.len;
+        let keys: Vec<Key> = self
+            .iter()
+            .filter(|(_, e)| drop(e))
+            .map(|(k, _)| k)
+            .collect();
+        for key in keys {
+            let gone = match &key {
+                Key::Sha256(k) => self.sha256.remove(k).is_some(),
+                Key::Sha1(k) => self.sha1.remove(k).is_some(),
+                Key::Md5(k) => self.md5.remove(k).is_some(),
+                Key::Cert(k) => self.certs.remove(k).is_some(),
+                Key::Net(IpNet::V4(n)) => self.v4.remove(n).is_some(),
+                Key::Net(IpNet::V6(n)) => self.v6.remove(n).is_some(),
+                Key::Domain(d) => self.domains.remove(d).is_some(),
+                Key::Url { host, scheme, path } => match self.urls.get_mut(host) {
+                    Some(paths) => {
+                        let n = paths.len();
+                        paths.retain(|u| !(u.scheme == *scheme && u.path == *path));
+                        let gone = paths.len() < n;
+                        if paths.is_empty() {
+                            self.urls.remove(host);
+                        }
+                        gone
+                    }
+                    None => false,
+                },
+            };
+            if gone {
+                self.len -= 1;
+            }
+        }
+        before - self.len
+    }
+
+    /// Every entry with its key.
+    pub fn iter(&self) -> impl Iterator<Item = (Key, &Entry)> + '_ {
+        let hashes = self
+            .sha256
+            .iter()
+            .map(|(k, e)| (Key::Sha256(*k), e))
+            .chain(self.sha1.iter().map(|(k, e)| (Key::Sha1(*k), e)))
+            .chain(self.md5.iter().map(|(k, e)| (Key::Md5(*k), e)))
+            .chain(self.certs.iter().map(|(k, e)| (Key::Cert(*k), e)));
+        let nets = self
+            .v4
+            .iter()
+            .map(|(n, e)| (Key::Net(IpNet::V4(*n)), e))
+            .chain(self.v6.iter().map(|(n, e)| (Key::Net(IpNet::V6(*n)), e)));
+        let names = self
+            .domains
+            .iter()
+            .map(|(d, e)| (Key::Domain(d.clone()), e));
+        let urls = self.urls.iter().flat_map(|(host, paths)| {
+            paths.iter().map(move |u| {
+                (
+                    Key::Url {
+                        host: host.clone(),
+                        scheme: u.scheme,
+                        path: u.path.clone(),
+                    },
+                    &u.entry,
+                )
+            })
+        });
+        hashes.chain(nets).chain(names).chain(urls)
+    }
+
+    /// The entry of a file hash or thumbprint of type `kind`, given as hex in any case.
+    pub fn file(&self, kind: IndicatorType, hex_value: &str) -> Option<Matched<'_>> {
+        let entry = match kind {
+            IndicatorType::FileSha256 => self.sha256.get(&hex::<32>(hex_value)?),
+            IndicatorType::FileSha1 => self.sha1.get(&hex::<20>(hex_value)?),
+            IndicatorType::FileMd5 => self.md5.get(&hex::<16>(hex_value)?),
+            IndicatorType::CertificateThumbprint => self.certs.get(&hex::<20>(hex_value)?),
+            _ => None,
+        }?;
+        Some(Matched {
+            entry,
+            value: hex_value.to_ascii_lowercase(),
+            specificity: 0,
+        })
+    }
+
+    /// The entries of the addresses and networks holding `ip`, longest prefix first.
+    pub fn ip(&self, ip: IpAddr) -> Vec<Matched<'_>> {
+        let mut out: Vec<Matched<'_>> = match ip.to_canonical() {
+            IpAddr::V4(a) => self
+                .v4
+                .cover(&Ipv4Net::from(a))
+                .map(|(n, e)| matched_net(IpNet::V4(*n), e))
+                .collect(),
+            IpAddr::V6(a) => self
+                .v6
+                .cover(&Ipv6Net::from(a))
+                .map(|(n, e)| matched_net(IpNet::V6(*n), e))
+                .collect(),
+        };
+        out.sort_by_key(|m| std::cmp::Reverse(m.specificity));
+        out
+    }
+
+    /// The entries of `host` and of each domain it is a subdomain of, most specific first.
+    pub fn domains(&self, host: &str) -> Vec<Matched<'_>> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let mut out = Vec::new();
+        if host.is_empty() || host.starts_with('[') {
+            return out;
+        }
+        let labels = host.split('.').count() as u32;
+        let mut suffix = host.as_str();
+        let mut depth = labels;
+        loop {
+            if let Some(entry) = self.domains.get(suffix) {
+                out.push(Matched {
+                    entry,
+                    value: suffix.to_owned(),
+                    specificity: depth,
+                });
+            }
+            match suffix.split_once('.') {
+                Some((_, rest)) => {
+                    suffix = rest;
+                    depth -= 1;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// The URL entries covering `url`, longest path first.
+    pub fn urls(&self, url: &UrlKey) -> Vec<Matched<'_>> {
+        let Some(paths) = self.urls.get(url.host.as_str()) else {
+            return Vec::new();
+        };
+        paths
+            .iter()
+            .filter(|u| {
+                let key = UrlKey {
+                    scheme: u.scheme,
+                    host: url.host.clone(),
+                    path: u.path.to_string(),
+                };
+                key.covers(url)
+            })
+            .map(|u| Matched {
+                entry: &u.entry,
+                value: Key::Url {
+                    host: url.host.as_str().into(),
+                    scheme: u.scheme,
+                    path: u.path.clone(),
+                }
+                .value(),
+                specificity: 1_000 + u.path.len() as u32,
+            })
+            .collect()
+    }
+}
+
+fn matched_net(net: IpNet, entry: &Entry) -> Matched<'_> {
+    Matched {
+        entry,
+        value: Key::Net(net).value(),
+        specificity: u32::from(net.prefix_len()),
+    }
+}
+
+/// `N` bytes from `2N` hex digits of either case.
+fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let b = s.as_bytes();
+    if b.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        let h = (b[2 * i] as char).to_digit(16)?;
+        let l = (b[2 * i + 1] as char).to_digit(16)?;
+        *o = (h << 4 | l) as u8;
+    }
+    Some(out)
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}

@@ -1,0 +1,261 @@
+//! What matches what: hashes, addresses and ranges, domains, URLs, expiry and device groups.
+
+use crate::{NOW, indicator};
+use rampart_core::TenantId;
+use rampart_ioc::{Device, FileObservation, IndicatorIndex, NetworkObservation};
+use serde_json::json;
+use std::net::IpAddr;
+
+const SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+const SHA1: &str = "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3";
+const MD5: &str = "098f6bcd4621d373cade4e832627b4f6";
+
+fn loaded(indicators: &[rampart_core::indicator::Indicator]) -> (IndicatorIndex, TenantId) {
+    let index = IndicatorIndex::new();
+    let tenant = TenantId::new_random();
+    let errors = index.load(tenant, indicators);
+    assert!(errors.is_empty(), "{errors:?}");
+    (index, tenant)
+}
+
+fn net_match(
+    index: &IndicatorIndex,
+    tenant: TenantId,
+    ip: Option<&str>,
+    url: Option<&str>,
+) -> Option<u64> {
+    let ip: Option<IpAddr> = ip.map(|s| s.parse().expect("an address"));
+    index
+        .snapshot(tenant)
+        .match_network(&NetworkObservation { ip, url }, Device::default(), NOW)
+        .map(|h| h.entry.id)
+}
+
+#[test]
+fn hashes_match_in_any_case_and_only_their_own_type() {
+    let (index, tenant) = loaded(&[
+        indicator(1, "FileSha256", SHA256, "Block", json!({})),
+        indicator(2, "FileSha1", SHA1, "Audit", json!({})),
+        indicator(3, "FileMd5", MD5, "Audit", json!({})),
+    ]);
+    let snap = index.snapshot(tenant);
+    let file = |sha256, sha1, md5| {
+        snap.match_file(
+            &FileObservation {
+                sha256,
+                sha1,
+                md5,
+                cert_thumbprint: None,
+            },
+            Device::default(),
+            NOW,
+        )
+        .map(|h| (h.entry.id, h.value))
+    };
+    let upper = SHA256.to_uppercase();
+    assert_eq!(file(Some(&upper), None, None), Some((1, SHA256.to_owned())));
+    assert_eq!(file(None, Some(SHA1), None).map(|h| h.0), Some(2));
+    assert_eq!(file(None, None, Some(MD5)).map(|h| h.0), Some(3));
+    // A SHA-1 value in the SHA-256 field, a truncated hash, an empty one: nothing.
+    assert_eq!(file(Some(SHA1), None, None), None);
+    assert_eq!(file(Some(&SHA256[..60]), None, None), None);
+    assert_eq!(file(Some(""), None, Some("")), None);
+    // A certificate thumbprint indicator is not a SHA-1 file indicator.
+    let (index, tenant) = loaded(&[indicator(
+        4,
+        "CertificateThumbprint",
+        SHA1,
+        "BlockAndRemediate",
+        json!({}),
+    )]);
+    let snap = index.snapshot(tenant);
+    let cert = |sha1, cert_thumbprint| {
+        snap.match_file(
+            &FileObservation {
+                sha1,
+                cert_thumbprint,
+                ..Default::default()
+            },
+            Device::default(),
+            NOW,
+        )
+        .map(|h| h.entry.id)
+    };
+    assert_eq!(cert(Some(SHA1), None), None);
+    assert_eq!(cert(None, Some(SHA1)), Some(4));
+}
+
+#[test]
+fn addresses_match_by_longest_prefix() {
+    let (index, tenant) = loaded(&[
+        indicator(1, "IpAddress", "203.0.113.0/24", "Block", json!({})),
+        indicator(2, "IpAddress", "203.0.113.7", "Audit", json!({})),
+        indicator(3, "IpAddress", "2001:db8::/32", "Block", json!({})),
+        indicator(4, "IpAddress", "2001:db8:1::/48", "Warn", json!({})),
+    ]);
+    assert_eq!(
+        net_match(&index, tenant, Some("203.0.113.7"), None),
+        Some(2)
+    );
+    assert_eq!(
+        net_match(&index, tenant, Some("203.0.113.8"), None),
+        Some(1)
+    );
+    assert_eq!(net_match(&index, tenant, Some("203.0.114.1"), None), None);
+    // IPv4-mapped IPv6 is the IPv4 address.
+    assert_eq!(
+        net_match(&index, tenant, Some("::ffff:203.0.113.9"), None),
+        Some(1)
+    );
+    assert_eq!(
+        net_match(&index, tenant, Some("2001:db8:1::5"), None),
+        Some(4)
+    );
+    assert_eq!(
+        net_match(&index, tenant, Some("2001:db8:2::5"), None),
+        Some(3)
+    );
+    assert_eq!(net_match(&index, tenant, Some("2001:db9::1"), None), None);
+}
+
+#[test]
+fn domains_match_themselves_and_subdomains_at_label_boundaries() {
+    let (index, tenant) = loaded(&[indicator(1, "DomainName", "evil.com", "Block", json!({}))]);
+    for host in [
+        "evil.com",
+        "EVIL.com.",
+        "a.b.evil.com",
+        "https://x.evil.com:8443/path",
+        "evil.com/login",
+    ] {
+        assert_eq!(
+            net_match(&index, tenant, None, Some(host)),
+            Some(1),
+            "{host}"
+        );
+    }
+    for host in ["notevil.com", "evil.com.au", "evil.co", "com", "evilcom"] {
+        assert_eq!(net_match(&index, tenant, None, Some(host)), None, "{host}");
+    }
+}
+
+#[test]
+fn urls_match_normalised_and_below_their_path() {
+    let (index, tenant) = loaded(&[
+        indicator(1, "Url", "http://evil.example/dl", "Block", json!({})),
+        indicator(2, "Url", "evil.example/dl/safe", "Allowed", json!({})),
+        indicator(3, "Url", "https://other.example/a%2fb", "Audit", json!({})),
+    ]);
+    let m = |url| net_match(&index, tenant, None, Some(url));
+    assert_eq!(m("http://evil.example/dl"), Some(1));
+    assert_eq!(m("HTTP://EVIL.EXAMPLE:80/dl/x.exe"), Some(1));
+    assert_eq!(m("http://evil.example/dl?id=1"), Some(1));
+    assert_eq!(
+        m("http://evil.example/%64l/x"),
+        Some(1),
+        "an escaped unreserved character is the character"
+    );
+    assert_eq!(m("http://evil.example/dlx"), None, "a path ends at a slash");
+    assert_eq!(
+        m("https://evil.example/dl"),
+        None,
+        "the indicator names http"
+    );
+    assert_eq!(
+        m("http://evil.example:8080/dl"),
+        None,
+        "another port is another host"
+    );
+    assert_eq!(m("http://evil.example/"), None);
+    // The longest covering path decides, whatever the scheme of the shorter one.
+    assert_eq!(m("http://evil.example/dl/safe/tool.zip"), Some(2));
+    assert_eq!(m("https://evil.example/dl/safe"), Some(2));
+    assert_eq!(
+        m("https://other.example/a%2Fb/c"),
+        Some(3),
+        "escapes of reserved characters compare case-insensitively"
+    );
+    assert_eq!(
+        m("https://other.example/a/b/c"),
+        None,
+        "an escaped slash is not a slash"
+    );
+}
+
+#[test]
+fn expiry_is_honoured_to_the_second() {
+    let (index, tenant) = loaded(&[indicator(
+        1,
+        "IpAddress",
+        "198.51.100.1",
+        "Block",
+        json!({ "expirationTime": "2026-12-03T12:00:00Z" }),
+    )]);
+    let snap = index.snapshot(tenant);
+    let at = |now| {
+        snap.match_network(
+            &NetworkObservation {
+                ip: "198.51.100.1".parse().ok(),
+                url: None,
+            },
+            Device::default(),
+            now,
+        )
+        .map(|h| h.entry.id)
+    };
+    assert_eq!(at(NOW - 1), Some(1));
+    assert_eq!(at(NOW), None);
+    assert_eq!(at(NOW + 1), None);
+}
+
+#[test]
+fn group_scoped_indicators_apply_only_in_their_groups() {
+    let (index, tenant) = loaded(&[
+        indicator(
+            1,
+            "DomainName",
+            "a.example",
+            "Block",
+            json!({ "rbacGroupIds": ["7"] }),
+        ),
+        indicator(
+            2,
+            "DomainName",
+            "b.example",
+            "Block",
+            json!({ "rbacGroupNames": ["Servers"] }),
+        ),
+    ]);
+    let snap = index.snapshot(tenant);
+    let m = |url, group_id, group_name| {
+        snap.match_network(
+            &NetworkObservation {
+                ip: None,
+                url: Some(url),
+            },
+            Device {
+                group_id,
+                group_name,
+            },
+            NOW,
+        )
+        .map(|h| h.entry.id)
+    };
+    assert_eq!(m("a.example", Some("7"), None), Some(1));
+    assert_eq!(m("a.example", Some("8"), None), None);
+    assert_eq!(m("a.example", None, None), None);
+    assert_eq!(m("b.example", Some("3"), Some("servers")), Some(2));
+    assert_eq!(m("b.example", Some("3"), Some("Workstations")), None);
+}
+
+#[test]
+fn tenants_are_apart() {
+    let index = IndicatorIndex::new();
+    let (a, b) = (TenantId::new_random(), TenantId::new_random());
+    index.load(
+        a,
+        &[indicator(1, "DomainName", "evil.com", "Block", json!({}))],
+    );
+    assert_eq!(net_match(&index, a, None, Some("evil.com")), Some(1));
+    assert_eq!(net_match(&index, b, None, Some("evil.com")), None);
+}
