@@ -112,6 +112,16 @@ pub trait IndicatorStore: Send + Sync {
     /// One indicator (expired or not).
     async fn get_indicator(&self, tenant: TenantId, id: &str) -> Result<Option<Indicator>>;
 
+    /// Up to `limit` of the tenant's indicators (expired ones too) stored after position
+    /// `after`, in storage order, each with its position: pass the last position back to read
+    /// on. For loading every indicator into the matcher; the first call passes 0.
+    async fn indicators_after(
+        &self,
+        tenant: TenantId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Indicator)>>;
+
     /// Deletes an indicator; false when it does not exist or, with `owner`, was created by
     /// someone else.
     async fn delete_indicator(
@@ -886,6 +896,30 @@ impl IndicatorStore for SqlStore {
 
     async fn get_indicator(&self, tenant: TenantId, id: &str) -> Result<Option<Indicator>> {
         self.get_doc::<Indicator>(tenant, id).await
+    }
+
+    async fn indicators_after(
+        &self,
+        tenant: TenantId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Indicator)>> {
+        let rows = sqlx::query(
+            "SELECT seq, body FROM indicators WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(tenant.to_string())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("seq")?,
+                    decode(&row.try_get::<String, _>("body")?)?,
+                ))
+            })
+            .collect()
     }
 
     async fn delete_indicator(

@@ -169,3 +169,45 @@ async fn rows_from_before_the_key_get_theirs_when_the_store_opens() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_indicator_of_a_tenant_is_read_in_pages() {
+    for t in stores().await {
+        let tenant = t.store.ensure_default_tenant().await.expect("tenant").id;
+        let ctx = AuditContext::system("test");
+        let other = t
+            .store
+            .create_tenant(&ctx, "other", false)
+            .await
+            .expect("tenant")
+            .id;
+        let mut ids = Vec::new();
+        for i in 0..25 {
+            let Submitted::Created(doc) =
+                submit(&t.store, tenant, &format!("{i:064x}"), "Block").await
+            else {
+                panic!("{}: indicator {i} not created", t.name);
+            };
+            ids.push(doc.id);
+        }
+        submit(&t.store, other, &format!("{:064x}", 99), "Block").await;
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = t
+                .store
+                .indicators_after(tenant, after, 10)
+                .await
+                .expect("page");
+            assert!(page.len() <= 10, "{}", t.name);
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            seen.extend(page.into_iter().map(|(_, d)| d.id));
+        }
+        assert_eq!(
+            seen, ids,
+            "{}: every indicator once, in order, none of the other tenant",
+            t.name
+        );
+    }
+}
