@@ -61,6 +61,8 @@ pub struct AppState {
     pub devices: Arc<crate::auth::device::DeviceCache>,
     /// Custom detection rules; its loops run once the server calls `start` on it.
     pub detections: Arc<rampart_detect::DetectionEngine>,
+    /// Indicators of compromise matched against ingested rows; loaded by `start`.
+    pub indicators: Arc<rampart_detect::IndicatorMatcher>,
     /// Advanced-hunting query time used per tenant.
     pub hunting_budget: Arc<crate::routes::hunting::HuntingBudget>,
     pub default_tenant: TenantId,
@@ -85,6 +87,7 @@ impl AppState {
         );
         Ok(AppState {
             detections,
+            indicators: Arc::new(rampart_detect::IndicatorMatcher::new(store.clone())),
             hunting_budget: Arc::default(),
             store,
             events,

@@ -1,4 +1,5 @@
-//! Custom detection rules: a KQL query whose rows become alerts.
+//! Detection: custom detection rules (a KQL query whose rows become alerts) and indicator
+//! matching on the ingestion path.
 //!
 //! - [`rule`] checks a rule before it is stored: the query binds against the advanced-hunting
 //!   tables, returns `Timestamp` and a device, its entity mapping names real result columns, and
@@ -11,12 +12,17 @@
 //!   continuous ones on every ingested batch of their table, any one on demand; a failed run
 //!   pauses its rule with the reason.
 //!
+//! - [`indicators`] checks every ingested row against the tenant's indicators of compromise
+//!   (the `rampart-ioc` index) and raises one alert per indicator and device.
+//!
 //! Telemetry flows in through [`engine::DetectionEngine::observe`] after the event store has made
 //! it durable; alerts and actions flow out through the state store.
 
 pub mod alerts;
 pub mod engine;
+pub mod indicators;
 pub mod rule;
 
 pub use engine::{DetectionEngine, EngineConfig};
+pub use indicators::IndicatorMatcher;
 pub use rule::{CompiledRule, RuleError, compile};

@@ -45,6 +45,16 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("loading tenants and signing keys")?;
     let tenant = state.default_tenant;
     let detections = state.detections.start();
+    let started = std::time::Instant::now();
+    let loaded = state
+        .indicators
+        .start()
+        .await
+        .context("loading the indicators for matching")?;
+    tracing::info!(
+        "{loaded} indicators loaded for matching in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let app = rampart_api::app(state);
     let listener = std::net::TcpListener::bind(&settings.listen)
         .with_context(|| format!("binding {}", settings.listen))?;

@@ -21,6 +21,7 @@ use rampart_core::indicator::{
 };
 use rampart_core::odata::Filter;
 use rampart_core::{ErrorCode, Rejection};
+use rampart_detect::indicators::Change;
 use rampart_store::Collection;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -127,6 +128,7 @@ pub async fn submit(
         .store
         .submit_indicators(&caller.audit(), caller.tenant, &writer(&caller), vec![sub])
         .await?;
+    state.indicators.apply(caller.tenant, &changes(&out));
     match out.pop() {
         Some(Submitted::Created(i) | Submitted::Updated(i)) => {
             let body = serde_json::to_string(&i)
@@ -234,6 +236,7 @@ pub async fn import(
             .store
             .submit_indicators(&caller.audit(), caller.tenant, &writer(&caller), valid)
             .await?;
+        state.indicators.apply(caller.tenant, &changes(&outcomes));
         for (pos, outcome) in positions.into_iter().zip(outcomes) {
             let r = &mut results[pos];
             match outcome {
@@ -279,6 +282,9 @@ pub async fn delete(
             .delete_indicator(&caller.audit(), caller.tenant, &id, w.owner())
             .await?;
     if deleted {
+        state
+            .indicators
+            .apply(caller.tenant, &[Change::Remove { id: id.clone() }]);
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         let shown: String = id.chars().take(100).collect();
@@ -334,7 +340,14 @@ pub async fn batch_delete(
         .delete_indicators(&caller.audit(), caller.tenant, &ids, w.owner())
         .await?
     {
-        BatchDeleted::Deleted(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+        BatchDeleted::Deleted(_) => {
+            let removed: Vec<Change> = ids
+                .iter()
+                .map(|id| Change::Remove { id: id.clone() })
+                .collect();
+            state.indicators.apply(caller.tenant, &removed);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
         BatchDeleted::NotFound(missing) => {
             let listed: Vec<&str> = missing.iter().take(20).map(String::as_str).collect();
             let more = if missing.len() > listed.len() {
@@ -401,4 +414,17 @@ pub fn add(r: ApiRoutes) -> ApiRoutes {
         ),
         delete,
     )
+}
+
+/// The matcher's view of what a submission stored.
+fn changes(outcomes: &[Submitted]) -> Vec<Change> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Submitted::Created(i) | Submitted::Updated(i) => {
+                Some(Change::Upsert(Box::new(i.clone())))
+            }
+            Submitted::Refused(_) => None,
+        })
+        .collect()
 }

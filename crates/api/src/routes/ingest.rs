@@ -189,6 +189,7 @@ async fn agent_batch_inner(state: &AppState, req: Request) -> Result<Response, R
         count_rows(state, &tables, &rejected_by_table);
         state.fleet.observe(state, device.tenant, &tables).await;
         state.detections.observe(device.tenant, &tables).await;
+        state.indicators.observe(device.tenant, &tables).await;
     }
     Ok((
         StatusCode::OK,
@@ -378,6 +379,7 @@ async fn import_inner(
         count_rows(state, &chunk.tables, &BTreeMap::new());
         state.fleet.observe(state, tenant, &chunk.tables).await;
         state.detections.observe(tenant, &chunk.tables).await;
+        state.indicators.observe(tenant, &chunk.tables).await;
     }
     if rejected > 0 {
         state.metrics.record_rows("(import)", "rejected", rejected);

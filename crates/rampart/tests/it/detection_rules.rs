@@ -36,29 +36,6 @@ async fn send(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn import(s: &Server, token: &str, table: &str, rows: &[Value]) {
-    let body = rows
-        .iter()
-        .map(Value::to_string)
-        .collect::<Vec<_>>()
-        .join("\n");
-    let resp = s
-        .http
-        .post(format!("{}/api/telemetry/import?table={table}", s.url))
-        .bearer_auth(token)
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status().as_u16(),
-        200,
-        "{}",
-        resp.text().await.unwrap()
-    );
-}
-
 fn device(c: char) -> String {
     c.to_string().repeat(40)
 }
@@ -220,9 +197,7 @@ async fn continuous_rules_alert_on_ingested_rows_once_per_entity_group() {
         let rw = s
             .token_with("CustomDetection.ReadWrite.All,Alert.Read.All,Machine.Read.All,Event.Write")
             .await;
-        import(
-            &s,
-            &rw,
+        s.import(&rw,
             "DeviceInfo",
             &[json!({"Timestamp": ts(0), "DeviceId": device('a'), "DeviceName": "ws-1", "OSPlatform": "Windows11"})],
         )
@@ -239,8 +214,7 @@ async fn continuous_rules_alert_on_ingested_rows_once_per_entity_group() {
         assert_eq!(created["schedule"]["nextRunDateTime"], Value::Null);
 
         // Two matching rows of one process on ws-1 and one other process: one alert.
-        import(
-            &s,
+        s.import(
             &rw,
             "DeviceProcessEvents",
             &[
@@ -329,8 +303,7 @@ async fn continuous_rules_alert_on_ingested_rows_once_per_entity_group() {
         assert_eq!(action["externalID"], a["id"]);
 
         // The same process again in a later batch: suppressed, not a second alert.
-        import(
-            &s,
+        s.import(
             &rw,
             "DeviceProcessEvents",
             &[process(
@@ -369,8 +342,7 @@ async fn continuous_rules_alert_on_ingested_rows_once_per_entity_group() {
         .await;
         assert_eq!(st, 200, "{r}");
         assert_eq!(r["status"], "Disabled");
-        import(
-            &s,
+        s.import(
             &rw,
             "DeviceProcessEvents",
             &[process(
@@ -424,9 +396,7 @@ async fn scheduled_rules_run_on_demand_and_when_due_and_pause_on_failure() {
         let rw = s
             .token_with("CustomDetection.ReadWrite.All,Alert.Read.All,Event.Write")
             .await;
-        import(
-            &s,
-            &rw,
+        s.import(&rw,
             "DeviceProcessEvents",
             &[
                 process(10, 'a', "ws-1", "cmd.exe", "cmd /c whoami", 1),

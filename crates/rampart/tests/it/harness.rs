@@ -255,6 +255,27 @@ impl Server {
     }
 
     /// A token for a new app with `roles` in the server's default tenant.
+    /// Imports NDJSON rows of `table` through `POST /api/telemetry/import` (needs
+    /// `Event.Write`); panics unless the server answers 200.
+    pub async fn import(&self, token: &str, table: &str, rows: &[serde_json::Value]) {
+        let body = rows
+            .iter()
+            .map(serde_json::Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let resp = self
+            .http
+            .post(format!("{}/api/telemetry/import?table={table}", self.url))
+            .bearer_auth(token)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .expect("import request");
+        let status = resp.status().as_u16();
+        assert_eq!(status, 200, "{}", resp.text().await.unwrap_or_default());
+    }
+
     pub async fn token_with(&self, roles: &str) -> String {
         let app = self.backend.create_app(None, roles);
         self.token(&app).await
