@@ -174,11 +174,36 @@ pub(crate) fn in_ci(negated: bool, left: Expr, items: Vec<String>) -> Expr {
         if negated { "not_" } else { "" },
         Json::Array(lowered.iter().cloned().map(Json::Str).collect()).to_text()
     );
+    // Most values have a length no item has, and are refused without being lowered; the
+    // others are lowered into a buffer on the stack (this ran at a fifth of DuckDB's speed
+    // when every row allocated its lowered copy).
+    let longest = lowered.iter().map(String::len).max().unwrap_or(0);
+    let mut lengths = vec![false; longest + 1];
+    for item in &lowered {
+        lengths[item.len()] = true;
+    }
     call(name, DataType::Boolean, vec![left], move |args, rows| {
         let value = strs(arg(args, 0, "in~")?)?;
+        let mut buf = [0u8; 256];
         Ok(bool_result(rows, |r| {
-            let text = value.text(r).to_ascii_lowercase();
-            Some(lowered.binary_search(&text).is_ok() != negated)
+            let text = value.text(r).as_bytes();
+            if !lengths.get(text.len()).copied().unwrap_or(false) {
+                return Some(negated);
+            }
+            let found = match buf.get_mut(..text.len()) {
+                Some(lower) => {
+                    for (l, b) in lower.iter_mut().zip(text) {
+                        *l = b.to_ascii_lowercase();
+                    }
+                    lowered
+                        .binary_search_by(|item| item.as_bytes().cmp(lower))
+                        .is_ok()
+                }
+                None => lowered
+                    .binary_search(&String::from_utf8_lossy(text).to_ascii_lowercase())
+                    .is_ok(),
+            };
+            Some(found != negated)
         }))
     })
 }
