@@ -10,7 +10,7 @@
 
 use crate::entry::{Entry, EntryError};
 use crate::table::{Key, Matched, Table};
-use crate::url::UrlKey;
+use crate::url::UrlParts;
 use crate::verdict::{
     Device, FileObservation, Hit, NetworkObservation, decide_file, decide_network,
 };
@@ -277,9 +277,13 @@ impl Snapshot {
         if let Some(ip) = net.ip {
             hits.extend(self.merged(self.overlay.ip(ip), self.base.ip(ip)));
         }
-        if let Some(url) = net.url.and_then(UrlKey::parse) {
-            hits.extend(self.merged(self.overlay.urls(&url), self.base.urls(&url)));
-            let host = url.host_name();
+        if let Some(parts) = net.url.and_then(UrlParts::of) {
+            // The path is normalised (a copy) only for a host that URL indicators name.
+            if self.overlay.has_url_host(&parts) || self.base.has_url_host(&parts) {
+                let url = parts.key();
+                hits.extend(self.merged(self.overlay.urls(&url), self.base.urls(&url)));
+            }
+            let host = parts.host_name();
             hits.extend(self.merged(self.overlay.domains(host), self.base.domains(host)));
         }
         if hits.is_empty() {

@@ -1,9 +1,10 @@
 //! An immutable set of indicator entries with one lookup structure per kind of value.
 
 use crate::entry::{Entry, EntryError};
-use crate::url::{Scheme, UrlKey};
+use crate::url::{Scheme, UrlKey, UrlParts};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rampart_core::indicator::IndicatorType;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -291,13 +292,21 @@ impl Table {
 
     /// The entries of `host` and of each domain it is a subdomain of, most specific first.
     pub fn domains(&self, host: &str) -> Vec<Matched<'_>> {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
         let mut out = Vec::new();
+        if self.domains.is_empty() {
+            return out;
+        }
+        let host = host.trim_end_matches('.');
+        // Observed hosts are mostly lower case already: no copy for those.
+        let host: Cow<'_, str> = match host.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => Cow::Owned(host.to_ascii_lowercase()),
+            false => Cow::Borrowed(host),
+        };
         if host.is_empty() || host.starts_with('[') {
             return out;
         }
         let labels = host.split('.').count() as u32;
-        let mut suffix = host.as_str();
+        let mut suffix: &str = &host;
         let mut depth = labels;
         loop {
             if let Some(entry) = self.domains.get(suffix) {
@@ -316,6 +325,11 @@ impl Table {
             }
         }
         out
+    }
+
+    /// Whether URL indicators are filed under the host of `url` (before normalising its path).
+    pub fn has_url_host(&self, url: &UrlParts<'_>) -> bool {
+        !self.urls.is_empty() && self.urls.contains_key(url.host().as_ref())
     }
 
     /// The URL entries covering `url`, longest path first.

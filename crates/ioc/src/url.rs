@@ -3,6 +3,8 @@
 //! trailing dot on the host, percent-escapes of unreserved characters decoded and the other
 //! escapes in upper case (RFC 3986 §6.2.2), no fragment.
 
+use std::borrow::Cow;
+
 /// A URL split for matching.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UrlKey {
@@ -20,9 +22,22 @@ pub enum Scheme {
     Https,
 }
 
-impl UrlKey {
-    /// Splits and normalises `text`; `None` when it has no host or a scheme other than http(s).
-    pub fn parse(text: &str) -> Option<UrlKey> {
+/// A URL split as far as matching needs before anything is allocated: the host in normal form
+/// (borrowed when the text has it so) and the rest as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    pub scheme: Option<Scheme>,
+    /// The host in lower case without a trailing dot, port or credentials.
+    pub name: Cow<'a, str>,
+    /// The port, when it is not the scheme's default.
+    pub port: Option<&'a str>,
+    /// Path and query as written.
+    pub tail: &'a str,
+}
+
+impl<'a> UrlParts<'a> {
+    /// Splits `text`; `None` when it has no host or a scheme other than http(s).
+    pub fn of(text: &'a str) -> Option<UrlParts<'a>> {
         let text = text.trim();
         let (scheme, rest) = match text.find("://") {
             Some(i) => {
@@ -44,24 +59,58 @@ impl UrlKey {
         // Credentials are never part of what an indicator names.
         let authority = authority.rsplit('@').next().unwrap_or(authority);
         let (host, port) = split_port(authority);
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = host.trim_end_matches('.');
         if host.is_empty() {
             return None;
         }
+        let name = match host.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => Cow::Owned(host.to_ascii_lowercase()),
+            false => Cow::Borrowed(host),
+        };
         let default_port = match scheme {
             Some(Scheme::Http) => port == Some("80"),
             Some(Scheme::Https) => port == Some("443"),
             None => matches!(port, Some("80" | "443")),
         };
-        let host = match port {
-            Some(p) if !default_port && !p.is_empty() => format!("{host}:{p}"),
-            _ => host,
-        };
-        Some(UrlKey {
+        let port = port.filter(|p| !default_port && !p.is_empty());
+        Some(UrlParts {
             scheme,
-            host,
-            path: normalise_escapes(tail),
+            name,
+            port,
+            tail,
         })
+    }
+
+    /// The host as URL indicators are filed under: with its port when not the default.
+    pub fn host(&self) -> Cow<'_, str> {
+        match self.port {
+            Some(p) => Cow::Owned(format!("{}:{p}", self.name)),
+            None => Cow::Borrowed(&self.name),
+        }
+    }
+
+    /// The host name for domain matching (an IPv6 literal keeps its brackets).
+    pub fn host_name(&self) -> &str {
+        match self.name.find(']') {
+            Some(i) => &self.name[..=i],
+            None => self.name.split(':').next().unwrap_or(&self.name),
+        }
+    }
+
+    /// The whole URL in normal form.
+    pub fn key(&self) -> UrlKey {
+        UrlKey {
+            scheme: self.scheme,
+            host: self.host().into_owned(),
+            path: normalise_escapes(self.tail),
+        }
+    }
+}
+
+impl UrlKey {
+    /// Splits and normalises `text`; `None` when it has no host or a scheme other than http(s).
+    pub fn parse(text: &str) -> Option<UrlKey> {
+        UrlParts::of(text).map(|p| p.key())
     }
 
     /// Whether `self`, a URL indicator, covers `observed`: same host, the scheme unless either
