@@ -12,12 +12,14 @@
 //! - [`odata`]: collection responses and paging links.
 //! - [`routes`]: the handlers, a module per resource.
 //! - [`fleet`]: machines created and kept current from telemetry.
+//! - [`feeds`]: threat-intelligence feeds (parsed by `rampart-intel`) into indicators.
 //! - Custom detection rules run in `rampart-detect`; [`AppState::detections`] is its engine, fed
 //!   every ingested batch after it is durable.
 
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod feeds;
 pub mod fleet;
 pub mod hunt_json;
 pub mod metrics;

@@ -27,6 +27,9 @@ pub struct ApiConfig {
     pub machine_action_timeout_secs: u64,
     /// Seconds between looks for due detection rules (scheduled rules run at most this late).
     pub detection_tick_secs: u64,
+    /// Days of stored telemetry searched for each new or changed alerting indicator; 0 turns
+    /// these retro-hunts off (`POST /api/indicators/{id}/retrohunt` still runs).
+    pub indicator_retrohunt_days: u32,
     /// Advanced-hunting limits (`[api.hunting]`).
     pub hunting: crate::routes::hunting::HuntingConfig,
 }
@@ -40,6 +43,7 @@ impl Default for ApiConfig {
             rate_limits: RateLimitConfig::default(),
             machine_action_timeout_secs: 3 * 24 * 3600,
             detection_tick_secs: 30,
+            indicator_retrohunt_days: 30,
             hunting: Default::default(),
         }
     }
@@ -87,7 +91,11 @@ impl AppState {
         );
         Ok(AppState {
             detections,
-            indicators: Arc::new(rampart_detect::IndicatorMatcher::new(store.clone())),
+            indicators: Arc::new(rampart_detect::IndicatorMatcher::new(
+                store.clone(),
+                events.clone(),
+                std::time::Duration::from_secs(u64::from(config.indicator_retrohunt_days) * 86_400),
+            )),
             hunting_budget: Arc::default(),
             store,
             events,

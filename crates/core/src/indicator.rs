@@ -582,6 +582,28 @@ impl Indicator {
         self.last_updated_by = Some(by.id.clone());
     }
 
+    /// The submission that stores this indicator as it is (to change one property of it, e.g.
+    /// to expire it, through the ordinary submission path).
+    pub fn resubmission(&self) -> IndicatorSubmission {
+        IndicatorSubmission {
+            indicator_value: self.indicator_value.clone(),
+            indicator_type: self.indicator_type,
+            action: self.action,
+            generate_alert: self.generate_alert,
+            title: self.title.clone(),
+            description: self.description.clone(),
+            application: self.application.clone(),
+            external_id: self.external_id.clone(),
+            expiration_time: self.expiration_time,
+            severity: self.severity,
+            recommended_actions: self.recommended_actions.clone(),
+            rbac_group_names: self.rbac_group_names.clone(),
+            rbac_group_ids: self.rbac_group_ids.clone(),
+            educate_url: self.educate_url.clone(),
+            allow_internal: self.allow_internal,
+        }
+    }
+
     /// Whether the indicator is active at `now` (not expired).
     pub fn is_active(&self, now: OffsetDateTime) -> bool {
         self.expiration_time.is_none_or(|t| t > now)

@@ -17,12 +17,17 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType};
 use rampart_core::TenantId;
 use rampart_core::alert::{Alert, AlertStatus, Evidence, new_alert_id};
 use rampart_core::audit::AuditContext;
-use rampart_core::indicator::{IndicatorAction, IndicatorType};
+use rampart_core::indicator::{Indicator, IndicatorAction, IndicatorType};
+use rampart_core::machine_action::{
+    ActionRequest, ActionSubmission, RequestedAction as MachineActionRequest,
+};
 use rampart_core::schema::Table;
 pub use rampart_ioc::Change;
+use rampart_ioc::index::Snapshot;
 use rampart_ioc::{Device, FileObservation, Hit, IndicatorIndex, NetworkObservation};
 use rampart_store::{Store, StoreError};
-use std::collections::HashMap;
+use rampart_telemetry::EventStore;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -37,6 +42,12 @@ const LOAD_PAGE: u32 = 10_000;
 const QUEUE: usize = 4_096;
 /// How long a device's group is trusted before it is read again.
 const GROUP_TTL: Duration = Duration::from_secs(60);
+/// Indicators waiting for their retro-hunt; beyond this, hunts are skipped with a warning.
+const RETRO_QUEUE: usize = 65_536;
+/// How long changed indicators are gathered into one retro-hunt (an import sends hundreds).
+const RETRO_GATHER: Duration = Duration::from_secs(1);
+/// Most indicators searched for by one retro-hunt.
+const RETRO_BATCH: usize = 10_000;
 
 /// The file columns checked together as one file: SHA-256, SHA-1, MD5, certificate thumbprint.
 const FILE_COLUMNS: [[Option<&str>; 4]; 3] = [
@@ -58,12 +69,16 @@ const NETWORK_COLUMNS: [(&str, &str); 2] =
 pub struct IndicatorMatcher {
     index: Arc<IndicatorIndex>,
     store: Arc<dyn Store>,
+    events: EventStore,
+    /// How far back a new or changed indicator is searched for; zero turns that off.
+    lookback: Duration,
     groups: Mutex<HashMap<(TenantId, String), (Instant, Option<(String, String)>)>>,
     queue: OnceLock<mpsc::Sender<Found>>,
+    retro: OnceLock<mpsc::Sender<(TenantId, Box<Indicator>)>>,
 }
 
 /// An indicator that decided on rows of one device in one batch.
-struct Found {
+pub(crate) struct Found {
     tenant: TenantId,
     hit: Hit,
     device_id: String,
@@ -71,16 +86,76 @@ struct Found {
     first_ns: Option<i64>,
     last_ns: Option<i64>,
     evidence: Evidence,
+    /// Found by a retro-hunt of stored telemetry rather than on ingestion.
+    retrospective: bool,
+}
+
+impl Found {
+    /// The indicator's id.
+    pub(crate) fn indicator(&self) -> u64 {
+        self.hit.entry.id
+    }
+
+    pub(crate) fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    /// First and last event times of the rows found, in nanoseconds.
+    pub(crate) fn span(&self) -> (Option<i64>, Option<i64>) {
+        (self.first_ns, self.last_ns)
+    }
+
+    /// Widens this finding by another of the same indicator and device.
+    pub(crate) fn absorb(&mut self, other: Found) {
+        self.first_ns = self.first_ns.min(other.first_ns).or(other.first_ns);
+        self.last_ns = self.last_ns.max(other.last_ns);
+    }
+
+    /// Whether the finding calls for anything: an alert, or a remediation.
+    pub(crate) fn acts(&self) -> bool {
+        self.hit.entry.generate_alert || self.remediates()
+    }
+
+    /// A file blocked with remediation: the file is quarantined wherever it is seen.
+    fn remediates(&self) -> bool {
+        self.hit.entry.action == IndicatorAction::BlockAndRemediate
+            && matches!(
+                self.hit.entry.kind,
+                IndicatorType::FileSha256
+                    | IndicatorType::FileSha1
+                    | IndicatorType::FileMd5
+                    | IndicatorType::CertificateThumbprint
+            )
+    }
+
+    pub(crate) fn retrospective(mut self) -> Found {
+        self.retrospective = true;
+        self
+    }
 }
 
 impl IndicatorMatcher {
-    pub fn new(store: Arc<dyn Store>) -> IndicatorMatcher {
+    /// A matcher reading indicators from `store`; new and changed alerting indicators are
+    /// searched for in `events` as far back as `lookback` (zero: never).
+    pub fn new(store: Arc<dyn Store>, events: EventStore, lookback: Duration) -> IndicatorMatcher {
         IndicatorMatcher {
             index: Arc::new(IndicatorIndex::new()),
             store,
+            events,
+            lookback,
             groups: Mutex::new(HashMap::new()),
             queue: OnceLock::new(),
+            retro: OnceLock::new(),
         }
+    }
+
+    pub(crate) fn events(&self) -> &EventStore {
+        &self.events
+    }
+
+    /// How far back new and changed indicators are searched for.
+    pub fn lookback(&self) -> Duration {
+        self.lookback
     }
 
     /// The index, for lookups outside ingestion.
@@ -103,7 +178,46 @@ impl IndicatorMatcher {
                 }
             });
         }
+        let (tx, rx) = mpsc::channel(RETRO_QUEUE);
+        if !self.lookback.is_zero() && self.retro.set(tx).is_ok() {
+            tokio::spawn(Arc::clone(self).retrohunt_changes(rx));
+        }
         Ok(loaded)
+    }
+
+    /// Runs the retro-hunts of changed indicators, gathering those that arrive together into
+    /// one hunt per tenant.
+    async fn retrohunt_changes(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<(TenantId, Box<Indicator>)>,
+    ) {
+        while let Some(first) = rx.recv().await {
+            let mut pending: HashMap<TenantId, Vec<Indicator>> = HashMap::new();
+            pending.entry(first.0).or_default().push(*first.1);
+            let until = tokio::time::Instant::now() + RETRO_GATHER;
+            while let Ok(Some((tenant, i))) = tokio::time::timeout_at(until, rx.recv()).await {
+                pending.entry(tenant).or_default().push(*i);
+            }
+            for (tenant, mut indicators) in pending {
+                // The last change of an indicator is the one to hunt for.
+                indicators.reverse();
+                let mut seen = HashSet::new();
+                indicators.retain(|i| seen.insert(i.id.clone()));
+                for chunk in indicators.chunks(RETRO_BATCH) {
+                    match self.retrohunt(tenant, chunk, self.lookback).await {
+                        Ok(r) => tracing::info!(
+                            %tenant,
+                            indicators = chunk.len(),
+                            rows_checked = r.rows_checked,
+                            hits = r.hits.len(),
+                            elapsed_ms = r.elapsed_ms,
+                            "retro-hunt done"
+                        ),
+                        Err(e) => tracing::error!(%tenant, "retro-hunt failed: {e}"),
+                    }
+                }
+            }
+        }
     }
 
     /// Reads every tenant's indicators from the store into the index.
@@ -129,10 +243,23 @@ impl IndicatorMatcher {
         Ok(total)
     }
 
-    /// Applies submitted or deleted indicators to the matcher at once.
+    /// Applies submitted or deleted indicators to the matcher at once, and queues a retro-hunt
+    /// for those that alert.
     pub fn apply(&self, tenant: TenantId, changes: &[Change]) {
         for e in self.index.apply(tenant, changes) {
             tracing::warn!(%tenant, "indicator left out of matching: {e}");
+        }
+        let Some(retro) = self.retro.get() else {
+            return;
+        };
+        let now = OffsetDateTime::now_utc();
+        for change in changes {
+            if let Change::Upsert(i) = change
+                && crate::retrohunt::hunted_on_change(i, now)
+                && retro.try_send((tenant, i.clone())).is_err()
+            {
+                tracing::warn!(%tenant, id = %i.id, "retro-hunt skipped: too many are waiting");
+            }
         }
     }
 
@@ -145,10 +272,29 @@ impl IndicatorMatcher {
         if snapshot.is_empty() {
             return;
         }
+        let mut found = HashMap::new();
+        self.find(tenant, &snapshot, tables, None, &mut found).await;
+        for f in found.into_values().filter(Found::acts) {
+            if let Err(e) = queue.try_send(f) {
+                tracing::warn!("indicator match dropped, the alert queue is full: {e}");
+            }
+        }
+    }
+
+    /// Adds to `found` the indicators (of `only`, when given) that decide on rows of `tables`,
+    /// one finding per indicator and device spanning the rows' times.
+    pub(crate) async fn find(
+        &self,
+        tenant: TenantId,
+        snapshot: &Snapshot,
+        tables: &[(&Table, RecordBatch)],
+        only: Option<&HashSet<u64>>,
+        found: &mut HashMap<(u64, String), Found>,
+    ) {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let mut found: HashMap<(u64, String), Found> = HashMap::new();
         // Device groups of this call's devices (a batch is mostly one device's).
         let mut groups: HashMap<String, Option<(String, String)>> = HashMap::new();
+        let wanted = |hit: &Hit| only.is_none_or(|ids| ids.contains(&hit.entry.id));
         for (table, batch) in tables {
             let rows = Rows::of(table, batch);
             if !rows.checked() {
@@ -174,9 +320,15 @@ impl IndicatorMatcher {
                         md5: file[2].and_then(|c| rows.text(Some(c), row)),
                         cert_thumbprint: file[3].and_then(|c| rows.text(Some(c), row)),
                     };
-                    if let Some(hit) = snapshot.match_file(&obs, device, now) {
+                    if let Some(hit) = snapshot.match_file(&obs, device, now)
+                        && wanted(&hit)
+                    {
                         let observed = hit.value.clone();
-                        rows.record(&mut found, tenant, hit, device_id, row, &observed);
+                        let seen = Seen {
+                            value: &observed,
+                            file_sha1: obs.sha1,
+                        };
+                        rows.record(found, tenant, hit, device_id, row, seen);
                     }
                 }
                 for (ip, url) in &rows.networks {
@@ -188,21 +340,22 @@ impl IndicatorMatcher {
                     if obs.ip.is_none() && obs.url.is_none() {
                         continue;
                     }
-                    if let Some(hit) = snapshot.match_network(&obs, device, now) {
+                    if let Some(hit) = snapshot.match_network(&obs, device, now)
+                        && wanted(&hit)
+                    {
                         let observed = match hit.entry.kind {
                             IndicatorType::IpAddress => ip_text,
                             _ => obs.url,
                         }
                         .unwrap_or_default()
                         .to_owned();
-                        rows.record(&mut found, tenant, hit, device_id, row, &observed);
+                        let seen = Seen {
+                            value: &observed,
+                            file_sha1: None,
+                        };
+                        rows.record(found, tenant, hit, device_id, row, seen);
                     }
                 }
-            }
-        }
-        for (_, f) in found {
-            if let Err(e) = queue.try_send(f) {
-                tracing::warn!("indicator match dropped, the alert queue is full: {e}");
             }
         }
     }
@@ -230,13 +383,86 @@ impl IndicatorMatcher {
         group
     }
 
-    /// Raises (or widens) the alert of one match.
-    async fn raise(&self, f: Found) -> Result<(), StoreError> {
+    /// Acts on one match: raises (or widens) its alert when the indicator generates alerts,
+    /// and quarantines the file when it blocks with remediation. Returns the alert's id, if any.
+    pub(crate) async fn raise(&self, f: Found) -> Result<Option<String>, StoreError> {
         let id = f.hit.entry.id.to_string();
         let Some(indicator) = self.store.get_indicator(f.tenant, &id).await? else {
-            return Ok(()); // deleted meanwhile
+            return Ok(None); // deleted meanwhile
         };
         let machine = self.store.get_machine(f.tenant, &f.device_id).await?;
+        let ctx = AuditContext::system(&format!("indicator:{id}"));
+        let quarantine = f.remediates().then(|| f.evidence.sha1.clone()).flatten();
+        let machine_id = machine.as_ref().map(|m| m.id.clone());
+        let tenant = f.tenant;
+        let alert_id = match indicator.generate_alert {
+            true => Some(self.alert(&ctx, f, &indicator, machine).await?),
+            false => None,
+        };
+        match (quarantine, machine_id) {
+            (Some(sha1), Some(machine_id)) => {
+                self.quarantine(&ctx, tenant, &indicator, machine_id, sha1, alert_id.clone())
+                    .await;
+            }
+            (None, Some(_)) if indicator.action == IndicatorAction::BlockAndRemediate => {
+                tracing::warn!(indicator = %id, "file not quarantined: the row gave no SHA-1 to act on");
+            }
+            _ => {}
+        }
+        Ok(alert_id)
+    }
+
+    /// Submits the quarantine of a file blocked with remediation; a quarantine already open
+    /// for it on the device is answered instead of a second one.
+    async fn quarantine(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        indicator: &Indicator,
+        machine_id: String,
+        sha1: String,
+        alert_id: Option<String>,
+    ) {
+        let comment = format!(
+            "Indicator {} ({}) blocks this file with remediation",
+            indicator.id, indicator.title
+        );
+        let request = match ActionRequest::new(
+            MachineActionRequest::StopAndQuarantineFile { sha1 },
+            Some(comment),
+            alert_id,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(indicator = %indicator.id, "quarantine refused: {}", e.message);
+                return;
+            }
+        };
+        let submission = ActionSubmission {
+            machine_id,
+            request,
+            requestor: format!("{DETECTION_SOURCE}:{}", indicator.id),
+            request_source: Some("Indicator".into()),
+            idempotency: None,
+        };
+        if let Err(e) = self
+            .store
+            .submit_machine_action(ctx, tenant, &submission)
+            .await
+        {
+            tracing::warn!(indicator = %indicator.id, "quarantine not submitted: {e}");
+        }
+    }
+
+    /// Raises or widens the alert of one match; returns its id.
+    async fn alert(
+        &self,
+        ctx: &AuditContext,
+        f: Found,
+        indicator: &Indicator,
+        machine: Option<rampart_core::machine::Machine>,
+    ) -> Result<String, StoreError> {
+        let id = indicator.id.clone();
         let now = OffsetDateTime::now_utc();
         let time_of = |ns: Option<i64>| {
             ns.and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).ok())
@@ -249,6 +475,12 @@ impl IndicatorMatcher {
         {
             description.push_str("\n\nRecommended actions: ");
             description.push_str(r);
+        }
+        if f.retrospective {
+            description.push_str(&format!(
+                "\n\nRetrospective: found by a retro-hunt of stored telemetry on {}.",
+                rampart_core::timefmt::format(now)
+            ));
         }
         let category = match f.hit.entry.kind {
             IndicatorType::IpAddress | IndicatorType::DomainName | IndicatorType::Url => {
@@ -291,10 +523,20 @@ impl IndicatorMatcher {
             external_id: Some(format!("{id}:{}", f.device_id)),
             evidence: vec![f.evidence],
         };
-        let ctx = AuditContext::system(&format!("indicator:{id}"));
-        self.store.import_alert(&ctx, f.tenant, alert).await?;
-        Ok(())
+        let (alert, created) = self.store.import_alert(ctx, f.tenant, alert).await?;
+        if created {
+            crate::alert_rows::write(&self.events, f.tenant, &alert).await;
+        }
+        Ok(alert.id)
     }
+}
+
+/// What a row showed of a matched entity: the value as written, and for a file its SHA-1 (what
+/// a quarantine names).
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    value: &'a str,
+    file_sha1: Option<&'a str>,
 }
 
 /// The columns of one ingested batch that matching reads.
@@ -369,9 +611,9 @@ impl<'a> Rows<'a> {
         hit: Hit,
         device_id: &str,
         row: usize,
-        observed: &str,
+        seen: Seen<'_>,
     ) {
-        if hit.entry.action == IndicatorAction::Allowed || !hit.entry.generate_alert {
+        if hit.entry.action == IndicatorAction::Allowed {
             return;
         }
         let at = self
@@ -383,7 +625,7 @@ impl<'a> Rows<'a> {
             f.last_ns = f.last_ns.max(at);
             return;
         }
-        let evidence = self.evidence(&hit, row, observed);
+        let evidence = self.evidence(&hit, row, seen);
         found.insert(
             key,
             Found {
@@ -394,13 +636,15 @@ impl<'a> Rows<'a> {
                 first_ns: at,
                 last_ns: at,
                 evidence,
+                retrospective: false,
             },
         );
     }
 
     /// The matched entity (as the row had it) as alert evidence, with the row's file, process
     /// and user.
-    fn evidence(&self, hit: &Hit, row: usize, observed: &str) -> Evidence {
+    fn evidence(&self, hit: &Hit, row: usize, seen: Seen<'_>) -> Evidence {
+        let (observed, file_sha1) = (seen.value, seen.file_sha1);
         let text = |c| self.text(c, row).map(String::from);
         let mut e = Evidence {
             evidence_creation_time: Some(OffsetDateTime::now_utc()),
@@ -416,12 +660,17 @@ impl<'a> Rows<'a> {
             IndicatorType::FileSha256 => {
                 e.entity_type = "File".into();
                 e.sha256 = Some(observed.into());
+                e.sha1 = file_sha1.map(Into::into);
             }
-            IndicatorType::FileSha1 | IndicatorType::CertificateThumbprint => {
+            IndicatorType::FileSha1 => {
                 e.entity_type = "File".into();
                 e.sha1 = Some(observed.into());
             }
-            IndicatorType::FileMd5 => e.entity_type = "File".into(),
+            // The signed file: what a remediation quarantines.
+            IndicatorType::CertificateThumbprint | IndicatorType::FileMd5 => {
+                e.entity_type = "File".into();
+                e.sha1 = file_sha1.map(Into::into);
+            }
             IndicatorType::IpAddress => {
                 e.entity_type = "Ip".into();
                 e.ip_address = Some(observed.into());

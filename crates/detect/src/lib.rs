@@ -14,15 +14,21 @@
 //!
 //! - [`indicators`] checks every ingested row against the tenant's indicators of compromise
 //!   (the `rampart-ioc` index) and raises one alert per indicator and device.
+//! - [`alert_rows`] writes alerts as `AlertInfo` and `AlertEvidence` rows for hunting.
+//! - [`retrohunt`] searches stored telemetry for new and changed indicators (and on demand),
+//!   with the same matching, and raises retrospective alerts.
 //!
 //! Telemetry flows in through [`engine::DetectionEngine::observe`] after the event store has made
 //! it durable; alerts and actions flow out through the state store.
 
+pub mod alert_rows;
 pub mod alerts;
 pub mod engine;
 pub mod indicators;
+pub mod retrohunt;
 pub mod rule;
 
 pub use engine::{DetectionEngine, EngineConfig};
 pub use indicators::IndicatorMatcher;
+pub use retrohunt::{RetroHuntError, RetroHuntReport};
 pub use rule::{CompiledRule, RuleError, compile};

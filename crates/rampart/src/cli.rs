@@ -55,6 +55,87 @@ pub enum Command {
     Hunt(HuntArgs),
     /// Generate realistic fleet telemetry (with attack scenarios) into files
     Simulate(crate::simulate::SimulateArgs),
+    /// Import threat-intelligence feeds as indicators
+    #[command(subcommand)]
+    Indicators(IndicatorsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IndicatorsCommand {
+    /// Import feed files (MDE CSV template, plain lists, STIX 2.1 bundles, MISP events) as the
+    /// indicators of one source; re-importing updates them
+    Import(FeedArgs),
+    /// Pull what a TAXII 2.1 collection added since the last pull, and import it into the data
+    /// dir (where the cursor is kept)
+    Sync(TaxiiArgs),
+}
+
+/// How to reach a server instead of the local data dir.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RemoteArgs {
+    /// Work through this server's API instead of the local data dir
+    #[arg(long)]
+    pub server: Option<String>,
+    /// App client id for --server
+    #[arg(long, env = "RAMPART_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// App client secret for --server
+    #[arg(
+        long,
+        env = "RAMPART_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub client_secret: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FeedArgs {
+    /// The feed's name: its indicators carry it as `source`, and --sync expires only its own
+    #[arg(long)]
+    pub source: String,
+    /// csv, txt, stix or misp [default: told from each file's name and content]
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Expire the source's indicators that these files no longer list
+    #[arg(long)]
+    pub sync: bool,
+    /// Tenant id [default: the default tenant; required with --server]
+    #[arg(long)]
+    pub tenant: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Feed files
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TaxiiArgs {
+    /// The TAXII 2.1 API root, e.g. https://taxii.example/api1/
+    #[arg(long)]
+    pub taxii: String,
+    /// The collection id
+    #[arg(long)]
+    pub collection: String,
+    /// The feed's name: its indicators carry it as `source`
+    #[arg(long)]
+    pub source: String,
+    /// HTTP basic user for the TAXII server
+    #[arg(long, requires = "taxii_password")]
+    pub taxii_user: Option<String>,
+    /// HTTP basic password for the TAXII server
+    #[arg(long, env = "RAMPART_TAXII_PASSWORD", hide_env_values = true)]
+    pub taxii_password: Option<String>,
+    /// Bearer token for the TAXII server
+    #[arg(long, env = "RAMPART_TAXII_TOKEN", hide_env_values = true)]
+    pub taxii_token: Option<String>,
+    /// Forget where the last pull stopped and read the whole collection
+    #[arg(long)]
+    pub from_start: bool,
+    /// Tenant id [default: the default tenant]
+    #[arg(long)]
+    pub tenant: Option<String>,
 }
 
 /// How `rampart hunt` prints results.
@@ -89,20 +170,8 @@ pub struct HuntArgs {
     /// Tenant id [default: the default tenant; required with --server]
     #[arg(long)]
     pub tenant: Option<String>,
-    /// Hunt through this server's API instead of the local data dir
-    #[arg(long)]
-    pub server: Option<String>,
-    /// App client id for --server
-    #[arg(long, env = "RAMPART_CLIENT_ID")]
-    pub client_id: Option<String>,
-    /// App client secret for --server
-    #[arg(
-        long,
-        env = "RAMPART_CLIENT_SECRET",
-        hide_env_values = true,
-        allow_hyphen_values = true
-    )]
-    pub client_secret: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -248,8 +248,16 @@ enum Backend {
 
 impl Backend {
     async fn open(settings: &Settings, args: &HuntArgs) -> anyhow::Result<Backend> {
-        match &args.server {
-            Some(server) => remote_login(server, args).await,
+        match &args.remote.server {
+            Some(server) => {
+                let (http, server, token) =
+                    crate::remote::login(server, args.tenant.as_deref(), &args.remote).await?;
+                Ok(Backend::Remote {
+                    token,
+                    http,
+                    server,
+                })
+            }
             None => {
                 let store = open_store(settings).await?;
                 let tenant = resolve_tenant(store.as_ref(), args.tenant.as_deref()).await?;
@@ -324,43 +332,6 @@ async fn local(
     ))
 }
 
-/// Gets an app token from the server's token endpoint.
-async fn remote_login(server: &str, args: &HuntArgs) -> anyhow::Result<Backend> {
-    let (Some(tenant), Some(id), Some(secret)) = (
-        args.tenant.as_deref(),
-        args.client_id.as_deref(),
-        args.client_secret.as_deref(),
-    ) else {
-        bail!(
-            "--server needs --tenant, --client-id and --client-secret (or RAMPART_CLIENT_ID / RAMPART_CLIENT_SECRET)"
-        );
-    };
-    let server = server.trim_end_matches('/').to_owned();
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{server}/{tenant}/oauth2/v2.0/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-            ("scope", &format!("{server}/.default")),
-        ])
-        .send()
-        .await
-        .with_context(|| format!("reaching {server}"))?
-        .json()
-        .await
-        .context("reading the token response")?;
-    let Some(access) = token["access_token"].as_str() else {
-        bail!("the server refused the credentials: {token}");
-    };
-    Ok(Backend::Remote {
-        token: access.to_owned(),
-        http,
-        server,
-    })
-}
-
 /// Runs the query through a server's `POST /api/advancedhunting/run`.
 async fn remote(
     http: &reqwest::Client,
@@ -375,12 +346,7 @@ async fn remote(
         .send()
         .await
         .with_context(|| format!("reaching {server}"))?;
-    let status = resp.status();
-    let body: Value = resp.json().await.context("reading the hunting response")?;
-    if !status.is_success() {
-        let message = body["error"]["message"].as_str().unwrap_or("no message");
-        bail!("{status}: {message}");
-    }
+    let body: Value = crate::remote::json_or_error(resp).await?;
     let schema = body["Schema"]
         .as_array()
         .map(|cols| {

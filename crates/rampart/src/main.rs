@@ -9,7 +9,9 @@ mod cli;
 mod config;
 mod demo;
 mod hunt;
+mod indicators;
 mod ingest;
+mod remote;
 mod serve;
 mod simulate;
 mod tls;
@@ -46,6 +48,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Keys(cmd) => admin::keys(&settings, cmd).await,
         cli::Command::Ingest(args) => ingest::run(&settings, args).await,
         cli::Command::Hunt(args) => hunt::run(&settings, args).await,
+        cli::Command::Indicators(cmd) => indicators::run(&settings, cmd).await,
         cli::Command::Simulate(args) => {
             tokio::task::spawn_blocking(move || simulate::run(args)).await?
         }

@@ -363,6 +363,145 @@ pub async fn batch_delete(
     }
 }
 
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetroHuntBody {
+    /// Days of stored telemetry to search; the tenant's retention at most. Default: the
+    /// server's retro-hunt lookback (30 days).
+    lookback_days: Option<u32>,
+}
+
+/// Most days a retro-hunt may search (telemetry is never kept longer than a year of days).
+const MAX_LOOKBACK_DAYS: u32 = 366;
+
+/// `POST /api/indicators/{id}/retrohunt` (Rampart's own): searches stored telemetry for the
+/// indicator now and raises the alerts its matches call for, marked as retrospective.
+pub async fn retrohunt(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let body: RetroHuntBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RetroHuntBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let w = writer(&caller);
+    let found = match is_id(&id) {
+        true => state.store.get_indicator(caller.tenant, &id).await?,
+        false => None,
+    }
+    .filter(|i| w.owner().is_none_or(|o| i.created_by == o));
+    let Some(indicator) = found else {
+        let shown: String = id.chars().take(100).collect();
+        return Err(ApiError::not_found(format!(
+            "Indicator {shown} was not found"
+        )));
+    };
+    let days = match body.lookback_days {
+        Some(0) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "'lookbackDays' must be at least 1.",
+            ));
+        }
+        Some(d) if d > MAX_LOOKBACK_DAYS => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("'lookbackDays' must be at most {MAX_LOOKBACK_DAYS}."),
+            ));
+        }
+        Some(d) => u64::from(d),
+        None => state
+            .indicators
+            .lookback()
+            .as_secs()
+            .div_ceil(86_400)
+            .max(1),
+    };
+    let report = state
+        .indicators
+        .retrohunt(
+            caller.tenant,
+            &[indicator],
+            std::time::Duration::from_secs(days * 86_400),
+        )
+        .await
+        .map_err(|e| ApiError::internal("retro-hunt", e))?;
+    Ok(axum::Json(report).into_response())
+}
+
+/// Longest feed source name.
+const MAX_SOURCE_LEN: usize = 100;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FeedQuery {
+    /// csv, txt, stix or misp; guessed from the content when absent.
+    format: Option<String>,
+    /// Expire the feed's indicators this import does not list.
+    sync: Option<bool>,
+}
+
+/// `POST /api/indicators/feeds/{source}?format=…&sync=…` (Rampart's own): imports a
+/// threat-intelligence feed file (MDE CSV template, plain list, STIX 2.1 bundle, MISP event) as
+/// the indicators of `source`; a re-import updates them, `sync=true` expires those it no
+/// longer lists. Every entry that cannot be stored is reported with its line or object id.
+pub async fn import_feed(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(source): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let q: FeedQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or_default())
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("Query string: {e}.")))?;
+    let source = source.trim().to_owned();
+    if source.is_empty()
+        || source.chars().count() > MAX_SOURCE_LEN
+        || source.chars().any(char::is_control)
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "The feed source must be 1-{MAX_SOURCE_LEN} characters without control characters."
+            ),
+        ));
+    }
+    let format = match q.format.as_deref() {
+        Some(f) => f.parse::<rampart_intel::Format>().map_err(|e| {
+            ApiError::new(ErrorCode::InvalidInput, format!("format: {e}"))
+        })?,
+        None => rampart_intel::Format::guess(std::path::Path::new(""), &body).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "The feed's format could not be told from its content; pass format=csv|txt|stix|misp.",
+            )
+        })?,
+    };
+    let parsed = tokio::task::spawn_blocking(move || {
+        rampart_intel::parse(format, &body, &rampart_intel::Defaults::default())
+    })
+    .await
+    .map_err(|e| ApiError::internal("feed parser", e))?
+    .map_err(|e| ApiError::new(ErrorCode::InvalidRequestBody, e.to_string()))?;
+    let mut writer = writer(&caller);
+    writer.submitter.name = source;
+    let target = crate::feeds::FeedTarget {
+        store: state.store.as_ref(),
+        matcher: Some(state.indicators.as_ref()),
+        tenant: caller.tenant,
+        ctx: caller.audit(),
+        writer,
+        sync: q.sync.unwrap_or(false),
+    };
+    let mut entries = crate::feeds::FeedEntries::default();
+    entries.add(parsed, None);
+    let report = crate::feeds::import(&target, entries, |_, _| {}).await?;
+    Ok(axum::Json(report).into_response())
+}
+
 pub fn add(r: ApiRoutes) -> ApiRoutes {
     use crate::ratelimit::RouteFamily;
     r.add(
@@ -413,6 +552,29 @@ pub fn add(r: ApiRoutes) -> ApiRoutes {
             "Delete an indicator",
         ),
         delete,
+    )
+    .add(
+        RouteDef::new(
+            Method::POST,
+            "/indicators/{id}/retrohunt",
+            WRITE,
+            "Indicators",
+            "Search stored telemetry for the indicator now (Rampart's own); body {\"lookbackDays\": n} optional",
+        )
+        .returns("RetroHuntReport"),
+        retrohunt,
+    )
+    .add(
+        RouteDef::new(
+            Method::POST,
+            "/indicators/feeds/{source}",
+            WRITE,
+            "Indicators",
+            "Import a threat-intelligence feed file (csv, txt, STIX 2.1, MISP) as the indicators of a source (Rampart's own); ?format=&sync=true expires what it no longer lists",
+        )
+        .returns("FeedReport")
+        .family(RouteFamily::IndicatorsImport),
+        import_feed,
     )
 }
 

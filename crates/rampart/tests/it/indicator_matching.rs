@@ -84,7 +84,7 @@ async fn ingested_rows_are_matched_against_indicators() {
     for b in backends(dir.path()) {
         let s = Server::start_with(&b, &["--no-rate-limits"]);
         let token = s
-            .token_with("Ti.ReadWrite.All,Alert.Read.All,Machine.Read.All,Event.Write")
+            .token_with("Ti.ReadWrite.All,Alert.Read.All,Machine.Read.All,Event.Write,AdvancedQuery.Read.All")
             .await;
         for dev in ['a', 'b'] {
             s.import(&token,
@@ -180,6 +180,33 @@ async fn ingested_rows_are_matched_against_indicators() {
         assert_eq!(net["evidence"][0]["ipAddress"], "203.0.113.9");
         assert_eq!(net["machineId"], device('a'));
 
+        // The alerts are hunting rows too, joined to their evidence.
+        let q = "AlertInfo | where DetectionSource == 'CustomTI' \
+                 | join kind=inner (AlertEvidence | where EntityType != 'Machine') on AlertId \
+                 | project Title, Category, EntityType, SHA256, RemoteIP, DeviceId, ServiceSource \
+                 | sort by Title asc";
+        // Written just after the alert itself.
+        let mut v = Value::Null;
+        for _ in 0..50 {
+            let (st, got) = post(&s, &token, "/api/advancedqueries/run", json!({"Query": q})).await;
+            assert_eq!(st, 200, "{}: {got}", b.name);
+            v = got;
+            if v["Results"].as_array().is_some_and(|r| r.len() >= 2) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let rows = v["Results"].as_array().unwrap();
+        assert_eq!(rows.len(), 2, "{}: {v}", b.name);
+        assert_eq!(rows[0]["Title"], "Bad hosting range");
+        assert_eq!(rows[0]["EntityType"], "Ip");
+        assert_eq!(rows[0]["RemoteIP"], "203.0.113.9");
+        assert_eq!(rows[0]["DeviceId"], device('a'));
+        assert_eq!(rows[1]["Title"], "Known bad tool");
+        assert_eq!(rows[1]["Category"], "Malware");
+        assert_eq!(rows[1]["SHA256"], SHA256.to_ascii_lowercase());
+        assert_eq!(rows[1]["ServiceSource"], "Rampart");
+
         // A later row widens the same alert instead of adding one.
         let before = at(file, "lastEventTime");
         s.import(
@@ -257,5 +284,261 @@ async fn ingested_rows_are_matched_against_indicators() {
             "{}: {alerts:?}",
             b.name
         );
+    }
+}
+
+fn days_ago(days: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() - time::Duration::days(days);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Indicators submitted after the telemetry arrived are searched for in it: on submission
+/// (gathered into one hunt) and on demand, with the matcher's precedence and the lookback bound.
+#[tokio::test]
+async fn new_indicators_are_hunted_for_in_stored_telemetry() {
+    const MD5: &str = "0123456789abcdef0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        let token = s
+            .token_with("Ti.ReadWrite.All,Alert.Read.All,Machine.Read.All,Event.Write")
+            .await;
+        // Upper-case hashes as some agents send them; one row three days old.
+        let mut old = process(0, 'e', SHA256, 1);
+        old["Timestamp"] = json!(days_ago(3));
+        let mut allowed = process(20, 'b', OTHER_SHA256, 3);
+        allowed["MD5"] = json!(MD5);
+        s.import(
+            &token,
+            "DeviceProcessEvents",
+            &[old, process(10, 'a', SHA256, 2), allowed],
+        )
+        .await;
+        s.import(
+            &token,
+            "DeviceNetworkEvents",
+            &[
+                connection(30, 'c', "198.51.100.23", "", 4),
+                connection(
+                    40,
+                    'd',
+                    "192.0.2.1",
+                    "https://WWW.Evil.Example:443/dl/x.bin",
+                    5,
+                ),
+                connection(50, 'f', "192.0.2.2", "https://notevil.example/", 6),
+            ],
+        )
+        .await;
+        assert!(ti_alerts(&s, &token).await.is_empty());
+
+        let submit = |value: &str, kind: &str, action: &str, alert: bool| {
+            json!({"indicatorValue": value, "indicatorType": kind, "action": action,
+                   "title": format!("{kind} {action}"), "description": "retro test",
+                   "generateAlert": alert})
+        };
+        // The SHA-256 of ws-b's file is allowed, so its MD5 block decides nothing there.
+        let (st, _) = post(
+            &s,
+            &token,
+            "/api/indicators",
+            submit(OTHER_SHA256, "FileSha256", "Allowed", false),
+        )
+        .await;
+        assert_eq!(st, 200);
+        let (st, body) = post(
+            &s,
+            &token,
+            "/api/indicators/import",
+            json!({"Indicators": [
+                submit(SHA256, "FileSha256", "Audit", true),
+                submit("198.51.100.0/24", "IpAddress", "Block", true),
+                submit("evil.example", "DomainName", "Warn", true),
+                submit(MD5, "FileMd5", "Block", true),
+            ]}),
+        )
+        .await;
+        assert_eq!(st, 200, "{}: {body}", b.name);
+        let ids: Vec<String> = body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect();
+
+        let alerts = wait_alerts(&s, &token, |a| a.len() >= 4).await;
+        let mut found: Vec<(String, String)> = alerts
+            .iter()
+            .map(|a| {
+                (
+                    a["title"].as_str().unwrap().to_owned(),
+                    a["machineId"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        found.sort();
+        let expected: Vec<(String, String)> = [
+            ("DomainName Warn", 'd'),
+            ("FileSha256 Audit", 'a'),
+            ("FileSha256 Audit", 'e'),
+            ("IpAddress Block", 'c'),
+        ]
+        .iter()
+        .map(|(t, d)| (t.to_string(), device(*d)))
+        .collect();
+        assert_eq!(found, expected, "{}", b.name);
+        for a in &alerts {
+            let d = a["description"].as_str().unwrap();
+            assert!(d.contains("Retrospective"), "{}: {d}", b.name);
+        }
+        let old_alert = alerts
+            .iter()
+            .find(|a| a["machineId"] == device('e'))
+            .unwrap();
+        assert!(
+            old_alert["firstEventTime"].as_str().unwrap() < days_ago(2).as_str(),
+            "{}: {old_alert}",
+            b.name
+        );
+
+        // On demand, one day back: the three-day-old row is outside; the alert on ws-a is the
+        // one already raised.
+        let (st, report) = post(
+            &s,
+            &token,
+            &format!("/api/indicators/{}/retrohunt", ids[0]),
+            json!({"lookbackDays": 1}),
+        )
+        .await;
+        assert_eq!(st, 200, "{}: {report}", b.name);
+        let hits = report["hits"].as_array().unwrap();
+        assert_eq!(hits.len(), 1, "{}: {report}", b.name);
+        assert_eq!(hits[0]["deviceId"], device('a'));
+        assert_eq!(hits[0]["indicatorId"], ids[0]);
+        assert!(report["rowsChecked"].as_u64().unwrap() >= 1);
+        let on_a = alerts
+            .iter()
+            .find(|a| a["machineId"] == device('a'))
+            .unwrap();
+        assert_eq!(report["alertIds"], json!([on_a["id"]]), "{}", b.name);
+        assert_eq!(
+            ti_alerts(&s, &token).await.len(),
+            4,
+            "{}: no new alert",
+            b.name
+        );
+
+        // Without generateAlert a hunt reports what it found and raises nothing.
+        let (st, body) = post(
+            &s,
+            &token,
+            "/api/indicators",
+            submit("notevil.example", "DomainName", "Audit", false),
+        )
+        .await;
+        // Audit requires generateAlert.
+        assert_eq!(st, 400, "{body}");
+        let (st, body) = post(
+            &s,
+            &token,
+            "/api/indicators",
+            submit("notevil.example", "DomainName", "Block", false),
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+        let quiet = body["id"].as_str().unwrap().to_owned();
+        let (st, report) = post(
+            &s,
+            &token,
+            &format!("/api/indicators/{quiet}/retrohunt"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(st, 200, "{report}");
+        assert_eq!(report["hits"].as_array().unwrap().len(), 1, "{report}");
+        assert_eq!(report["hits"][0]["deviceId"], device('f'));
+        assert_eq!(report["alertIds"], json!([]));
+
+        // Bad requests.
+        let (st, body) = post(&s, &token, "/api/indicators/999999/retrohunt", json!({})).await;
+        assert_eq!(st, 404, "{body}");
+        let (st, body) = post(
+            &s,
+            &token,
+            &format!("/api/indicators/{}/retrohunt", ids[0]),
+            json!({"lookbackDays": 0}),
+        )
+        .await;
+        assert_eq!(st, 400, "{body}");
+        crate::harness::assert_mde_error(&body, "InvalidInput");
+        let (st, body) = post(
+            &s,
+            &token,
+            &format!("/api/indicators/{}/retrohunt", ids[0]),
+            json!({"lookback": 3}),
+        )
+        .await;
+        assert_eq!(st, 400, "{body}");
+    }
+}
+
+/// A file blocked with remediation is quarantined where it is seen: a StopAndQuarantineFile
+/// action for the device (its SHA-1 from the row), once while it is open, even without alerts.
+#[tokio::test]
+async fn blocked_and_remediated_files_are_quarantined() {
+    const SHA1: &str = "aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd";
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        let token = s
+            .token_with("Ti.ReadWrite.All,Alert.Read.All,Machine.Read.All,Event.Write")
+            .await;
+        s.import(&token, "DeviceInfo",
+            &[json!({"Timestamp": ts(0), "DeviceId": device('9'), "DeviceName": "ws-9", "OSPlatform": "Ubuntu"})],
+        )
+        .await;
+        let (st, body) = post(&s, &token, "/api/indicators",
+            json!({"indicatorValue": SHA256, "indicatorType": "FileSha256", "action": "BlockAndRemediate",
+                   "title": "Ransomware", "description": "test", "generateAlert": false})).await;
+        assert_eq!(st, 200, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        let mut row = process(10, '9', SHA256, 1);
+        row["SHA1"] = json!(SHA1);
+        s.import(&token, "DeviceProcessEvents", &[row.clone()])
+            .await;
+        let mut actions = Vec::new();
+        for _ in 0..100 {
+            let (st, v) = s
+                .get(
+                    "/api/machineactions?$filter=type%20eq%20'StopAndQuarantineFile'",
+                    Some(&token),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+            actions = v["value"].as_array().cloned().unwrap_or_default();
+            if !actions.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(actions.len(), 1, "{}: {actions:?}", b.name);
+        let a = &actions[0];
+        assert_eq!(a["machineId"], device('9'));
+        assert_eq!(a["requestor"], format!("CustomTI:{id}"));
+        assert_eq!(a["status"], "Pending");
+        assert!(a["relatedFileInfo"].to_string().contains(SHA1), "{a}");
+        // No alert without generateAlert; a second sighting while the action is open adds none.
+        row["ReportId"] = json!(2);
+        s.import(&token, "DeviceProcessEvents", &[row]).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (_, v) = s
+            .get(
+                "/api/machineactions?$filter=type%20eq%20'StopAndQuarantineFile'",
+                Some(&token),
+            )
+            .await;
+        assert_eq!(v["value"].as_array().unwrap().len(), 1, "{}: {v}", b.name);
+        assert!(ti_alerts(&s, &token).await.is_empty());
     }
 }

@@ -4,6 +4,7 @@
 mod harness;
 mod hunting;
 
+mod indicator_feeds;
 mod indicator_matching;
 mod indicators;
 mod machine_actions;
