@@ -20,6 +20,10 @@
 //! 4. Parse, parse+bind and parse+bind+plan time of a ~2 KB hunting query (median of
 //!    `--plan-iterations`).
 //!
+//! 5. With `--retrohunt-only`: retro-hunts of one new SHA-256 indicator over all the stored rows
+//!    (`IndicatorMatcher::retrohunt`, state in a fresh SQLite file), beside DuckDB counting the
+//!    rows that hold the hash.
+//!
 //! For profiling: `--explain` prints DataFusion's `EXPLAIN ANALYZE` of each Rampart query;
 //! `--only Q05 --no-duckdb --runs 10` under `perf record` profiles one query; `--kql '...'` runs
 //! ad-hoc KQL instead of the benchmark queries and `--df-sql '...'` DataFusion SQL on the same
@@ -86,6 +90,9 @@ struct Args {
     /// The python interpreter that has the duckdb package
     #[arg(long, default_value = "python3")]
     python: String,
+    /// Only the retro-hunt measurement (step 5), not the queries
+    #[arg(long)]
+    retrohunt_only: bool,
 }
 
 /// The tenant every simulated row belongs to.
@@ -699,6 +706,146 @@ impl Drop for DuckDb {
 
 // ---- measurement -------------------------------------------------------------------------
 
+/// Step 5: retro-hunts of one new SHA-256 over every stored row, as the server runs them when
+/// an indicator is submitted: a hash the data holds a few times, and one it never holds. Beside
+/// each, DuckDB counting the rows that carry the hash in any hash column of the same files.
+async fn retrohunt(
+    args: &Args,
+    events: &EventStore,
+    tenant: TenantId,
+    mut duck: Option<&mut DuckDb>,
+) -> anyhow::Result<()> {
+    use rampart_core::indicator::{IndicatorRequest, IndicatorWriter, Submitted, Submitter};
+    let ctx = events.session(tenant)?;
+    let rare = ctx
+        .sql(
+            "SELECT \"SHA256\" AS h, count(*) AS n FROM \"DeviceProcessEvents\" \
+             WHERE \"SHA256\" IS NOT NULL GROUP BY \"SHA256\" ORDER BY n ASC, h LIMIT 1",
+        )
+        .await?
+        .collect()
+        .await?;
+    let rare = datafusion::arrow::util::display::array_value_to_string(rare[0].column(0), 0)?;
+    let absent = "5".repeat(64);
+    let dir = tempfile_dir(&args.dir.join("retrohunt-state"))?;
+    let store: std::sync::Arc<dyn rampart_store::Store> = std::sync::Arc::new(
+        rampart_store::SqlStore::connect(&format!("sqlite://{}", dir.join("state.db").display()))
+            .await?,
+    );
+    let matcher =
+        rampart_detect::IndicatorMatcher::new(store.clone(), events.clone(), Duration::ZERO);
+    let writer = IndicatorWriter {
+        submitter: Submitter {
+            id: "bench".into(),
+            name: "bench".into(),
+            kind: rampart_core::indicator::SourceType::User,
+        },
+        all: true,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    // The simulated window lies before today: look back far enough to cover all of it.
+    let start = time::OffsetDateTime::parse(START, &time::format_description::well_known::Rfc3339)?;
+    let lookback = Duration::from_secs(((now - start).whole_seconds().max(0) as u64) + 86_400);
+    println!(
+        "\nretro-hunt: lookback {} days, {} timed runs each",
+        lookback.as_secs() / 86_400,
+        args.runs
+    );
+    for (label, hash) in [
+        ("a hash held by a few rows", rare.as_str()),
+        ("a hash held by no row", absent.as_str()),
+    ] {
+        let request: IndicatorRequest = serde_json::from_value(serde_json::json!({
+            "indicatorValue": hash, "indicatorType": "FileSha256", "action": "Audit",
+            "title": "retro-hunt bench", "description": "bench", "generateAlert": true}))?;
+        let sub = request
+            .validate(now)
+            .map_err(|r| anyhow::anyhow!(r.message))?;
+        let ctx_audit = rampart_core::audit::AuditContext::system("bench");
+        let out = store
+            .submit_indicators(&ctx_audit, tenant, &writer, vec![sub])
+            .await?;
+        let indicator = match out.into_iter().next() {
+            Some(Submitted::Created(i) | Submitted::Updated(i)) => i,
+            other => bail!("indicator not stored: {other:?}"),
+        };
+        matcher.apply(
+            tenant,
+            &[rampart_detect::indicators::Change::Upsert(Box::new(
+                indicator.clone(),
+            ))],
+        );
+        let mut times = Vec::new();
+        let mut report = None;
+        for _ in 0..=args.runs {
+            let t = Instant::now();
+            report = Some(
+                matcher
+                    .retrohunt(tenant, std::slice::from_ref(&indicator), lookback)
+                    .await?,
+            );
+            times.push(ms(t.elapsed()));
+        }
+        times.remove(0);
+        let report = report.unwrap_or_else(|| unreachable!());
+        let rows_in_hits = report.rows_checked;
+        let mut duck_ms = None;
+        if let Some(d) = duck.as_deref_mut() {
+            // The same test as the prefilter: each hash column against both letter cases.
+            // over both tables, as the hunt reads both.
+            let test = |cols: &[&str]| {
+                cols.iter()
+                    .map(|c| format!("{c} IN ('{hash}', upper('{hash}'))"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            };
+            let initiating = [
+                "InitiatingProcessSHA256",
+                "InitiatingProcessSHA1",
+                "InitiatingProcessMD5",
+            ];
+            let all = [
+                "SHA256",
+                "SHA1",
+                "MD5",
+                initiating[0],
+                initiating[1],
+                initiating[2],
+            ];
+            let sql = format!(
+                "SELECT (SELECT count(*) FROM DeviceProcessEvents WHERE {}) + (SELECT count(*) FROM DeviceNetworkEvents WHERE {})",
+                test(&all),
+                test(&initiating)
+            );
+            let answer = d.query(&sql, true, args.runs, None)?;
+            let t: Vec<f64> = answer["times_ms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_f64())
+                .collect();
+            duck_ms = Some(median(t));
+        }
+        println!(
+            "retro-hunt, {label}: Rampart {:.1} ms (best {:.1}), {} rows checked, {} device hits, {} alerts; DuckDB count of the same rows {} ms",
+            median(times.clone()),
+            times.iter().cloned().fold(f64::INFINITY, f64::min),
+            rows_in_hits,
+            report.hits.len(),
+            report.alert_ids.len(),
+            duck_ms.map_or("-".into(), |v| format!("{v:.1}")),
+        );
+    }
+    Ok(())
+}
+
+/// A fresh, empty directory at `path`.
+fn tempfile_dir(path: &Path) -> anyhow::Result<PathBuf> {
+    let _ = std::fs::remove_dir_all(path);
+    std::fs::create_dir_all(path)?;
+    Ok(path.to_owned())
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -897,6 +1044,9 @@ async fn main() -> anyhow::Result<()> {
         duck = None;
     }
     let queries: &[Query] = if adhoc.is_empty() { QUERIES } else { &adhoc };
+    if args.retrohunt_only {
+        return retrohunt(&args, &store, tenant, duck.as_mut()).await;
+    }
     for q in queries {
         if !args.only.is_empty() && !args.only.iter().any(|o| o == q.name) {
             continue;
