@@ -9,7 +9,8 @@
 //! 3. on-disk bytes per event after flush and compaction;
 //! 4. end to end over HTTP: the real `rampart serve` binary, every simulated device enrolled,
 //!    `--agents` concurrent senders posting zstd batches (binary, then JSON); and the server's
-//!    peak memory;
+//!    peak memory — once with no indicators, once with `--indicators` in the store, so every
+//!    row is matched (the cost of matching on the ingestion path);
 //! 5. the simulator writing the same rows to NDJSON and Parquet files, and beside it the
 //!    baseline: DuckDB converting those NDJSON rows to zstd Parquet.
 
@@ -52,6 +53,10 @@ struct Args {
     /// Work directory (wiped)
     #[arg(long, default_value = "/var/tmp/rampart-bench/telemetry")]
     dir: std::path::PathBuf,
+    /// Indicators in the server's store for the second HTTP run (the first has none), so the
+    /// cost of matching every ingested row shows; 0 skips that run
+    #[arg(long, default_value_t = 1_000_000)]
+    indicators: usize,
 }
 
 /// One agent batch: its device and its body in both formats.
@@ -381,8 +386,11 @@ async fn main() -> anyhow::Result<()> {
     );
     store.shutdown().await?;
 
-    // 4: end to end over HTTP.
-    http_phase(&args, &spec, &batches, events).await?;
+    // 4: end to end over HTTP, without indicators and then with them (matching on).
+    http_phase(&args, &spec, &batches, events, 0).await?;
+    if args.indicators > 0 {
+        http_phase(&args, &spec, &batches, events, args.indicators).await?;
+    }
 
     // 5: DuckDB baseline over the same rows.
     duckdb_baseline(&args, &spec)?;
@@ -394,12 +402,24 @@ async fn http_phase(
     spec: &FleetSpec,
     batches: &[Batch],
     events: usize,
+    indicators: usize,
 ) -> anyhow::Result<()> {
-    let data = args.dir.join("server");
+    let data = args.dir.join(format!("server-{indicators}"));
+    let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
     let db = format!("sqlite://{}", data.join("rampart.db").display());
     let store = SqlStore::connect(&db).await?;
     let tenant = store.ensure_default_tenant().await?.id;
+    if indicators > 0 {
+        let t = Instant::now();
+        seed_indicators(&store, tenant, indicators).await?;
+        println!(
+            "HTTP run with {indicators} indicators (60% hashes, 20% addresses and networks, 15% domains, 5% URLs; stored in {:.0} s); every ingested row is matched:",
+            t.elapsed().as_secs_f64()
+        );
+    } else {
+        println!("HTTP run without indicators:");
+    }
     let secret = format!("rpe_bench{}", uuid::Uuid::new_v4().simple());
     let token = rampart_core::enrollment::EnrollmentToken {
         id: uuid::Uuid::new_v4().to_string(),
@@ -472,6 +492,83 @@ async fn http_phase(
         .arg(pid.to_string())
         .status();
     let _ = child.wait();
+    Ok(())
+}
+
+/// Stores `n` random indicators in the mix of the indicator benchmark (none of them in the
+/// simulated data: the common case, a miss, is what every row pays).
+async fn seed_indicators(store: &SqlStore, tenant: TenantId, n: usize) -> anyhow::Result<()> {
+    use rampart_core::indicator::{IndicatorRequest, IndicatorWriter, SourceType, Submitter};
+    let writer = IndicatorWriter {
+        submitter: Submitter {
+            id: "bench".into(),
+            name: "bench".into(),
+            kind: SourceType::User,
+        },
+        all: true,
+    };
+    let ctx = rampart_core::audit::AuditContext::system("bench");
+    let now = time::OffsetDateTime::now_utc();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut batch = Vec::with_capacity(500);
+    for i in 0..n {
+        let r = next();
+        let (kind, value) = match i % 20 {
+            0..12 => (
+                "FileSha256",
+                format!("{:016x}{:016x}{:016x}{:016x}", r, next(), next(), next()),
+            ),
+            12..16 => match r % 2 {
+                0 => (
+                    "IpAddress",
+                    format!(
+                        "{}.{}.{}.{}",
+                        1 + r % 223,
+                        (r >> 8) % 256,
+                        (r >> 16) % 256,
+                        (r >> 24) % 256
+                    ),
+                ),
+                _ => (
+                    "IpAddress",
+                    format!(
+                        "{}.{}.{}.0/24",
+                        1 + r % 223,
+                        (r >> 8) % 256,
+                        (r >> 16) % 256
+                    ),
+                ),
+            },
+            16..19 => ("DomainName", format!("d{r:x}.example")),
+            _ => (
+                "Url",
+                format!("https://u{:x}.example/p/{:x}", r % 100_000, next()),
+            ),
+        };
+        let request: IndicatorRequest = serde_json::from_value(serde_json::json!({
+            "indicatorValue": value, "indicatorType": kind, "action": "Audit",
+            "title": "bench", "description": "bench", "generateAlert": true}))?;
+        match request.validate(now) {
+            Ok(sub) => batch.push(sub),
+            Err(_) => continue, // a reserved address drawn by chance
+        }
+        if batch.len() == 500 {
+            store
+                .submit_indicators(&ctx, tenant, &writer, std::mem::take(&mut batch))
+                .await?;
+        }
+    }
+    if !batch.is_empty() {
+        store
+            .submit_indicators(&ctx, tenant, &writer, batch)
+            .await?;
+    }
     Ok(())
 }
 

@@ -280,3 +280,99 @@ async fn cli_imports_feed_files() {
         assert_eq!(v["value"][0]["source"], "partner-list", "{v}");
     }
 }
+
+/// `rampart indicators sync --taxii`: pulls a collection, stores its indicators under the
+/// source, and on the next run asks only for what was added after where it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_pulls_taxii_collections_where_it_stopped() {
+    use axum::extract::{Query, State};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    type Seen = Arc<Mutex<Vec<Option<String>>>>;
+    async fn objects(
+        State(seen): State<Seen>,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let after = q.get("added_after").cloned();
+        seen.lock().unwrap().push(after.clone());
+        let (pattern, id, added) = match after {
+            None => (
+                format!("[file:hashes.'SHA-256' = '{SHA256}']"),
+                "indicator--01",
+                "2026-11-01T00:00:00.000Z",
+            ),
+            Some(_) => (
+                "[domain-name:value = 'taxii.example']".to_owned(),
+                "indicator--02",
+                "2026-11-02T00:00:00.000Z",
+            ),
+        };
+        let body = json!({"more": false, "objects": [{"type": "indicator", "spec_version": "2.1",
+            "id": id, "name": "from TAXII", "pattern_type": "stix", "pattern": pattern,
+            "valid_from": "2026-01-01T00:00:00Z"}]});
+        (
+            [
+                ("content-type", "application/taxii+json;version=2.1"),
+                ("X-TAXII-Date-Added-Last", added),
+            ],
+            body.to_string(),
+        )
+            .into_response()
+    }
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new()
+        .route("/api1/collections/c1/objects/", axum::routing::get(objects))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let root = format!("http://{}/api1/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let b = backends(dir.path()).remove(0);
+    let sync = |b: crate::harness::Backend, root: String| {
+        tokio::task::spawn_blocking(move || {
+            b.cli(&[
+                "indicators",
+                "sync",
+                "--taxii",
+                &root,
+                "--collection",
+                "c1",
+                "--source",
+                "taxii-feed",
+            ])
+        })
+    };
+    let first = sync(b.clone(), root.clone()).await.unwrap();
+    assert!(first.contains("1 created"), "{first}");
+    let second = sync(b.clone(), root.clone()).await.unwrap();
+    assert!(second.contains("1 created"), "{second}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![None, Some("2026-11-01T00:00:00.000Z".to_owned())]
+    );
+
+    let s = Server::start_with(&b, &["--no-rate-limits"]);
+    let token = s.token_with("Ti.ReadWrite.All").await;
+    let (_, v) = s.get("/api/indicators", Some(&token)).await;
+    let mut got: Vec<(String, String)> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["indicatorValue"].as_str().unwrap().to_owned(),
+                i["source"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (SHA256.to_owned(), "taxii-feed".to_owned()),
+            ("taxii.example".to_owned(), "taxii-feed".to_owned())
+        ]
+    );
+}
