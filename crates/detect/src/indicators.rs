@@ -48,6 +48,8 @@ const RETRO_QUEUE: usize = 65_536;
 const RETRO_GATHER: Duration = Duration::from_secs(1);
 /// Most indicators searched for by one retro-hunt.
 const RETRO_BATCH: usize = 10_000;
+/// How often the store is asked whether another server (or the CLI) changed indicators.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// The file columns checked together as one file: SHA-256, SHA-1, MD5, certificate thumbprint.
 const FILE_COLUMNS: [[Option<&str>; 4]; 3] = [
@@ -75,6 +77,20 @@ pub struct IndicatorMatcher {
     groups: Mutex<HashMap<(TenantId, String), (Instant, Option<(String, String)>)>>,
     queue: OnceLock<mpsc::Sender<Found>>,
     retro: OnceLock<mpsc::Sender<(TenantId, Box<Indicator>)>>,
+    sync: Mutex<SyncState>,
+}
+
+/// What the matcher knows of the store's indicator generations (see [`IndicatorMatcher::start`]).
+#[derive(Default)]
+struct SyncState {
+    /// Each tenant's generation when last looked at.
+    seen: HashMap<TenantId, i64>,
+    /// Changes this server made (and applied) since then, by tenant: each bumped the
+    /// generation once.
+    own: HashMap<TenantId, i64>,
+    /// Tenants being reloaded, with the changes applied meanwhile (applied again after the
+    /// reload, which may have read the store before they were written).
+    reloading: HashMap<TenantId, Vec<Change>>,
 }
 
 /// An indicator that decided on rows of one device in one batch.
@@ -146,6 +162,7 @@ impl IndicatorMatcher {
             groups: Mutex::new(HashMap::new()),
             queue: OnceLock::new(),
             retro: OnceLock::new(),
+            sync: Mutex::default(),
         }
     }
 
@@ -163,9 +180,15 @@ impl IndicatorMatcher {
         &self.index
     }
 
-    /// Loads every tenant's indicators and starts the task that raises alerts. Returns the
-    /// number of indicators loaded.
+    /// Loads every tenant's indicators and starts the tasks that raise alerts, run retro-hunts
+    /// and follow changes made through other servers sharing the store: every second the
+    /// tenants' indicator generations are read, and a tenant whose generation moved further
+    /// than this server's own changes explain is reloaded in the background (readers go on
+    /// with the old snapshot until the new one is installed). Returns the number loaded.
     pub async fn start(self: &Arc<Self>) -> Result<usize, StoreError> {
+        // Read before loading: a change made while loading shows as a newer generation.
+        let generations = self.store.indicator_generations().await?;
+        lock(&self.sync).seen = generations.into_iter().collect();
         let loaded = self.load().await?;
         let (tx, mut rx) = mpsc::channel::<Found>(QUEUE);
         if self.queue.set(tx).is_ok() {
@@ -177,12 +200,66 @@ impl IndicatorMatcher {
                     }
                 }
             });
+            tokio::spawn(Arc::clone(self).follow_store());
         }
         let (tx, rx) = mpsc::channel(RETRO_QUEUE);
         if !self.lookback.is_zero() && self.retro.set(tx).is_ok() {
             tokio::spawn(Arc::clone(self).retrohunt_changes(rx));
         }
         Ok(loaded)
+    }
+
+    /// Reloads the tenants whose indicators changed through someone else.
+    async fn follow_store(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(SYNC_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // Own changes counted before the read were committed before it.
+            let own = std::mem::take(&mut lock(&self.sync).own);
+            let generations = match self.store.indicator_generations().await {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!("indicator generations not read: {e}");
+                    let mut sync = lock(&self.sync);
+                    for (t, n) in own {
+                        *sync.own.entry(t).or_default() += n;
+                    }
+                    continue;
+                }
+            };
+            let mut stale = Vec::new();
+            {
+                let mut sync = lock(&self.sync);
+                for (tenant, generation) in generations {
+                    let before = sync.seen.insert(tenant, generation).unwrap_or(0);
+                    if generation - before > own.get(&tenant).copied().unwrap_or(0) {
+                        stale.push(tenant);
+                    }
+                }
+            }
+            for tenant in stale {
+                lock(&self.sync).reloading.insert(tenant, Vec::new());
+                let loaded = self.load_tenant(tenant).await;
+                let missed = lock(&self.sync)
+                    .reloading
+                    .remove(&tenant)
+                    .unwrap_or_default();
+                match loaded {
+                    Ok(n) => {
+                        tracing::info!(%tenant, indicators = n, "indicators reloaded: changed through another server");
+                        if !missed.is_empty() {
+                            self.index.apply(tenant, &missed);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(%tenant, "indicators not reloaded: {e}");
+                        // Try again next time.
+                        lock(&self.sync).seen.remove(&tenant);
+                    }
+                }
+            }
+        }
     }
 
     /// Runs the retro-hunts of changed indicators, gathering those that arrive together into
@@ -224,30 +301,45 @@ impl IndicatorMatcher {
     pub async fn load(&self) -> Result<usize, StoreError> {
         let mut total = 0;
         for tenant in self.store.list_tenants().await? {
-            let mut indicators = Vec::new();
-            let mut after = 0;
-            loop {
-                let page = self
-                    .store
-                    .indicators_after(tenant.id, after, LOAD_PAGE)
-                    .await?;
-                let Some((last, _)) = page.last() else { break };
-                after = *last;
-                indicators.extend(page.into_iter().map(|(_, i)| i));
-            }
-            for e in self.index.load(tenant.id, &indicators) {
-                tracing::warn!(tenant = %tenant.id, "indicator left out of matching: {e}");
-            }
-            total += indicators.len();
+            total += self.load_tenant(tenant.id).await?;
         }
         Ok(total)
+    }
+
+    /// Reads one tenant's indicators from the store into the index.
+    async fn load_tenant(&self, tenant: TenantId) -> Result<usize, StoreError> {
+        let mut indicators = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .store
+                .indicators_after(tenant, after, LOAD_PAGE)
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            indicators.extend(page.into_iter().map(|(_, i)| i));
+        }
+        for e in self.index.load(tenant, &indicators) {
+            tracing::warn!(%tenant, "indicator left out of matching: {e}");
+        }
+        Ok(indicators.len())
     }
 
     /// Applies submitted or deleted indicators to the matcher at once, and queues a retro-hunt
     /// for those that alert.
     pub fn apply(&self, tenant: TenantId, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
         for e in self.index.apply(tenant, changes) {
             tracing::warn!(%tenant, "indicator left out of matching: {e}");
+        }
+        {
+            let mut sync = lock(&self.sync);
+            *sync.own.entry(tenant).or_default() += 1;
+            if let Some(missed) = sync.reloading.get_mut(&tenant) {
+                missed.extend_from_slice(changes);
+            }
         }
         let Some(retro) = self.retro.get() else {
             return;

@@ -132,6 +132,10 @@ pub trait IndicatorStore: Send + Sync {
         owner: Option<&str>,
     ) -> Result<bool>;
 
+    /// Every tenant's indicator generation: it grows with each transaction that changes the
+    /// tenant's indicators (through any server), so a matcher can tell when to reload.
+    async fn indicator_generations(&self) -> Result<Vec<(TenantId, i64)>>;
+
     /// Deletes all of `ids` or, when any is missing (or not the `owner`'s), none.
     async fn delete_indicators(
         &self,
@@ -393,6 +397,20 @@ async fn read_existing(
     Ok(out)
 }
 
+/// Marks the tenant's indicators changed (see [`IndicatorStore::indicator_generations`]). Every
+/// writer takes the counter row after the indicator rows it changes, so that concurrent
+/// transactions lock in one order.
+async fn bump_generation(conn: &mut sqlx::AnyConnection, tenant: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO indicator_counters (tenant_id, last_id, generation) VALUES ($1, 0, 1) \
+         ON CONFLICT (tenant_id) DO UPDATE SET generation = indicator_counters.generation + 1",
+    )
+    .bind(tenant)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Reserves `n` ids of the tenant; returns the first.
 async fn allocate_ids<'e, E>(executor: E, tenant: &str, n: usize) -> Result<i64>
 where
@@ -505,6 +523,7 @@ async fn write(
     if rows.is_empty() {
         return Ok(());
     }
+    bump_generation(conn, &tenant_text).await?;
     let mut rows: Vec<(i64, &Slot, &Indicator)> = rows
         .into_iter()
         .map(|(s, d)| (value_key(&tenant_text, &d.indicator_value), s, d))
@@ -922,6 +941,21 @@ impl IndicatorStore for SqlStore {
             .collect()
     }
 
+    async fn indicator_generations(&self) -> Result<Vec<(TenantId, i64)>> {
+        let rows = sqlx::query("SELECT tenant_id, generation FROM indicator_counters")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let tenant: String = row.try_get("tenant_id")?;
+                let tenant = tenant
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("tenant id '{tenant}'")))?;
+                Ok((tenant, row.try_get("generation")?))
+            })
+            .collect()
+    }
+
     async fn delete_indicator(
         &self,
         ctx: &AuditContext,
@@ -944,6 +978,7 @@ impl IndicatorStore for SqlStore {
         let Some(before) = q.fetch_optional(&mut *tx).await? else {
             return Ok(false);
         };
+        bump_generation(&mut tx, &tenant.to_string()).await?;
         record(
             &mut tx,
             ctx,
@@ -1017,6 +1052,7 @@ impl IndicatorStore for SqlStore {
             }
             deleted += q.execute(&mut *tx).await?.rows_affected() as usize;
         }
+        bump_generation(&mut tx, &tenant_text).await?;
         let listed: Vec<&str> = unique.iter().take(AUDIT_IDS).copied().collect();
         record(
             &mut tx,

@@ -54,6 +54,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(6, "devices"),
     migration!(7, "indicator_value_key", then Step::IndicatorValueKeys),
     migration!(8, "detection_rules"),
+    migration!(9, "indicator_generation"),
 ];
 
 /// An arbitrary key for PostgreSQL's advisory lock, so that servers starting together against

@@ -542,3 +542,118 @@ async fn blocked_and_remediated_files_are_quarantined() {
         assert!(ti_alerts(&s, &token).await.is_empty());
     }
 }
+
+/// Servers sharing one state store (and the CLI writing into it) see each other's indicator
+/// changes within a few seconds: a submission through one server matches rows ingested by the
+/// other, a deletion stops it, and a feed the CLI imports matches on a running server.
+#[tokio::test]
+async fn indicator_changes_reach_every_server_sharing_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let a = Server::start_with(&b, &["--no-rate-limits"]);
+        let mut other = b.clone();
+        other.data_dir = dir.path().join(format!("{}-second", b.name));
+        let s2 = Server::start_with(&other, &["--no-rate-limits"]);
+        let roles = "Ti.ReadWrite.All,Alert.Read.All,Machine.Read.All,Event.Write";
+        let (ta, t2) = (a.token_with(roles).await, s2.token_with(roles).await);
+        let (st, body) = post(
+            &a,
+            &ta,
+            "/api/indicators",
+            json!({"indicatorValue": SHA256, "indicatorType": "FileSha256", "action": "Block",
+                   "title": "Shared", "description": "test", "generateAlert": true}),
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+
+        // The second server ingests until its matcher has the indicator.
+        let mut alerts = Vec::new();
+        for report in 1..100 {
+            s2.import(
+                &t2,
+                "DeviceProcessEvents",
+                &[process(report, 'a', SHA256, report)],
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            alerts = ti_alerts(&s2, &t2).await;
+            if !alerts.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(
+            alerts.len(),
+            1,
+            "{}: the second server never matched",
+            b.name
+        );
+
+        // Deleted through the first: the second stops matching.
+        let resp = a
+            .http
+            .delete(format!("{}/api/indicators/{id}", a.url))
+            .bearer_auth(&ta)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 204);
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        s2.import(
+            &t2,
+            "DeviceProcessEvents",
+            &[process(200, 'c', SHA256, 200)],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let alerts = ti_alerts(&s2, &t2).await;
+        assert!(
+            !alerts
+                .iter()
+                .any(|x| x["machineId"] == device('c') || x["computerDnsName"] == "ws-c"),
+            "{}: a deleted indicator matched on the second server: {alerts:?}",
+            b.name
+        );
+
+        // A feed imported by the CLI into the running servers' store.
+        let feed = dir.path().join(format!("{}-feed.txt", b.name));
+        std::fs::write(&feed, "cli-feed.example\n").unwrap();
+        let out = b.cli(&[
+            "indicators",
+            "import",
+            "--source",
+            "cli-feed",
+            feed.to_str().unwrap(),
+        ]);
+        assert!(out.contains("1 created"), "{out}");
+        let mut found = false;
+        for report in 300..400 {
+            a.import(
+                &ta,
+                "DeviceNetworkEvents",
+                &[connection(
+                    report,
+                    'd',
+                    "192.0.2.9",
+                    "https://x.cli-feed.example/",
+                    report,
+                )],
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if ti_alerts(&a, &ta)
+                .await
+                .iter()
+                .any(|x| x["title"] != "Shared")
+            {
+                found = true;
+                break;
+            }
+        }
+        assert!(
+            found,
+            "{}: the CLI's indicator never matched on the running server",
+            b.name
+        );
+    }
+}
