@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the load benchmarks on SQLite and PostgreSQL (see docs/BENCHMARKS.md).
-# BENCHES picks which: "alerts indicators telemetry hunting ioc" (the default), or some of them.
+# BENCHES picks which: "alerts indicators telemetry hunting retrohunt ioc" (the default), or some.
 # Alert listing: seeding 1,000,000 alerts happens once per store; later runs reuse it.
 # Indicator import: every run imports INDICATORS into a fresh SQLite file / PostgreSQL schema.
 # Hunting: generates 10M+10M simulated rows into an event store once (minutes), reuses them after;
@@ -14,7 +14,7 @@ ALERTS="${ALERTS:-1000000}"
 SECONDS_PER_PHASE="${SECONDS_PER_PHASE:-15}"
 BENCH_DIR="${BENCH_DIR:-/var/tmp/rampart-bench}"
 mkdir -p "$BENCH_DIR"
-BENCHES="${BENCHES:-alerts indicators telemetry hunting ioc}"
+BENCHES="${BENCHES:-alerts indicators telemetry hunting retrohunt ioc}"
 PG="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 echo "== $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 if [[ " $BENCHES " == *" alerts "* ]]; then
@@ -30,12 +30,17 @@ fi
 if [[ " $BENCHES " == *" telemetry "* ]]; then
 echo "== Telemetry ingestion (baseline: DuckDB, pip install duckdb)"
 "$BIN/telemetry-bench" --rampart "$BIN/rampart" --devices "${DEVICES:-200}" --hours "${HOURS:-12}" \
-  --dir "$BENCH_DIR/telemetry"
+  --dir "$BENCH_DIR/telemetry" --indicators "${MATCH_INDICATORS:-1000000}"
 fi
 
 if [[ " $BENCHES " == *" hunting "* ]]; then
 echo "== Hunting queries (baseline: DuckDB over the same Parquet files, pip install duckdb)"
 "$BIN/hunting-bench" --dir "$BENCH_DIR/hunting" --scale "${HUNTING_SCALE:-1}"
+fi
+
+if [[ " $BENCHES " == *" retrohunt "* ]]; then
+echo "== Retro-hunt of one new hash over the hunting data (baseline: DuckDB counting its rows)"
+"$BIN/hunting-bench" --dir "$BENCH_DIR/hunting" --scale "${HUNTING_SCALE:-1}" --retrohunt-only
 fi
 
 if [[ " $BENCHES " == *" ioc "* ]]; then
