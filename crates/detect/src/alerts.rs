@@ -130,10 +130,11 @@ pub struct Evaluation {
 }
 
 /// Raises the alerts of an evaluation (skipping groups alerted on inside the rule's dedupe
-/// window), takes the rule's response actions on their devices, and records the run. Returns
+/// window) and writes them as `AlertInfo`/`AlertEvidence` rows, takes the rule's response actions on their devices, and records the run. Returns
 /// the run as recorded.
 pub async fn raise(
     store: &dyn Store,
+    events: &rampart_telemetry::EventStore,
     tenant: TenantId,
     rule: &DetectionRule,
     eval: Evaluation,
@@ -187,6 +188,7 @@ pub async fn raise(
                 store.insert_alerts(&ctx, tenant, &docs).await?
             };
             for (alert, key) in stored.iter().zip(keys) {
+                crate::alert_rows::write(events, tenant, alert).await;
                 hits.push(DetectionHit {
                     entity_key: key,
                     alert_id: alert.id.clone(),

@@ -134,7 +134,7 @@ impl DetectionEngine {
                         window: None,
                         outcome: Err(e.to_string()),
                     };
-                    alerts::raise(self.store.as_ref(), tenant, &rule, eval).await?;
+                    alerts::raise(self.store.as_ref(), &self.events, tenant, &rule, eval).await?;
                 }
             }
         }
@@ -191,7 +191,15 @@ impl DetectionEngine {
                 window: None,
                 outcome,
             };
-            match alerts::raise(self.store.as_ref(), b.tenant, &live.rule, eval).await {
+            match alerts::raise(
+                self.store.as_ref(),
+                &self.events,
+                b.tenant,
+                &live.rule,
+                eval,
+            )
+            .await
+            {
                 Ok(run) if run.failure_reason.is_some() => {
                     // Paused by the failure: stop evaluating it here at once.
                     self.forget(b.tenant, &live.rule.id);
@@ -267,7 +275,7 @@ impl DetectionEngine {
             window: Some(window),
             outcome,
         };
-        alerts::raise(self.store.as_ref(), tenant, rule, eval).await
+        alerts::raise(self.store.as_ref(), &self.events, tenant, rule, eval).await
     }
 
     async fn query(

@@ -195,7 +195,7 @@ async fn continuous_rules_alert_on_ingested_rows_once_per_entity_group() {
     for b in backends(dir.path()) {
         let s = Server::start_with(&b, &["--no-rate-limits"]);
         let rw = s
-            .token_with("CustomDetection.ReadWrite.All,Alert.Read.All,Machine.Read.All,Event.Write")
+            .token_with("CustomDetection.ReadWrite.All,Alert.Read.All,Machine.Read.All,Event.Write,AdvancedQuery.Read.All")
             .await;
         s.import(&rw,
             "DeviceInfo",
@@ -289,6 +289,42 @@ async fn continuous_rules_alert_on_ingested_rows_once_per_entity_group() {
             a["evidence"][1]["processCommandLine"],
             "powershell -enc SQBFAFgA"
         );
+
+        // Hunting sees the alert as AlertInfo and AlertEvidence rows (written just after it).
+        let q = format!(
+            "AlertInfo | where AlertId == '{}' | join kind=inner AlertEvidence on AlertId \
+             | project Title, DetectionSource, EntityType | sort by EntityType asc",
+            a["id"].as_str().unwrap()
+        );
+        let mut rows = Vec::new();
+        for _ in 0..50 {
+            let (st, v) = send(
+                &s,
+                "POST",
+                "/api/advancedqueries/run",
+                &rw,
+                Some(json!({"Query": q})),
+            )
+            .await;
+            assert_eq!(st, 200, "{v}");
+            rows = v["Results"].as_array().cloned().unwrap_or_default();
+            if rows.len() >= 4 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let kinds: Vec<&str> = rows
+            .iter()
+            .map(|r| r["EntityType"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["File", "Machine", "Process", "User"],
+            "{}: {rows:?}",
+            b.name
+        );
+        assert_eq!(rows[0]["DetectionSource"], "CustomDetection");
+        assert_eq!(rows[0]["Title"], "Encoded PowerShell detected");
 
         // The response action isolated the device, naming the rule and the alert.
         let actions = wait_for(&s, "/api/machineactions", &rw, |v| {
