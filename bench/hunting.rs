@@ -728,10 +728,24 @@ async fn retrohunt(
     let rare = datafusion::arrow::util::display::array_value_to_string(rare[0].column(0), 0)?;
     let absent = "5".repeat(64);
     let dir = tempfile_dir(&args.dir.join("retrohunt-state"))?;
+    let db = dir.join("state.db");
     let store: std::sync::Arc<dyn rampart_store::Store> = std::sync::Arc::new(
-        rampart_store::SqlStore::connect(&format!("sqlite://{}", dir.join("state.db").display()))
-            .await?,
+        rampart_store::SqlStore::connect(&format!("sqlite://{}", db.display())).await?,
     );
+    // The simulated rows belong to a fixed tenant id, which the store API never hands out:
+    // register it in the fresh state file directly (python3 is here for DuckDB anyway).
+    let registered = Command::new(&args.python)
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+             c.execute('INSERT INTO tenants (id, name, is_default, created_time) VALUES (?, ?, 0, 0)', (sys.argv[2], 'bench')); c.commit()",
+        ])
+        .arg(&db)
+        .arg(TENANT)
+        .status()?;
+    if !registered.success() {
+        bail!("registering the bench tenant in {} failed", db.display());
+    }
     let matcher =
         rampart_detect::IndicatorMatcher::new(store.clone(), events.clone(), Duration::ZERO);
     let writer = IndicatorWriter {
