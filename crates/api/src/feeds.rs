@@ -181,6 +181,19 @@ pub async fn import(
     Ok(report)
 }
 
+/// The matcher's view of what a submission stored.
+pub(crate) fn changes(outcomes: &[Submitted]) -> Vec<Change> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Submitted::Created(i) | Submitted::Updated(i) => {
+                Some(Change::Upsert(Box::new(i.clone())))
+            }
+            Submitted::Refused(_) => None,
+        })
+        .collect()
+}
+
 /// Submits one batch and tells the matcher.
 async fn submit(
     target: &FeedTarget<'_>,
@@ -194,16 +207,7 @@ async fn submit(
         .submit_indicators(&target.ctx, target.tenant, &target.writer, items)
         .await?;
     if let Some(m) = target.matcher {
-        let changes: Vec<Change> = outcomes
-            .iter()
-            .filter_map(|o| match o {
-                Submitted::Created(i) | Submitted::Updated(i) => {
-                    Some(Change::Upsert(Box::new(i.clone())))
-                }
-                Submitted::Refused(_) => None,
-            })
-            .collect();
-        m.apply(target.tenant, &changes);
+        m.apply(target.tenant, &changes(&outcomes));
     }
     Ok(outcomes)
 }

@@ -128,7 +128,9 @@ pub async fn submit(
         .store
         .submit_indicators(&caller.audit(), caller.tenant, &writer(&caller), vec![sub])
         .await?;
-    state.indicators.apply(caller.tenant, &changes(&out));
+    state
+        .indicators
+        .apply(caller.tenant, &crate::feeds::changes(&out));
     match out.pop() {
         Some(Submitted::Created(i) | Submitted::Updated(i)) => {
             let body = serde_json::to_string(&i)
@@ -236,7 +238,9 @@ pub async fn import(
             .store
             .submit_indicators(&caller.audit(), caller.tenant, &writer(&caller), valid)
             .await?;
-        state.indicators.apply(caller.tenant, &changes(&outcomes));
+        state
+            .indicators
+            .apply(caller.tenant, &crate::feeds::changes(&outcomes));
         for (pos, outcome) in positions.into_iter().zip(outcomes) {
             let r = &mut results[pos];
             match outcome {
@@ -576,17 +580,4 @@ pub fn add(r: ApiRoutes) -> ApiRoutes {
         .family(RouteFamily::IndicatorsImport),
         import_feed,
     )
-}
-
-/// The matcher's view of what a submission stored.
-fn changes(outcomes: &[Submitted]) -> Vec<Change> {
-    outcomes
-        .iter()
-        .filter_map(|o| match o {
-            Submitted::Created(i) | Submitted::Updated(i) => {
-                Some(Change::Upsert(Box::new(i.clone())))
-            }
-            Submitted::Refused(_) => None,
-        })
-        .collect()
 }
