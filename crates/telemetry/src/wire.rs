@@ -258,14 +258,13 @@ fn conform(
                         );
                     }
                 }
-                if ids.null_count() == 0 {
+                if ids.iter().all(|v| v == Some(device_id)) {
                     a.clone()
                 } else {
-                    Arc::new(
-                        ids.iter()
-                            .map(|v| Some(v.unwrap_or(device_id)))
-                            .collect::<StringArray>(),
-                    )
+                    // A missing id is the sender's, and one in other letters is stored as the
+                    // credential names it (one device, one DeviceId); rows of other devices
+                    // were rejected above and are filtered out below.
+                    Arc::new(StringArray::from(vec![device_id; n])) as ArrayRef
                 }
             }
         };
@@ -400,6 +399,23 @@ mod tests {
             1_000_000_000,
             "milliseconds became nanoseconds"
         );
+    }
+
+    #[test]
+    fn the_senders_id_in_other_letters_is_stored_as_the_credential_names_it() {
+        let upper = DEV.to_ascii_uppercase();
+        let body = encode(&[process_rows(Some(&upper), 2), process_rows(Some(DEV), 1)]).unwrap();
+        let d = decode(&body, DEV).unwrap();
+        assert!(d.rejected.is_empty(), "{:?}", d.rejected);
+        let ids = d.tables[0]
+            .1
+            .column_by_name("DeviceId")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .clone();
+        assert_eq!(ids.iter().collect::<Vec<_>>(), vec![Some(DEV); 3]);
     }
 
     #[test]

@@ -245,10 +245,18 @@ fn parse_json(body: &[u8], device_id: &str) -> ApiResult<ParsedBatch> {
                 out.reject(name, Some(i), 1, "expected a JSON object".into());
                 continue;
             };
-            // A device reports for itself only; a row without DeviceId is the caller's.
+            // A device reports for itself only; a row without DeviceId is the caller's. The id
+            // is stored as the credential names it (lower case), whatever case it was sent in,
+            // so that one device is one DeviceId in hunting.
+            let has_column = table.column(schema::DEVICE_ID).is_some();
             let result = match row.get(schema::DEVICE_ID) {
-                Some(Value::String(d)) if d.eq_ignore_ascii_case(device_id) => b.push_json(row),
-                None | Some(Value::Null) if table.column(schema::DEVICE_ID).is_some() => {
+                Some(Value::String(d)) if d == device_id => b.push_json(row),
+                Some(Value::String(d)) if d.eq_ignore_ascii_case(device_id) => {
+                    let mut owned: Map<String, Value> = row.clone();
+                    owned.insert(schema::DEVICE_ID.into(), device_value.clone());
+                    b.push_json(&owned)
+                }
+                None | Some(Value::Null) if has_column => {
                     let mut owned: Map<String, Value> = row.clone();
                     owned.insert(schema::DEVICE_ID.into(), device_value.clone());
                     b.push_json(&owned)

@@ -370,7 +370,7 @@ async fn agents_post_batches_with_device_credentials() {
     let batch = json!({"batchId": "1", "tables": {
         "DeviceProcessEvents": [
             {"Timestamp": ts(0), "ActionType": "ProcessCreated", "FileName": "bash", "ReportId": 1},
-            {"Timestamp": ts(1), "DeviceId": d.id, "ActionType": "ProcessCreated", "FileName": "curl", "ReportId": 2},
+            {"Timestamp": ts(1), "DeviceId": d.id.to_ascii_uppercase(), "ActionType": "ProcessCreated", "FileName": "curl", "ReportId": 2},
             {"Timestamp": ts(2), "DeviceId": other, "ActionType": "ProcessCreated", "ReportId": 3},
             {"Timestamp": "yesterday", "ActionType": "ProcessCreated", "ReportId": 4}
         ],
@@ -416,6 +416,15 @@ async fn agents_post_batches_with_device_credentials() {
         (200, Some(true)),
         "{body}"
     );
+    // Both rows carry the device's id as its credential names it, whatever case it was sent
+    // in: one device, one DeviceId for hunting.
+    let hunter = s.token_with("AdvancedHunting.Read.All").await;
+    let q = "DeviceProcessEvents | summarize n = count() by DeviceId";
+    let (st, v) = s
+        .post("/api/advancedhunting/run", &hunter, json!({ "Query": q }))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["Results"], json!([{"DeviceId": d.id, "n": 2}]), "{v}");
     // Wrong secret, unknown device, no credential: 401 in MDE's shape.
     for auth in [
         format!("Device {}:rpd_wrong", d.id),
