@@ -139,6 +139,10 @@ pub struct Alert {
     /// security products (with `detectionSource` naming the product). Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// Rampart: how many events this alert stands for, where one alert gathers repeated
+    /// events (an indicator matching again on the same device). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_count: Option<u64>,
     /// Kept last: the list trims it unless `$expand=evidence`.
     pub evidence: Vec<Evidence>,
 }
@@ -257,6 +261,7 @@ pub fn synthetic(n: u64, tenant: crate::TenantId, now: OffsetDateTime, span_secs
         related_user: None,
         comments: Vec::new(),
         external_id: None,
+        event_count: None,
         evidence: Vec::new(),
     }
 }
@@ -309,6 +314,34 @@ pub struct AlertChange {
 }
 
 impl Alert {
+    /// Folds a re-sent copy of this alert (same source and external id) into it: the event
+    /// times widen, and the events of a copy that come after all those counted add to the
+    /// count. A copy reaching back into the counted span is a recount of (some of) them — a
+    /// retro-hunt over stored telemetry, a re-sent batch — so the larger count stands: the
+    /// count is never inflated by seeing an event twice, at the price of under-counting rows
+    /// that arrive out of order.
+    pub fn absorb_resent(&mut self, resent: &Alert) {
+        self.event_count = match (self.event_count, resent.event_count) {
+            (Some(mine), Some(theirs)) => {
+                let later = match (self.last_event_time, resent.first_event_time) {
+                    (Some(last), Some(first)) => first > last,
+                    _ => false,
+                };
+                Some(if later {
+                    mine + theirs
+                } else {
+                    mine.max(theirs)
+                })
+            }
+            (mine, theirs) => mine.or(theirs),
+        };
+        self.first_event_time = self
+            .first_event_time
+            .min(resent.first_event_time)
+            .or(resent.first_event_time);
+        self.last_event_time = self.last_event_time.max(resent.last_event_time);
+    }
+
     /// Applies an analyst's change by `who` at `now`, refusing a determination that does not go
     /// with the (new or current) classification.
     pub fn apply(
@@ -389,6 +422,43 @@ mod change_tests {
             OffsetDateTime::now_utc(),
             60,
         )
+    }
+
+    #[test]
+    fn resent_copies_widen_and_count_without_counting_twice() {
+        let t0 = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let at = |s: i64| Some(t0 + time::Duration::seconds(s));
+        let copy = |first: i64, last: i64, n: Option<u64>| {
+            let mut a = alert();
+            a.first_event_time = at(first);
+            a.last_event_time = at(last);
+            a.event_count = n;
+            a
+        };
+        let mut a = copy(10, 20, Some(2));
+        a.absorb_resent(&copy(30, 40, Some(3)));
+        assert_eq!(
+            (a.first_event_time, a.last_event_time, a.event_count),
+            (at(10), at(40), Some(5)),
+            "later events add"
+        );
+        a.absorb_resent(&copy(0, 40, Some(4)));
+        assert_eq!(
+            (a.first_event_time, a.event_count),
+            (at(0), Some(5)),
+            "a recount of the span keeps the larger count"
+        );
+        a.absorb_resent(&copy(0, 50, Some(9)));
+        assert_eq!((a.last_event_time, a.event_count), (at(50), Some(9)));
+        a.absorb_resent(&copy(60, 60, None));
+        assert_eq!(
+            (a.last_event_time, a.event_count),
+            (at(60), Some(9)),
+            "an uncounted copy leaves the count"
+        );
+        let mut b = copy(0, 0, None);
+        b.absorb_resent(&copy(5, 5, Some(1)));
+        assert_eq!(b.event_count, Some(1));
     }
 
     #[test]

@@ -343,6 +343,7 @@ async fn build_alert(
         }),
         comments: Vec::new(),
         external_id: None,
+        event_count: None,
         evidence,
     })
 }

@@ -101,6 +101,8 @@ pub(crate) struct Found {
     device_name: Option<String>,
     first_ns: Option<i64>,
     last_ns: Option<i64>,
+    /// Rows that matched.
+    events: u64,
     evidence: Evidence,
     /// Found by a retro-hunt of stored telemetry rather than on ingestion.
     retrospective: bool,
@@ -121,10 +123,16 @@ impl Found {
         (self.first_ns, self.last_ns)
     }
 
+    /// Rows found.
+    pub(crate) fn events(&self) -> u64 {
+        self.events
+    }
+
     /// Widens this finding by another of the same indicator and device.
     pub(crate) fn absorb(&mut self, other: Found) {
         self.first_ns = self.first_ns.min(other.first_ns).or(other.first_ns);
         self.last_ns = self.last_ns.max(other.last_ns);
+        self.events += other.events;
     }
 
     /// Whether the finding calls for anything: an alert, or a remediation.
@@ -392,61 +400,79 @@ impl IndicatorMatcher {
             if !rows.checked() {
                 continue;
             }
-            for row in 0..batch.num_rows() {
-                let Some(device_id) = rows.text(rows.device_id, row) else {
-                    continue;
-                };
-                if !groups.contains_key(device_id) {
-                    let g = self.group(tenant, device_id).await;
-                    groups.insert(device_id.to_owned(), g);
+            let ids: Vec<Option<&str>> = (0..batch.num_rows())
+                .map(|row| rows.text(rows.device_id, row))
+                .collect();
+            for id in ids.iter().flatten() {
+                if !groups.contains_key(*id) {
+                    let g = self.group(tenant, id).await;
+                    groups.insert((*id).to_owned(), g);
                 }
-                let group = groups.get(device_id).and_then(Option::as_ref);
-                let device = Device {
-                    group_id: group.as_ref().map(|g| g.0.as_str()),
-                    group_name: group.as_ref().map(|g| g.1.as_str()),
-                };
-                for file in &rows.files {
-                    let obs = FileObservation {
-                        sha256: file[0].and_then(|c| rows.text(Some(c), row)),
-                        sha1: file[1].and_then(|c| rows.text(Some(c), row)),
-                        md5: file[2].and_then(|c| rows.text(Some(c), row)),
-                        cert_thumbprint: file[3].and_then(|c| rows.text(Some(c), row)),
-                    };
-                    if let Some(hit) = snapshot.match_file(&obs, device, now)
-                        && wanted(&hit)
-                    {
-                        let observed = hit.value.clone();
-                        let seen = Seen {
-                            value: &observed,
-                            file_sha1: obs.sha1,
-                        };
-                        rows.record(found, tenant, hit, device_id, row, seen);
+            }
+            let devices: Vec<Device<'_>> = ids
+                .iter()
+                .map(|id| {
+                    let group = id.and_then(|id| groups.get(id)).and_then(Option::as_ref);
+                    Device {
+                        group_id: group.map(|g| g.0.as_str()),
+                        group_name: group.map(|g| g.1.as_str()),
                     }
-                }
-                for (ip, url) in &rows.networks {
-                    let ip_text = ip.and_then(|c| rows.text(Some(c), row));
-                    let obs = NetworkObservation {
-                        ip: ip_text.and_then(|s| s.parse::<IpAddr>().ok()),
-                        url: url.and_then(|c| rows.text(Some(c), row)),
-                    };
-                    if obs.ip.is_none() && obs.url.is_none() {
+                })
+                .collect();
+            // Rows without a device are not matched: there is nothing to alert on.
+            let text = |c, row: usize| ids[row].and_then(|_| rows.text(c, row));
+            // Each set of columns is matched for the whole batch at once (see
+            // `Snapshot::match_files`).
+            let mut hits = Vec::new();
+            for file in &rows.files {
+                let obs: Vec<FileObservation<'_>> = (0..ids.len())
+                    .map(|row| FileObservation {
+                        sha256: text(file[0], row),
+                        sha1: text(file[1], row),
+                        md5: text(file[2], row),
+                        cert_thumbprint: text(file[3], row),
+                    })
+                    .collect();
+                hits.clear();
+                snapshot.match_files(&obs, &devices, now, &mut hits);
+                for (row, hit) in hits.drain(..) {
+                    let Some(device_id) = ids[row].filter(|_| wanted(&hit)) else {
                         continue;
+                    };
+                    let observed = hit.value.clone();
+                    let seen = Seen {
+                        value: &observed,
+                        file_sha1: obs[row].sha1,
+                    };
+                    rows.record(found, tenant, hit, device_id, row, seen);
+                }
+            }
+            for (ip, url) in &rows.networks {
+                let ip_texts: Vec<Option<&str>> =
+                    (0..ids.len()).map(|row| text(*ip, row)).collect();
+                let obs: Vec<NetworkObservation<'_>> = (0..ids.len())
+                    .map(|row| NetworkObservation {
+                        ip: ip_texts[row].and_then(|s| s.parse::<IpAddr>().ok()),
+                        url: text(*url, row),
+                    })
+                    .collect();
+                hits.clear();
+                snapshot.match_networks(&obs, &devices, now, &mut hits);
+                for (row, hit) in hits.drain(..) {
+                    let Some(device_id) = ids[row].filter(|_| wanted(&hit)) else {
+                        continue;
+                    };
+                    let observed = match hit.entry.kind {
+                        IndicatorType::IpAddress => ip_texts[row],
+                        _ => obs[row].url,
                     }
-                    if let Some(hit) = snapshot.match_network(&obs, device, now)
-                        && wanted(&hit)
-                    {
-                        let observed = match hit.entry.kind {
-                            IndicatorType::IpAddress => ip_text,
-                            _ => obs.url,
-                        }
-                        .unwrap_or_default()
-                        .to_owned();
-                        let seen = Seen {
-                            value: &observed,
-                            file_sha1: None,
-                        };
-                        rows.record(found, tenant, hit, device_id, row, seen);
-                    }
+                    .unwrap_or_default()
+                    .to_owned();
+                    let seen = Seen {
+                        value: &observed,
+                        file_sha1: None,
+                    };
+                    rows.record(found, tenant, hit, device_id, row, seen);
                 }
             }
         }
@@ -613,6 +639,7 @@ impl IndicatorMatcher {
             related_user: None,
             comments: Vec::new(),
             external_id: Some(format!("{id}:{}", f.device_id)),
+            event_count: Some(f.events),
             evidence: vec![f.evidence],
         };
         let (alert, created) = self.store.import_alert(ctx, f.tenant, alert).await?;
@@ -715,6 +742,7 @@ impl<'a> Rows<'a> {
         if let Some(f) = found.get_mut(&key) {
             f.first_ns = f.first_ns.min(at).or(at);
             f.last_ns = f.last_ns.max(at);
+            f.events += 1;
             return;
         }
         let evidence = self.evidence(&hit, row, seen);
@@ -727,6 +755,7 @@ impl<'a> Rows<'a> {
                 device_name: self.text(self.device_name, row).map(Into::into),
                 first_ns: at,
                 last_ns: at,
+                events: 1,
                 evidence,
                 retrospective: false,
             },

@@ -87,6 +87,8 @@ pub struct RetroHit {
     #[serde(with = "rampart_core::timefmt::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_event_time: Option<OffsetDateTime>,
+    /// Stored rows it matched.
+    pub events: u64,
 }
 
 /// Why a retro-hunt could not run.
@@ -138,6 +140,15 @@ impl IndicatorMatcher {
                 .events()
                 .session_within(tenant, Some(from_ns), None)
                 .await?;
+            // The prefilter keeps a handful of rows out of millions: decide them on the hash,
+            // address and URL columns alone, and decode the rest only for the rows kept.
+            {
+                let state = ctx.state_ref();
+                let mut state = state.write();
+                let parquet = &mut state.config_mut().options_mut().execution.parquet;
+                parquet.pushdown_filters = true;
+                parquet.reorder_filters = true;
+            }
             // Alert tables hold alerts' own evidence, not what devices did.
             for &table in schema::ALL.iter().filter(|t| t.kind != TableKind::Alert) {
                 let Some(filter) = sought.filter(table) else {
@@ -178,6 +189,7 @@ impl IndicatorMatcher {
                 device_id: f.device_id().to_owned(),
                 first_event_time: at(first),
                 last_event_time: at(last),
+                events: f.events(),
             });
             if let Some(id) = self.raise(f.retrospective()).await? {
                 report.alert_ids.push(id);

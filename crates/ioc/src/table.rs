@@ -8,18 +8,23 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 
+/// The maps of a table. Every event probes several of them, so the hash function is a large
+/// share of matching: foldhash, seeded per process (a feed cannot aim its values at one bucket
+/// without knowing the seed), instead of the default SipHash.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Entries by value: hashes and thumbprints as bytes (half the size of their hex), addresses
 /// and networks by prefix length ([`Nets`]), domains and URL hosts as lower-case text.
 #[derive(Clone, Default)]
 pub struct Table {
-    sha256: HashMap<[u8; 32], Entry>,
-    sha1: HashMap<[u8; 20], Entry>,
-    md5: HashMap<[u8; 16], Entry>,
-    certs: HashMap<[u8; 20], Entry>,
+    sha256: Map<[u8; 32], Entry>,
+    sha1: Map<[u8; 20], Entry>,
+    md5: Map<[u8; 16], Entry>,
+    certs: Map<[u8; 20], Entry>,
     nets: Nets,
-    domains: HashMap<Box<str>, Entry>,
+    domains: Map<Box<str>, Entry>,
     /// URL indicators by host (with a non-default port), each host's paths longest first.
-    urls: HashMap<Box<str>, Vec<UrlEntry>>,
+    urls: Map<Box<str>, Vec<UrlEntry>>,
     len: usize,
 }
 
@@ -93,6 +98,19 @@ impl Key {
                     path: url.path.into(),
                 }
             }
+        })
+    }
+
+    /// The key of an observed file hash or thumbprint of type `kind`, given as hex in either
+    /// case; `None` for a value that cannot be one (such a value matches nothing). Matching
+    /// decodes each observed hash once, for every table it probes.
+    pub fn file(kind: IndicatorType, hex_value: &str) -> Option<Key> {
+        Some(match kind {
+            IndicatorType::FileSha256 => Key::Sha256(hex(hex_value)?),
+            IndicatorType::FileSha1 => Key::Sha1(hex(hex_value)?),
+            IndicatorType::FileMd5 => Key::Md5(hex(hex_value)?),
+            IndicatorType::CertificateThumbprint => Key::Cert(hex(hex_value)?),
+            _ => return None,
         })
     }
 
@@ -266,24 +284,19 @@ impl Table {
         hashes.chain(nets).chain(names).chain(urls)
     }
 
-    /// The entry of a file hash or thumbprint of type `kind`, given as hex in any case.
-    pub fn file(&self, kind: IndicatorType, hex_value: &str) -> Option<Matched<'_>> {
-        let entry = match kind {
-            IndicatorType::FileSha256 => self.sha256.get(&hex::<32>(hex_value)?),
-            IndicatorType::FileSha1 => self.sha1.get(&hex::<20>(hex_value)?),
-            IndicatorType::FileMd5 => self.md5.get(&hex::<16>(hex_value)?),
-            IndicatorType::CertificateThumbprint => self.certs.get(&hex::<20>(hex_value)?),
-            _ => None,
-        }?;
-        Some(Matched {
-            entry,
-            value: hex_value.to_ascii_lowercase(),
-            specificity: 0,
-        })
+    /// The entry of a file hash or thumbprint (see [`Key::file`]).
+    pub fn file(&self, key: &Key) -> Option<&Entry> {
+        if self.len == 0 {
+            return None;
+        }
+        self.get(key)
     }
 
     /// The entries of the addresses and networks holding `ip`, longest prefix first.
     pub fn ip(&self, ip: IpAddr) -> Vec<Matched<'_>> {
+        if self.nets.map.is_empty() {
+            return Vec::new();
+        }
         self.nets
             .cover(ip)
             .map(|(key, entry)| matched_net(Nets::net(key), entry))
@@ -368,7 +381,7 @@ impl Table {
 /// `contains` alone was a quarter of ioc-bench's samples.)
 #[derive(Clone)]
 struct Nets {
-    map: HashMap<(u128, u8), Entry>,
+    map: Map<(u128, u8), Entry>,
     /// How many networks of each prefix length (0 to 128) the map holds.
     lengths: [u32; 129],
 }
@@ -376,7 +389,7 @@ struct Nets {
 impl Default for Nets {
     fn default() -> Nets {
         Nets {
-            map: HashMap::new(),
+            map: Map::default(),
             lengths: [0; 129],
         }
     }
@@ -451,17 +464,35 @@ fn matched_net(net: IpNet, entry: &Entry) -> Matched<'_> {
 
 /// `N` bytes from `2N` hex digits of either case.
 fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    /// Each byte's value as a hex digit; 0xff for a byte that is not one.
+    const DIGIT: [u8; 256] = {
+        let mut t = [0xffu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            t[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
     let b = s.as_bytes();
     if b.len() != 2 * N {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        let h = (b[2 * i] as char).to_digit(16)?;
-        let l = (b[2 * i + 1] as char).to_digit(16)?;
-        *o = (h << 4 | l) as u8;
+    // Checked once for the whole value: a bad digit has its high bit set.
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let (h, l) = (DIGIT[usize::from(pair[0])], DIGIT[usize::from(pair[1])]);
+        bad |= h | l;
+        *o = (h << 4) | (l & 0x0f);
     }
-    Some(out)
+    (bad & 0x80 == 0).then_some(out)
 }
 
 fn to_hex(bytes: &[u8]) -> String {

@@ -83,7 +83,8 @@ pub trait AlertStore: Send + Sync {
         incident_ids: &[i64],
     ) -> Result<Vec<Alert>>;
     /// Stores an alert from another product, idempotently on (`detectionSource`, `externalId`):
-    /// a re-sent alert updates the existing one's event times instead of adding a second.
+    /// a re-sent alert widens the existing one (event times, event count: `Alert::absorb_resent`)
+    /// instead of adding a second.
     /// Returns the stored alert and whether it was new.
     async fn import_alert(
         &self,
@@ -219,11 +220,7 @@ impl AlertStore for SqlStore {
                         &id,
                         "Reimport",
                         Box::new(move |a: &mut Alert| {
-                            a.first_event_time = a
-                                .first_event_time
-                                .min(resent.first_event_time)
-                                .or(resent.first_event_time);
-                            a.last_event_time = a.last_event_time.max(resent.last_event_time);
+                            a.absorb_resent(&resent);
                             Ok(())
                         }),
                     )

@@ -433,6 +433,7 @@ fn to_alert(
         related_user,
         comments: Vec::new(),
         external_id: Some(external_id),
+        event_count: None,
         evidence,
     };
     Ok((alert, devices))

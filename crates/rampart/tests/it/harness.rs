@@ -249,8 +249,9 @@ impl Server {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200, "token request failed");
-        let v: serde_json::Value = resp.json().await.unwrap();
+        let status = resp.status();
+        let v: serde_json::Value = resp.json().await.unwrap_or_default();
+        assert_eq!(status, 200, "token request failed: {v}");
         v["access_token"].as_str().unwrap().to_owned()
     }
 
@@ -294,6 +295,26 @@ impl Server {
             status,
             serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
         )
+    }
+
+    /// POST of a JSON body with a bearer token; returns status and JSON body (Null when not
+    /// JSON).
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -12,16 +12,7 @@ fn ts(offset_s: i64) -> String {
 }
 
 async fn post(s: &Server, path: &str, token: &str, body: Value) -> (u16, Value) {
-    let resp = s
-        .http
-        .post(format!("{}{path}", s.url))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    s.post(path, token, body).await
 }
 
 /// Three process events on two devices in the server's default tenant.

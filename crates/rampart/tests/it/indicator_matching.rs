@@ -21,16 +21,7 @@ fn device(c: char) -> String {
 }
 
 async fn post(s: &Server, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let resp = s
-        .http
-        .post(format!("{}{path}", s.url))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    s.post(path, token, body).await
 }
 
 /// The tenant's indicator alerts, by external id.
@@ -175,10 +166,12 @@ async fn ingested_rows_are_matched_against_indicators() {
             "{}: one alert spans both rows",
             b.name
         );
+        assert_eq!(file["eventCount"], 2, "{}: and counts them", b.name);
         let net = by_title("Bad hosting range");
         assert_eq!(net["category"], "CommandAndControl");
         assert_eq!(net["evidence"][0]["ipAddress"], "203.0.113.9");
         assert_eq!(net["machineId"], device('a'));
+        assert_eq!(net["eventCount"], 1);
 
         // The alerts are hunting rows too, joined to their evidence.
         let q = "AlertInfo | where DetectionSource == 'CustomTI' \
@@ -221,6 +214,11 @@ async fn ingested_rows_are_matched_against_indicators() {
         })
         .await;
         assert_eq!(alerts.len(), 2, "{}: {alerts:?}", b.name);
+        let widened = alerts
+            .iter()
+            .find(|x| x["title"] == "Known bad tool")
+            .unwrap();
+        assert_eq!(widened["eventCount"], 3, "{}: {widened}", b.name);
 
         // Deleted: the next row on another device raises nothing. Submitted meanwhile: a new
         // indicator matches the very next batch.
@@ -422,10 +420,16 @@ async fn new_indicators_are_hunted_for_in_stored_telemetry() {
             .find(|a| a["machineId"] == device('a'))
             .unwrap();
         assert_eq!(report["alertIds"], json!([on_a["id"]]), "{}", b.name);
+        assert_eq!(hits[0]["events"], 1, "{}: {report}", b.name);
+        let after = ti_alerts(&s, &token).await;
+        assert_eq!(after.len(), 4, "{}: no new alert", b.name);
+        let on_a = after
+            .iter()
+            .find(|a| a["machineId"] == device('a'))
+            .unwrap();
         assert_eq!(
-            ti_alerts(&s, &token).await.len(),
-            4,
-            "{}: no new alert",
+            on_a["eventCount"], 1,
+            "{}: a second hunt over the same row recounts it, never adds it again",
             b.name
         );
 

@@ -9,6 +9,7 @@ use super::{EventStore, FileEntry};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::config::TableParquetOptions;
 use datafusion::common::{DFSchema, ScalarValue, TableReference};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
@@ -211,17 +212,11 @@ impl TableProvider for EventTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        // Time filters prune files and row groups, but DataFusion still applies them to rows.
-        Ok(filters
-            .iter()
-            .map(|f| {
-                if time_bound(f).is_some() {
-                    TableProviderFilterPushDown::Inexact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
-                }
-            })
-            .collect())
+        // Every filter reaches the scan: time bounds skip whole files, and all of them prune
+        // Parquet row groups and pages (and, with `pushdown_filters` on in the session, decide
+        // which rows the other columns are decoded for). DataFusion still applies each one to
+        // the rows, as the hot tail is not filtered at all.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
     async fn scan(
@@ -233,12 +228,10 @@ impl TableProvider for EventTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let schema = self.schema();
         let (mut lo, mut hi) = (i64::MIN, i64::MAX);
-        let mut time_filters = Vec::new();
         for f in filters {
             if let Some((l, h)) = time_bound(f) {
                 lo = lo.max(l.unwrap_or(i64::MIN));
                 hi = hi.min(h.unwrap_or(i64::MAX));
-                time_filters.push(f.clone());
             }
         }
         let (files, hot) = self.store.snapshot(&self.tenant, self.table);
@@ -248,9 +241,20 @@ impl TableProvider for EventTable {
             .collect();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !files.is_empty() {
-            let mut source = ParquetSource::new(schema.clone());
-            if let Some(pred) = conjunction(time_filters) {
-                let df_schema = DFSchema::try_from(schema.clone())?;
+            // The session's Parquet options (a retro-hunt turns filter pushdown on).
+            let options = TableParquetOptions {
+                global: state.config_options().execution.parquet.clone(),
+                ..TableParquetOptions::default()
+            };
+            let mut source = ParquetSource::new(schema.clone()).with_table_parquet_options(options);
+            let df_schema = DFSchema::try_from(schema.clone())?;
+            // A filter the scan cannot evaluate on its own is left to the filter above it.
+            let usable: Vec<Expr> = filters
+                .iter()
+                .filter(|f| state.create_physical_expr((*f).clone(), &df_schema).is_ok())
+                .cloned()
+                .collect();
+            if let Some(pred) = conjunction(usable) {
                 source = source.with_predicate(state.create_physical_expr(pred, &df_schema)?);
             }
             let group = FileGroup::new(
