@@ -89,12 +89,28 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(router::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(mde_errors))
+        .layer(middleware::map_request(host_from_authority))
         .layer(CatchPanicLayer::custom(router::panic_response))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             router::observe,
         ))
         .with_state(state)
+}
+
+/// Gives an HTTP/2 request the `Host` header HTTP/1.1 requests carry. Over TLS clients speak
+/// HTTP/2, which names the host in the `:authority` pseudo-header (the URI's authority) instead;
+/// the server's own URL — token audiences and issuers, `@odata.nextLink`s — is built from `Host`.
+async fn host_from_authority(mut req: Request) -> Request {
+    if !req.headers().contains_key(header::HOST)
+        && let Some(value) = req
+            .uri()
+            .authority()
+            .and_then(|a| header::HeaderValue::from_str(a.as_str()).ok())
+    {
+        req.headers_mut().insert(header::HOST, value);
+    }
+    req
 }
 
 /// Rewrites the framework's own plain-text rejections (a path segment that is not valid UTF-8,

@@ -2,6 +2,8 @@
 //! real SQLite file and — when `RAMPART_TEST_DATABASE_URL` is set — on real PostgreSQL.
 
 mod harness;
+
+mod agent;
 mod hunting;
 
 mod indicator_feeds;

@@ -1,0 +1,190 @@
+//! The HTTP client of the agent routes: enrollment, and posting one spooled batch.
+
+use crate::error::{Error, Result};
+use crate::tls::{self, Fingerprint};
+use rampart_proto::enroll::{EnrollRequest, EnrollResponse};
+use rampart_proto::error::ErrorBody;
+use rampart_proto::telemetry::BatchAck;
+use std::time::Duration;
+
+/// Time allowed to open a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a whole request, body included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest error body kept in a message.
+const MAX_ERROR_TEXT: usize = 500;
+
+/// A client of one Rampart server.
+#[derive(Clone, Debug)]
+pub struct ServerClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// What became of one batch post.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PostOutcome {
+    /// 200: the server has the batch durably.
+    Acked(BatchAck),
+    /// Not delivered, but worth retrying: network error, 408, 429 or 5xx. `retry_after` is the
+    /// server's `Retry-After`, when it gave one.
+    Retry {
+        reason: String,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+    },
+    /// Another 4xx: the server will not take this batch or this credential as it is.
+    Refused { status: u16, reason: String },
+}
+
+impl ServerClient {
+    /// A client of `server` (`http://…` or `https://…`); with `fingerprint`, TLS accepts only
+    /// the certificate with that SHA-256.
+    pub fn new(server: &str, fingerprint: Option<Fingerprint>) -> Result<ServerClient> {
+        let base = server.trim().trim_end_matches('/').to_owned();
+        let url = reqwest::Url::parse(&base)
+            .map_err(|e| Error::Config(format!("server URL '{base}': {e}")))?;
+        match (url.scheme(), fingerprint) {
+            ("https", _) | ("http", None) => {}
+            ("http", Some(_)) => {
+                return Err(Error::Config(
+                    "a server fingerprint needs an https:// server URL".into(),
+                ));
+            }
+            (other, _) => {
+                return Err(Error::Config(format!(
+                    "server URL: scheme '{other}' is not http or https"
+                )));
+            }
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("rampart-agent/", env!("CARGO_PKG_VERSION")));
+        if let Some(pin) = fingerprint {
+            builder = builder.use_preconfigured_tls(tls::pinned_config(pin)?);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(ServerClient { http, base })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `POST /agent/v1/enroll`.
+    pub async fn enroll(&self, req: &EnrollRequest) -> Result<EnrollResponse> {
+        let url = format!("{}{}", self.base, rampart_proto::ENROLL_PATH);
+        let resp = self
+            .http
+            .post(&url)
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| Error::Network(error_chain(&e)))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Network(error_chain(&e)))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| {
+                Error::Network(format!(
+                    "the enrollment answer is not what was expected: {e}"
+                ))
+            });
+        }
+        Err(Error::Refused {
+            status: status.as_u16(),
+            message: error_text(&body),
+        })
+    }
+
+    /// `POST /agent/v1/telemetry` with a zstd-compressed JSON batch, as the spool keeps it.
+    pub async fn post_batch(&self, authorization: &str, zstd_body: Vec<u8>) -> PostOutcome {
+        let url = format!("{}{}", self.base, rampart_proto::TELEMETRY_PATH);
+        let sent = self
+            .http
+            .post(&url)
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_ENCODING, "zstd")
+            .body(zstd_body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                return PostOutcome::Retry {
+                    reason: error_chain(&e),
+                    status: None,
+                    retry_after: None,
+                };
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return PostOutcome::Retry {
+                    reason: format!("reading the answer: {}", error_chain(&e)),
+                    status: Some(status),
+                    retry_after,
+                };
+            }
+        };
+        match status {
+            200..=299 => match serde_json::from_slice::<BatchAck>(&body) {
+                Ok(ack) => PostOutcome::Acked(ack),
+                // The server said yes but the answer is unreadable: sending again is safe (the
+                // batch id makes it idempotent) and finds out.
+                Err(e) => PostOutcome::Retry {
+                    reason: format!("unreadable acknowledgement: {e}"),
+                    status: Some(status),
+                    retry_after,
+                },
+            },
+            408 | 429 | 500..=599 => PostOutcome::Retry {
+                reason: error_text(&body),
+                status: Some(status),
+                retry_after,
+            },
+            _ => PostOutcome::Refused {
+                status,
+                reason: error_text(&body),
+            },
+        }
+    }
+}
+
+/// The message of an error body: the MDE error when it is one, else the start of the text.
+fn error_text(body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => e.error.to_string(),
+        Err(_) => String::from_utf8_lossy(body)
+            .chars()
+            .take(MAX_ERROR_TEXT)
+            .collect(),
+    }
+}
+
+/// An error with its causes, which is where reqwest puts the useful part (refused
+/// connection, certificate mismatch).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,54 @@
+//! Files that must never be seen half-written, and directories only the agent may read.
+
+use crate::error::{Result, io_err};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Creates `dir` (and its parents) if needed and sets its mode to `mode`.
+pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
+    fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+        .map_err(io_err(format!("setting the mode of {}", dir.display())))
+}
+
+/// Writes `bytes` to `path` atomically: into a temporary file of the same directory created
+/// with `mode` (so the content is never readable with a wider mode, even briefly), flushed to
+/// disk, renamed over `path`, and the directory flushed so that the rename survives a crash.
+pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Unique per process and call, so that two writers of the same file never share a
+    // temporary file; the last rename wins whole.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        // A temporary file left by a crash may have been created with another mode.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err(format!("writing {}", path.display()))(e)
+    })
+}
+
+/// Flushes a directory's entries (renames, removals) to disk.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}

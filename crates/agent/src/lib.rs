@@ -1,0 +1,37 @@
+//! The Rampart Linux endpoint agent.
+//!
+//! `rampart-agent enroll` trades an enrollment token for a device credential ([`credentials`]),
+//! over TLS pinned to the server's certificate when asked ([`tls`], [`client`]). `rampart-agent
+//! run` starts the sensors — today the process sensor ([`process`]: the netlink proc connector,
+//! or /proc polling where it cannot be opened) and the DeviceInfo snapshot ([`host`]) — whose
+//! rows are grouped into batches ([`batcher`]), kept in a bounded on-disk queue ([`spool`]) and
+//! sent in order to `/agent/v1/telemetry` ([`sender`]), which retries with backoff until the
+//! server has them. `rampart-agent status` reads what `run` leaves on disk ([`status`]).
+//!
+//! The agent depends on `rampart-core` (table and column names) and `rampart-proto` (the wire
+//! types) only: no DataFusion, no database, so that it stays small on an endpoint.
+
+pub mod backoff;
+pub mod batcher;
+pub mod client;
+pub mod credentials;
+pub mod enroll;
+pub mod error;
+pub mod fsutil;
+pub mod hex;
+pub mod host;
+pub mod process;
+pub mod run;
+pub mod sender;
+pub mod spool;
+pub mod status;
+pub mod timefmt;
+pub mod tls;
+
+pub use error::{Error, Result};
+
+/// The agent's version, reported as DeviceInfo's `ClientVersion`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Where the agent keeps its credential, queue and status unless told otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/rampart-agent";

@@ -1,0 +1,278 @@
+//! The kernel's process events through the netlink proc connector (`NETLINK_CONNECTOR`,
+//! `CN_IDX_PROC`): fork, exec and exit, as they happen, for every process of the host.
+//!
+//! Messages are parsed from bytes with bounds checks (no casts of kernel buffers to structs),
+//! and only messages from the kernel (netlink port 0) are believed.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+const CN_IDX_PROC: u32 = 1;
+const CN_VAL_PROC: u32 = 1;
+const PROC_CN_MCAST_LISTEN: u32 = 1;
+const PROC_CN_MCAST_IGNORE: u32 = 2;
+const NLMSG_HDRLEN: usize = 16;
+const NLMSG_NOOP: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+/// `struct cn_msg` without its data: id (idx, val), seq, ack, len, flags.
+const CN_MSG_LEN: usize = 20;
+const PROC_EVENT_FORK: u32 = 0x0000_0001;
+const PROC_EVENT_EXEC: u32 = 0x0000_0002;
+const PROC_EVENT_EXIT: u32 = 0x8000_0000;
+/// Offset of the event union in `struct proc_event` (what, cpu, timestamp_ns).
+const EVENT_DATA: usize = 16;
+/// Socket receive buffer asked for: bursts of thousands of execs must not overflow it.
+const RCVBUF: libc::c_int = 8 << 20;
+/// How long `recv` blocks before returning `None`, so that the reading thread can stop.
+pub const RECV_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// A process event (threads' forks and exits are reported as such; see the `pid`/`tgid`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcEvent {
+    Fork {
+        parent_tgid: u32,
+        child_pid: u32,
+        child_tgid: u32,
+    },
+    Exec {
+        pid: u32,
+        tgid: u32,
+    },
+    /// `exit_code` is the wait status (`code << 8`, or the signal number).
+    Exit {
+        pid: u32,
+        tgid: u32,
+        exit_code: u32,
+        exit_signal: u32,
+    },
+}
+
+/// A subscription to the proc connector.
+pub struct Connector {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    pending: VecDeque<ProcEvent>,
+    /// Times the kernel reported dropped messages (the receive buffer overflowed).
+    pub overruns: u64,
+}
+
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn set_int_opt(fd: &OwnedFd, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: `value` is a live c_int for the duration of the call and its exact size is
+    // passed; the descriptor is owned by `fd`.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+impl Connector {
+    /// Opens a netlink connector socket and subscribes to process events. Needs
+    /// `CAP_NET_ADMIN` (root); fails on kernels without the connector.
+    pub fn open() -> io::Result<Connector> {
+        // SAFETY: plain socket(2) call with constant arguments; the result is checked before
+        // use and owned by `OwnedFd` at once, which closes it exactly once.
+        let raw = check(unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                libc::NETLINK_CONNECTOR,
+            )
+        })?;
+        // SAFETY: `raw` is a fresh descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+        // SAFETY: `sockaddr_nl` is plain integers, for which all-zero bytes are valid.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        addr.nl_groups = CN_IDX_PROC;
+        // nl_pid 0: the kernel picks a unique port, so several connectors can coexist.
+        addr.nl_pid = 0;
+        // SAFETY: `addr` is a valid `sockaddr_nl` and its exact size is passed.
+        check(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const addr).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        })?;
+        // The forced size needs CAP_NET_ADMIN, which a subscriber has; else the capped one.
+        if set_int_opt(&fd, libc::SO_RCVBUFFORCE, RCVBUF).is_err() {
+            let _ = set_int_opt(&fd, libc::SO_RCVBUF, RCVBUF);
+        }
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: RECV_TIMEOUT.as_micros() as libc::suseconds_t,
+        };
+        // SAFETY: `tv` is a live timeval and its exact size is passed.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const tv).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        })?;
+        let connector = Connector {
+            fd,
+            buf: vec![0; 64 * 1024],
+            pending: VecDeque::new(),
+            overruns: 0,
+        };
+        connector.control(PROC_CN_MCAST_LISTEN)?;
+        Ok(connector)
+    }
+
+    /// Sends a multicast control operation (listen / ignore) to the proc connector.
+    fn control(&self, op: u32) -> io::Result<()> {
+        let msg = control_message(op);
+        // SAFETY: the pointer and length describe `msg`, alive for the call.
+        let sent = unsafe { libc::send(self.fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The next event; `None` after [`RECV_TIMEOUT`] without one (or after an overrun, which
+    /// is counted in [`Connector::overruns`]).
+    pub fn recv(&mut self) -> io::Result<Option<ProcEvent>> {
+        if let Some(e) = self.pending.pop_front() {
+            return Ok(Some(e));
+        }
+        // SAFETY: all-zero bytes are a valid `sockaddr_nl`.
+        let mut from: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        let mut from_len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        // SAFETY: the buffer pointer/length describe `self.buf`; `from`/`from_len` are live
+        // and `from_len` holds `from`'s size, as recvfrom(2) requires.
+        let n = unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                self.buf.as_mut_ptr().cast(),
+                self.buf.len(),
+                0,
+                (&raw mut from).cast(),
+                &raw mut from_len,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::EINTR) => Ok(None),
+                Some(libc::ENOBUFS) => {
+                    self.overruns += 1;
+                    Ok(None)
+                }
+                _ => Err(e),
+            };
+        }
+        // Only the kernel (port 0) speaks for the proc connector.
+        if from.nl_pid != 0 {
+            return Ok(None);
+        }
+        let len = usize::try_from(n).unwrap_or(0).min(self.buf.len());
+        parse_messages(&self.buf[..len], &mut self.pending);
+        Ok(self.pending.pop_front())
+    }
+}
+
+impl Drop for Connector {
+    fn drop(&mut self) {
+        // Tells the kernel one listener fewer, so it stops building events nobody reads.
+        let _ = self.control(PROC_CN_MCAST_IGNORE);
+    }
+}
+
+/// A netlink message carrying a `cn_msg` for the proc connector with one u32 operation.
+fn control_message(op: u32) -> Vec<u8> {
+    let total = NLMSG_HDRLEN + CN_MSG_LEN + 4;
+    let mut m = Vec::with_capacity(total);
+    m.extend_from_slice(&(total as u32).to_ne_bytes()); // nlmsg_len
+    m.extend_from_slice(&NLMSG_DONE.to_ne_bytes()); // nlmsg_type
+    m.extend_from_slice(&0u16.to_ne_bytes()); // nlmsg_flags
+    m.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_seq
+    m.extend_from_slice(&std::process::id().to_ne_bytes()); // nlmsg_pid
+    m.extend_from_slice(&CN_IDX_PROC.to_ne_bytes()); // cb_id.idx
+    m.extend_from_slice(&CN_VAL_PROC.to_ne_bytes()); // cb_id.val
+    m.extend_from_slice(&0u32.to_ne_bytes()); // seq
+    m.extend_from_slice(&0u32.to_ne_bytes()); // ack
+    m.extend_from_slice(&4u16.to_ne_bytes()); // len
+    m.extend_from_slice(&0u16.to_ne_bytes()); // flags
+    m.extend_from_slice(&op.to_ne_bytes());
+    m
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Appends the process events of one datagram (possibly several netlink messages) to `out`;
+/// malformed or foreign messages are skipped.
+pub fn parse_messages(mut b: &[u8], out: &mut VecDeque<ProcEvent>) {
+    while b.len() >= NLMSG_HDRLEN {
+        let Some(len) = u32_at(b, 0).map(|l| l as usize) else {
+            return;
+        };
+        if len < NLMSG_HDRLEN || len > b.len() {
+            return;
+        }
+        let kind = u16_at(b, 4).unwrap_or(NLMSG_NOOP);
+        if kind != NLMSG_NOOP
+            && kind != NLMSG_ERROR
+            && let Some(e) = parse_cn_msg(&b[NLMSG_HDRLEN..len])
+        {
+            out.push_back(e);
+        }
+        // Messages are aligned to 4 bytes.
+        let next = (len + 3) & !3;
+        b = b.get(next..).unwrap_or(&[]);
+    }
+}
+
+fn parse_cn_msg(m: &[u8]) -> Option<ProcEvent> {
+    if u32_at(m, 0)? != CN_IDX_PROC || u32_at(m, 4)? != CN_VAL_PROC {
+        return None;
+    }
+    let data_len = usize::from(u16_at(m, 16)?);
+    let ev = m.get(CN_MSG_LEN..CN_MSG_LEN + data_len)?;
+    let d = EVENT_DATA;
+    match u32_at(ev, 0)? {
+        PROC_EVENT_FORK => Some(ProcEvent::Fork {
+            parent_tgid: u32_at(ev, d + 4)?,
+            child_pid: u32_at(ev, d + 8)?,
+            child_tgid: u32_at(ev, d + 12)?,
+        }),
+        PROC_EVENT_EXEC => Some(ProcEvent::Exec {
+            pid: u32_at(ev, d)?,
+            tgid: u32_at(ev, d + 4)?,
+        }),
+        PROC_EVENT_EXIT => Some(ProcEvent::Exit {
+            pid: u32_at(ev, d)?,
+            tgid: u32_at(ev, d + 4)?,
+            exit_code: u32_at(ev, d + 8)?,
+            exit_signal: u32_at(ev, d + 12)?,
+        }),
+        _ => None,
+    }
+}

@@ -1,0 +1,361 @@
+//! The process sensor: one `ProcessCreated` row of DeviceProcessEvents per program started.
+//!
+//! Two threads. The *watcher* learns of new processes — from the kernel's proc connector
+//! ([`connector`]), or, where it cannot be opened, by polling /proc ([`poll`]) — and reads
+//! /proc for the process, its parent and grandparent at once ([`procfs`]), because a process
+//! can be gone a millisecond later; it also opens the image file, so that it can still be
+//! hashed afterwards. The *builder* does the slow part: hashes ([`hashes`], cached), user names
+//! ([`users`]), and the row ([`rows`]). It remembers recent processes, so that a child whose
+//! parent has already exited still gets the parent's block.
+
+pub mod connector;
+pub mod hashes;
+pub mod poll;
+pub mod procfs;
+pub mod rows;
+pub mod users;
+
+use crate::batcher::TableRow;
+use crate::error::{Error, Result};
+use hashes::HashCache;
+use procfs::Snapshot;
+use rows::{GrandParent, ProcInfo, RowContext};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+/// Where process starts are learnt from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    ProcConnector,
+    /// Polling /proc: starts are seen up to one poll interval late, and processes that live
+    /// less than that are missed.
+    ProcPolling,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::ProcConnector => "ProcConnector",
+            Source::ProcPolling => "ProcPolling",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SensorConfig {
+    pub rows: RowContext,
+    /// Use /proc polling even if the connector can be opened.
+    pub force_polling: bool,
+    pub poll_interval: Duration,
+    /// The passwd file user names come from.
+    pub passwd: PathBuf,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            rows: RowContext::default(),
+            force_polling: false,
+            poll_interval: Duration::from_secs(1),
+            passwd: PathBuf::from("/etc/passwd"),
+        }
+    }
+}
+
+/// A process start as the watcher saw it.
+struct Observed {
+    time: OffsetDateTime,
+    child: Snapshot,
+    /// The parent pid the fork event gave, for a child gone before /proc was read.
+    fork_parent: Option<u32>,
+    fork_time: Option<OffsetDateTime>,
+    parent: Option<Snapshot>,
+    grandparent: GrandParent,
+}
+
+enum Observation {
+    Started(Box<Observed>),
+    Exited(u32),
+}
+
+/// A running sensor; stopped (threads joined) by [`ProcessSensor::stop`] or on drop.
+pub struct ProcessSensor {
+    source: Source,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ProcessSensor {
+    /// Starts the sensor; rows go to `out` as `("DeviceProcessEvents", row)`.
+    pub fn start(
+        config: SensorConfig,
+        cache: Arc<HashCache>,
+        out: mpsc::Sender<TableRow>,
+    ) -> Result<ProcessSensor> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let connector = if config.force_polling {
+            None
+        } else {
+            match connector::Connector::open() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!("the proc connector cannot be opened ({e}); polling /proc");
+                    None
+                }
+            }
+        };
+        let source = if connector.is_some() {
+            Source::ProcConnector
+        } else {
+            Source::ProcPolling
+        };
+        // Bounded: if the builder falls behind, the watcher waits rather than growing memory
+        // without limit (the kernel then reports overruns, which are logged).
+        let (tx, rx) = std_mpsc::sync_channel::<Observation>(4096);
+        let watcher_stop = Arc::clone(&stop);
+        let interval = config.poll_interval;
+        let watcher = std::thread::Builder::new()
+            .name("rampart-proc-watch".into())
+            .spawn(move || match connector {
+                Some(c) => watch_connector(c, &tx, &watcher_stop),
+                None => poll::watch(&tx, &watcher_stop, interval),
+            })
+            .map_err(|e| Error::Config(format!("starting the process watcher: {e}")))?;
+        let builder = std::thread::Builder::new()
+            .name("rampart-proc-rows".into())
+            .spawn(move || build_rows(config, cache, rx, out))
+            .map_err(|e| Error::Config(format!("starting the process row builder: {e}")))?;
+        Ok(ProcessSensor {
+            source,
+            stop,
+            threads: vec![watcher, builder],
+        })
+    }
+
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// Stops watching and waits for the threads (the builder finishes what it has).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ProcessSensor {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Reads what the watcher needs of the parent and grandparent of `child`.
+fn observe(child: Snapshot, time: OffsetDateTime, fork: Option<(u32, OffsetDateTime)>) -> Observed {
+    let ppid = child.ppid.or(fork.map(|f| f.0));
+    let parent = ppid.filter(|&p| p > 0).map(procfs::snapshot);
+    let gpid = parent.as_ref().and_then(|p| p.ppid).filter(|&p| p > 0);
+    let grandparent = match gpid {
+        Some(pid) => {
+            let stat = procfs::read_stat(pid);
+            GrandParent {
+                pid: Some(pid),
+                file_name: procfs::read_exe(pid)
+                    .and_then(|p| p.rsplit('/').next().map(str::to_owned))
+                    .or_else(|| stat.as_ref().map(|s| s.comm.clone())),
+                creation_time: stat.and_then(|s| procfs::start_time(s.start_ticks)),
+            }
+        }
+        None => GrandParent::default(),
+    };
+    Observed {
+        time,
+        child,
+        fork_parent: fork.map(|f| f.0),
+        fork_time: fork.map(|f| f.1),
+        parent,
+        grandparent,
+    }
+}
+
+/// Forks remembered (child → parent, time) for children that exec and exit before /proc is
+/// read; beyond this many, the memory starts over.
+const MAX_FORKS: usize = 65_536;
+
+fn watch_connector(
+    mut c: connector::Connector,
+    tx: &std_mpsc::SyncSender<Observation>,
+    stop: &AtomicBool,
+) {
+    use connector::ProcEvent;
+    let mut forks: HashMap<u32, (u32, OffsetDateTime)> = HashMap::new();
+    let mut overruns = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let event = match c.recv() {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                if c.overruns != overruns {
+                    tracing::warn!(
+                        overruns = c.overruns,
+                        "the proc connector dropped events (receive buffer full)"
+                    );
+                    overruns = c.overruns;
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::error!("reading the proc connector: {e}");
+                std::thread::sleep(connector::RECV_TIMEOUT);
+                continue;
+            }
+        };
+        let observation = match event {
+            ProcEvent::Fork {
+                parent_tgid,
+                child_pid,
+                child_tgid,
+            } => {
+                // A new process, not a new thread of an existing one.
+                if child_pid == child_tgid {
+                    if forks.len() >= MAX_FORKS {
+                        forks.clear();
+                    }
+                    forks.insert(child_tgid, (parent_tgid, OffsetDateTime::now_utc()));
+                }
+                continue;
+            }
+            ProcEvent::Exec { tgid, .. } => {
+                let now = OffsetDateTime::now_utc();
+                let child = procfs::snapshot(tgid);
+                let fork = forks.get(&tgid).copied();
+                Observation::Started(Box::new(observe(child, now, fork)))
+            }
+            ProcEvent::Exit { pid, tgid, .. } => {
+                if pid != tgid {
+                    continue;
+                }
+                forks.remove(&tgid);
+                Observation::Exited(tgid)
+            }
+        };
+        if tx.send(observation).is_err() {
+            return;
+        }
+    }
+}
+
+/// How long the builder remembers a process after it exited (its children may still be
+/// reported after it is gone).
+const EXITED_KEPT: Duration = Duration::from_secs(30);
+/// Processes remembered at most.
+const MAX_KNOWN: usize = 65_536;
+
+struct Known {
+    info: ProcInfo,
+    exited: Option<Instant>,
+}
+
+fn build_rows(
+    config: SensorConfig,
+    cache: Arc<HashCache>,
+    rx: std_mpsc::Receiver<Observation>,
+    out: mpsc::Sender<TableRow>,
+) {
+    let mut users = users::Users::new(&config.passwd);
+    let mut known: HashMap<u32, Known> = HashMap::new();
+    let mut last_purge = Instant::now();
+    for observation in rx {
+        if last_purge.elapsed() > EXITED_KEPT {
+            known.retain(|_, k| k.exited.is_none_or(|t| t.elapsed() < EXITED_KEPT));
+            last_purge = Instant::now();
+        }
+        let o = match observation {
+            Observation::Exited(pid) => {
+                if let Some(k) = known.get_mut(&pid) {
+                    k.exited = Some(Instant::now());
+                }
+                continue;
+            }
+            Observation::Started(o) => o,
+        };
+        // Without the image path the process was gone (or a zombie) when /proc was read.
+        let partial = o.child.exe.is_none();
+        let mut child = info_of(&o.child, &cache, &mut users);
+        child.ppid = child.ppid.or(o.fork_parent);
+        child.creation_time = child.creation_time.or(o.fork_time);
+        let parent = match &o.parent {
+            Some(p) if p.exe.is_some() => Some(info_of(p, &cache, &mut users)),
+            // Gone too: what was learnt when it started, else whatever /proc still showed.
+            other => child
+                .ppid
+                .and_then(|ppid| known.get(&ppid).map(|k| k.info.clone()))
+                .or_else(|| {
+                    other
+                        .as_ref()
+                        .filter(|p| !p.is_empty())
+                        .map(|p| info_of(p, &cache, &mut users))
+                }),
+        };
+        let row = rows::process_created(
+            &config.rows,
+            o.time,
+            &child,
+            parent.as_ref(),
+            &o.grandparent,
+            partial.then_some("the process exited before /proc could be read"),
+        );
+        if known.len() >= MAX_KNOWN {
+            known.clear();
+        }
+        known.insert(
+            child.pid,
+            Known {
+                info: child,
+                exited: None,
+            },
+        );
+        if out
+            .blocking_send((rampart_core::schema::DEVICE_PROCESS_EVENTS.name, row))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// A snapshot with its hashes and account name.
+fn info_of(s: &Snapshot, cache: &HashCache, users: &mut users::Users) -> ProcInfo {
+    let hashes = s.exe_file.as_ref().and_then(|f| match cache.hash_file(f) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::debug!(pid = s.pid, "hashing the image: {e}");
+            None
+        }
+    });
+    ProcInfo {
+        pid: s.pid,
+        ppid: s.ppid,
+        path: s.exe.clone(),
+        file_name: s.file_name(),
+        cmdline: s.cmdline.clone(),
+        // A uid without a passwd entry (a container's, a deleted user's) is still worth
+        // reporting: as its number.
+        account_name: s
+            .euid
+            .map(|u| users.name(u).unwrap_or_else(|| u.to_string())),
+        creation_time: s.start_ticks.and_then(procfs::start_time),
+        hashes,
+    }
+}

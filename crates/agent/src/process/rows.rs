@@ -1,0 +1,148 @@
+//! DeviceProcessEvents rows from what the sensor learnt of a process and its parent.
+
+use crate::process::hashes::Hashes;
+use crate::timefmt::rfc3339;
+use rampart_proto::telemetry::Row;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+/// `ActionType` of a process start.
+pub const PROCESS_CREATED: &str = "ProcessCreated";
+
+/// What the rows of this device share.
+#[derive(Clone, Debug, Default)]
+pub struct RowContext {
+    /// The enrolled device id; the server fills it in when absent.
+    pub device_id: Option<String>,
+    pub device_name: String,
+    /// `AccountDomain` of local accounts: the host name, as MDE reports Linux accounts.
+    pub account_domain: String,
+}
+
+/// A process as the rows describe it (the new process, or its parent).
+#[derive(Clone, Debug, Default)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    pub path: Option<String>,
+    pub file_name: Option<String>,
+    pub cmdline: Option<String>,
+    pub account_name: Option<String>,
+    pub creation_time: Option<OffsetDateTime>,
+    pub hashes: Option<Hashes>,
+}
+
+/// The parent of the initiating process: only its pid, image name and start time are
+/// columns.
+#[derive(Clone, Debug, Default)]
+pub struct GrandParent {
+    pub pid: Option<u32>,
+    pub file_name: Option<String>,
+    pub creation_time: Option<OffsetDateTime>,
+}
+
+fn put(row: &mut Row, column: &str, value: Option<Value>) {
+    if let Some(v) = value {
+        row.insert(column.to_owned(), v);
+    }
+}
+
+fn text(s: &Option<String>) -> Option<Value> {
+    s.as_ref().map(|s| Value::String(s.clone()))
+}
+
+fn when(t: Option<OffsetDateTime>) -> Option<Value> {
+    t.map(|t| Value::String(rfc3339(t)))
+}
+
+/// A `ProcessCreated` row. `partial` says why part of it could not be read (the process
+/// exited first); it goes to `AdditionalFields`.
+pub fn process_created(
+    ctx: &RowContext,
+    time: OffsetDateTime,
+    child: &ProcInfo,
+    parent: Option<&ProcInfo>,
+    grandparent: &GrandParent,
+    partial: Option<&str>,
+) -> Row {
+    let mut r = Row::new();
+    put(&mut r, "Timestamp", Some(Value::String(rfc3339(time))));
+    put(&mut r, "DeviceId", text(&ctx.device_id));
+    put(
+        &mut r,
+        "DeviceName",
+        Some(Value::String(ctx.device_name.clone())),
+    );
+    put(&mut r, "ActionType", Some(json!(PROCESS_CREATED)));
+    put(&mut r, "FileName", text(&child.file_name));
+    put(&mut r, "FolderPath", text(&child.path));
+    if let Some(h) = &child.hashes {
+        put(&mut r, "SHA1", Some(json!(h.sha1)));
+        put(&mut r, "SHA256", Some(json!(h.sha256)));
+        put(&mut r, "MD5", Some(json!(h.md5)));
+        put(&mut r, "FileSize", Some(json!(h.size)));
+    }
+    put(&mut r, "ProcessId", Some(json!(child.pid)));
+    put(&mut r, "ProcessCommandLine", text(&child.cmdline));
+    put(&mut r, "ProcessCreationTime", when(child.creation_time));
+    if child.account_name.is_some() {
+        put(&mut r, "AccountDomain", Some(json!(ctx.account_domain)));
+    }
+    put(&mut r, "AccountName", text(&child.account_name));
+    if let Some(p) = parent {
+        put(&mut r, "InitiatingProcessId", Some(json!(p.pid)));
+        put(&mut r, "InitiatingProcessFileName", text(&p.file_name));
+        put(&mut r, "InitiatingProcessFolderPath", text(&p.path));
+        put(&mut r, "InitiatingProcessCommandLine", text(&p.cmdline));
+        put(
+            &mut r,
+            "InitiatingProcessCreationTime",
+            when(p.creation_time),
+        );
+        if p.account_name.is_some() {
+            put(
+                &mut r,
+                "InitiatingProcessAccountDomain",
+                Some(json!(ctx.account_domain)),
+            );
+        }
+        put(
+            &mut r,
+            "InitiatingProcessAccountName",
+            text(&p.account_name),
+        );
+        if let Some(h) = &p.hashes {
+            put(&mut r, "InitiatingProcessSHA1", Some(json!(h.sha1)));
+            put(&mut r, "InitiatingProcessSHA256", Some(json!(h.sha256)));
+            put(&mut r, "InitiatingProcessMD5", Some(json!(h.md5)));
+            put(&mut r, "InitiatingProcessFileSize", Some(json!(h.size)));
+        }
+    } else if let Some(ppid) = child.ppid {
+        put(&mut r, "InitiatingProcessId", Some(json!(ppid)));
+    }
+    put(
+        &mut r,
+        "InitiatingProcessParentId",
+        grandparent.pid.map(|p| json!(p)),
+    );
+    put(
+        &mut r,
+        "InitiatingProcessParentFileName",
+        text(&grandparent.file_name),
+    );
+    put(
+        &mut r,
+        "InitiatingProcessParentCreationTime",
+        when(grandparent.creation_time),
+    );
+    if let Some(reason) = partial {
+        put(
+            &mut r,
+            "AdditionalFields",
+            Some(Value::String(
+                json!({ "Partial": true, "Reason": reason }).to_string(),
+            )),
+        );
+    }
+    r
+}

@@ -1,0 +1,175 @@
+//! `rampart-agent run`: the sensors, the batcher and the sender wired together until shutdown.
+
+use crate::batcher::{self, BatcherConfig, TableRow};
+use crate::client::ServerClient;
+use crate::credentials::Credentials;
+use crate::error::Result;
+use crate::host::{self, DeviceInfo};
+use crate::process::hashes::{self, HashCache};
+use crate::process::rows::RowContext;
+use crate::process::{ProcessSensor, SensorConfig};
+use crate::sender::{Sender, SenderConfig};
+use crate::spool::{self, Spool};
+use crate::status::AgentStatus;
+use crate::tls;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, mpsc, watch};
+
+/// How often DeviceInfo is reported again while running.
+const DEVICE_INFO_INTERVAL: Duration = Duration::from_secs(3600);
+/// Rows waiting for the batcher at most; sensors wait when it is full.
+const ROW_CHANNEL: usize = 10_000;
+/// At shutdown, how long the sender may keep trying to deliver what is queued.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub state_dir: PathBuf,
+    pub spool_max_bytes: u64,
+    pub batcher: BatcherConfig,
+    pub sender: SenderConfig,
+    pub force_polling: bool,
+    pub max_hash_bytes: u64,
+}
+
+impl RunConfig {
+    pub fn new(state_dir: impl Into<PathBuf>) -> RunConfig {
+        RunConfig {
+            state_dir: state_dir.into(),
+            spool_max_bytes: spool::DEFAULT_MAX_BYTES,
+            batcher: BatcherConfig::default(),
+            sender: SenderConfig::default(),
+            force_polling: false,
+            max_hash_bytes: hashes::DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+}
+
+/// The spool directory of a state directory.
+pub fn spool_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("spool")
+}
+
+/// Runs the agent until `shutdown` completes.
+pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let creds = Credentials::load(&config.state_dir)?;
+    let pin = creds
+        .fingerprint
+        .as_deref()
+        .map(tls::parse_fingerprint)
+        .transpose()?;
+    let client = ServerClient::new(&creds.server, pin)?;
+    let spool = Arc::new(Spool::open(
+        &spool_dir(&config.state_dir),
+        config.spool_max_bytes,
+    )?);
+    let queued = spool.summary();
+    tracing::info!(
+        device_id = creds.device_id,
+        server = creds.server,
+        queued_batches = queued.batches,
+        "rampart-agent {} starting",
+        crate::VERSION
+    );
+
+    let (rows_tx, rows_rx) = mpsc::channel::<TableRow>(ROW_CHANNEL);
+    let device_name = host::hostname();
+    let sensor = ProcessSensor::start(
+        SensorConfig {
+            rows: RowContext {
+                device_id: Some(creds.device_id.clone()),
+                device_name: device_name.clone(),
+                account_domain: device_name.clone(),
+            },
+            force_polling: config.force_polling,
+            ..SensorConfig::default()
+        },
+        Arc::new(HashCache::new(
+            config.max_hash_bytes,
+            hashes::DEFAULT_CAPACITY,
+        )),
+        rows_tx.clone(),
+    )?;
+    tracing::info!(source = sensor.source().as_str(), "process sensor started");
+
+    let status = Arc::new(Mutex::new(AgentStatus::load(&config.state_dir)));
+    {
+        let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+        s.process_source = Some(sensor.source().as_str().to_owned());
+        if let Err(e) = s.save(&config.state_dir) {
+            tracing::warn!("recording the status: {e}");
+        }
+    }
+
+    let info = DeviceInfo {
+        device_id: Some(creds.device_id.clone()),
+        device_name,
+        os_release: host::os_release(),
+        process_source: sensor.source().as_str().to_owned(),
+    };
+    let info_task = {
+        let tx = rows_tx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(DEVICE_INFO_INTERVAL);
+            loop {
+                tick.tick().await;
+                let row = info.row(OffsetDateTime::now_utc());
+                if tx
+                    .send((rampart_core::schema::DEVICE_INFO.name, row))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        })
+    };
+    drop(rows_tx);
+
+    let wake = Arc::new(Notify::new());
+    let batcher = tokio::spawn(batcher::run(
+        rows_rx,
+        Arc::clone(&spool),
+        Arc::clone(&wake),
+        config.batcher.clone(),
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sender = tokio::spawn(
+        Sender {
+            spool: Arc::clone(&spool),
+            client,
+            authorization: creds.authorization(),
+            wake: Arc::clone(&wake),
+            config: config.sender.clone(),
+            status: Some((config.state_dir.clone(), status)),
+        }
+        .run(stop_rx),
+    );
+
+    shutdown.await;
+    tracing::info!("stopping");
+    // The sensor's threads are joined off the async threads; once they and the DeviceInfo
+    // task are gone, the row channel closes and the batcher spools what it holds.
+    let _ = tokio::task::spawn_blocking(move || sensor.stop()).await;
+    info_task.abort();
+    let _ = info_task.await;
+    let _ = batcher.await;
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while !spool.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(true);
+    let _ = sender.await;
+    let left = spool.summary();
+    if left.batches > 0 {
+        tracing::info!(
+            batches = left.batches,
+            rows = left.rows,
+            "batches kept in the queue for the next start"
+        );
+    }
+    Ok(())
+}

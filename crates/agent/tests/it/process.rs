@@ -1,0 +1,203 @@
+//! The process sensor against the real kernel: the proc connector sees exec and exit of a
+//! process the test starts, and the sensor's row describes it and its parent exactly. Needs
+//! root (the connector needs CAP_NET_ADMIN), as the agent does.
+
+use rampart_agent::batcher::TableRow;
+use rampart_agent::process::connector::{Connector, ProcEvent};
+use rampart_agent::process::hashes::HashCache;
+use rampart_agent::process::rows::RowContext;
+use rampart_agent::process::{ProcessSensor, SensorConfig, Source};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+#[test]
+fn connector_reports_exec_and_exit_of_a_spawned_process() {
+    let mut c = Connector::open().expect("the proc connector (run the tests as root)");
+    let marker = uuid::Uuid::new_v4().to_string();
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", &format!("exit 7 # {marker}")])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7));
+
+    let (mut forked, mut exec, mut exit) = (false, false, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && exit.is_none() {
+        match c.recv().unwrap() {
+            Some(ProcEvent::Fork {
+                child_tgid,
+                parent_tgid,
+                ..
+            }) if child_tgid == pid => {
+                assert_eq!(parent_tgid, std::process::id());
+                forked = true;
+            }
+            Some(ProcEvent::Exec { tgid, .. }) if tgid == pid => exec = true,
+            Some(ProcEvent::Exit {
+                pid: p,
+                tgid,
+                exit_code,
+                ..
+            }) if tgid == pid && p == pid => exit = Some(exit_code),
+            _ => {}
+        }
+    }
+    assert!(forked, "no fork event for {pid}");
+    assert!(exec, "no exec event for {pid}");
+    // The kernel reports the wait status: the exit code in the second byte.
+    assert_eq!(exit.map(|code| code >> 8), Some(7), "exit event for {pid}");
+}
+
+/// A private copy of `sleep` under a unique name, so its path and hash are the test's own.
+fn unique_binary(dir: &Path) -> PathBuf {
+    let path = dir.join(format!("rampart-it-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::copy("/bin/sleep", &path).unwrap();
+    path
+}
+
+/// Spawns, retrying while another test's fork still holds the fresh copy open for writing.
+fn spawn(path: &Path, args: &[&str]) -> std::process::Child {
+    for _ in 0..50 {
+        match Command::new(path).args(args).spawn() {
+            Ok(c) => return c,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("spawning {}: {e}", path.display()),
+        }
+    }
+    panic!("{} stayed busy", path.display());
+}
+
+async fn row_for(
+    rx: &mut mpsc::Receiver<TableRow>,
+    pid: u32,
+) -> serde_json::Map<String, serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (table, row) = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no row for pid {pid}"))
+            .expect("sensor stopped");
+        assert_eq!(table, "DeviceProcessEvents");
+        if row.get("ProcessId").and_then(|v| v.as_u64()) == Some(u64::from(pid)) {
+            return row;
+        }
+    }
+}
+
+fn sha256_of(path: &Path) -> String {
+    rampart_agent::hex::encode(&Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+async fn sensor_reports(force_polling: bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let binary = unique_binary(tmp.path());
+    let (tx, mut rx) = mpsc::channel(10_000);
+    let config = SensorConfig {
+        rows: RowContext {
+            device_id: Some("e".repeat(40)),
+            device_name: "it-host".into(),
+            account_domain: "it-host".into(),
+        },
+        force_polling,
+        poll_interval: Duration::from_millis(200),
+        ..SensorConfig::default()
+    };
+    // The debug test binary (the parent) is over the default 100 MB cap; raise it to check
+    // the parent's hashes too.
+    let cache = Arc::new(HashCache::new(1 << 30, 1024));
+    let sensor = ProcessSensor::start(config, cache, tx).unwrap();
+    let expected = if force_polling {
+        Source::ProcPolling
+    } else {
+        Source::ProcConnector
+    };
+    assert_eq!(sensor.source(), expected);
+    if force_polling {
+        // Let the first listing (the baseline) happen before the process starts.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // A unique, valid second duration makes the command line the test's own.
+    let nonce = format!("0.000{}", rand::random::<u32>() % 1_000_000 + 1);
+    let mut child = spawn(&binary, &["1.5", &nonce]);
+    let pid = child.id();
+    let row = row_for(&mut rx, pid).await;
+    let _ = child.wait();
+
+    let path = binary.to_str().unwrap();
+    assert_eq!(row["ActionType"], "ProcessCreated");
+    assert_eq!(row["DeviceId"], "e".repeat(40));
+    assert_eq!(row["FolderPath"], path);
+    assert_eq!(
+        row["FileName"],
+        binary.file_name().unwrap().to_str().unwrap()
+    );
+    assert_eq!(row["ProcessCommandLine"], format!("{path} 1.5 {nonce}"));
+    assert_eq!(row["SHA256"], sha256_of(&binary));
+    assert_eq!(row["SHA1"].as_str().unwrap().len(), 40);
+    assert_eq!(row["MD5"].as_str().unwrap().len(), 32);
+    assert_eq!(row["AccountName"], "root");
+    assert!(row["ProcessCreationTime"].is_string());
+
+    // The initiating process is this test binary.
+    let me = std::fs::read_link("/proc/self/exe").unwrap();
+    assert_eq!(row["InitiatingProcessId"], std::process::id());
+    assert_eq!(row["InitiatingProcessFolderPath"], me.to_str().unwrap());
+    assert_eq!(
+        row["InitiatingProcessFileName"],
+        me.file_name().unwrap().to_str().unwrap()
+    );
+    assert_eq!(row["InitiatingProcessSHA256"], sha256_of(&me));
+    assert_eq!(row["InitiatingProcessAccountName"], "root");
+    let my_cmdline = std::fs::read("/proc/self/cmdline").unwrap();
+    let first_arg =
+        String::from_utf8_lossy(my_cmdline.split(|&b| b == 0).next().unwrap()).into_owned();
+    assert!(
+        row["InitiatingProcessCommandLine"]
+            .as_str()
+            .unwrap()
+            .starts_with(&first_arg)
+    );
+    let my_parent = rampart_agent::process::procfs::read_stat(std::process::id())
+        .unwrap()
+        .ppid;
+    assert_eq!(row["InitiatingProcessParentId"], my_parent);
+    assert!(row["InitiatingProcessParentFileName"].is_string());
+    sensor.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensor_reports_a_spawned_process_through_the_connector() {
+    sensor_reports(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensor_reports_a_spawned_process_by_polling_proc() {
+    sensor_reports(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_exits_at_once_still_gets_a_row() {
+    let (tx, mut rx) = mpsc::channel(10_000);
+    let sensor =
+        ProcessSensor::start(SensorConfig::default(), Arc::new(HashCache::default()), tx).unwrap();
+    // dash runs `true` itself and exits: the process may be gone before /proc is read.
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", "true"])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let row = row_for(&mut rx, pid).await;
+    assert_eq!(row["ActionType"], "ProcessCreated");
+    assert_eq!(row["InitiatingProcessId"], std::process::id());
+    sensor.stop();
+}

@@ -1,0 +1,297 @@
+//! The command channel: what the server pushes to an agent ([`Command`]) and the progress the
+//! agent reports for it ([`CommandUpdate`]), which drives the machine action's status.
+//!
+//! A command's `kind` is `{"type": "<Kind>", …parameters}`. A kind this agent does not know
+//! (a newer server) or a known kind with bad parameters still deserialises — into
+//! [`CommandKind::Unknown`] or [`CommandKind::Invalid`] — so that the agent can answer it with
+//! a `Failed` update and a reason instead of dropping the whole message or crashing.
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// A command for one device, from one machine action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Command {
+    /// Unique per command: the agent executes a command id at most once, even when it is
+    /// delivered twice.
+    pub id: String,
+    /// The machine action (MDE `MachineAction.id`) the command carries out.
+    pub machine_action_id: String,
+    pub kind: CommandKind,
+}
+
+/// MDE's isolation types an agent can apply (`UnManagedDevice` is not the agent's to do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IsolationType {
+    /// Everything dropped except loopback and the Rampart server.
+    Full,
+    /// As Full, plus a configured allow-list.
+    Selective,
+}
+
+impl IsolationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IsolationType::Full => "Full",
+            IsolationType::Selective => "Selective",
+        }
+    }
+}
+
+/// MDE's antivirus scan types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScanType {
+    Quick,
+    Full,
+}
+
+impl ScanType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanType::Quick => "Quick",
+            ScanType::Full => "Full",
+        }
+    }
+}
+
+/// What a command asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandKind {
+    Isolate {
+        isolation_type: IsolationType,
+    },
+    Unisolate,
+    RunAntiVirusScan {
+        scan_type: ScanType,
+    },
+    /// `sha1`: 40 hex characters, checked when deserialised.
+    StopAndQuarantineFile {
+        sha1: String,
+    },
+    CollectInvestigationPackage,
+    RestrictCodeExecution,
+    UnrestrictCodeExecution,
+    KillProcess {
+        pid: u32,
+    },
+    Offboard,
+    /// A kind this agent does not know; `kind` is the `type` it was sent as.
+    Unknown {
+        kind: String,
+    },
+    /// A known kind whose parameters are missing or wrong.
+    Invalid {
+        kind: String,
+        reason: String,
+    },
+}
+
+impl CommandKind {
+    /// The wire name of the kind (`type`).
+    pub fn name(&self) -> &str {
+        match self {
+            CommandKind::Isolate { .. } => "Isolate",
+            CommandKind::Unisolate => "Unisolate",
+            CommandKind::RunAntiVirusScan { .. } => "RunAntiVirusScan",
+            CommandKind::StopAndQuarantineFile { .. } => "StopAndQuarantineFile",
+            CommandKind::CollectInvestigationPackage => "CollectInvestigationPackage",
+            CommandKind::RestrictCodeExecution => "RestrictCodeExecution",
+            CommandKind::UnrestrictCodeExecution => "UnrestrictCodeExecution",
+            CommandKind::KillProcess { .. } => "KillProcess",
+            CommandKind::Offboard => "Offboard",
+            CommandKind::Unknown { kind } | CommandKind::Invalid { kind, .. } => kind,
+        }
+    }
+
+    /// Why the agent must refuse this command without trying it: `Some` for unknown kinds and
+    /// bad parameters, `None` for a command it can attempt.
+    pub fn rejection_reason(&self) -> Option<String> {
+        match self {
+            CommandKind::Unknown { kind } => Some(format!(
+                "unknown command type '{}'; this agent does not support it",
+                shorten(kind)
+            )),
+            CommandKind::Invalid { kind, reason } => Some(format!(
+                "invalid parameters for command '{}': {reason}",
+                shorten(kind)
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// A name from the wire, cut so that a hostile one cannot bloat a reason.
+fn shorten(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// The parameters of each known kind, as they appear next to `type`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IsolateParams {
+    isolation_type: IsolationType,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ScanParams {
+    scan_type: ScanType,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct QuarantineParams {
+    sha1: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KillParams {
+    pid: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+fn params<T: for<'de> Deserialize<'de>>(
+    kind: &str,
+    rest: Map<String, Value>,
+) -> Result<T, CommandKind> {
+    serde_json::from_value(Value::Object(rest)).map_err(|e| CommandKind::Invalid {
+        kind: kind.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+impl CommandKind {
+    /// The kind described by a `{"type", …}` object; never fails for a well-formed object.
+    fn from_object(mut obj: Map<String, Value>) -> Result<CommandKind, String> {
+        let kind = match obj.remove("type") {
+            Some(Value::String(s)) => s,
+            Some(_) => return Err("command kind: 'type' must be a string".into()),
+            None => return Err("command kind: 'type' is missing".into()),
+        };
+        let parsed = match kind.as_str() {
+            "Isolate" => params::<IsolateParams>(&kind, obj).map(|p| CommandKind::Isolate {
+                isolation_type: p.isolation_type,
+            }),
+            "Unisolate" => params::<NoParams>(&kind, obj).map(|_| CommandKind::Unisolate),
+            "RunAntiVirusScan" => {
+                params::<ScanParams>(&kind, obj).map(|p| CommandKind::RunAntiVirusScan {
+                    scan_type: p.scan_type,
+                })
+            }
+            "StopAndQuarantineFile" => params::<QuarantineParams>(&kind, obj).and_then(|p| {
+                if p.sha1.len() == 40 && p.sha1.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Ok(CommandKind::StopAndQuarantineFile {
+                        sha1: p.sha1.to_ascii_lowercase(),
+                    })
+                } else {
+                    Err(CommandKind::Invalid {
+                        kind: kind.clone(),
+                        reason: "sha1 must be 40 hexadecimal characters".into(),
+                    })
+                }
+            }),
+            "CollectInvestigationPackage" => {
+                params::<NoParams>(&kind, obj).map(|_| CommandKind::CollectInvestigationPackage)
+            }
+            "RestrictCodeExecution" => {
+                params::<NoParams>(&kind, obj).map(|_| CommandKind::RestrictCodeExecution)
+            }
+            "UnrestrictCodeExecution" => {
+                params::<NoParams>(&kind, obj).map(|_| CommandKind::UnrestrictCodeExecution)
+            }
+            "KillProcess" => params::<KillParams>(&kind, obj).and_then(|p| {
+                // pid 0 and 1 are never a process to kill: 0 would signal the agent's own
+                // process group and 1 is init.
+                if p.pid > 1 {
+                    Ok(CommandKind::KillProcess { pid: p.pid })
+                } else {
+                    Err(CommandKind::Invalid {
+                        kind: kind.clone(),
+                        reason: "pid must be greater than 1".into(),
+                    })
+                }
+            }),
+            "Offboard" => params::<NoParams>(&kind, obj).map(|_| CommandKind::Offboard),
+            _ => Ok(CommandKind::Unknown { kind }),
+        };
+        Ok(parsed.unwrap_or_else(|invalid| invalid))
+    }
+
+    fn to_object(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("type".into(), Value::String(self.name().to_owned()));
+        match self {
+            CommandKind::Isolate { isolation_type } => {
+                m.insert(
+                    "isolationType".into(),
+                    Value::String(isolation_type.as_str().into()),
+                );
+            }
+            CommandKind::RunAntiVirusScan { scan_type } => {
+                m.insert("scanType".into(), Value::String(scan_type.as_str().into()));
+            }
+            CommandKind::StopAndQuarantineFile { sha1 } => {
+                m.insert("sha1".into(), Value::String(sha1.clone()));
+            }
+            CommandKind::KillProcess { pid } => {
+                m.insert("pid".into(), Value::from(*pid));
+            }
+            _ => {}
+        }
+        m
+    }
+}
+
+impl Serialize for CommandKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_object().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CommandKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Object(obj) => CommandKind::from_object(obj).map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "command kind: expected an object with a 'type'",
+            )),
+        }
+    }
+}
+
+/// The state a command reached on the agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandState {
+    InProgress,
+    Succeeded,
+    Failed,
+}
+
+/// Progress of a command, sent by the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandUpdate {
+    pub command_id: String,
+    pub state: CommandState,
+    /// What happened, in words: the reason of a failure, or a note on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl CommandUpdate {
+    /// The `Failed` answer to a command the agent refuses (see [`CommandKind::rejection_reason`]);
+    /// `None` when the command can be attempted.
+    pub fn rejection(command: &Command) -> Option<CommandUpdate> {
+        command.kind.rejection_reason().map(|reason| CommandUpdate {
+            command_id: command.id.clone(),
+            state: CommandState::Failed,
+            detail: Some(reason),
+        })
+    }
+}

@@ -1,0 +1,25 @@
+//! The wire types between the Rampart agent and the server: what the agent sends to enroll
+//! ([`enroll`]), the telemetry batches it posts and the server's acknowledgement ([`telemetry`]),
+//! the error body every refusal carries ([`error`]), and the commands the server pushes with the
+//! progress the agent reports back ([`command`]).
+//!
+//! Serde only, no I/O, so that the agent, the server and tests agree on one definition of the
+//! JSON. The field names are the server's existing ones (camelCase); rows inside a batch use the
+//! advanced-hunting column names, which are the schema's (`rampart_core::schema`), not this
+//! crate's business.
+
+pub mod command;
+pub mod enroll;
+pub mod error;
+pub mod telemetry;
+
+/// Path of the enrollment route.
+pub const ENROLL_PATH: &str = "/agent/v1/enroll";
+/// Path of the telemetry route.
+pub const TELEMETRY_PATH: &str = "/agent/v1/telemetry";
+
+/// The `Authorization` header value that authenticates a device on the agent routes:
+/// `Device <deviceId>:<deviceSecret>`.
+pub fn device_authorization(device_id: &str, device_secret: &str) -> String {
+    format!("Device {device_id}:{device_secret}")
+}

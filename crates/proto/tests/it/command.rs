@@ -1,0 +1,161 @@
+//! Commands: every kind round-trips; unknown kinds and bad parameters become explicit values
+//! with a reason, never an error that would drop the message.
+
+use rampart_proto::command::{
+    Command, CommandKind, CommandState, CommandUpdate, IsolationType, ScanType,
+};
+use serde_json::json;
+
+fn all_kinds() -> Vec<CommandKind> {
+    vec![
+        CommandKind::Isolate {
+            isolation_type: IsolationType::Full,
+        },
+        CommandKind::Isolate {
+            isolation_type: IsolationType::Selective,
+        },
+        CommandKind::Unisolate,
+        CommandKind::RunAntiVirusScan {
+            scan_type: ScanType::Quick,
+        },
+        CommandKind::RunAntiVirusScan {
+            scan_type: ScanType::Full,
+        },
+        CommandKind::StopAndQuarantineFile {
+            sha1: "0123456789abcdef0123456789abcdef01234567".into(),
+        },
+        CommandKind::CollectInvestigationPackage,
+        CommandKind::RestrictCodeExecution,
+        CommandKind::UnrestrictCodeExecution,
+        CommandKind::KillProcess { pid: 4242 },
+        CommandKind::Offboard,
+    ]
+}
+
+#[test]
+fn every_known_kind_round_trips() {
+    for kind in all_kinds() {
+        let c = Command {
+            id: "c1".into(),
+            machine_action_id: "ma1".into(),
+            kind: kind.clone(),
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        let back: Command = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, c, "{text}");
+        assert_eq!(back.kind.rejection_reason(), None, "{text}");
+        assert!(CommandUpdate::rejection(&back).is_none());
+    }
+}
+
+#[test]
+fn the_wire_shape_is_type_plus_camel_case_parameters() {
+    let c = Command {
+        id: "c1".into(),
+        machine_action_id: "ma1".into(),
+        kind: CommandKind::Isolate {
+            isolation_type: IsolationType::Selective,
+        },
+    };
+    assert_eq!(
+        serde_json::to_value(&c).unwrap(),
+        json!({"id": "c1", "machineActionId": "ma1", "kind": {"type": "Isolate", "isolationType": "Selective"}})
+    );
+    let q: CommandKind = serde_json::from_value(
+        json!({"type": "StopAndQuarantineFile", "sha1": "ABCDEF0123456789ABCDEF0123456789ABCDEF01"}),
+    )
+    .unwrap();
+    assert_eq!(
+        q,
+        CommandKind::StopAndQuarantineFile {
+            sha1: "abcdef0123456789abcdef0123456789abcdef01".into()
+        }
+    );
+}
+
+#[test]
+fn an_unknown_kind_deserialises_to_unknown_with_a_reason() {
+    let c: Command = serde_json::from_value(json!({
+        "id": "c9", "machineActionId": "ma9",
+        "kind": {"type": "RunLiveResponse", "commands": [1, 2, 3]}
+    }))
+    .unwrap();
+    assert_eq!(
+        c.kind,
+        CommandKind::Unknown {
+            kind: "RunLiveResponse".into()
+        }
+    );
+    let update = CommandUpdate::rejection(&c).unwrap();
+    assert_eq!(update.command_id, "c9");
+    assert_eq!(update.state, CommandState::Failed);
+    assert!(
+        update
+            .detail
+            .unwrap()
+            .contains("unknown command type 'RunLiveResponse'")
+    );
+}
+
+#[test]
+fn bad_parameters_deserialise_to_invalid_with_a_reason() {
+    let cases = [
+        json!({"type": "Isolate"}),
+        json!({"type": "Isolate", "isolationType": "UnManagedDevice"}),
+        json!({"type": "RunAntiVirusScan", "scanType": 3}),
+        json!({"type": "StopAndQuarantineFile", "sha1": "not-hex"}),
+        json!({"type": "KillProcess", "pid": -5}),
+        json!({"type": "KillProcess", "pid": 1}),
+        json!({"type": "KillProcess", "pid": "12"}),
+        json!({"type": "Offboard", "extra": true}),
+    ];
+    for case in cases {
+        let kind: CommandKind = serde_json::from_value(case.clone()).unwrap();
+        assert!(
+            matches!(kind, CommandKind::Invalid { .. }),
+            "{case} gave {kind:?}"
+        );
+        let reason = kind.rejection_reason().unwrap();
+        assert!(
+            reason.starts_with("invalid parameters for command"),
+            "{reason}"
+        );
+    }
+}
+
+#[test]
+fn a_kind_without_a_type_is_a_deserialisation_error_not_a_panic() {
+    for bad in [json!({}), json!({"type": 7}), json!("Isolate"), json!(null)] {
+        assert!(serde_json::from_value::<CommandKind>(bad).is_err());
+    }
+    let long = "X".repeat(10_000);
+    let kind: CommandKind = serde_json::from_value(json!({"type": long})).unwrap();
+    assert!(kind.rejection_reason().unwrap().len() < 200);
+}
+
+#[test]
+fn command_update_round_trips() {
+    for state in [
+        CommandState::InProgress,
+        CommandState::Succeeded,
+        CommandState::Failed,
+    ] {
+        let u = CommandUpdate {
+            command_id: "c1".into(),
+            state,
+            detail: Some("d".into()),
+        };
+        let back: CommandUpdate =
+            serde_json::from_str(&serde_json::to_string(&u).unwrap()).unwrap();
+        assert_eq!(back, u);
+    }
+    assert_eq!(
+        serde_json::to_value(CommandUpdate {
+            command_id: "c".into(),
+            state: CommandState::InProgress,
+            detail: None
+        })
+        .unwrap(),
+        json!({"commandId": "c", "state": "InProgress"})
+    );
+}
