@@ -57,6 +57,10 @@ struct Args {
     /// cost of matching every ingested row shows; 0 skips that run
     #[arg(long, default_value_t = 1_000_000)]
     indicators: usize,
+    /// Those indicators block without alerting (`generateAlert: false`) instead of auditing
+    /// with alerts, so that matching is measured without the alerts its hits raise
+    #[arg(long)]
+    quiet_indicators: bool,
 }
 
 /// One agent batch: its device and its body in both formats.
@@ -412,7 +416,7 @@ async fn http_phase(
     let tenant = store.ensure_default_tenant().await?.id;
     if indicators > 0 {
         let t = Instant::now();
-        seed_indicators(&store, tenant, indicators).await?;
+        seed_indicators(&store, tenant, indicators, args.quiet_indicators).await?;
         println!(
             "HTTP run with {indicators} indicators (60% hashes, 20% addresses and networks, 15% domains, 5% URLs; stored in {:.0} s); every ingested row is matched:",
             t.elapsed().as_secs_f64()
@@ -497,7 +501,12 @@ async fn http_phase(
 
 /// Stores `n` random indicators in the mix of the indicator benchmark (none of them in the
 /// simulated data: the common case, a miss, is what every row pays).
-async fn seed_indicators(store: &SqlStore, tenant: TenantId, n: usize) -> anyhow::Result<()> {
+async fn seed_indicators(
+    store: &SqlStore,
+    tenant: TenantId,
+    n: usize,
+    quiet: bool,
+) -> anyhow::Result<()> {
     use rampart_core::indicator::{IndicatorRequest, IndicatorWriter, SourceType, Submitter};
     let writer = IndicatorWriter {
         submitter: Submitter {
@@ -552,8 +561,9 @@ async fn seed_indicators(store: &SqlStore, tenant: TenantId, n: usize) -> anyhow
             ),
         };
         let request: IndicatorRequest = serde_json::from_value(serde_json::json!({
-            "indicatorValue": value, "indicatorType": kind, "action": "Audit",
-            "title": "bench", "description": "bench", "generateAlert": true}))?;
+            "indicatorValue": value, "indicatorType": kind,
+            "action": if quiet { "Block" } else { "Audit" },
+            "title": "bench", "description": "bench", "generateAlert": !quiet}))?;
         match request.validate(now) {
             Ok(sub) => batch.push(sub),
             Err(_) => continue, // a reserved address drawn by chance
