@@ -1,7 +1,7 @@
 //! The host as DeviceInfo describes it: name, distribution and version from os-release,
 //! architecture, agent version, and which process sensor runs.
 
-use crate::timefmt::rfc3339;
+use rampart_core::timefmt::format as rfc3339;
 use rampart_proto::telemetry::Row;
 use serde_json::{Value, json};
 use std::collections::HashMap;

@@ -25,7 +25,6 @@ pub mod run;
 pub mod sender;
 pub mod spool;
 pub mod status;
-pub mod timefmt;
 pub mod tls;
 
 pub use error::{Error, Result};

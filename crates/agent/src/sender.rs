@@ -8,7 +8,7 @@ use crate::backoff::Backoff;
 use crate::client::{PostOutcome, ServerClient};
 use crate::spool::Spool;
 use crate::status::{AgentStatus, SendResult};
-use crate::timefmt::rfc3339;
+use rampart_core::timefmt::format as rfc3339;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -275,16 +275,11 @@ impl Snapshot {
         now: i64,
         out: &mut Vec<(usize, Hit)>,
     ) {
-        const KINDS: [IndicatorType; 4] = [
-            IndicatorType::FileSha256,
-            IndicatorType::FileSha1,
-            IndicatorType::FileMd5,
-            IndicatorType::CertificateThumbprint,
-        ];
+        const KINDS: [IndicatorType; 4] = FileObservation::KINDS;
         let keys: Vec<[Option<Key>; 4]> = files
             .iter()
             .map(|f| {
-                let values = [f.sha256, f.sha1, f.md5, f.cert_thumbprint];
+                let values = f.values();
                 std::array::from_fn(|k| {
                     values[k]
                         .filter(|v| !v.is_empty())
@@ -315,12 +310,7 @@ impl Snapshot {
             if f.iter().all(Option::is_none) {
                 continue;
             }
-            let values = [
-                files[i].sha256,
-                files[i].sha1,
-                files[i].md5,
-                files[i].cert_thumbprint,
-            ];
+            let values = files[i].values();
             let hits: Vec<Hit> = (0..KINDS.len())
                 .filter_map(|k| {
                     Some(Hit {

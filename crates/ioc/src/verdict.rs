@@ -38,6 +38,21 @@ pub struct FileObservation<'a> {
     pub cert_thumbprint: Option<&'a str>,
 }
 
+impl<'a> FileObservation<'a> {
+    /// The values in the order of [`FileObservation::KINDS`].
+    pub fn values(&self) -> [Option<&'a str>; 4] {
+        [self.sha256, self.sha1, self.md5, self.cert_thumbprint]
+    }
+
+    /// The indicator type of each value.
+    pub const KINDS: [IndicatorType; 4] = [
+        IndicatorType::FileSha256,
+        IndicatorType::FileSha1,
+        IndicatorType::FileMd5,
+        IndicatorType::CertificateThumbprint,
+    ];
+}
+
 /// The network entities of an event: the remote address and the URL or host name.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NetworkObservation<'a> {

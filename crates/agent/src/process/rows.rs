@@ -1,7 +1,7 @@
 //! DeviceProcessEvents rows from what the sensor learnt of a process and its parent.
 
 use crate::process::hashes::Hashes;
-use crate::timefmt::rfc3339;
+use rampart_core::timefmt::format as rfc3339;
 use rampart_proto::telemetry::Row;
 use serde_json::{Value, json};
 use time::OffsetDateTime;

@@ -247,22 +247,22 @@ fn parse_json(body: &[u8], device_id: &str) -> ApiResult<ParsedBatch> {
             };
             // A device reports for itself only; a row without DeviceId is the caller's. The id
             // is stored as the credential names it (lower case), whatever case it was sent in,
-            // so that one device is one DeviceId in hunting.
-            let has_column = table.column(schema::DEVICE_ID).is_some();
-            let result = match row.get(schema::DEVICE_ID) {
-                Some(Value::String(d)) if d == device_id => b.push_json(row),
-                Some(Value::String(d)) if d.eq_ignore_ascii_case(device_id) => {
+            // so that one device is one DeviceId in hunting. `restamp`: whether the row gets the
+            // credential's id; `None` for another device's row.
+            let restamp = match row.get(schema::DEVICE_ID) {
+                Some(Value::String(d)) if d == device_id => Some(false),
+                Some(Value::String(d)) => d.eq_ignore_ascii_case(device_id).then_some(true),
+                None | Some(Value::Null) => Some(table.column(schema::DEVICE_ID).is_some()),
+                Some(_) => None,
+            };
+            let result = match restamp {
+                Some(false) => b.push_json(row),
+                Some(true) => {
                     let mut owned: Map<String, Value> = row.clone();
                     owned.insert(schema::DEVICE_ID.into(), device_value.clone());
                     b.push_json(&owned)
                 }
-                None | Some(Value::Null) if has_column => {
-                    let mut owned: Map<String, Value> = row.clone();
-                    owned.insert(schema::DEVICE_ID.into(), device_value.clone());
-                    b.push_json(&owned)
-                }
-                None | Some(Value::Null) => b.push_json(row),
-                Some(_) => {
+                None => {
                     let reason = format!(
                         "{name}.DeviceId: a device may only send its own telemetry ({device_id})"
                     );

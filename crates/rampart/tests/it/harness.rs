@@ -196,7 +196,10 @@ impl Server {
                     .strip_prefix("default tenant:")
                     .map(|t| t.trim().to_owned())
             });
-            if let (Some(u), Some(t)) = (url, tenant) {
+            // The banner's last line: every line before it (the TLS fingerprint among them)
+            // has been read.
+            let banner_done = lines.iter().any(|l| l.trim().starts_with("API docs:"));
+            if let (Some(u), Some(t), true) = (url, tenant, banner_done) {
                 break (u, t);
             }
             if let Ok(Some(status)) = child.try_wait() {

@@ -19,10 +19,10 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, LogicalPlanBuilder, Operator, TableProviderFilterPushDown, ident, lit,
 };
+use datafusion::physical_expr::conjunction_opt;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
@@ -249,13 +249,11 @@ impl TableProvider for EventTable {
             let mut source = ParquetSource::new(schema.clone()).with_table_parquet_options(options);
             let df_schema = DFSchema::try_from(schema.clone())?;
             // A filter the scan cannot evaluate on its own is left to the filter above it.
-            let usable: Vec<Expr> = filters
+            let usable = filters
                 .iter()
-                .filter(|f| state.create_physical_expr((*f).clone(), &df_schema).is_ok())
-                .cloned()
-                .collect();
-            if let Some(pred) = conjunction(usable) {
-                source = source.with_predicate(state.create_physical_expr(pred, &df_schema)?);
+                .filter_map(|f| state.create_physical_expr(f.clone(), &df_schema).ok());
+            if let Some(pred) = conjunction_opt(usable) {
+                source = source.with_predicate(pred);
             }
             let group = FileGroup::new(
                 files
