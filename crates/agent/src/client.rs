@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::tls::{self, Fingerprint};
+use rampart_proto::command::{CommandUpdate, PollRequest, PollResponse, UpdateAck};
 use rampart_proto::enroll::{EnrollRequest, EnrollResponse};
 use rampart_proto::error::ErrorBody;
 use rampart_proto::telemetry::BatchAck;
@@ -21,21 +22,24 @@ pub struct ServerClient {
     base: String,
 }
 
-/// What became of one batch post.
+/// What became of a request to the agent routes.
 #[derive(Clone, Debug, PartialEq)]
-pub enum PostOutcome {
-    /// 200: the server has the batch durably.
-    Acked(BatchAck),
-    /// Not delivered, but worth retrying: network error, 408, 429 or 5xx. `retry_after` is the
-    /// server's `Retry-After`, when it gave one.
+pub enum Reply<T> {
+    /// 2xx, with the answer read.
+    Done(T),
+    /// Worth retrying: network error, unreadable answer, 408, 429 or 5xx. `status` is absent
+    /// when no answer came; `retry_after` is the server's `Retry-After`, when it gave one.
     Retry {
         reason: String,
         status: Option<u16>,
         retry_after: Option<Duration>,
     },
-    /// Another 4xx: the server will not take this batch or this credential as it is.
+    /// Another 4xx: asking again the same way will not help.
     Refused { status: u16, reason: String },
 }
+
+/// Extra time a poll's request gets beyond the wait the server may hold it for.
+const POLL_MARGIN: Duration = Duration::from_secs(15);
 
 impl ServerClient {
     /// A client of `server` (`http://…` or `https://…`); with `fingerprint`, TLS accepts only
@@ -102,67 +106,109 @@ impl ServerClient {
         })
     }
 
-    /// `POST /agent/v1/telemetry` with a zstd-compressed JSON batch, as the spool keeps it.
-    pub async fn post_batch(&self, authorization: &str, zstd_body: Vec<u8>) -> PostOutcome {
-        let url = format!("{}{}", self.base, rampart_proto::TELEMETRY_PATH);
-        let sent = self
+    /// `POST /agent/v1/commands/poll`: the device's next commands, waiting up to
+    /// `req.wait_seconds` for one.
+    pub async fn poll(&self, authorization: &str, req: &PollRequest) -> Reply<PollResponse> {
+        let timeout = Duration::from_secs(req.wait_seconds.into()) + POLL_MARGIN;
+        self.post_json(
+            rampart_proto::COMMANDS_POLL_PATH,
+            authorization,
+            req,
+            timeout,
+        )
+        .await
+    }
+
+    /// `POST /agent/v1/commands/{id}`: the progress or the result of a command.
+    pub async fn update(&self, authorization: &str, update: &CommandUpdate) -> Reply<UpdateAck> {
+        let path = rampart_proto::command_update_path(&update.command_id);
+        self.post_json(&path, authorization, update, REQUEST_TIMEOUT)
+            .await
+    }
+
+    async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        authorization: &str,
+        body: &impl serde::Serialize,
+        timeout: Duration,
+    ) -> Reply<T> {
+        let request = self
             .http
-            .post(&url)
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .timeout(timeout)
+            .json(body);
+        send(request).await
+    }
+
+    /// `POST /agent/v1/telemetry` with a zstd-compressed JSON batch, as the spool keeps it.
+    /// Sending a batch again is safe: its batch id makes it idempotent.
+    pub async fn post_batch(&self, authorization: &str, zstd_body: Vec<u8>) -> Reply<BatchAck> {
+        let request = self
+            .http
+            .post(format!("{}{}", self.base, rampart_proto::TELEMETRY_PATH))
             .header(reqwest::header::AUTHORIZATION, authorization)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::CONTENT_ENCODING, "zstd")
-            .body(zstd_body)
-            .send()
-            .await;
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                return PostOutcome::Retry {
-                    reason: error_chain(&e),
-                    status: None,
-                    retry_after: None,
-                };
-            }
-        };
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                return PostOutcome::Retry {
-                    reason: format!("reading the answer: {}", error_chain(&e)),
-                    status: Some(status),
-                    retry_after,
-                };
-            }
-        };
-        match status {
-            200..=299 => match serde_json::from_slice::<BatchAck>(&body) {
-                Ok(ack) => PostOutcome::Acked(ack),
-                // The server said yes but the answer is unreadable: sending again is safe (the
-                // batch id makes it idempotent) and finds out.
-                Err(e) => PostOutcome::Retry {
-                    reason: format!("unreadable acknowledgement: {e}"),
-                    status: Some(status),
-                    retry_after,
-                },
-            },
-            408 | 429 | 500..=599 => PostOutcome::Retry {
-                reason: error_text(&body),
+            .body(zstd_body);
+        send(request).await
+    }
+}
+
+/// Sends a request and sorts the answer: read, worth retrying, or refused.
+async fn send<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> Reply<T> {
+    let resp = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return Reply::Retry {
+                reason: error_chain(&e),
+                status: None,
+                retry_after: None,
+            };
+        }
+    };
+    let status = resp.status().as_u16();
+    let retry_after = retry_after(resp.headers());
+    let body = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            return Reply::Retry {
+                reason: format!("reading the answer: {}", error_chain(&e)),
+                status: Some(status),
+                retry_after,
+            };
+        }
+    };
+    match status {
+        200..=299 => match serde_json::from_slice(&body) {
+            Ok(v) => Reply::Done(v),
+            // The server said yes but the answer is unreadable: asking again finds out.
+            Err(e) => Reply::Retry {
+                reason: format!("unreadable answer: {e}"),
                 status: Some(status),
                 retry_after,
             },
-            _ => PostOutcome::Refused {
-                status,
-                reason: error_text(&body),
-            },
-        }
+        },
+        408 | 429 | 500..=599 => Reply::Retry {
+            reason: error_text(&body),
+            status: Some(status),
+            retry_after,
+        },
+        _ => Reply::Refused {
+            status,
+            reason: error_text(&body),
+        },
     }
+}
+
+/// A `Retry-After` in seconds.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 /// The message of an error body: the MDE error when it is one, else the start of the text.

@@ -6,7 +6,9 @@
 //! or /proc polling where it cannot be opened) and the DeviceInfo snapshot ([`host`]) — whose
 //! rows are grouped into batches ([`batcher`]), kept in a bounded on-disk queue ([`spool`]) and
 //! sent in order to `/agent/v1/telemetry` ([`sender`]), which retries with backoff until the
-//! server has them. `rampart-agent status` reads what `run` leaves on disk ([`status`]).
+//! server has them. Beside them, the command channel ([`commands`]) takes the device's machine
+//! actions from the server and carries them out — network isolation through nftables among
+//! them. `rampart-agent status` reads what `run` leaves on disk ([`status`]).
 //!
 //! The agent depends on `rampart-core` (table and column names) and `rampart-proto` (the wire
 //! types) only: no DataFusion, no database, so that it stays small on an endpoint.
@@ -14,6 +16,7 @@
 pub mod backoff;
 pub mod batcher;
 pub mod client;
+pub mod commands;
 pub mod credentials;
 pub mod enroll;
 pub mod error;

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use rampart_agent::commands::isolation::{AllowedNet, IsolationState};
 use rampart_agent::credentials::Credentials;
 use rampart_agent::run::{RunConfig, spool_dir};
 use rampart_agent::spool::Spool;
@@ -53,6 +54,10 @@ enum Command {
         /// Poll /proc instead of using the proc connector.
         #[arg(long)]
         force_polling: bool,
+        /// A network `Selective` isolation keeps reachable besides the server (CIDR or address;
+        /// repeat for more).
+        #[arg(long = "isolation-allow", value_name = "CIDR")]
+        isolation_allow: Vec<AllowedNet>,
     },
     /// Show enrollment, queue and the last send result.
     Status,
@@ -89,8 +94,10 @@ fn main() -> anyhow::Result<()> {
             spool_max_bytes,
             batch_rows,
             force_polling,
+            isolation_allow,
         } => {
             let mut config = RunConfig::new(cli.state_dir);
+            config.isolation_allow = isolation_allow;
             config.spool_max_bytes = spool_max_bytes;
             config.batcher.max_rows = batch_rows;
             config.force_polling = force_polling;
@@ -163,6 +170,10 @@ fn status(state_dir: &std::path::Path) -> anyhow::Result<()> {
         q.counters.refused_rows,
         q.counters.refused_batches
     );
+    match IsolationState::load(state_dir)?.isolated {
+        Some(kind) => println!("Isolation:    isolated ({})", kind.as_str()),
+        None => println!("Isolation:    not isolated"),
+    }
     let s = AgentStatus::load(state_dir);
     if let Some(src) = &s.process_source {
         println!("Processes:    {src}");

@@ -2,6 +2,9 @@
 
 use crate::batcher::{self, BatcherConfig, TableRow};
 use crate::client::ServerClient;
+use crate::commands::isolation::{AllowedNet, Isolation};
+use crate::commands::journal::Journal;
+use crate::commands::{ChannelConfig, CommandChannel, Executor};
 use crate::credentials::Credentials;
 use crate::error::Result;
 use crate::host::{self, DeviceInfo};
@@ -33,6 +36,9 @@ pub struct RunConfig {
     pub sender: SenderConfig,
     pub force_polling: bool,
     pub max_hash_bytes: u64,
+    pub channel: ChannelConfig,
+    /// What `Selective` isolation lets through besides the server.
+    pub isolation_allow: Vec<AllowedNet>,
 }
 
 impl RunConfig {
@@ -44,6 +50,8 @@ impl RunConfig {
             sender: SenderConfig::default(),
             force_polling: false,
             max_hash_bytes: hashes::DEFAULT_MAX_FILE_SIZE,
+            channel: ChannelConfig::default(),
+            isolation_allow: Vec::new(),
         }
     }
 }
@@ -74,6 +82,20 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         "rampart-agent {} starting",
         crate::VERSION
     );
+
+    // Isolation first: a host recorded as isolated is isolated again before anything else runs
+    // (after a reboot the firewall is empty), and one recorded as free has no leftover table.
+    let isolation = Isolation::new(
+        &config.state_dir,
+        &creds.server,
+        config.isolation_allow.clone(),
+    )?;
+    match isolation.restore().await {
+        Ok(Some(kind)) => tracing::warn!("this device is isolated ({})", kind.as_str()),
+        Ok(None) => {}
+        Err(e) => tracing::error!("restoring the recorded isolation state: {e}"),
+    }
+    let journal = Arc::new(Mutex::new(Journal::open(&config.state_dir)?));
 
     let (rows_tx, rows_rx) = mpsc::channel::<TableRow>(ROW_CHANNEL);
     let device_name = host::hostname();
@@ -137,6 +159,16 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         config.batcher.clone(),
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let channel = tokio::spawn(
+        CommandChannel {
+            client: client.clone(),
+            authorization: creds.authorization(),
+            journal,
+            executor: Arc::new(Executor { isolation }),
+            config: config.channel.clone(),
+        }
+        .run(stop_rx.clone()),
+    );
     let sender = tokio::spawn(
         Sender {
             spool: Arc::clone(&spool),
@@ -163,6 +195,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     }
     let _ = stop_tx.send(true);
     let _ = sender.await;
+    let _ = channel.await;
     let left = spool.summary();
     if left.batches > 0 {
         tracing::info!(

@@ -5,7 +5,7 @@
 //! deleted, its rows counted as refused.
 
 use crate::backoff::Backoff;
-use crate::client::{PostOutcome, ServerClient};
+use crate::client::{Reply, ServerClient};
 use crate::spool::Spool;
 use crate::status::{AgentStatus, SendResult};
 use rampart_core::timefmt::format as rfc3339;
@@ -98,7 +98,7 @@ impl Sender {
         };
         let outcome = self.client.post_batch(&self.authorization, body).await;
         let (result, step) = match outcome {
-            PostOutcome::Acked(ack) => {
+            Reply::Done(ack) => {
                 backoff.reset();
                 if ack.rejected > 0 {
                     tracing::warn!(
@@ -119,7 +119,7 @@ impl Sender {
                 );
                 (("Acknowledged", Some(200), Some(detail)), Step::Sent)
             }
-            PostOutcome::Retry {
+            Reply::Retry {
                 reason,
                 status,
                 retry_after,
@@ -134,7 +134,7 @@ impl Sender {
                 );
                 (("Retrying", status, Some(reason)), Step::Wait(wait))
             }
-            PostOutcome::Refused { status, reason } if status == 401 || status == 403 => {
+            Reply::Refused { status, reason } if status == 401 || status == 403 => {
                 self.spool.release();
                 let wait = backoff.next_delay(None);
                 tracing::error!(
@@ -143,7 +143,7 @@ impl Sender {
                 );
                 (("Retrying", Some(status), Some(reason)), Step::Wait(wait))
             }
-            PostOutcome::Refused { status, reason } => {
+            Reply::Refused { status, reason } => {
                 tracing::error!(
                     batch_id = entry.batch_id,
                     rows = entry.rows,

@@ -75,6 +75,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/docs", get(docs::page))
         .route("/agent/v1/enroll", post(routes::enrollment::enroll))
         .route("/agent/v1/telemetry", post(routes::ingest::agent_batch))
+        .route(
+            rampart_proto::COMMANDS_POLL_PATH,
+            post(routes::agent_commands::poll),
+        )
+        .route(
+            "/agent/v1/commands/{id}",
+            post(routes::agent_commands::update),
+        )
         .route("/{tenant}/oauth2/v2.0/token", post(oauth::token_v2))
         .route("/{tenant}/oauth2/token", post(oauth::token_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(oauth::jwks))

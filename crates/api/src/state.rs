@@ -70,6 +70,9 @@ pub struct AppState {
     /// Advanced-hunting query time used per tenant.
     pub hunting_budget: Arc<crate::routes::hunting::HuntingBudget>,
     pub default_tenant: TenantId,
+    /// Set to `true` when the server starts shutting down: held agent polls answer at once
+    /// instead of holding the drain up.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -107,6 +110,7 @@ impl AppState {
             verified: Arc::default(),
             devices: Arc::new(crate::auth::device::DeviceCache::default()),
             default_tenant,
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
     }
 

@@ -295,3 +295,44 @@ impl CommandUpdate {
         })
     }
 }
+
+/// The body of a command poll (`POST /agent/v1/commands/poll`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollRequest {
+    /// How long the server may hold the poll open when it has nothing to send (it caps it).
+    #[serde(default)]
+    pub wait_seconds: u32,
+    /// The commands the agent holds: running, or finished with the result not yet delivered.
+    /// The server sends again each running command the agent does not list (its answer was
+    /// lost), and names among these the ones it no longer waits for.
+    #[serde(default)]
+    pub running: Vec<String>,
+}
+
+/// The answer to a poll.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollResponse {
+    /// Commands to carry out, in the order they were accepted.
+    pub commands: Vec<Command>,
+    /// Ids from `running` the server no longer waits for (cancelled, timed out, or unknown):
+    /// the agent stops them if it can and forgets their results.
+    #[serde(default)]
+    pub cancelled: Vec<String>,
+}
+
+impl PollResponse {
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty() && self.cancelled.is_empty()
+    }
+}
+
+/// The answer to a command update: the status the machine action is in now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateAck {
+    pub command_id: String,
+    /// The machine action's status (`InProgress`, `Succeeded`, `Failed`, …).
+    pub status: String,
+}

@@ -17,6 +17,13 @@ pub mod telemetry;
 pub const ENROLL_PATH: &str = "/agent/v1/enroll";
 /// Path of the telemetry route.
 pub const TELEMETRY_PATH: &str = "/agent/v1/telemetry";
+/// Path of the command poll.
+pub const COMMANDS_POLL_PATH: &str = "/agent/v1/commands/poll";
+
+/// Path of the updates of one command.
+pub fn command_update_path(command_id: &str) -> String {
+    format!("/agent/v1/commands/{command_id}")
+}
 
 /// The `Authorization` header value that authenticates a device on the agent routes:
 /// `Device <deviceId>:<deviceSecret>`.

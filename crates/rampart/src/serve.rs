@@ -55,6 +55,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         "{loaded} indicators loaded for matching in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let stopping = std::sync::Arc::clone(&state.stopping);
     let app = rampart_api::app(state);
     let listener = std::net::TcpListener::bind(&settings.listen)
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -114,6 +115,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         async move {
             shutdown_signal().await;
             tracing::info!("shutting down: draining requests for up to {DRAIN:?}");
+            stopping.send_replace(true);
             handle.graceful_shutdown(Some(DRAIN));
         }
     });

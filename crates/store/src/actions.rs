@@ -10,6 +10,7 @@
 
 use crate::SqlStore;
 use crate::audit::{Change as AuditChange, record};
+use crate::bell::ActionBell;
 use crate::document::{Document, get_raw, insert, time as time_col};
 use crate::error::{Result, StoreError};
 use crate::sql::{SqlBuilder, SqlValue};
@@ -89,6 +90,14 @@ pub trait ActionStore: Send + Sync {
         requestor: &str,
         comment: &str,
     ) -> Result<Option<MachineAction>>;
+    /// The bell rung after every change to a machine's action queue (see [`ActionBell`]).
+    fn action_bell(&self) -> &ActionBell;
+    /// The agent's side: the machine's running (`InProgress`) actions, oldest first.
+    async fn running_actions(
+        &self,
+        tenant: TenantId,
+        machine_id: &str,
+    ) -> Result<Vec<MachineAction>>;
     /// The agent's side: takes the oldest pending action of the machine whose lane has none
     /// running (so each lane's actions run in the order they were accepted) and marks it
     /// `InProgress`.
@@ -271,6 +280,9 @@ async fn change_action(
     };
     save(&mut tx, ctx, tenant, &before, &after, name, extra).await?;
     tx.commit().await?;
+    // A cancelled action is news to the agent running it; a finished one may free its lane for
+    // the next.
+    store.bell.ring(tenant, &machine_id);
     Ok(Some((after, true)))
 }
 
@@ -411,6 +423,9 @@ impl ActionStore for SqlStore {
             match result {
                 Ok(out) => {
                     tx.commit().await?;
+                    if out.created || !out.superseded.is_empty() {
+                        self.bell.ring(tenant, &machine_id);
+                    }
                     return Ok(out);
                 }
                 // A concurrent submission got there first (a slot, or the same key for another
@@ -486,6 +501,26 @@ impl ActionStore for SqlStore {
         )
         .await
         .map(|r| r.map(|(a, _)| a))
+    }
+
+    fn action_bell(&self) -> &ActionBell {
+        &self.bell
+    }
+
+    async fn running_actions(
+        &self,
+        tenant: TenantId,
+        machine_id: &str,
+    ) -> Result<Vec<MachineAction>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM machine_actions WHERE tenant_id = $1 AND machine_id = $2 AND status = $3 ORDER BY seq",
+        )
+        .bind(tenant.to_string())
+        .bind(machine_id.to_ascii_lowercase())
+        .bind(ActionStatus::InProgress.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|b| decode(b)).collect()
     }
 
     async fn claim_next_action(

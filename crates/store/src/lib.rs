@@ -18,6 +18,7 @@
 mod actions;
 mod alerts;
 mod audit;
+mod bell;
 mod counters;
 mod detection_rules;
 mod devices;
@@ -36,6 +37,7 @@ mod util;
 
 pub use actions::ActionStore;
 pub use alerts::AlertStore;
+pub use bell::ActionBell;
 pub use detection_rules::{DetectionHit, DetectionRuleStore};
 pub use devices::DeviceStore;
 pub use error::{Result, StoreError};

@@ -19,6 +19,7 @@ pub struct SqlStore {
     /// pool of one connection (see [`SqlStore::connect`]), on PostgreSQL `pool` itself.
     pub(crate) writer: AnyPool,
     pub(crate) dialect: Dialect,
+    pub(crate) bell: std::sync::Arc<crate::bell::ActionBell>,
 }
 
 impl SqlStore {
@@ -98,6 +99,7 @@ impl SqlStore {
             pool,
             writer,
             dialect,
+            bell: Default::default(),
         })
     }
 }

@@ -1,12 +1,14 @@
 //! Tests of the agent: the process sensor against the real kernel, the hash cache, the spool,
-//! the credential file, the sender and enrollment over HTTP and pinned TLS, and the binary.
+//! the credential file, the sender and enrollment over HTTP and pinned TLS, the command journal
+//! and the isolation rule set, and the binary.
 //!
 //! The only stand-in is `server`, a tiny HTTP server that records requests and answers as
-//! told: it replaces the network and the Rampart server, which cannot be built here (see
-//! E2E.md for the end-to-end test against the real one).
+//! told, for the faults a real server does not make on demand. The end-to-end tests against
+//! the real server are in crates/rampart/tests/it/agent.rs.
 
 mod batcher;
 mod binary;
+mod commands;
 mod credentials;
 mod hashes;
 mod host;

@@ -172,6 +172,33 @@ fn add_agent_paths(paths: &mut serde_json::Map<String, Value>) {
             "503": error_response("The event store cannot take data now; retry after Retry-After seconds"),
         }
     }}));
+    paths.insert("/agent/v1/commands/poll".into(), json!({ "post": {
+        "summary": "Take the device's next commands (its machine actions), waiting up to waitSeconds for one",
+        "tags": ["Agents"],
+        "operationId": "post_agent_v1_commands_poll",
+        "description": "Body: {\"waitSeconds\": 0-50, \"running\": [command ids the agent holds]}. Each command handed out marks its machine action InProgress. A running command not listed in `running` is sent again; listed ones the server no longer waits for (cancelled, timed out) come back in `cancelled`. The answer comes as soon as the device's action queue changes.",
+        "security": [{ "device": [] }],
+        "responses": {
+            "200": { "description": "{commands: [{id, machineActionId, kind: {type, …parameters}}], cancelled: [ids]}" },
+            "400": error_response("The body is not a poll"),
+            "401": error_response("Missing or invalid device credential"),
+        }
+    }}));
+    paths.insert("/agent/v1/commands/{id}".into(), json!({ "post": {
+        "summary": "Report progress of a command: InProgress, Succeeded or Failed (which completes the machine action)",
+        "tags": ["Agents"],
+        "operationId": "post_agent_v1_command_update",
+        "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+        "description": "Body: {\"commandId\": \"…\", \"state\": \"InProgress|Succeeded|Failed\", \"detail\": \"…\"}. A failure's detail becomes the action's troubleshootInfo.",
+        "security": [{ "device": [] }],
+        "responses": {
+            "200": { "description": "{commandId, status}: the machine action's status now" },
+            "400": error_response("The body is not a command update"),
+            "401": error_response("Missing or invalid device credential"),
+            "404": error_response("The device has no such command"),
+            "409": error_response("The machine action is not running any more (cancelled, timed out or finished)"),
+        }
+    }}));
 }
 
 fn method_key(m: &Method) -> &'static str {

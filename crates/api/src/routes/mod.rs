@@ -1,5 +1,6 @@
 //! Route handlers, one module per resource.
 
+pub mod agent_commands;
 pub mod alert_related;
 pub mod alert_write;
 pub mod alerts;

@@ -159,3 +159,30 @@ fn command_update_round_trips() {
         json!({"commandId": "c", "state": "InProgress"})
     );
 }
+
+#[test]
+fn polls_and_their_answers_have_defaults_and_camel_case_names() {
+    use rampart_proto::command::{PollRequest, PollResponse, UpdateAck};
+    let p: PollRequest = serde_json::from_str("{}").unwrap();
+    assert_eq!(p, PollRequest::default());
+    let p: PollRequest = serde_json::from_str(r#"{"waitSeconds": 30, "running": ["a"]}"#).unwrap();
+    assert_eq!((p.wait_seconds, p.running), (30, vec!["a".to_owned()]));
+    assert!(serde_json::from_str::<PollRequest>(r#"{"waitSeconds": -1}"#).is_err());
+
+    let r: PollResponse = serde_json::from_str(r#"{"commands": []}"#).unwrap();
+    assert!(r.is_empty());
+    let r: PollResponse = serde_json::from_str(
+        r#"{"commands": [{"id": "c", "machineActionId": "c", "kind": {"type": "Unisolate"}}], "cancelled": ["d"]}"#,
+    )
+    .unwrap();
+    assert!(!r.is_empty());
+    assert_eq!(r.cancelled, vec!["d".to_owned()]);
+    let ack = UpdateAck {
+        command_id: "c".into(),
+        status: "Succeeded".into(),
+    };
+    assert_eq!(
+        serde_json::to_value(&ack).unwrap(),
+        serde_json::json!({"commandId": "c", "status": "Succeeded"})
+    );
+}

@@ -223,3 +223,249 @@ fn rand_digits() -> u32 {
         .subsec_nanos();
     (nanos ^ std::process::id().rotate_left(16)) % 1_000_000
 }
+
+/// A network namespace joined to this one by a veth pair: the agent's host in the isolation
+/// test. `host_ip` is this side's address, `ns_ip` the namespace's; both go when it drops.
+struct NetNs {
+    name: String,
+    host_ip: String,
+}
+
+impl NetNs {
+    fn new() -> NetNs {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = (std::process::id() % 200) * 8 + NEXT.fetch_add(1, Ordering::Relaxed) % 8;
+        let (third, fourth) = (n / 64, (n % 64) * 4);
+        let name = format!("rt-{}-{n}", std::process::id());
+        let (host_if, ns_if) = (format!("rvh{n}"), format!("rvn{n}"));
+        let host_ip = format!("10.231.{third}.{}", fourth + 1);
+        let ns_ip = format!("10.231.{third}.{}", fourth + 2);
+        let ns = NetNs {
+            name: name.clone(),
+            host_ip: host_ip.clone(),
+        };
+        let _ = ip(&["link", "del", &host_if]);
+        for args in [
+            vec!["netns", "add", &name],
+            vec![
+                "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+            ],
+            vec!["link", "set", &ns_if, "netns", &name],
+            vec!["addr", "add", &format!("{host_ip}/30"), "dev", &host_if],
+            vec!["link", "set", &host_if, "up"],
+            vec![
+                "-n",
+                &name,
+                "addr",
+                "add",
+                &format!("{ns_ip}/30"),
+                "dev",
+                &ns_if,
+            ],
+            vec!["-n", &name, "link", "set", &ns_if, "up"],
+            vec!["-n", &name, "link", "set", "lo", "up"],
+        ] {
+            let out = ip(&args);
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {} (the isolation test needs root and iproute2)",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        ns
+    }
+
+    /// A command run inside the namespace.
+    fn exec(&self, program: &std::ffi::OsStr) -> std::process::Command {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Whether a TCP connection from the namespace to `addr` opens within 2 s.
+    fn connects(&self, addr: &str) -> bool {
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        self.exec("timeout".as_ref())
+            .args([
+                "2",
+                "bash",
+                "-c",
+                &format!("exec 3<>/dev/tcp/{host}/{port}"),
+            ])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    /// Whether Rampart's isolation table exists in the namespace.
+    fn has_isolation_table(&self) -> bool {
+        self.exec("nft".as_ref())
+            .args(["list", "table", "inet", "rampart_isolation"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("nft (install nftables)")
+            .success()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the veth pair, and with it the pair.
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+fn ip(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Accepts connections (and drops them) until the test ends: something else on the network
+/// that an isolated device must not reach.
+fn bystander(ip: &str) -> String {
+    let listener = std::net::TcpListener::bind(format!("{ip}:0")).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+    });
+    addr
+}
+
+/// Waits (at most 20 s) until the machine action is finished; returns it.
+async fn finished_action(s: &Server, token: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (st, a) = s
+            .get(&format!("/api/machineactions/{id}"), Some(token))
+            .await;
+        assert_eq!(st, 200, "{a}");
+        if !matches!(a["status"].as_str(), Some("Pending" | "InProgress")) {
+            return a;
+        }
+        assert!(Instant::now() < deadline, "action still open: {a}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn isolation_cuts_the_device_off_except_from_the_server_and_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let ns = NetNs::new();
+    let s = Server::start_listening(b, &format!("{}:0", ns.host_ip), &["--no-rate-limits"]);
+    let server_addr = s.url.trim_start_matches("http://").to_owned();
+    let other = bystander(&ns.host_ip);
+
+    let admin = s.token_with("SecurityConfiguration.ReadWrite.All").await;
+    let (st, token) = post(&s, &admin, "/api/enrollmentTokens", json!({"name": "iso"})).await;
+    assert_eq!(st, 201, "{token}");
+    let state = dir.path().join("agent-iso");
+    let state_arg = state.to_str().unwrap();
+    let out = agent_command(state_arg)
+        .args(["enroll", "--server", &s.url])
+        .env("RAMPART_ENROLLMENT_TOKEN", token["token"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let device = Credentials::load(&state).unwrap().device_id;
+    let start_agent = || {
+        let agent = agent_command(state_arg);
+        let mut c = ns.exec(agent.get_program());
+        c.args(agent.get_args())
+            .args(["run", "--force-polling", "--isolation-allow", &ns.host_ip])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut agent = start_agent();
+    assert!(ns.connects(&other), "reachable before isolation");
+
+    let iso = s.token_with("Machine.Isolate,Machine.Read.All").await;
+    let isolate = |kind: &'static str| {
+        let (s, iso, device) = (&s, &iso, &device);
+        async move {
+            let (st, a) = post(
+                s,
+                iso,
+                &format!("/api/machines/{device}/isolate"),
+                json!({"Comment": "contain", "IsolationType": kind}),
+            )
+            .await;
+            assert_eq!(st, 201, "{a}");
+            a["id"].as_str().unwrap().to_owned()
+        }
+    };
+
+    // Selective: the allow-list (here the bystander's address) stays reachable.
+    let id = isolate("Selective").await;
+    let a = finished_action(&s, &iso, &id).await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    assert!(ns.has_isolation_table());
+    assert!(
+        ns.connects(&other),
+        "selective isolation keeps the allow-list"
+    );
+
+    // Full: only the server.
+    let id = isolate("Full").await;
+    let a = finished_action(&s, &iso, &id).await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    assert!(
+        !ns.connects(&other),
+        "an isolated device reaches nothing but the server"
+    );
+    assert!(ns.connects(&server_addr), "the server stays reachable");
+
+    // The agent dies and the firewall is emptied (as by a reboot): the agent isolates again
+    // as soon as it starts, from the state it recorded.
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let flushed = ns
+        .exec("nft".as_ref())
+        .args(["delete", "table", "inet", "rampart_isolation"])
+        .status()
+        .unwrap();
+    assert!(flushed.success());
+    assert!(ns.connects(&other));
+    let mut agent = start_agent();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ns.has_isolation_table() {
+        assert!(Instant::now() < deadline, "isolation not restored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!ns.connects(&other), "still isolated after the restart");
+
+    // Unisolate, through the server the device can still reach.
+    let (st, a) = post(
+        &s,
+        &iso,
+        &format!("/api/machines/{device}/unisolate"),
+        json!({"Comment": "clean"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{a}");
+    let a = finished_action(&s, &iso, a["id"].as_str().unwrap()).await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    assert!(!ns.has_isolation_table());
+    assert!(ns.connects(&other), "reachable again");
+
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(agent.wait().unwrap().success());
+    let status = AgentStatus::load(&state);
+    assert!(status.last_success.is_some());
+}

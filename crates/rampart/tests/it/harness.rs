@@ -149,6 +149,11 @@ impl Server {
         Server::spawn(Command::new(BIN), backend, global, extra)
     }
 
+    /// Starts `rampart serve --listen LISTEN EXTRA…`, for agents in another network namespace.
+    pub fn start_listening(backend: &Backend, listen: &str, extra: &[&str]) -> Server {
+        Server::spawn_on(Command::new(BIN), backend, &[], listen, extra)
+    }
+
     /// Starts with global flags, serve flags and extra environment variables.
     pub fn start_env(backend: &Backend, global: &[&str], env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(BIN);
@@ -166,14 +171,24 @@ impl Server {
         Server::spawn(sh, backend, &[], &[])
     }
 
-    fn spawn(mut command: Command, backend: &Backend, global: &[&str], extra: &[&str]) -> Server {
+    fn spawn(command: Command, backend: &Backend, global: &[&str], extra: &[&str]) -> Server {
+        Server::spawn_on(command, backend, global, "127.0.0.1:0", extra)
+    }
+
+    fn spawn_on(
+        mut command: Command,
+        backend: &Backend,
+        global: &[&str],
+        listen: &str,
+        extra: &[&str],
+    ) -> Server {
         let mut child = command
             .args(global)
             .arg("--data-dir")
             .arg(&backend.data_dir)
             .arg("--database-url")
             .arg(&backend.database_url)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .args(extra)
             .env("RAMPART_LOG", "info")
             .env_remove("RAMPART_CONFIG")

@@ -4,6 +4,7 @@
 mod harness;
 
 mod agent;
+mod agent_commands;
 mod hunting;
 
 mod indicator_feeds;

@@ -63,12 +63,12 @@ async fn post_import(
 }
 
 /// An enrolled device: its id and the `Authorization` value it sends.
-struct Device {
-    id: String,
-    auth: String,
+pub(crate) struct Device {
+    pub id: String,
+    pub auth: String,
 }
 
-async fn enroll(s: &Server, name: &str) -> Device {
+pub(crate) async fn enroll(s: &Server, name: &str) -> Device {
     let admin = s.token_with("SecurityConfiguration.ReadWrite.All").await;
     let resp = s
         .http

@@ -1,0 +1,268 @@
+//! The command channel: the agent's side of `/agent/v1/commands`.
+//!
+//! Two tasks share the [`journal`]. The *poller* holds a long poll open on the server, which
+//! answers as soon as a machine action is queued for this device; each command is recorded as
+//! started before it runs (so it runs at most once, whatever the server sends again) and runs in
+//! a task of its own, so a long one does not hold up the next. The *reporter* delivers each
+//! result — kept in the journal until the server has it, across restarts — retrying with
+//! backoff while the server is unreachable. Both reconnect with backoff and jitter.
+//!
+//! What each command does is the [`Executor`]'s business: [`isolation`] for Isolate and
+//! Unisolate, a signal for KillProcess; a kind this agent cannot carry out yet fails with a
+//! reason that says so.
+
+pub mod isolation;
+pub mod journal;
+
+use crate::backoff::Backoff;
+use crate::client::{Reply, ServerClient};
+use isolation::Isolation;
+use journal::{Begin, Journal};
+use rampart_proto::command::{
+    Command, CommandKind, CommandState, CommandUpdate, PollRequest, PollResponse,
+};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+#[derive(Clone, Debug)]
+pub struct ChannelConfig {
+    /// How long the server may hold a poll.
+    pub wait: Duration,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        ChannelConfig {
+            wait: Duration::from_secs(30),
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Carries out commands.
+pub struct Executor {
+    pub isolation: Isolation,
+}
+
+impl Executor {
+    /// Runs `command` and says how it ended.
+    pub async fn execute(&self, command: &Command) -> CommandUpdate {
+        let result = match &command.kind {
+            CommandKind::Isolate { isolation_type } => self
+                .isolation
+                .isolate(*isolation_type)
+                .await
+                .map_err(|e| e.to_string()),
+            CommandKind::Unisolate => self.isolation.unisolate().await.map_err(|e| e.to_string()),
+            CommandKind::KillProcess { pid } => kill(*pid),
+            other => Err(format!(
+                "{} is not supported by this agent version ({})",
+                other.name(),
+                crate::VERSION
+            )),
+        };
+        let (state, detail) = match result {
+            Ok(note) => (CommandState::Succeeded, note),
+            Err(reason) => (CommandState::Failed, reason),
+        };
+        tracing::info!(
+            command = command.id,
+            kind = command.kind.name(),
+            state = ?state,
+            detail,
+            "command finished"
+        );
+        CommandUpdate {
+            command_id: command.id.clone(),
+            state,
+            detail: Some(detail),
+        }
+    }
+}
+
+/// Sends SIGKILL to `pid`.
+fn kill(pid: u32) -> Result<String, String> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| format!("pid {pid} is out of range"))?;
+    // SAFETY: kill(2) takes plain integers and has no memory effects on this process; the pid
+    // is > 1 (checked when the command was read), so it never names a process group or init.
+    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+    if rc == 0 {
+        Ok(format!("process {pid} killed"))
+    } else {
+        Err(format!(
+            "killing process {pid}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+/// The agent's end of the command channel.
+pub struct CommandChannel {
+    pub client: ServerClient,
+    /// `Device <id>:<secret>`.
+    pub authorization: String,
+    pub journal: Arc<Mutex<Journal>>,
+    pub executor: Arc<Executor>,
+    pub config: ChannelConfig,
+}
+
+impl CommandChannel {
+    /// Polls and reports until `shutdown` turns true.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let finished = Arc::new(Notify::new());
+        let reporter = tokio::spawn(Arc::clone(&this).report(shutdown.clone(), finished.clone()));
+        this.poll(shutdown, finished).await;
+        let _ = reporter.await;
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn poll(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>, finished: Arc<Notify>) {
+        let mut backoff = Backoff::new(self.config.backoff_base, self.config.backoff_cap);
+        while !*shutdown.borrow() {
+            let request = PollRequest {
+                wait_seconds: self.config.wait.as_secs() as u32,
+                running: self.journal().held(),
+            };
+            let reply = tokio::select! {
+                r = self.client.poll(&self.authorization, &request) => r,
+                _ = shutdown.changed() => return,
+            };
+            let pause = match reply {
+                Reply::Done(answer) => {
+                    backoff.reset();
+                    self.take(answer, &finished);
+                    continue;
+                }
+                Reply::Retry {
+                    reason,
+                    retry_after,
+                    ..
+                } => {
+                    tracing::warn!("command poll: {reason}");
+                    backoff.next_delay(retry_after)
+                }
+                Reply::Refused { status, reason } => {
+                    tracing::error!("command poll refused (HTTP {status}): {reason}");
+                    backoff.next_delay(None)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Starts the commands of a poll's answer and forgets the cancelled ones.
+    fn take(self: &Arc<Self>, answer: PollResponse, finished: &Arc<Notify>) {
+        for id in &answer.cancelled {
+            tracing::info!(command = id, "the server no longer waits for this command");
+            if let Err(e) = self.journal().delivered(id) {
+                tracing::error!("command journal: {e}");
+            }
+        }
+        for command in answer.commands {
+            let begin = self.journal().begin(&command);
+            match begin {
+                Ok(Begin::Run) => {}
+                Ok(Begin::Report(_)) => {
+                    finished.notify_one();
+                    continue;
+                }
+                Ok(Begin::Ignore) => continue,
+                Err(e) => {
+                    // Without a record the command could run twice: leave it to the resend.
+                    tracing::error!(command = command.id, "command journal: {e}; not started");
+                    continue;
+                }
+            }
+            tracing::info!(
+                command = command.id,
+                kind = command.kind.name(),
+                "command received"
+            );
+            let this = Arc::clone(self);
+            let finished = Arc::clone(finished);
+            tokio::spawn(async move {
+                let update = match CommandUpdate::rejection(&command) {
+                    Some(refused) => refused,
+                    None => this.executor.execute(&command).await,
+                };
+                if let Err(e) = this.journal().finish(&update) {
+                    tracing::error!(command = command.id, "command journal: {e}");
+                }
+                finished.notify_one();
+            });
+        }
+    }
+
+    /// Delivers the results the journal owes, oldest first, until `shutdown`.
+    async fn report(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, finished: Arc<Notify>) {
+        let mut backoff = Backoff::new(self.config.backoff_base, self.config.backoff_cap);
+        while !*shutdown.borrow() {
+            let mut pause = None;
+            let owed = self.journal().owed();
+            for update in owed {
+                match self.client.update(&self.authorization, &update).await {
+                    Reply::Done(ack) => {
+                        tracing::info!(
+                            command = update.command_id,
+                            status = ack.status,
+                            "result delivered"
+                        );
+                    }
+                    // 404 or 409: the server has no use for this result (the action was
+                    // cancelled or timed out); keeping it would send it forever. A refused
+                    // credential is another matter: an operator can fix it, so keep trying.
+                    Reply::Refused { status, reason } if status != 401 => {
+                        tracing::warn!(
+                            command = update.command_id,
+                            "result refused (HTTP {status}): {reason}"
+                        );
+                    }
+                    Reply::Refused { reason, .. } => {
+                        tracing::error!(
+                            command = update.command_id,
+                            "result not delivered: {reason}"
+                        );
+                        pause = Some(backoff.next_delay(None));
+                        break;
+                    }
+                    Reply::Retry {
+                        reason,
+                        retry_after,
+                        ..
+                    } => {
+                        tracing::warn!(
+                            command = update.command_id,
+                            "result not delivered: {reason}"
+                        );
+                        pause = Some(backoff.next_delay(retry_after));
+                        break;
+                    }
+                }
+                backoff.reset();
+                if let Err(e) = self.journal().delivered(&update.command_id) {
+                    tracing::error!("command journal: {e}");
+                }
+            }
+            tokio::select! {
+                _ = async {
+                    match pause {
+                        Some(d) => tokio::time::sleep(d).await,
+                        None => finished.notified().await,
+                    }
+                } => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The command journal (at most once across restarts), the isolation rule set as the real
+//! `nft` reads it, and the parsing of the isolation settings. Isolation applied for real, in
+//! network namespaces, is tested end to end against the server (crates/rampart/tests/it/agent.rs).
+
+use rampart_agent::commands::isolation::{self, AllowedNet};
+use rampart_agent::commands::journal::{Begin, Journal};
+use rampart_proto::command::{Command, CommandKind, CommandState, CommandUpdate, IsolationType};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::process::Stdio;
+
+fn command(id: &str, kind: CommandKind) -> Command {
+    Command {
+        id: id.into(),
+        machine_action_id: id.into(),
+        kind,
+    }
+}
+
+fn done(id: &str) -> CommandUpdate {
+    CommandUpdate {
+        command_id: id.into(),
+        state: CommandState::Succeeded,
+        detail: None,
+    }
+}
+
+#[test]
+fn a_command_runs_once_and_its_result_is_kept_until_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let scan = command("a1", CommandKind::KillProcess { pid: 4242 });
+    let mut j = Journal::open(dir.path()).unwrap();
+    assert_eq!(j.begin(&scan).unwrap(), Begin::Run);
+    // Sent again while it runs: nothing to do.
+    assert_eq!(j.begin(&scan).unwrap(), Begin::Ignore);
+    assert_eq!(j.held(), vec!["a1".to_owned()]);
+    j.finish(&done("a1")).unwrap();
+    assert_eq!(j.owed(), vec![done("a1")]);
+    // Sent again before the result got through: the result, not a second run.
+    assert_eq!(j.begin(&scan).unwrap(), Begin::Report(done("a1")));
+
+    // A restart keeps the owed result.
+    drop(j);
+    let mut j = Journal::open(dir.path()).unwrap();
+    assert_eq!(j.owed(), vec![done("a1")]);
+    assert_eq!(j.held(), vec!["a1".to_owned()]);
+    j.delivered("a1").unwrap();
+    assert!(j.owed().is_empty());
+    assert!(j.held().is_empty());
+    assert_eq!(j.begin(&scan).unwrap(), Begin::Ignore);
+    // A result that comes after the server gave up on the command is not owed.
+    j.finish(&done("a1")).unwrap();
+    assert!(j.owed().is_empty());
+}
+
+#[test]
+fn a_restart_fails_an_interrupted_command_but_runs_a_converging_one_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let kill = command("k1", CommandKind::KillProcess { pid: 4242 });
+    let isolate = command(
+        "i1",
+        CommandKind::Isolate {
+            isolation_type: IsolationType::Full,
+        },
+    );
+    {
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.begin(&kill).unwrap(), Begin::Run);
+        assert_eq!(j.begin(&isolate).unwrap(), Begin::Run);
+        // The agent dies here.
+    }
+    let mut j = Journal::open(dir.path()).unwrap();
+    let owed = j.owed();
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    assert_eq!(owed[0].command_id, "k1");
+    assert_eq!(owed[0].state, CommandState::Failed);
+    assert!(
+        owed[0].detail.as_deref().unwrap().contains("not run again"),
+        "{owed:?}"
+    );
+    assert!(matches!(j.begin(&kill).unwrap(), Begin::Report(u) if u.state == CommandState::Failed));
+    // Isolating twice is isolating once: it runs again.
+    assert_eq!(j.begin(&isolate).unwrap(), Begin::Run);
+}
+
+#[test]
+fn delivered_entries_are_pruned_but_the_file_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path()).unwrap();
+    for i in 0..600 {
+        let id = format!("c{i}");
+        let c = command(&id, CommandKind::Unisolate);
+        assert_eq!(j.begin(&c).unwrap(), Begin::Run);
+        j.finish(&done(&id)).unwrap();
+        j.delivered(&id).unwrap();
+    }
+    drop(j);
+    let mut j = Journal::open(dir.path()).unwrap();
+    // The newest are remembered, the oldest forgotten.
+    assert_eq!(
+        j.begin(&command("c599", CommandKind::Unisolate)).unwrap(),
+        Begin::Ignore
+    );
+    assert_eq!(
+        j.begin(&command("c0", CommandKind::Unisolate)).unwrap(),
+        Begin::Run
+    );
+    let text = std::fs::read_to_string(Journal::path(dir.path())).unwrap();
+    assert!(text.len() < 100_000, "{} bytes", text.len());
+}
+
+#[test]
+fn a_corrupt_journal_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(Journal::path(dir.path()), b"{not json").unwrap();
+    let err = Journal::open(dir.path()).err().unwrap().to_string();
+    assert!(err.contains("commands.json"), "{err}");
+}
+
+#[test]
+fn allow_list_entries_and_resolvers_are_parsed() {
+    let n: AllowedNet = "10.0.0.0/8".parse().unwrap();
+    assert_eq!(n.addr, "10.0.0.0".parse::<IpAddr>().unwrap());
+    assert_eq!(n.prefix, 8);
+    assert_eq!("192.0.2.7".parse::<AllowedNet>().unwrap().prefix, 32);
+    assert_eq!("2001:db8::/32".parse::<AllowedNet>().unwrap().prefix, 32);
+    assert_eq!("2001:db8::1".parse::<AllowedNet>().unwrap().prefix, 128);
+    for bad in [
+        "10.0.0.0/33",
+        "example.com",
+        "10.0.0.0/x",
+        "",
+        "2001:db8::/129",
+    ] {
+        let err = bad.parse::<AllowedNet>().unwrap_err();
+        assert!(!err.is_empty(), "{bad}");
+    }
+    let conf = "# comment\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\nsearch example\nnameserver 192.0.2.53\n";
+    assert_eq!(
+        isolation::resolvers(conf),
+        vec![
+            "192.0.2.53".parse::<IpAddr>().unwrap(),
+            "fe80::1".parse::<IpAddr>().unwrap()
+        ]
+    );
+}
+
+/// `nft --check` on a rule set: the kernel's nftables validates it without applying it.
+fn nft_check(doc: &serde_json::Value) -> Result<(), String> {
+    let mut child = std::process::Command::new("nft")
+        .args(["-c", "-j", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("nft: {e} (install nftables)"))?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn the_isolation_rule_set_is_one_nftables_transaction_nft_accepts() {
+    let servers: Vec<SocketAddr> = vec![
+        "192.0.2.10:8443".parse().unwrap(),
+        "[2001:db8::10]:8443".parse().unwrap(),
+    ];
+    let dns: Vec<IpAddr> = vec!["192.0.2.53".parse().unwrap()];
+    let allow: Vec<AllowedNet> = vec![
+        "198.51.100.0/24".parse().unwrap(),
+        "2001:db8:1::/48".parse().unwrap(),
+    ];
+    let doc = isolation::ruleset(&servers, &dns, &allow);
+    nft_check(&doc).unwrap();
+    let cmds = doc["nftables"].as_array().unwrap();
+    // Replaces the table whole: add (so the delete cannot fail), delete, add.
+    assert!(cmds[0]["add"]["table"].is_object());
+    assert!(cmds[1]["delete"]["table"].is_object());
+    let chains: Vec<_> = cmds
+        .iter()
+        .filter_map(|c| c["add"]["chain"].as_object())
+        .collect();
+    assert_eq!(chains.len(), 2);
+    assert!(chains.iter().all(|c| c["policy"] == "drop"));
+    let text = doc.to_string();
+    for needle in [
+        "192.0.2.10",
+        "2001:db8::10",
+        "8443",
+        "192.0.2.53",
+        "198.51.100.0",
+    ] {
+        assert!(text.contains(needle), "{needle} missing");
+    }
+    // Full isolation: no allow-list, still valid.
+    nft_check(&isolation::ruleset(&servers[..1], &[], &[])).unwrap();
+}

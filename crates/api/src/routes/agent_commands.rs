@@ -1,0 +1,248 @@
+//! The command channel of the agents (Rampart's own; device credential):
+//!
+//! * `POST /agent/v1/commands/poll` — a long poll. The server hands out the device's next
+//!   machine actions as commands, marking each `InProgress` (the store's claim keeps each lane
+//!   in order: `Unisolate` is not handed out while the `Isolate` before it runs). With nothing
+//!   to hand out it holds the request up to `waitSeconds` and answers as soon as the machine's
+//!   queue changes (the store's [`ActionBell`](rampart_store::ActionBell)), so a connected agent
+//!   gets a command well within a second of its submission.
+//! * `POST /agent/v1/commands/{id}` — the agent's progress on one command; `Succeeded` and
+//!   `Failed` complete the machine action.
+//!
+//! Delivery is at least once, execution at most once: a running command the agent does not
+//! list in `running` is sent again (the answer that carried it may have been lost), and the
+//! agent, which records the ids it has started, never starts one twice. A running command the
+//! agent lists but the server no longer waits for (cancelled, timed out) is named in
+//! `cancelled`.
+
+use crate::auth::device::{DeviceCaller, authenticate_device};
+use crate::body::read_bytes;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use rampart_core::ErrorCode;
+use rampart_core::machine_action::{
+    ActionOutcome, ActionScope, ActionStatus, ActionType, E_FAIL, MachineAction,
+};
+use rampart_proto::command::{
+    Command, CommandKind, CommandState, CommandUpdate, IsolationType, PollRequest, PollResponse,
+    ScanType, UpdateAck,
+};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Longest hold of a poll: below the agent's request timeout and the idle timeouts of common
+/// proxies (60 s).
+pub const MAX_WAIT: Duration = Duration::from_secs(50);
+/// How often a held poll looks at the queue although its bell did not ring: changes made by
+/// another server sharing the database ring only that server's bell.
+const RECHECK: Duration = Duration::from_secs(5);
+/// Commands handed out by one answer at most.
+const MAX_COMMANDS: usize = 16;
+/// Ids an agent may list in `running`.
+const MAX_RUNNING: usize = 64;
+/// Longest `detail` kept from an update.
+const MAX_DETAIL: usize = 4000;
+
+fn bad_body(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidRequestBody, message)
+}
+
+fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| bad_body(format!("The body is not valid: {e}")))
+}
+
+/// `POST /agent/v1/commands/poll`.
+pub async fn poll(State(state): State<AppState>, req: Request) -> ApiResult<Json<PollResponse>> {
+    let device = authenticate_device(&state, req.headers()).await?;
+    let body = read_bytes(req, &state).await?;
+    let poll: PollRequest = parse(&body)?;
+    if poll.running.len() > MAX_RUNNING {
+        return Err(bad_body(format!(
+            "running: at most {MAX_RUNNING} ids, got {}",
+            poll.running.len()
+        )));
+    }
+    let wait = Duration::from_secs(poll.wait_seconds.into()).min(MAX_WAIT);
+    let deadline = Instant::now() + wait;
+    let bell = state
+        .store
+        .action_bell()
+        .listen(device.tenant, &device.device_id);
+    let mut stopping = state.stopping.subscribe();
+    loop {
+        // Listen before looking, so that a ring between the look and the wait is not lost.
+        let rung = bell.notified();
+        tokio::pin!(rung);
+        rung.as_mut().enable();
+        let answer = collect(&state, &device, &poll.running).await?;
+        let now = Instant::now();
+        if !answer.is_empty() || now >= deadline || *stopping.borrow() {
+            return Ok(Json(answer));
+        }
+        tokio::select! {
+            _ = &mut rung => {}
+            _ = tokio::time::sleep_until(deadline.min(now + RECHECK)) => {}
+            _ = stopping.changed() => {}
+        }
+    }
+}
+
+/// What the device has to do now: running commands it did not list, cancellations of those it
+/// did, and new claims.
+async fn collect(
+    state: &AppState,
+    device: &DeviceCaller,
+    listed: &[String],
+) -> ApiResult<PollResponse> {
+    let store = &state.store;
+    let (tenant, machine) = (device.tenant, device.device_id.as_str());
+    let running = store.running_actions(tenant, machine).await?;
+    let mut answer = PollResponse::default();
+    for id in listed {
+        if !running.iter().any(|a| a.id.eq_ignore_ascii_case(id)) {
+            answer.cancelled.push(id.clone());
+        }
+    }
+    answer.commands = running
+        .iter()
+        .filter(|a| !listed.iter().any(|id| a.id.eq_ignore_ascii_case(id)))
+        .map(command_of)
+        .collect();
+    while answer.commands.len() < MAX_COMMANDS {
+        match store.claim_next_action(tenant, machine).await? {
+            Some(a) => answer.commands.push(command_of(&a)),
+            None => break,
+        }
+    }
+    if !answer.commands.is_empty() {
+        tracing::info!(
+            device_id = machine,
+            commands = ?answer.commands.iter().map(|c| c.kind.name()).collect::<Vec<_>>(),
+            "commands handed to the agent"
+        );
+    }
+    Ok(answer)
+}
+
+/// The command that carries out a machine action. The command id is the action's id.
+pub fn command_of(action: &MachineAction) -> Command {
+    let kind = match action.action_type {
+        ActionType::Isolate => CommandKind::Isolate {
+            isolation_type: match action.scope {
+                Some(ActionScope::Selective) => IsolationType::Selective,
+                _ => IsolationType::Full,
+            },
+        },
+        ActionType::Unisolate => CommandKind::Unisolate,
+        ActionType::RunAntiVirusScan => CommandKind::RunAntiVirusScan {
+            scan_type: match action.scope {
+                Some(ActionScope::Full) => ScanType::Full,
+                _ => ScanType::Quick,
+            },
+        },
+        ActionType::StopAndQuarantineFile => match action.sha1() {
+            Some(sha1) => CommandKind::StopAndQuarantineFile {
+                sha1: sha1.to_ascii_lowercase(),
+            },
+            None => CommandKind::Invalid {
+                kind: "StopAndQuarantineFile".into(),
+                reason: "the action names no SHA-1".into(),
+            },
+        },
+        ActionType::CollectInvestigationPackage => CommandKind::CollectInvestigationPackage,
+        ActionType::RestrictCodeExecution => CommandKind::RestrictCodeExecution,
+        ActionType::UnrestrictCodeExecution => CommandKind::UnrestrictCodeExecution,
+        ActionType::Offboard => CommandKind::Offboard,
+        // Live response commands are not carried by the channel yet: the agent answers the
+        // kind it does not know with a failure that says so.
+        ActionType::LiveResponse => CommandKind::Unknown {
+            kind: "LiveResponse".into(),
+        },
+    };
+    Command {
+        id: action.id.clone(),
+        machine_action_id: action.id.clone(),
+        kind,
+    }
+}
+
+/// `POST /agent/v1/commands/{id}`: 200 with the action's status; 404 when the device has no
+/// such command; 409 when the action is not running any more (cancelled, timed out, finished).
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Json<UpdateAck>> {
+    let device = authenticate_device(&state, req.headers()).await?;
+    let body = read_bytes(req, &state).await?;
+    let update: CommandUpdate = serde_json::from_slice(&body)
+        .map_err(|e| bad_body(format!("The body is not a command update: {e}")))?;
+    if !update.command_id.eq_ignore_ascii_case(&id) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "commandId '{}' is not the command of the path ('{id}').",
+                update.command_id
+            ),
+        ));
+    }
+    let not_found = || ApiError::not_found(format!("Command {id} does not exist on this device."));
+    let action = state
+        .store
+        .get_machine_action(device.tenant, &id)
+        .await?
+        // Another device's command is none of this device's business, not even its existence.
+        .filter(|a| a.machine_id.eq_ignore_ascii_case(&device.device_id))
+        .ok_or_else(not_found)?;
+    if action.status() != ActionStatus::InProgress {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "Machine action {} is {}; it does not take updates any more.",
+                action.id,
+                action.status().as_str()
+            ),
+        ));
+    }
+    let detail = update
+        .detail
+        .map(|d| d.chars().take(MAX_DETAIL).collect::<String>());
+    let outcome = match update.state {
+        CommandState::InProgress => {
+            return Ok(Json(UpdateAck {
+                command_id: action.id,
+                status: ActionStatus::InProgress.as_str().into(),
+            }));
+        }
+        CommandState::Succeeded => ActionOutcome::Succeeded {
+            package_uri: None,
+            commands: Vec::new(),
+        },
+        CommandState::Failed => ActionOutcome::Failed {
+            error_hresult: E_FAIL,
+            message: detail.unwrap_or_else(|| "The agent reported a failure.".into()),
+            commands: Vec::new(),
+        },
+    };
+    let done = state
+        .store
+        .complete_action(device.tenant, &id, outcome)
+        .await?
+        .ok_or_else(not_found)?;
+    tracing::info!(
+        device_id = device.device_id,
+        action = done.id,
+        r#type = done.action_type.as_str(),
+        status = done.status().as_str(),
+        "command finished"
+    );
+    Ok(Json(UpdateAck {
+        command_id: done.id.clone(),
+        status: done.status().as_str().into(),
+    }))
+}

@@ -1,0 +1,308 @@
+//! The agents' command channel over HTTP, on every backend: machine actions handed out as
+//! commands by the long poll (at once when one is queued while the poll waits), sent again when
+//! the agent does not list them, cancellations named, results completing the actions, and
+//! every refusal in MDE's error shape.
+
+use crate::harness::{Server, assert_mde_error, backends};
+use crate::telemetry::{Device, enroll};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const ROLES: &str = "Machine.Read.All,Machine.Isolate,Machine.Scan";
+
+async fn device_post(s: &Server, device: &Device, path: &str, body: Value) -> (u16, Value) {
+    let resp = s
+        .http
+        .post(format!("{}{path}", s.url))
+        .header("authorization", &device.auth)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn poll(s: &Server, device: &Device, wait: u32, running: &[&str]) -> Value {
+    let (st, v) = device_post(
+        s,
+        device,
+        "/agent/v1/commands/poll",
+        json!({ "waitSeconds": wait, "running": running }),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+async fn report(s: &Server, device: &Device, id: &str, state: &str, detail: &str) -> (u16, Value) {
+    device_post(
+        s,
+        device,
+        &format!("/agent/v1/commands/{id}"),
+        json!({ "commandId": id, "state": state, "detail": detail }),
+    )
+    .await
+}
+
+async fn act(s: &Server, token: &str, machine: &str, action: &str, body: Value) -> String {
+    let (st, v) = s
+        .post(&format!("/api/machines/{machine}/{action}"), token, body)
+        .await;
+    assert_eq!(st, 201, "{action}: {v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
+async fn status_of(s: &Server, token: &str, id: &str) -> Value {
+    let (st, v) = s
+        .get(&format!("/api/machineactions/{id}"), Some(token))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+#[tokio::test]
+async fn actions_reach_the_agent_as_commands_and_its_results_complete_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        let device = enroll(&s, "web-1.corp.example").await;
+        let other = enroll(&s, "web-2.corp.example").await;
+        let token = s.token_with(ROLES).await;
+        let n = b.name;
+
+        // Nothing queued: an empty answer.
+        let v = poll(&s, &device, 0, &[]).await;
+        assert_eq!(v["commands"], json!([]), "{n}");
+
+        let isolate = act(
+            &s,
+            &token,
+            &device.id,
+            "isolate",
+            json!({"Comment": "c2", "IsolationType": "Selective"}),
+        )
+        .await;
+        let v = poll(&s, &device, 0, &[]).await;
+        assert_eq!(
+            v["commands"],
+            json!([{ "id": isolate, "machineActionId": isolate,
+                     "kind": { "type": "Isolate", "isolationType": "Selective" } }]),
+            "{n}"
+        );
+        assert_eq!(
+            status_of(&s, &token, &isolate).await["status"],
+            "InProgress",
+            "{n}"
+        );
+        // The unisolation waits in its lane until the running isolation is done.
+        let unisolate = act(
+            &s,
+            &token,
+            &device.id,
+            "unisolate",
+            json!({"Comment": "clean"}),
+        )
+        .await;
+        // The answer was lost: the agent does not list it, so it comes again.
+        let v = poll(&s, &device, 0, &[]).await;
+        assert_eq!(v["commands"][0]["id"], isolate.as_str(), "{n}");
+        // Listed: not again, and nothing else to do.
+        let v = poll(&s, &device, 0, &[&isolate]).await;
+        assert_eq!(v, json!({ "commands": [], "cancelled": [] }), "{n}");
+        // Another device sees none of it, and cannot report on it.
+        assert_eq!(poll(&s, &other, 0, &[]).await["commands"], json!([]), "{n}");
+        let (st, v) = report(&s, &other, &isolate, "Succeeded", "").await;
+        assert_eq!(st, 404, "{n}: {v}");
+        assert_mde_error(&v, "ResourceNotFound");
+
+        let (st, v) = report(&s, &device, &isolate, "InProgress", "applying").await;
+        assert_eq!(
+            (st, v["status"].as_str()),
+            (200, Some("InProgress")),
+            "{n}: {v}"
+        );
+        let (st, v) = report(&s, &device, &isolate, "Succeeded", "isolated").await;
+        assert_eq!(
+            (st, v["status"].as_str()),
+            (200, Some("Succeeded")),
+            "{n}: {v}"
+        );
+        assert_eq!(
+            status_of(&s, &token, &isolate).await["status"],
+            "Succeeded",
+            "{n}"
+        );
+        // Reported twice: the action is finished.
+        let (st, v) = report(&s, &device, &isolate, "Succeeded", "").await;
+        assert_eq!(st, 409, "{n}: {v}");
+        assert_mde_error(&v, "Conflict");
+
+        // The lane is free: the unisolation comes next, and a failure carries its reason.
+        let v = poll(&s, &device, 0, &[]).await;
+        assert_eq!(v["commands"][0]["id"], unisolate.as_str(), "{n}: {v}");
+        assert_eq!(
+            v["commands"][0]["kind"],
+            json!({"type": "Unisolate"}),
+            "{n}"
+        );
+        let (st, v) = report(
+            &s,
+            &device,
+            &unisolate,
+            "Failed",
+            "nft failed: no such table",
+        )
+        .await;
+        assert_eq!(
+            (st, v["status"].as_str()),
+            (200, Some("Failed")),
+            "{n}: {v}"
+        );
+        let a = status_of(&s, &token, &unisolate).await;
+        assert_eq!(a["status"], "Failed", "{n}");
+        assert_eq!(
+            a["troubleshootInfo"], "nft failed: no such table",
+            "{n}: {a}"
+        );
+
+        // A poll that waits answers as soon as an action is queued, not when its wait ends.
+        let waiting = {
+            let (url, auth) = (s.url.clone(), device.auth.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let v: Value = reqwest::Client::new()
+                    .post(format!("{url}/agent/v1/commands/poll"))
+                    .header("authorization", auth)
+                    .json(&json!({ "waitSeconds": 30 }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                (v, started.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let scan = act(
+            &s,
+            &token,
+            &device.id,
+            "runAntiVirusScan",
+            json!({"Comment": "sweep", "ScanType": "Quick"}),
+        )
+        .await;
+        let (v, waited) = waiting.await.unwrap();
+        assert_eq!(v["commands"][0]["id"], scan.as_str(), "{n}: {v}");
+        assert_eq!(
+            v["commands"][0]["kind"],
+            json!({"type": "RunAntiVirusScan", "scanType": "Quick"}),
+            "{n}"
+        );
+        // Well before the wait (30 s) and the fallback look (5 s): the bell woke it.
+        assert!(
+            waited < Duration::from_secs(4),
+            "{n}: answered after {waited:?}"
+        );
+
+        // Cancelled while running: the next poll names it.
+        let (st, v) = s
+            .post(
+                &format!("/api/machineactions/{scan}/cancel"),
+                &token,
+                json!({"Comment": "not needed"}),
+            )
+            .await;
+        assert_eq!(st, 200, "{n}: {v}");
+        let v = poll(&s, &device, 0, &[&scan]).await;
+        assert_eq!(v["cancelled"], json!([scan]), "{n}: {v}");
+        let (st, _) = report(&s, &device, &scan, "Succeeded", "").await;
+        assert_eq!(st, 409, "{n}");
+    }
+}
+
+#[tokio::test]
+async fn bad_polls_and_updates_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        let device = enroll(&s, "db-1.corp.example").await;
+        let n = b.name;
+
+        // No credential, a wrong secret.
+        let resp = s
+            .http
+            .post(format!("{}/agent/v1/commands/poll", s.url))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{n}");
+        let forged = Device {
+            id: device.id.clone(),
+            auth: format!("Device {}:rpd_wrong", device.id),
+        };
+        let (st, v) = device_post(&s, &forged, "/agent/v1/commands/poll", json!({})).await;
+        assert_eq!(st, 401, "{n}: {v}");
+        assert_mde_error(&v, "Unauthorized");
+
+        // Bodies that are not a poll or an update.
+        for body in [
+            json!({"waitSeconds": "soon"}),
+            json!({"running": "x"}),
+            json!("poll"),
+        ] {
+            let (st, v) = device_post(&s, &device, "/agent/v1/commands/poll", body.clone()).await;
+            assert_eq!(st, 400, "{n}: {body}: {v}");
+            assert_mde_error(&v, "InvalidRequestBody");
+        }
+        let too_many: Vec<String> = (0..65).map(|i| format!("id-{i}")).collect();
+        let (st, v) = device_post(
+            &s,
+            &device,
+            "/agent/v1/commands/poll",
+            json!({"running": too_many}),
+        )
+        .await;
+        assert_eq!(st, 400, "{n}: {v}");
+        // An empty body is a poll that does not wait.
+        let resp = s
+            .http
+            .post(format!("{}/agent/v1/commands/poll", s.url))
+            .header("authorization", &device.auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{n}");
+
+        let id = "0f8a5a2e-8f53-4d5e-9f8e-3d2b1c0a9e77";
+        for body in [
+            json!({"commandId": id, "state": "Done"}),
+            json!({"commandId": id}),
+            json!("Succeeded"),
+        ] {
+            let (st, v) = device_post(
+                &s,
+                &device,
+                &format!("/agent/v1/commands/{id}"),
+                body.clone(),
+            )
+            .await;
+            assert_eq!(st, 400, "{n}: {body}: {v}");
+            assert_mde_error(&v, "InvalidRequestBody");
+        }
+        let (st, v) = device_post(
+            &s,
+            &device,
+            &format!("/agent/v1/commands/{id}"),
+            json!({"commandId": "another", "state": "Succeeded"}),
+        )
+        .await;
+        assert_eq!(st, 400, "{n}: {v}");
+        assert_mde_error(&v, "InvalidInput");
+        let (st, v) = report(&s, &device, id, "Succeeded", "").await;
+        assert_eq!(st, 404, "{n}: {v}");
+        assert_mde_error(&v, "ResourceNotFound");
+    }
+}
