@@ -8,6 +8,7 @@ use crate::commands::{ChannelConfig, CommandChannel, Executor};
 use crate::credentials::Credentials;
 use crate::error::Result;
 use crate::host::{self, DeviceInfo};
+use crate::network::{NetworkConfig, NetworkSensor};
 use crate::process::hashes::{self, HashCache};
 use crate::process::rows::RowContext;
 use crate::process::{ProcessSensor, SensorConfig};
@@ -37,6 +38,8 @@ pub struct RunConfig {
     pub force_polling: bool,
     pub max_hash_bytes: u64,
     pub channel: ChannelConfig,
+    /// Time between two reads of the TCP socket table.
+    pub network_interval: Duration,
     /// What `Selective` isolation lets through besides the server.
     pub isolation_allow: Vec<AllowedNet>,
 }
@@ -51,6 +54,7 @@ impl RunConfig {
             force_polling: false,
             max_hash_bytes: hashes::DEFAULT_MAX_FILE_SIZE,
             channel: ChannelConfig::default(),
+            network_interval: Duration::from_secs(1),
             isolation_allow: Vec::new(),
         }
     }
@@ -98,24 +102,38 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     let journal = Arc::new(Mutex::new(Journal::open(&config.state_dir)?));
 
     let (rows_tx, rows_rx) = mpsc::channel::<TableRow>(ROW_CHANNEL);
+    let hash_cache = Arc::new(HashCache::new(
+        config.max_hash_bytes,
+        hashes::DEFAULT_CAPACITY,
+    ));
     let device_name = host::hostname();
+    let row_context = RowContext {
+        device_id: Some(creds.device_id.clone()),
+        device_name: device_name.clone(),
+        account_domain: device_name.clone(),
+    };
     let sensor = ProcessSensor::start(
         SensorConfig {
-            rows: RowContext {
-                device_id: Some(creds.device_id.clone()),
-                device_name: device_name.clone(),
-                account_domain: device_name.clone(),
-            },
+            rows: row_context.clone(),
             force_polling: config.force_polling,
             ..SensorConfig::default()
         },
-        Arc::new(HashCache::new(
-            config.max_hash_bytes,
-            hashes::DEFAULT_CAPACITY,
-        )),
+        Arc::clone(&hash_cache),
         rows_tx.clone(),
     )?;
     tracing::info!(source = sensor.source().as_str(), "process sensor started");
+
+    let network = NetworkSensor::start(
+        NetworkConfig {
+            rows: row_context,
+            interval: config.network_interval,
+            ..NetworkConfig::default()
+        },
+        Arc::clone(&hash_cache),
+        rows_tx.clone(),
+    )
+    .map_err(|e| tracing::error!("network sensor not started: {e}"))
+    .ok();
 
     let status = Arc::new(Mutex::new(AgentStatus::load(&config.state_dir)));
     {
@@ -185,7 +203,13 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     tracing::info!("stopping");
     // The sensor's threads are joined off the async threads; once they and the DeviceInfo
     // task are gone, the row channel closes and the batcher spools what it holds.
-    let _ = tokio::task::spawn_blocking(move || sensor.stop()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        sensor.stop();
+        if let Some(n) = network {
+            n.stop();
+        }
+    })
+    .await;
     info_task.abort();
     let _ = info_task.await;
     let _ = batcher.await;

@@ -59,7 +59,8 @@ pub struct Connector {
     pub overruns: u64,
 }
 
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+/// A system call's result: the error of `errno` when it is negative.
+pub(crate) fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {

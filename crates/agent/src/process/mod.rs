@@ -336,7 +336,7 @@ fn build_rows(
 }
 
 /// A snapshot with its hashes and account name.
-fn info_of(s: &Snapshot, cache: &HashCache, users: &mut users::Users) -> ProcInfo {
+pub(crate) fn info_of(s: &Snapshot, cache: &HashCache, users: &mut users::Users) -> ProcInfo {
     let hashes = s.exe_file.as_ref().and_then(|f| match cache.hash_file(f) {
         Ok(h) => h,
         Err(e) => {

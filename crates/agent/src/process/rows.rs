@@ -55,6 +55,29 @@ fn when(t: Option<OffsetDateTime>) -> Option<Value> {
     t.map(|t| Value::String(rfc3339(t)))
 }
 
+/// The `InitiatingProcess*` columns (but the parent's) of the process `p`.
+pub fn initiating_process(r: &mut Row, ctx: &RowContext, p: &ProcInfo) {
+    put(r, "InitiatingProcessId", Some(json!(p.pid)));
+    put(r, "InitiatingProcessFileName", text(&p.file_name));
+    put(r, "InitiatingProcessFolderPath", text(&p.path));
+    put(r, "InitiatingProcessCommandLine", text(&p.cmdline));
+    put(r, "InitiatingProcessCreationTime", when(p.creation_time));
+    if p.account_name.is_some() {
+        put(
+            r,
+            "InitiatingProcessAccountDomain",
+            Some(json!(ctx.account_domain)),
+        );
+    }
+    put(r, "InitiatingProcessAccountName", text(&p.account_name));
+    if let Some(h) = &p.hashes {
+        put(r, "InitiatingProcessSHA1", Some(json!(h.sha1)));
+        put(r, "InitiatingProcessSHA256", Some(json!(h.sha256)));
+        put(r, "InitiatingProcessMD5", Some(json!(h.md5)));
+        put(r, "InitiatingProcessFileSize", Some(json!(h.size)));
+    }
+}
+
 /// A `ProcessCreated` row. `partial` says why part of it could not be read (the process
 /// exited first); it goes to `AdditionalFields`.
 pub fn process_created(
@@ -90,33 +113,7 @@ pub fn process_created(
     }
     put(&mut r, "AccountName", text(&child.account_name));
     if let Some(p) = parent {
-        put(&mut r, "InitiatingProcessId", Some(json!(p.pid)));
-        put(&mut r, "InitiatingProcessFileName", text(&p.file_name));
-        put(&mut r, "InitiatingProcessFolderPath", text(&p.path));
-        put(&mut r, "InitiatingProcessCommandLine", text(&p.cmdline));
-        put(
-            &mut r,
-            "InitiatingProcessCreationTime",
-            when(p.creation_time),
-        );
-        if p.account_name.is_some() {
-            put(
-                &mut r,
-                "InitiatingProcessAccountDomain",
-                Some(json!(ctx.account_domain)),
-            );
-        }
-        put(
-            &mut r,
-            "InitiatingProcessAccountName",
-            text(&p.account_name),
-        );
-        if let Some(h) = &p.hashes {
-            put(&mut r, "InitiatingProcessSHA1", Some(json!(h.sha1)));
-            put(&mut r, "InitiatingProcessSHA256", Some(json!(h.sha256)));
-            put(&mut r, "InitiatingProcessMD5", Some(json!(h.md5)));
-            put(&mut r, "InitiatingProcessFileSize", Some(json!(h.size)));
-        }
+        initiating_process(&mut r, ctx, p);
     } else if let Some(ppid) = child.ppid {
         put(&mut r, "InitiatingProcessId", Some(json!(ppid)));
     }

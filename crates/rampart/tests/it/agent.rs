@@ -1,6 +1,7 @@
 //! The Linux agent against the real server: enrollment over TLS pinned to the server's
-//! self-signed certificate, the process sensor on the real kernel, telemetry batches through
-//! `/agent/v1/telemetry`, and the rows found again by KQL. The agent is the real binary, in a
+//! self-signed certificate, the process and network sensors on the real kernel, telemetry
+//! batches through `/agent/v1/telemetry`, and the rows found again by KQL; machine actions
+//! carried out for real (isolation, in a network namespace). The agent is the real binary, in a
 //! process of its own.
 
 use crate::harness::{Server, backends};
@@ -164,6 +165,38 @@ async fn enrolled_agent_reports_processes_that_hunting_finds() {
         assert_eq!(row["SHA256"], sha256_hex(&exe), "{}", b.name);
         assert_eq!(row["InitiatingProcessId"], std::process::id(), "{}", b.name);
         assert_eq!(row["AccountName"], "root", "{}", b.name);
+
+        // A connection from this process to the server: both ends are seen by the network
+        // sensor, each with its process.
+        let server_addr = s.url.trim_start_matches("https://").to_owned();
+        let conn = std::net::TcpStream::connect(&server_addr).unwrap();
+        let local_port = conn.local_addr().unwrap().port();
+        let server_port = server_addr.rsplit(':').next().unwrap();
+        let q = format!(
+            "DeviceNetworkEvents | where DeviceId == '{}' and Protocol == 'Tcp' \
+             and ((ActionType == 'ConnectionSuccess' and LocalPort == {local_port} and RemotePort == {server_port}) \
+               or (ActionType == 'InboundConnectionAccepted' and LocalPort == {server_port} and RemotePort == {local_port})) \
+             | project ActionType, InitiatingProcessId, InitiatingProcessFileName, RemoteIP, RemoteIPType | sort by ActionType asc",
+            creds.device_id
+        );
+        let net = hunt(&s, &hunter, &q, |r| r.len() >= 2).await;
+        drop(conn);
+        assert_eq!(net.len(), 2, "{}: {net:?}", b.name);
+        assert_eq!(net[0]["ActionType"], "ConnectionSuccess", "{}", b.name);
+        assert_eq!(
+            net[0]["InitiatingProcessId"],
+            std::process::id(),
+            "{}",
+            b.name
+        );
+        assert_eq!(net[0]["RemoteIP"], "127.0.0.1", "{}", b.name);
+        assert_eq!(net[0]["RemoteIPType"], "Loopback", "{}", b.name);
+        assert_eq!(
+            net[1]["ActionType"], "InboundConnectionAccepted",
+            "{}",
+            b.name
+        );
+        assert_eq!(net[1]["InitiatingProcessFileName"], "rampart", "{}", b.name);
 
         let q = format!(
             "DeviceInfo | where DeviceId == '{}' | project OSPlatform, ClientVersion",
