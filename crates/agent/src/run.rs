@@ -8,6 +8,7 @@ use crate::commands::{ChannelConfig, CommandChannel, Executor};
 use crate::credentials::Credentials;
 use crate::error::Result;
 use crate::host::{self, DeviceInfo};
+use crate::netinfo;
 use crate::network::{NetworkConfig, NetworkSensor};
 use crate::process::hashes::{self, HashCache};
 use crate::process::rows::RowContext;
@@ -22,8 +23,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, watch};
 
-/// How often DeviceInfo is reported again while running.
+/// How often DeviceInfo and DeviceNetworkInfo are reported again while running.
 const DEVICE_INFO_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often the network adapters are looked at; a change is reported at once.
+const ADAPTER_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// Rows waiting for the batcher at most; sensors wait when it is full.
 const ROW_CHANNEL: usize = 10_000;
 /// At shutdown, how long the sender may keep trying to deliver what is queued.
@@ -125,7 +128,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
 
     let network = NetworkSensor::start(
         NetworkConfig {
-            rows: row_context,
+            rows: row_context.clone(),
             interval: config.network_interval,
             ..NetworkConfig::default()
         },
@@ -152,17 +155,41 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     };
     let info_task = {
         let tx = rows_tx.clone();
+        let ctx = row_context.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(DEVICE_INFO_INTERVAL);
+            let mut tick = tokio::time::interval(ADAPTER_CHECK_INTERVAL);
+            let mut last_info: Option<tokio::time::Instant> = None;
+            let mut last_adapters: Option<(tokio::time::Instant, Vec<netinfo::Adapter>)> = None;
             loop {
                 tick.tick().await;
-                let row = info.row(OffsetDateTime::now_utc());
-                if tx
-                    .send((rampart_core::schema::DEVICE_INFO.name, row))
+                let now = OffsetDateTime::now_utc();
+                let mut rows = Vec::new();
+                if last_info.is_none_or(|t| t.elapsed() >= DEVICE_INFO_INTERVAL) {
+                    rows.push((rampart_core::schema::DEVICE_INFO.name, info.row(now)));
+                    last_info = Some(tokio::time::Instant::now());
+                }
+                let adapters = tokio::task::spawn_blocking(netinfo::adapters)
                     .await
-                    .is_err()
-                {
-                    return;
+                    .unwrap_or_default();
+                let due = match &last_adapters {
+                    None => true,
+                    Some((at, before)) => {
+                        *before != adapters || at.elapsed() >= DEVICE_INFO_INTERVAL
+                    }
+                };
+                if due {
+                    let name = rampart_core::schema::DEVICE_NETWORK_INFO.name;
+                    rows.extend(
+                        netinfo::rows(&ctx, now, &adapters)
+                            .into_iter()
+                            .map(|r| (name, r)),
+                    );
+                    last_adapters = Some((tokio::time::Instant::now(), adapters));
+                }
+                for row in rows {
+                    if tx.send(row).await.is_err() {
+                        return;
+                    }
                 }
             }
         })

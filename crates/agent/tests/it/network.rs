@@ -250,3 +250,83 @@ fn rows_use_only_the_columns_of_device_network_events() {
         }
     }
 }
+
+#[test]
+fn default_gateways_are_read_from_the_kernel_route_tables() {
+    use rampart_agent::netinfo::{default_gateways_v4, default_gateways_v6};
+    // 192.168.1.1 as the kernel prints it on a little-endian machine.
+    let gw = u32::from_ne_bytes([192, 168, 1, 1]);
+    let route = format!(
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+         eth0\t00000000\t{gw:08X}\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
+         eth0\t0001A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n"
+    );
+    assert_eq!(
+        default_gateways_v4(&route),
+        vec![("eth0".to_owned(), "192.168.1.1".parse().unwrap())]
+    );
+    let route6 = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n\
+                  fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001 eth0\n";
+    assert_eq!(
+        default_gateways_v6(route6),
+        vec![("eth0".to_owned(), "fe80::1".parse().unwrap())]
+    );
+}
+
+#[test]
+fn adapters_match_what_iproute2_reports_and_rows_fit_the_table() {
+    let adapters = rampart_agent::netinfo::adapters();
+    assert!(adapters.iter().all(|a| a.name != "lo"));
+    let out = std::process::Command::new("ip")
+        .args(["-j", "addr", "show"])
+        .output()
+        .expect("ip (iproute2)");
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut expected = Vec::new();
+    for link in links.as_array().unwrap() {
+        let name = link["ifname"].as_str().unwrap();
+        if name == "lo" {
+            continue;
+        }
+        let adapter = adapters
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("{name} missing from {adapters:?}"));
+        if let Some(mac) = link["address"].as_str().filter(|m| m.len() == 17) {
+            assert_eq!(
+                adapter.mac.as_deref(),
+                Some(mac.replace(':', "-").to_uppercase().as_str())
+            );
+        }
+        for a in link["addr_info"].as_array().unwrap() {
+            let ip: IpAddr = a["local"].as_str().unwrap().parse().unwrap();
+            let prefix = a["prefixlen"].as_u64().unwrap() as u8;
+            expected.push((name.to_owned(), ip, prefix));
+        }
+    }
+    let got: Vec<_> = adapters
+        .iter()
+        .flat_map(|a| a.addresses.iter().map(|(ip, p)| (a.name.clone(), *ip, *p)))
+        .collect();
+    for e in &expected {
+        assert!(got.contains(e), "{e:?} not in {got:?}");
+    }
+
+    let ctx = RowContext {
+        device_id: Some("cd".repeat(20)),
+        device_name: "web-1".into(),
+        account_domain: "web-1".into(),
+    };
+    let table = &rampart_core::schema::DEVICE_NETWORK_INFO;
+    for row in rampart_agent::netinfo::rows(&ctx, OffsetDateTime::now_utc(), &adapters) {
+        for column in row.keys() {
+            assert!(
+                table.columns.iter().any(|c| c.name == column),
+                "{column} is not a DeviceNetworkInfo column"
+            );
+        }
+        let ips: serde_json::Value =
+            serde_json::from_str(row["IPAddresses"].as_str().unwrap()).unwrap();
+        assert!(ips.is_array());
+    }
+}

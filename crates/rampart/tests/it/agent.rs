@@ -262,6 +262,7 @@ fn rand_digits() -> u32 {
 struct NetNs {
     name: String,
     host_ip: String,
+    ns_ip: String,
 }
 
 impl NetNs {
@@ -277,6 +278,7 @@ impl NetNs {
         let ns = NetNs {
             name: name.clone(),
             host_ip: host_ip.clone(),
+            ns_ip: ns_ip.clone(),
         };
         let _ = ip(&["link", "del", &host_if]);
         for args in [
@@ -423,6 +425,28 @@ async fn isolation_cuts_the_device_off_except_from_the_server_and_survives_a_cra
     };
     let mut agent = start_agent();
     assert!(ns.connects(&other), "reachable before isolation");
+
+    // The agent reports its adapters (DeviceNetworkInfo): the server finds the device by the
+    // address it has in its namespace, as external alerts that name only an IP are correlated.
+    let reader = s.token_with("Machine.Read.All").await;
+    let now = rampart_core::timefmt::format(time::OffsetDateTime::now_utc());
+    let path = format!("/api/machines/findbyip(ip='{}',timestamp={now})", ns.ns_ip);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (st, v) = s.get(&path, Some(&reader)).await;
+        assert_eq!(st, 200, "{v}");
+        let ids: Vec<&str> = v["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["id"].as_str())
+            .collect();
+        if ids == [device.as_str()] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "findbyip: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let iso = s.token_with("Machine.Isolate,Machine.Read.All").await;
     let isolate = |kind: &'static str| {
