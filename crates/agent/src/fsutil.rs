@@ -1,6 +1,6 @@
 //! Files that must never be seen half-written, and directories only the agent may read.
 
-use crate::error::{Result, io_err};
+use crate::error::{Result, io_err, json_err};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -51,4 +51,22 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 /// Flushes a directory's entries (renames, removals) to disk.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
+}
+
+/// The JSON document in `path`, or the default value when there is no such file.
+pub fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T> {
+    match fs::read(path) {
+        Ok(b) => {
+            serde_json::from_slice(&b).map_err(json_err(format!("reading {}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(io_err(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// Writes `value` to `path` as JSON, atomically, readable by the agent only (0600).
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let bytes =
+        serde_json::to_vec(value).map_err(json_err(format!("writing {}", path.display())))?;
+    atomic_write(path, &bytes, 0o600)
 }

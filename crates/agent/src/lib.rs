@@ -33,6 +33,7 @@ pub mod sender;
 pub mod spool;
 pub mod status;
 pub mod tls;
+pub mod worker;
 
 pub use error::{Error, Result};
 

@@ -3,6 +3,7 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use rampart_agent::commands::isolation::{AllowedNet, IsolationState};
+use rampart_agent::commands::restrict::RestrictionState;
 use rampart_agent::credentials::Credentials;
 use rampart_agent::run::{RunConfig, spool_dir};
 use rampart_agent::spool::Spool;
@@ -58,6 +59,10 @@ enum Command {
         /// repeat for more).
         #[arg(long = "isolation-allow", value_name = "CIDR")]
         isolation_allow: Vec<AllowedNet>,
+        /// A filesystem (mount point) whose executions a code-execution restriction controls;
+        /// repeat for more. Default: every local filesystem.
+        #[arg(long = "exec-control-mount", value_name = "PATH")]
+        exec_control_mounts: Vec<PathBuf>,
     },
     /// Show enrollment, queue and the last send result.
     Status,
@@ -95,9 +100,12 @@ fn main() -> anyhow::Result<()> {
             batch_rows,
             force_polling,
             isolation_allow,
+            exec_control_mounts,
         } => {
             let mut config = RunConfig::new(cli.state_dir);
             config.isolation_allow = isolation_allow;
+            config.exec_control_mounts =
+                (!exec_control_mounts.is_empty()).then_some(exec_control_mounts);
             config.spool_max_bytes = spool_max_bytes;
             config.batcher.max_rows = batch_rows;
             config.force_polling = force_polling;
@@ -173,6 +181,11 @@ fn status(state_dir: &std::path::Path) -> anyhow::Result<()> {
     match IsolationState::load(state_dir)?.isolated {
         Some(kind) => println!("Isolation:    isolated ({})", kind.as_str()),
         None => println!("Isolation:    not isolated"),
+    }
+    if RestrictionState::load(state_dir)?.restricted {
+        println!("Execution:    restricted to package-manager files");
+    } else {
+        println!("Execution:    not restricted");
     }
     let s = AgentStatus::load(state_dir);
     if let Some(src) = &s.process_source {

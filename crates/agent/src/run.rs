@@ -4,6 +4,7 @@ use crate::batcher::{self, BatcherConfig, TableRow};
 use crate::client::ServerClient;
 use crate::commands::isolation::{AllowedNet, Isolation};
 use crate::commands::journal::Journal;
+use crate::commands::restrict::Restriction;
 use crate::commands::{ChannelConfig, CommandChannel, Executor};
 use crate::credentials::Credentials;
 use crate::error::Result;
@@ -45,6 +46,9 @@ pub struct RunConfig {
     pub network_interval: Duration,
     /// What `Selective` isolation lets through besides the server.
     pub isolation_allow: Vec<AllowedNet>,
+    /// The filesystems whose executions a code-execution restriction controls; `None`: every
+    /// local one.
+    pub exec_control_mounts: Option<Vec<PathBuf>>,
 }
 
 impl RunConfig {
@@ -59,6 +63,7 @@ impl RunConfig {
             channel: ChannelConfig::default(),
             network_interval: Duration::from_secs(1),
             isolation_allow: Vec::new(),
+            exec_control_mounts: None,
         }
     }
 }
@@ -138,6 +143,19 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     .map_err(|e| tracing::error!("network sensor not started: {e}"))
     .ok();
 
+    let restriction = Arc::new(Restriction::new(
+        &config.state_dir,
+        config.exec_control_mounts.clone(),
+        &rows_tx,
+        row_context.clone(),
+        Arc::clone(&hash_cache),
+    ));
+    match restriction.restore().await {
+        Ok(true) => tracing::warn!("code execution on this device is restricted"),
+        Ok(false) => {}
+        Err(e) => tracing::error!("restoring the recorded code-execution restriction: {e}"),
+    }
+
     let status = Arc::new(Mutex::new(AgentStatus::load(&config.state_dir)));
     {
         let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
@@ -204,15 +222,19 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         config.batcher.clone(),
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (channel_stop_tx, channel_stop_rx) = watch::channel(false);
     let channel = tokio::spawn(
         CommandChannel {
             client: client.clone(),
             authorization: creds.authorization(),
             journal,
-            executor: Arc::new(Executor { isolation }),
+            executor: Arc::new(Executor {
+                isolation,
+                restriction: Arc::clone(&restriction),
+            }),
             config: config.channel.clone(),
         }
-        .run(stop_rx.clone()),
+        .run(channel_stop_rx),
     );
     let sender = tokio::spawn(
         Sender {
@@ -228,9 +250,14 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
 
     shutdown.await;
     tracing::info!("stopping");
-    // The sensor's threads are joined off the async threads; once they and the DeviceInfo
-    // task are gone, the row channel closes and the batcher spools what it holds.
+    // No new commands; then the sensors' and the exec guard's threads are joined off the async
+    // threads. Once they and the DeviceInfo task are gone, the row channel closes and the
+    // batcher spools what it holds. (The exec guard stops with the agent in any case: fanotify
+    // needs a listener. The recorded state brings it back at the next start.)
+    let _ = channel_stop_tx.send(true);
+    let _ = channel.await;
     let _ = tokio::task::spawn_blocking(move || {
+        restriction.halt();
         sensor.stop();
         if let Some(n) = network {
             n.stop();
@@ -246,7 +273,6 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     }
     let _ = stop_tx.send(true);
     let _ = sender.await;
-    let _ = channel.await;
     let left = spool.summary();
     if left.batches > 0 {
         tracing::info!(

@@ -14,8 +14,8 @@
 //! A `drop` in any base chain of a hook is final in nftables, whatever other tables accept, so
 //! the table works beside the host's own firewall without touching it.
 
-use crate::error::{Error, Result, io_err, json_err};
-use crate::fsutil::atomic_write;
+use crate::error::{Error, Result, io_err};
+use crate::fsutil::{read_json_or_default, write_json};
 use rampart_proto::command::IsolationType;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -75,14 +75,7 @@ impl IsolationState {
 
     /// The state recorded in `state_dir` (not isolated when there is none).
     pub fn load(state_dir: &Path) -> Result<IsolationState> {
-        let path = IsolationState::path(state_dir);
-        match std::fs::read(&path) {
-            Ok(b) => {
-                serde_json::from_slice(&b).map_err(json_err(format!("reading {}", path.display())))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(IsolationState::default()),
-            Err(e) => Err(io_err(format!("reading {}", path.display()))(e)),
-        }
+        read_json_or_default(&IsolationState::path(state_dir))
     }
 }
 
@@ -122,10 +115,7 @@ impl Isolation {
     }
 
     fn save(&self, state: &IsolationState) -> Result<()> {
-        let path = IsolationState::path(&self.state_dir);
-        let bytes =
-            serde_json::to_vec(state).map_err(json_err(format!("writing {}", path.display())))?;
-        atomic_write(&path, &bytes, 0o600)
+        write_json(&IsolationState::path(&self.state_dir), state)
     }
 
     /// Isolates the host: records it, then installs the table.

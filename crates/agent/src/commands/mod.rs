@@ -8,11 +8,12 @@
 //! backoff while the server is unreachable. Both reconnect with backoff and jitter.
 //!
 //! What each command does is the [`Executor`]'s business: [`isolation`] for Isolate and
-//! Unisolate, a signal for KillProcess; a kind this agent cannot carry out yet fails with a
+//! Unisolate, [`restrict`] for (Un)RestrictCodeExecution, a signal for KillProcess; a kind this agent cannot carry out yet fails with a
 //! reason that says so.
 
 pub mod isolation;
 pub mod journal;
+pub mod restrict;
 
 use crate::backoff::Backoff;
 use crate::client::{Reply, ServerClient};
@@ -21,6 +22,7 @@ use journal::{Begin, Journal};
 use rampart_proto::command::{
     Command, CommandKind, CommandState, CommandUpdate, PollRequest, PollResponse,
 };
+use restrict::Restriction;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -46,6 +48,7 @@ impl Default for ChannelConfig {
 /// Carries out commands.
 pub struct Executor {
     pub isolation: Isolation,
+    pub restriction: Arc<Restriction>,
 }
 
 impl Executor {
@@ -58,6 +61,14 @@ impl Executor {
                 .await
                 .map_err(|e| e.to_string()),
             CommandKind::Unisolate => self.isolation.unisolate().await.map_err(|e| e.to_string()),
+            CommandKind::RestrictCodeExecution => {
+                self.restriction.restrict().await.map_err(|e| e.to_string())
+            }
+            CommandKind::UnrestrictCodeExecution => self
+                .restriction
+                .unrestrict()
+                .await
+                .map_err(|e| e.to_string()),
             CommandKind::KillProcess { pid } => kill(*pid),
             other => Err(format!(
                 "{} is not supported by this agent version ({})",

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::process::hashes::HashCache;
 use crate::process::rows::{self, RowContext};
 use crate::process::{procfs, users};
+use crate::worker::Worker;
 use diag::{TcpSocket, TcpState};
 use rampart_core::timefmt::format as rfc3339;
 use rampart_proto::telemetry::Row;
@@ -33,7 +34,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -288,8 +288,7 @@ pub fn row(
 
 /// A running network sensor; stopped (thread joined) by [`NetworkSensor::stop`] or on drop.
 pub struct NetworkSensor {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker,
 }
 
 impl NetworkSensor {
@@ -302,33 +301,12 @@ impl NetworkSensor {
     ) -> Result<NetworkSensor> {
         diag::dump_tcp()
             .map_err(|e| Error::Config(format!("reading the TCP socket table (sock_diag): {e}")))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("rampart-net".into())
-            .spawn(move || watch(config, cache, out, &flag))
-            .map_err(|e| Error::Config(format!("starting the network sensor: {e}")))?;
-        Ok(NetworkSensor {
-            stop,
-            thread: Some(thread),
-        })
+        let worker = Worker::spawn("rampart-net", move |stop| watch(config, cache, out, stop))?;
+        Ok(NetworkSensor { worker })
     }
 
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for NetworkSensor {
-    fn drop(&mut self) {
-        self.shutdown();
+    pub fn stop(self) {
+        self.worker.stop();
     }
 }
 

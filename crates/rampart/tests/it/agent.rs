@@ -398,22 +398,9 @@ async fn isolation_cuts_the_device_off_except_from_the_server_and_survives_a_cra
     let server_addr = s.url.trim_start_matches("http://").to_owned();
     let other = bystander(&ns.host_ip);
 
-    let admin = s.token_with("SecurityConfiguration.ReadWrite.All").await;
-    let (st, token) = post(&s, &admin, "/api/enrollmentTokens", json!({"name": "iso"})).await;
-    assert_eq!(st, 201, "{token}");
     let state = dir.path().join("agent-iso");
     let state_arg = state.to_str().unwrap();
-    let out = agent_command(state_arg)
-        .args(["enroll", "--server", &s.url])
-        .env("RAMPART_ENROLLMENT_TOKEN", token["token"].as_str().unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let device = Credentials::load(&state).unwrap().device_id;
+    let device = enroll_agent(&s, &state).await;
     let start_agent = || {
         let agent = agent_command(state_arg);
         let mut c = ns.exec(agent.get_program());
@@ -517,12 +504,121 @@ async fn isolation_cuts_the_device_off_except_from_the_server_and_survives_a_cra
     assert!(!ns.has_isolation_table());
     assert!(ns.connects(&other), "reachable again");
 
+    stop_agent(&mut agent);
+    let status = AgentStatus::load(&state);
+    assert!(status.last_success.is_some());
+}
+
+/// Enrolls the agent binary of `state` with a new enrollment token; returns its device id.
+async fn enroll_agent(s: &Server, state: &Path) -> String {
+    let admin = s.token_with("SecurityConfiguration.ReadWrite.All").await;
+    let (st, token) = post(s, &admin, "/api/enrollmentTokens", json!({"name": "e2e"})).await;
+    assert_eq!(st, 201, "{token}");
+    let out = agent_command(state.to_str().unwrap())
+        .args(["enroll", "--server", &s.url])
+        .env("RAMPART_ENROLLMENT_TOKEN", token["token"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Credentials::load(state).unwrap().device_id
+}
+
+#[tokio::test]
+async fn restricted_execution_blocks_programs_the_package_manager_did_not_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let state = dir.path().join("agent-restrict");
+    let device = enroll_agent(&s, &state).await;
+    // The restriction watches only a tmpfs of this test: nothing else on the machine is
+    // touched, whatever happens.
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mounting a tmpfs (the test needs root)");
+    let evil = mnt.join("dropped-tool");
+    std::fs::copy("/bin/true", &evil).unwrap();
+    let runs = || {
+        std::process::Command::new(&evil)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+
+    let mut agent = agent_command(state.to_str().unwrap())
+        .args([
+            "run",
+            "--force-polling",
+            "--exec-control-mount",
+            mnt.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let token = s
+        .token_with("Machine.RestrictExecution,Machine.Read.All,AdvancedHunting.Read.All")
+        .await;
+    let act = |action: &'static str| {
+        let (s, token, device) = (&s, &token, &device);
+        async move {
+            let (st, a) = post(
+                s,
+                token,
+                &format!("/api/machines/{device}/{action}"),
+                json!({"Comment": "contain"}),
+            )
+            .await;
+            assert_eq!(st, 201, "{a}");
+            finished_action(s, token, a["id"].as_str().unwrap()).await
+        }
+    };
+    assert!(runs(), "runs before the restriction");
+    let a = act("restrictCodeExecution").await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    let err = std::process::Command::new(&evil).status().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+    assert!(
+        std::process::Command::new("/bin/true")
+            .status()
+            .unwrap()
+            .success(),
+        "package-manager programs still run"
+    );
+
+    let q = format!(
+        "DeviceEvents | where DeviceId == '{device}' and ActionType == 'AppControlExecutableBlocked' \
+         | project FolderPath, SHA256, InitiatingProcessId"
+    );
+    let rows = hunt(&s, &token, &q, |r| !r.is_empty()).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["FolderPath"], evil.to_str().unwrap());
+    assert_eq!(rows[0]["SHA256"], sha256_hex(&evil));
+
+    let a = act("unrestrictCodeExecution").await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    assert!(runs(), "runs again once unrestricted");
+
+    stop_agent(&mut agent);
+    let _ = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&mnt)
+        .status();
+}
+
+/// SIGTERM, and a clean exit.
+fn stop_agent(agent: &mut std::process::Child) {
     let stopped = std::process::Command::new("kill")
         .args(["-TERM", &agent.id().to_string()])
         .status()
         .unwrap();
     assert!(stopped.success());
-    assert!(agent.wait().unwrap().success());
-    let status = AgentStatus::load(&state);
-    assert!(status.last_success.is_some());
+    let exit = agent.wait().unwrap();
+    assert!(exit.success(), "clean exit on SIGTERM: {exit}");
 }
