@@ -9,6 +9,7 @@ use crate::commands::{ChannelConfig, CommandChannel, Executor};
 use crate::credentials::Credentials;
 use crate::error::Result;
 use crate::host::{self, DeviceInfo};
+use crate::logons::{LogonFollower, LogonSensor, LogonSources};
 use crate::netinfo;
 use crate::network::{NetworkConfig, NetworkSensor};
 use crate::process::hashes::{self, HashCache};
@@ -42,6 +43,8 @@ pub struct RunConfig {
     pub force_polling: bool,
     pub max_hash_bytes: u64,
     pub channel: ChannelConfig,
+    /// The files the logon sensor follows.
+    pub logon_sources: LogonSources,
     /// Time between two reads of the TCP socket table.
     pub network_interval: Duration,
     /// What `Selective` isolation lets through besides the server.
@@ -62,6 +65,7 @@ impl RunConfig {
             max_hash_bytes: hashes::DEFAULT_MAX_FILE_SIZE,
             channel: ChannelConfig::default(),
             network_interval: Duration::from_secs(1),
+            logon_sources: LogonSources::default(),
             isolation_allow: Vec::new(),
             exec_control_mounts: None,
         }
@@ -142,6 +146,19 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     )
     .map_err(|e| tracing::error!("network sensor not started: {e}"))
     .ok();
+
+    let logons = LogonFollower::new(&config.state_dir, &config.logon_sources)
+        .and_then(|f| {
+            tracing::info!(sources = ?f.sources(), "logon sensor started");
+            LogonSensor::start(
+                f,
+                row_context.clone(),
+                Duration::from_secs(1),
+                rows_tx.clone(),
+            )
+        })
+        .map_err(|e| tracing::error!("logon sensor not started: {e}"))
+        .ok();
 
     let restriction = Arc::new(Restriction::new(
         &config.state_dir,
@@ -259,6 +276,9 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     let _ = tokio::task::spawn_blocking(move || {
         restriction.halt();
         sensor.stop();
+        if let Some(l) = logons {
+            l.stop();
+        }
         if let Some(n) = network {
             n.stop();
         }

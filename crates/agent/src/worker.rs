@@ -5,6 +5,17 @@ use crate::error::{Error, Result};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Sleeps `d`, in steps short enough that a stop is seen within 100 ms.
+pub fn pause(stop: &AtomicBool, d: Duration) {
+    let mut left = d;
+    while !left.is_zero() && !stop.load(Ordering::Relaxed) {
+        let step = left.min(Duration::from_millis(100));
+        std::thread::sleep(step);
+        left -= step;
+    }
+}
 
 pub struct Worker {
     stop: Arc<AtomicBool>,

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::process::hashes::HashCache;
 use crate::process::rows::{self, RowContext};
 use crate::process::{procfs, users};
-use crate::worker::Worker;
+use crate::worker::{Worker, pause};
 use diag::{TcpSocket, TcpState};
 use rampart_core::timefmt::format as rfc3339;
 use rampart_proto::telemetry::Row;
@@ -353,12 +353,6 @@ fn watch(
             }
             Err(e) => tracing::warn!("reading the TCP socket table: {e}"),
         }
-        // Sleep in short steps so that a stop is seen quickly.
-        let mut left = config.interval;
-        while !left.is_zero() && !stop.load(Ordering::Relaxed) {
-            let step = left.min(Duration::from_millis(100));
-            std::thread::sleep(step);
-            left -= step;
-        }
+        pause(stop, config.interval);
     }
 }

@@ -1,0 +1,388 @@
+//! The logon sensor: sign-ins and failed sign-ins → `DeviceLogonEvents`.
+//!
+//! Two sources, read as files grow (from where the last read stopped, kept across restarts in
+//! `logons.json`; a new file — rotated, its inode changed — is read from its start):
+//!
+//! * the authentication log (`/var/log/auth.log`, or `/var/log/secure`): sshd's `Accepted …`
+//!   and `Failed …` lines, with method, user, address and port;
+//! * where there is no such log (journald-only hosts), the login accounting files: `wtmp`
+//!   (each `USER_PROCESS` record a successful logon) and `btmp` (each record a failed one).
+//!
+//! Only one source is used, so a logon is never reported twice. A host with neither reports
+//! nothing, and says so once in the log.
+
+use crate::batcher::TableRow;
+use crate::error::{Result, io_err};
+use crate::fsutil::{read_json_or_default, write_json};
+use crate::network::ip_type;
+use crate::process::rows::RowContext;
+use crate::worker::{Worker, pause};
+use rampart_core::timefmt::format as rfc3339;
+use rampart_proto::telemetry::Row;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+/// One logon, as either source describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logon {
+    pub time: OffsetDateTime,
+    pub success: bool,
+    pub account: String,
+    /// `Network` (sshd, or a login from a remote host), else `Interactive`.
+    pub logon_type: &'static str,
+    pub remote_ip: Option<IpAddr>,
+    pub remote_port: Option<u16>,
+    /// The remote host when it was given by name.
+    pub remote_name: Option<String>,
+    /// `password`, `publickey`, … for sshd.
+    pub method: Option<String>,
+    pub failure_reason: Option<&'static str>,
+}
+
+/// An sshd line of an authentication log; `year` completes the syslog time, which has none.
+pub fn parse_auth_line(line: &str, year: i32) -> Option<Logon> {
+    let (_, msg) = line.split_once(" sshd[")?;
+    let msg = msg.split_once("]: ")?.1;
+    let (success, rest) = if let Some(r) = msg.strip_prefix("Accepted ") {
+        (true, r)
+    } else if let Some(r) = msg.strip_prefix("Failed ") {
+        (false, r)
+    } else {
+        return None;
+    };
+    // "<method> for [invalid user ]<user> from <ip> port <port> ssh2"
+    let (method, rest) = rest.split_once(" for ")?;
+    let (invalid, rest) = match rest.strip_prefix("invalid user ") {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    let (user, rest) = rest.rsplit_once(" from ")?;
+    let mut words = rest.split_whitespace();
+    let ip: IpAddr = words.next()?.parse().ok()?;
+    let port = match (words.next(), words.next()) {
+        (Some("port"), Some(p)) => p.parse().ok(),
+        _ => None,
+    };
+    Some(Logon {
+        time: syslog_time(line, year).unwrap_or_else(OffsetDateTime::now_utc),
+        success,
+        account: user.to_owned(),
+        logon_type: "Network",
+        remote_ip: Some(ip),
+        remote_port: port,
+        remote_name: None,
+        method: Some(method.to_owned()),
+        failure_reason: (!success).then_some(if invalid {
+            "UnknownUser"
+        } else {
+            "InvalidUserNameOrPassword"
+        }),
+    })
+}
+
+/// The time of a syslog line: `Dec  4 21:40:01 host …` (local time taken as UTC, as syslog has
+/// no zone) or an RFC 3339 prefix (`2026-12-04T21:40:01.123456+00:00 host …`).
+fn syslog_time(line: &str, year: i32) -> Option<OffsetDateTime> {
+    let first = line.split_whitespace().next()?;
+    if first.len() > 10 && first.as_bytes()[4] == b'-' {
+        return OffsetDateTime::parse(first, &time::format_description::well_known::Rfc3339).ok();
+    }
+    let mut w = line.split_whitespace();
+    let month = match w.next()? {
+        "Jan" => time::Month::January,
+        "Feb" => time::Month::February,
+        "Mar" => time::Month::March,
+        "Apr" => time::Month::April,
+        "May" => time::Month::May,
+        "Jun" => time::Month::June,
+        "Jul" => time::Month::July,
+        "Aug" => time::Month::August,
+        "Sep" => time::Month::September,
+        "Oct" => time::Month::October,
+        "Nov" => time::Month::November,
+        "Dec" => time::Month::December,
+        _ => return None,
+    };
+    let day: u8 = w.next()?.parse().ok()?;
+    let mut hms = w.next()?.split(':').map(|p| p.parse::<u8>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    let date = time::Date::from_calendar_date(year, month, day).ok()?;
+    Some(date.with_hms(h, m, s).ok()?.assume_utc())
+}
+
+/// Size of one `struct utmp` record on Linux (glibc, all 64-bit and 32-bit ABIs alike).
+pub const UTMP_SIZE: usize = 384;
+const USER_PROCESS: i16 = 7;
+
+/// One wtmp/btmp record; `failed` for btmp. `None` for records that are not logons.
+pub fn parse_utmp(rec: &[u8], failed: bool) -> Option<Logon> {
+    if rec.len() < UTMP_SIZE {
+        return None;
+    }
+    let kind = i16::from_ne_bytes([rec[0], rec[1]]);
+    // btmp records of failed logins are written with any type (login uses LOGIN_PROCESS).
+    if !failed && kind != USER_PROCESS {
+        return None;
+    }
+    let text = |at: usize, len: usize| -> String {
+        let b = &rec[at..at + len];
+        let end = b.iter().position(|&c| c == 0).unwrap_or(len);
+        String::from_utf8_lossy(&b[..end]).into_owned()
+    };
+    let line = text(8, 32);
+    let user = text(44, 32);
+    let host = text(76, 256);
+    let secs = i32::from_ne_bytes(rec[340..344].try_into().ok()?);
+    let usecs = i32::from_ne_bytes(rec[344..348].try_into().ok()?);
+    let addr: [u8; 16] = rec[348..364].try_into().ok()?;
+    if user.is_empty() {
+        return None;
+    }
+    let remote_ip = if addr[4..] == [0; 12] {
+        let v4 = Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]);
+        (!v4.is_unspecified()).then_some(IpAddr::V4(v4))
+    } else {
+        Some(IpAddr::V6(Ipv6Addr::from(addr)))
+    }
+    .or_else(|| host.parse().ok());
+    let remote = !host.is_empty() && !host.starts_with(':');
+    let time = OffsetDateTime::from_unix_timestamp(i64::from(secs)).ok()?
+        + Duration::from_micros(u64::try_from(usecs).unwrap_or(0));
+    Some(Logon {
+        time,
+        success: !failed,
+        account: user,
+        logon_type: if remote || line.starts_with("ssh") {
+            "Network"
+        } else {
+            "Interactive"
+        },
+        remote_ip,
+        remote_port: None,
+        remote_name: (remote && host.parse::<IpAddr>().is_err()).then_some(host),
+        method: None,
+        failure_reason: failed.then_some("InvalidUserNameOrPassword"),
+    })
+}
+
+/// The DeviceLogonEvents row of a logon.
+pub fn row(ctx: &RowContext, logon: &Logon) -> Row {
+    let mut r = Row::new();
+    r.insert("Timestamp".into(), Value::String(rfc3339(logon.time)));
+    if let Some(id) = &ctx.device_id {
+        r.insert("DeviceId".into(), json!(id));
+    }
+    r.insert("DeviceName".into(), json!(ctx.device_name));
+    r.insert(
+        "ActionType".into(),
+        json!(if logon.success {
+            "LogonSuccess"
+        } else {
+            "LogonFailed"
+        }),
+    );
+    r.insert("LogonType".into(), json!(logon.logon_type));
+    r.insert("AccountName".into(), json!(logon.account));
+    r.insert("AccountDomain".into(), json!(ctx.account_domain));
+    if let Some(ip) = logon.remote_ip {
+        r.insert("RemoteIP".into(), json!(ip.to_string()));
+        r.insert("RemoteIPType".into(), json!(ip_type(ip)));
+    }
+    if let Some(p) = logon.remote_port {
+        r.insert("RemotePort".into(), json!(p));
+    }
+    if let Some(n) = &logon.remote_name {
+        r.insert("RemoteDeviceName".into(), json!(n));
+    }
+    if let Some(reason) = logon.failure_reason {
+        r.insert("FailureReason".into(), json!(reason));
+    }
+    if let Some(m) = &logon.method {
+        r.insert(
+            "AdditionalFields".into(),
+            Value::String(json!({ "AuthenticationMethod": m }).to_string()),
+        );
+    }
+    r
+}
+
+/// Where each file was read up to: (inode, offset), by path.
+#[derive(Default, Serialize, Deserialize)]
+struct Offsets {
+    files: BTreeMap<String, (u64, u64)>,
+}
+
+/// The files to follow.
+#[derive(Clone, Debug)]
+pub struct LogonSources {
+    pub auth_logs: Vec<PathBuf>,
+    pub wtmp: PathBuf,
+    pub btmp: PathBuf,
+}
+
+impl Default for LogonSources {
+    fn default() -> Self {
+        LogonSources {
+            auth_logs: vec!["/var/log/auth.log".into(), "/var/log/secure".into()],
+            wtmp: "/var/log/wtmp".into(),
+            btmp: "/var/log/btmp".into(),
+        }
+    }
+}
+
+/// What one file is read as.
+#[derive(Clone, Copy)]
+enum Format {
+    AuthLog,
+    Utmp { failed: bool },
+}
+
+/// Follows the sources, from where the last run stopped.
+pub struct LogonFollower {
+    state: PathBuf,
+    offsets: Offsets,
+    files: Vec<(PathBuf, Format)>,
+}
+
+impl LogonFollower {
+    /// The follower of `sources`; the auth log if there is one, else wtmp and btmp. Files seen
+    /// for the first time are read from their end: the past is not news.
+    pub fn new(state_dir: &Path, sources: &LogonSources) -> Result<LogonFollower> {
+        let state = state_dir.join("logons.json");
+        let offsets: Offsets = read_json_or_default(&state)?;
+        let files = match sources.auth_logs.iter().find(|p| p.is_file()) {
+            Some(log) => vec![(log.clone(), Format::AuthLog)],
+            None => vec![
+                (sources.wtmp.clone(), Format::Utmp { failed: false }),
+                (sources.btmp.clone(), Format::Utmp { failed: true }),
+            ],
+        };
+        let mut f = LogonFollower {
+            state,
+            offsets,
+            files,
+        };
+        for (path, _) in f.files.clone() {
+            let key = path.to_string_lossy().into_owned();
+            if !f.offsets.files.contains_key(&key)
+                && let Ok(meta) = std::fs::metadata(&path)
+            {
+                f.offsets.files.insert(key, (meta.ino(), meta.len()));
+            }
+        }
+        f.save()?;
+        Ok(f)
+    }
+
+    /// The files followed.
+    pub fn sources(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    fn save(&self) -> Result<()> {
+        write_json(&self.state, &self.offsets)
+    }
+
+    /// The logons written since the last read.
+    pub fn read_new(&mut self) -> Result<Vec<Logon>> {
+        let mut out = Vec::new();
+        let year = OffsetDateTime::now_utc().year();
+        for (path, format) in self.files.clone() {
+            let Ok(mut file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let meta = file
+                .metadata()
+                .map_err(io_err(format!("reading {}", path.display())))?;
+            let key = path.to_string_lossy().into_owned();
+            let (inode, mut offset) = self
+                .offsets
+                .files
+                .get(&key)
+                .copied()
+                .unwrap_or((meta.ino(), 0));
+            // Rotated (a new file) or truncated: start over.
+            if inode != meta.ino() || meta.len() < offset {
+                offset = 0;
+            }
+            file.seek(SeekFrom::Start(offset))
+                .map_err(io_err(format!("reading {}", path.display())))?;
+            let mut bytes = Vec::new();
+            file.take(16 << 20)
+                .read_to_end(&mut bytes)
+                .map_err(io_err(format!("reading {}", path.display())))?;
+            // Only whole lines or records; the rest is read when it is complete.
+            let used = match format {
+                Format::AuthLog => {
+                    let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                    out.extend(
+                        String::from_utf8_lossy(&bytes[..end])
+                            .lines()
+                            .filter_map(|l| parse_auth_line(l, year)),
+                    );
+                    end
+                }
+                Format::Utmp { failed } => {
+                    let end = bytes.len() / UTMP_SIZE * UTMP_SIZE;
+                    out.extend(
+                        bytes[..end]
+                            .chunks_exact(UTMP_SIZE)
+                            .filter_map(|r| parse_utmp(r, failed)),
+                    );
+                    end
+                }
+            };
+            self.offsets
+                .files
+                .insert(key, (meta.ino(), offset + used as u64));
+        }
+        self.save()?;
+        Ok(out)
+    }
+}
+
+/// The running logon sensor.
+pub struct LogonSensor {
+    worker: Worker,
+}
+
+impl LogonSensor {
+    /// Follows the sources every `interval`; rows go to `out`.
+    pub fn start(
+        mut follower: LogonFollower,
+        ctx: RowContext,
+        interval: Duration,
+        out: mpsc::Sender<TableRow>,
+    ) -> Result<LogonSensor> {
+        let worker = Worker::spawn("rampart-logons", move |stop: &AtomicBool| {
+            while !stop.load(Ordering::Relaxed) {
+                match follower.read_new() {
+                    Ok(logons) => {
+                        for l in &logons {
+                            let r = (rampart_core::schema::DEVICE_LOGON_EVENTS.name, row(&ctx, l));
+                            if out.blocking_send(r).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!("reading logons: {e}"),
+                }
+                pause(stop, interval);
+            }
+        })?;
+        Ok(LogonSensor { worker })
+    }
+
+    pub fn stop(self) {
+        self.worker.stop();
+    }
+}
