@@ -203,3 +203,120 @@ fn the_isolation_rule_set_is_one_nftables_transaction_nft_accepts() {
     // Full isolation: no allow-list, still valid.
     nft_check(&isolation::ruleset(&servers[..1], &[], &[])).unwrap();
 }
+
+/// The channel against a server that sends a command twice and refuses its result twice
+/// (503) before taking it: the command runs once, its result is kept and sent until taken,
+/// and the polls list it as held meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server() {
+    use crate::server::{Reply, Responder, TinyServer};
+    use rampart_agent::client::ServerClient;
+    use rampart_agent::commands::restrict::Restriction;
+    use rampart_agent::commands::{ChannelConfig, CommandChannel, Executor};
+    use rampart_agent::process::hashes::HashCache;
+    use rampart_agent::process::rows::RowContext;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    let mut victim = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = victim.id();
+    let polls = Arc::new(AtomicUsize::new(0));
+    let updates = Arc::new(AtomicUsize::new(0));
+    let responder: Responder = {
+        let (polls, updates) = (Arc::clone(&polls), Arc::clone(&updates));
+        Arc::new(move |_, req| {
+            if req.path == "/agent/v1/commands/poll" {
+                // The command in the first two answers; then nothing new (503 keeps the
+                // agent from spinning on an always-empty poll).
+                let command = serde_json::json!({ "id": "k1", "machineActionId": "k1",
+                    "kind": { "type": "KillProcess", "pid": pid } });
+                match polls.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => Reply::json(200, serde_json::json!({ "commands": [command] })),
+                    _ => Reply::json(
+                        503,
+                        serde_json::json!({"error": {"code": "ServiceUnavailable", "message": "busy", "target": ""}}),
+                    ),
+                }
+            } else if updates.fetch_add(1, Ordering::SeqCst) < 2 {
+                Reply::json(
+                    503,
+                    serde_json::json!({"error": {"code": "ServiceUnavailable", "message": "down", "target": ""}}),
+                )
+            } else {
+                Reply::json(
+                    200,
+                    serde_json::json!({ "commandId": "k1", "status": "Succeeded" }),
+                )
+            }
+        })
+    };
+    let server = TinyServer::start(responder).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, _keep) = tokio::sync::mpsc::channel(16);
+    let channel = CommandChannel {
+        client: ServerClient::new(&server.url(), None).unwrap(),
+        authorization: "Device x:y".into(),
+        journal: Arc::new(Mutex::new(Journal::open(dir.path()).unwrap())),
+        executor: Arc::new(Executor {
+            isolation: isolation::Isolation::new(dir.path(), &server.url(), vec![]).unwrap(),
+            restriction: Arc::new(Restriction::new(
+                dir.path(),
+                None,
+                &rows,
+                RowContext::default(),
+                Arc::new(HashCache::new(1 << 20, 16)),
+            )),
+        }),
+        config: ChannelConfig {
+            wait: Duration::ZERO,
+            backoff_base: Duration::from_millis(20),
+            backoff_cap: Duration::from_millis(100),
+        },
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(channel.run(stopped));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while updates.load(Ordering::SeqCst) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the result was not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(true).unwrap();
+    running.await.unwrap();
+
+    use std::os::unix::process::ExitStatusExt;
+    const SIGKILL: i32 = 9;
+    assert_eq!(victim.wait().unwrap().signal(), Some(SIGKILL));
+    let sent: Vec<serde_json::Value> = server
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/agent/v1/commands/k1")
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(
+        sent.len(),
+        3,
+        "sent until taken, then never again: {sent:?}"
+    );
+    for s in &sent {
+        assert_eq!(s["state"], "Succeeded");
+        // The one run's result every time: the second delivery did not run it again (a second
+        // kill of the gone process would have failed).
+        assert_eq!(s["detail"], format!("process {pid} killed"));
+    }
+    // While the result was owed, the polls said the agent holds it.
+    let held = server
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/agent/v1/commands/poll")
+        .any(|r| r.json()["running"] == serde_json::json!(["k1"]));
+    assert!(held);
+    assert!(Journal::open(dir.path()).unwrap().held().is_empty());
+}

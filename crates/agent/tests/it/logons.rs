@@ -156,34 +156,16 @@ fn the_auth_log_is_followed_line_by_line_across_restarts_and_rotation() {
     let two = line("alice");
     append(&log, two.as_bytes());
     append(&log, &line("bob").as_bytes()[..20]);
-    let got: Vec<String> = f
-        .read_new()
-        .unwrap()
-        .into_iter()
-        .map(|l| l.account)
-        .collect();
-    assert_eq!(got, ["alice"], "only whole lines");
+    assert_eq!(accounts(&mut f), ["alice"], "only whole lines");
     append(&log, &line("bob").as_bytes()[20..]);
     drop(f);
     // A restart goes on where the last run stopped.
     let mut f = LogonFollower::new(&state, &sources).unwrap();
-    let got: Vec<String> = f
-        .read_new()
-        .unwrap()
-        .into_iter()
-        .map(|l| l.account)
-        .collect();
-    assert_eq!(got, ["bob"]);
+    assert_eq!(accounts(&mut f), ["bob"]);
     // Rotation: a new file is read from its start.
     std::fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
     append(&log, line("carol").as_bytes());
-    let got: Vec<String> = f
-        .read_new()
-        .unwrap()
-        .into_iter()
-        .map(|l| l.account)
-        .collect();
-    assert_eq!(got, ["carol"]);
+    assert_eq!(accounts(&mut f), ["carol"]);
 }
 
 #[test]
