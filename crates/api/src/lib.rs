@@ -76,6 +76,10 @@ pub fn app(state: AppState) -> Router {
         .route("/agent/v1/enroll", post(routes::enrollment::enroll))
         .route("/agent/v1/telemetry", post(routes::ingest::agent_batch))
         .route(
+            rampart_proto::INDICATORS_PATH,
+            get(routes::agent_indicators::enforcement),
+        )
+        .route(
             rampart_proto::COMMANDS_POLL_PATH,
             post(routes::agent_commands::poll),
         )

@@ -73,6 +73,8 @@ pub struct AppState {
     /// Set to `true` when the server starts shutting down: held agent polls answer at once
     /// instead of holding the drain up.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The indicator sets agents enforce, as last built.
+    pub enforcement: Arc<crate::routes::agent_indicators::EnforcementCache>,
 }
 
 impl AppState {
@@ -111,6 +113,7 @@ impl AppState {
             devices: Arc::new(crate::auth::device::DeviceCache::default()),
             default_tenant,
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            enforcement: Arc::default(),
         })
     }
 

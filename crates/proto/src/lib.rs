@@ -1,7 +1,8 @@
 //! The wire types between the Rampart agent and the server: what the agent sends to enroll
 //! ([`enroll`]), the telemetry batches it posts and the server's acknowledgement ([`telemetry`]),
 //! the error body every refusal carries ([`error`]), and the commands the server pushes with the
-//! progress the agent reports back ([`command`]).
+//! progress the agent reports back ([`command`]), and the indicators a device enforces itself
+//! ([`enforcement`]).
 //!
 //! Serde only, no I/O, so that the agent, the server and tests agree on one definition of the
 //! JSON. The field names are the server's existing ones (camelCase); rows inside a batch use the
@@ -9,6 +10,7 @@
 //! crate's business.
 
 pub mod command;
+pub mod enforcement;
 pub mod enroll;
 pub mod error;
 pub mod telemetry;
@@ -17,6 +19,8 @@ pub mod telemetry;
 pub const ENROLL_PATH: &str = "/agent/v1/enroll";
 /// Path of the telemetry route.
 pub const TELEMETRY_PATH: &str = "/agent/v1/telemetry";
+/// Path of the indicators a device enforces.
+pub const INDICATORS_PATH: &str = "/agent/v1/indicators";
 /// Path of the command poll.
 pub const COMMANDS_POLL_PATH: &str = "/agent/v1/commands/poll";
 

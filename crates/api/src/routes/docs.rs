@@ -172,6 +172,18 @@ fn add_agent_paths(paths: &mut serde_json::Map<String, Value>) {
             "503": error_response("The event store cannot take data now; retry after Retry-After seconds"),
         }
     }}));
+    paths.insert("/agent/v1/indicators".into(), json!({ "get": {
+        "summary": "The indicators this device enforces itself: blocked/allowed file hashes and addresses",
+        "tags": ["Agents"],
+        "operationId": "get_agent_v1_indicators",
+        "description": "Filtered for the device: active, scoped to its device group, Block/BlockAndRemediate (as Block) and Allowed (as Allow). Versioned by ETag; If-None-Match with the current one is answered 304.",
+        "security": [{ "device": [] }],
+        "responses": {
+            "200": { "description": "{version, files: [{algorithm, hash, action, indicatorId, title}], networks: [{value, action, indicatorId, title}]}" },
+            "304": { "description": "Unchanged since the ETag given" },
+            "401": error_response("Missing or invalid device credential"),
+        }
+    }}));
     paths.insert("/agent/v1/commands/poll".into(), json!({ "post": {
         "summary": "Take the device's next commands (its machine actions), waiting up to waitSeconds for one",
         "tags": ["Agents"],

@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource.
 
 pub mod agent_commands;
+pub mod agent_indicators;
 pub mod alert_related;
 pub mod alert_write;
 pub mod alerts;

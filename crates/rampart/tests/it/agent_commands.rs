@@ -3,7 +3,7 @@
 //! the agent does not list them, cancellations named, results completing the actions, and
 //! every refusal in MDE's error shape.
 
-use crate::harness::{Server, assert_mde_error, backends};
+use crate::harness::{Server, assert_mde_error, backends, seed_group};
 use crate::telemetry::{Device, enroll};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -304,5 +304,112 @@ async fn bad_polls_and_updates_get_clear_errors() {
         let (st, v) = report(&s, &device, id, "Succeeded", "").await;
         assert_eq!(st, 404, "{n}: {v}");
         assert_mde_error(&v, "ResourceNotFound");
+    }
+}
+
+async fn enforcement_set(
+    s: &Server,
+    device: &Device,
+    etag: Option<&str>,
+) -> (u16, Option<String>, Value) {
+    let mut req = s
+        .http
+        .get(format!("{}/agent/v1/indicators", s.url))
+        .header("authorization", &device.auth);
+    if let Some(e) = etag {
+        req = req.header("if-none-match", e);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let etag = resp
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, etag, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn devices_get_the_indicators_they_enforce_versioned_by_etag() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        let device = enroll(&s, "db-1.corp.example").await;
+        let n = b.name;
+        // A group this device is not in (its rule takes web-* machines).
+        seed_group(&b, &s.tenant, "Some other group").await;
+        let ti = s.token_with("Ti.ReadWrite.All").await;
+        let submit = |value: &str, ty: &'static str, action: &'static str, extra: Value| {
+            let value = value.to_owned();
+            let (s, ti) = (&s, &ti);
+            async move {
+                let mut body = json!({ "indicatorValue": value, "indicatorType": ty, "action": action,
+                    "title": format!("{ty} {value}"), "description": "test" });
+                for (k, v) in extra.as_object().unwrap() {
+                    body[k] = v.clone();
+                }
+                let (st, v) = s.post("/api/indicators", ti, body).await;
+                assert_eq!(st, 200, "{v}");
+                v["id"].as_str().unwrap().to_owned()
+            }
+        };
+        let sha256 = "a".repeat(64);
+        let blocked = submit(&sha256, "FileSha256", "Block", json!({})).await;
+        let sha1 = "b".repeat(40);
+        let allowed = submit(&sha1, "FileSha1", "Allowed", json!({})).await;
+        submit(
+            "cccccccccccccccccccccccccccccccc",
+            "FileMd5",
+            "Audit",
+            json!({ "generateAlert": true }),
+        )
+        .await;
+        let ip = submit("198.51.100.7", "IpAddress", "Block", json!({})).await;
+        submit("evil.example", "DomainName", "Block", json!({})).await;
+        submit(
+            "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+            "FileSha256",
+            "Block",
+            json!({ "rbacGroupNames": ["Some other group"] }),
+        )
+        .await;
+
+        let (st, etag, set) = enforcement_set(&s, &device, None).await;
+        assert_eq!(st, 200, "{n}: {set}");
+        let etag = etag.expect("an ETag");
+        assert_eq!(
+            etag,
+            format!("\"{}\"", set["version"].as_str().unwrap()),
+            "{n}"
+        );
+        assert_eq!(
+            set["files"],
+            json!([
+                { "algorithm": "Sha256", "hash": sha256, "action": "Block", "indicatorId": blocked, "title": format!("FileSha256 {sha256}") },
+                { "algorithm": "Sha1", "hash": sha1, "action": "Allow", "indicatorId": allowed, "title": format!("FileSha1 {sha1}") },
+            ]),
+            "{n}: audit, domain and other groups' indicators are not enforced here"
+        );
+        assert_eq!(
+            set["networks"],
+            json!([{ "value": "198.51.100.7", "action": "Block", "indicatorId": ip, "title": "IpAddress 198.51.100.7" }]),
+            "{n}"
+        );
+        // Unchanged: 304 with the same ETag.
+        let (st, again, _) = enforcement_set(&s, &device, Some(&etag)).await;
+        assert_eq!((st, again.as_deref()), (304, Some(etag.as_str())), "{n}");
+        // A new blocking indicator: a new set.
+        submit("203.0.113.0/24", "IpAddress", "Block", json!({})).await;
+        let (st, newer, set) = enforcement_set(&s, &device, Some(&etag)).await;
+        assert_eq!(st, 200, "{n}: {set}");
+        assert_ne!(newer.as_deref(), Some(etag.as_str()), "{n}");
+        assert_eq!(set["networks"].as_array().unwrap().len(), 2, "{n}: {set}");
+
+        let resp = s
+            .http
+            .get(format!("{}/agent/v1/indicators", s.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{n}");
     }
 }
