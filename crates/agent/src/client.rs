@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::tls::{self, Fingerprint};
 use rampart_proto::command::{CommandUpdate, PollRequest, PollResponse, UpdateAck};
+use rampart_proto::enforcement::EnforcementSet;
 use rampart_proto::enroll::{EnrollRequest, EnrollResponse};
 use rampart_proto::error::ErrorBody;
 use rampart_proto::telemetry::BatchAck;
@@ -140,6 +141,40 @@ impl ServerClient {
             .timeout(timeout)
             .json(body);
         send(request).await
+    }
+
+    /// `GET /agent/v1/indicators`: the set the device enforces with its ETag, or `None` when
+    /// it is still the one `etag` names.
+    pub async fn indicators(
+        &self,
+        authorization: &str,
+        etag: Option<&str>,
+    ) -> std::result::Result<Option<(EnforcementSet, String)>, String> {
+        let mut req = self
+            .http
+            .get(format!("{}{}", self.base, rampart_proto::INDICATORS_PATH))
+            .header(reqwest::header::AUTHORIZATION, authorization);
+        if let Some(e) = etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, e);
+        }
+        let resp = req.send().await.map_err(|e| error_chain(&e))?;
+        let status = resp.status().as_u16();
+        if status == 304 {
+            return Ok(None);
+        }
+        let tag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp.bytes().await.map_err(|e| error_chain(&e))?;
+        if !(200..300).contains(&status) {
+            return Err(format!("HTTP {status}: {}", error_text(&body)));
+        }
+        let set: EnforcementSet =
+            serde_json::from_slice(&body).map_err(|e| format!("unreadable indicator set: {e}"))?;
+        let tag = tag.unwrap_or_else(|| format!("\"{}\"", set.version));
+        Ok(Some((set, tag)))
     }
 
     /// `POST /agent/v1/telemetry` with a zstd-compressed JSON batch, as the spool keeps it.

@@ -9,7 +9,8 @@
 //! [`netinfo`]) — whose
 //! rows are grouped into batches ([`batcher`]), kept in a bounded on-disk queue ([`spool`]) and
 //! sent in order to `/agent/v1/telemetry` ([`sender`]), which retries with backoff until the
-//! server has them. Beside them, the command channel ([`commands`]) takes the device's machine
+//! server has them — and the indicator sync ([`enforcement`]) keeps the tenant's blocking indicators
+//! enforced on the device. Beside them, the command channel ([`commands`]) takes the device's machine
 //! actions from the server and carries them out — network isolation through nftables among
 //! them. `rampart-agent status` reads what `run` leaves on disk ([`status`]).
 //!
@@ -21,6 +22,7 @@ pub mod batcher;
 pub mod client;
 pub mod commands;
 pub mod credentials;
+pub mod enforcement;
 pub mod enroll;
 pub mod error;
 pub mod fsutil;

@@ -63,6 +63,9 @@ enum Command {
         /// repeat for more. Default: every local filesystem.
         #[arg(long = "exec-control-mount", value_name = "PATH")]
         exec_control_mounts: Vec<PathBuf>,
+        /// Seconds between two asks for the indicators this device enforces.
+        #[arg(long, default_value_t = 60)]
+        indicator_sync_seconds: u64,
     },
     /// Show enrollment, queue and the last send result.
     Status,
@@ -101,9 +104,12 @@ fn main() -> anyhow::Result<()> {
             force_polling,
             isolation_allow,
             exec_control_mounts,
+            indicator_sync_seconds,
         } => {
             let mut config = RunConfig::new(cli.state_dir);
             config.isolation_allow = isolation_allow;
+            config.indicator_sync_interval =
+                std::time::Duration::from_secs(indicator_sync_seconds.max(1));
             config.exec_control_mounts =
                 (!exec_control_mounts.is_empty()).then_some(exec_control_mounts);
             config.spool_max_bytes = spool_max_bytes;

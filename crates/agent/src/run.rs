@@ -4,9 +4,10 @@ use crate::batcher::{self, BatcherConfig, TableRow};
 use crate::client::ServerClient;
 use crate::commands::isolation::{AllowedNet, Isolation};
 use crate::commands::journal::Journal;
-use crate::commands::restrict::Restriction;
+use crate::commands::restrict::ExecControl;
 use crate::commands::{ChannelConfig, CommandChannel, Executor};
 use crate::credentials::Credentials;
+use crate::enforcement::IndicatorSync;
 use crate::error::Result;
 use crate::host::{self, DeviceInfo};
 use crate::logons::{LogonFollower, LogonSensor, LogonSources};
@@ -43,6 +44,8 @@ pub struct RunConfig {
     pub force_polling: bool,
     pub max_hash_bytes: u64,
     pub channel: ChannelConfig,
+    /// Time between two asks for the indicators to enforce.
+    pub indicator_sync_interval: Duration,
     /// The files the logon sensor follows.
     pub logon_sources: LogonSources,
     /// Time between two reads of the TCP socket table.
@@ -66,6 +69,7 @@ impl RunConfig {
             channel: ChannelConfig::default(),
             network_interval: Duration::from_secs(1),
             logon_sources: LogonSources::default(),
+            indicator_sync_interval: Duration::from_secs(60),
             isolation_allow: Vec::new(),
             exec_control_mounts: None,
         }
@@ -160,14 +164,14 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         .map_err(|e| tracing::error!("logon sensor not started: {e}"))
         .ok();
 
-    let restriction = Arc::new(Restriction::new(
+    let exec_control = Arc::new(ExecControl::new(
         &config.state_dir,
         config.exec_control_mounts.clone(),
         &rows_tx,
         row_context.clone(),
         Arc::clone(&hash_cache),
     ));
-    match restriction.restore().await {
+    match exec_control.restore().await {
         Ok(true) => tracing::warn!("code execution on this device is restricted"),
         Ok(false) => {}
         Err(e) => tracing::error!("restoring the recorded code-execution restriction: {e}"),
@@ -247,11 +251,21 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
             journal,
             executor: Arc::new(Executor {
                 isolation,
-                restriction: Arc::clone(&restriction),
+                exec: Arc::clone(&exec_control),
             }),
             config: config.channel.clone(),
         }
         .run(channel_stop_rx),
+    );
+    let sync = tokio::spawn(
+        IndicatorSync {
+            client: client.clone(),
+            authorization: creds.authorization(),
+            state_dir: config.state_dir.clone(),
+            exec: Arc::clone(&exec_control),
+            interval: config.indicator_sync_interval,
+        }
+        .run(channel_stop_tx.subscribe()),
     );
     let sender = tokio::spawn(
         Sender {
@@ -273,8 +287,9 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     // needs a listener. The recorded state brings it back at the next start.)
     let _ = channel_stop_tx.send(true);
     let _ = channel.await;
+    let _ = sync.await;
     let _ = tokio::task::spawn_blocking(move || {
-        restriction.halt();
+        exec_control.halt();
         sensor.stop();
         if let Some(l) = logons {
             l.stop();

@@ -22,7 +22,7 @@ use journal::{Begin, Journal};
 use rampart_proto::command::{
     Command, CommandKind, CommandState, CommandUpdate, PollRequest, PollResponse,
 };
-use restrict::Restriction;
+use restrict::ExecControl;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -48,7 +48,7 @@ impl Default for ChannelConfig {
 /// Carries out commands.
 pub struct Executor {
     pub isolation: Isolation,
-    pub restriction: Arc<Restriction>,
+    pub exec: Arc<ExecControl>,
 }
 
 impl Executor {
@@ -62,13 +62,11 @@ impl Executor {
                 .map_err(|e| e.to_string()),
             CommandKind::Unisolate => self.isolation.unisolate().await.map_err(|e| e.to_string()),
             CommandKind::RestrictCodeExecution => {
-                self.restriction.restrict().await.map_err(|e| e.to_string())
+                self.exec.restrict().await.map_err(|e| e.to_string())
             }
-            CommandKind::UnrestrictCodeExecution => self
-                .restriction
-                .unrestrict()
-                .await
-                .map_err(|e| e.to_string()),
+            CommandKind::UnrestrictCodeExecution => {
+                self.exec.unrestrict().await.map_err(|e| e.to_string())
+            }
             CommandKind::KillProcess { pid } => kill(*pid),
             other => Err(format!(
                 "{} is not supported by this agent version ({})",

@@ -19,6 +19,7 @@ use crate::process::rows::{self, RowContext};
 use crate::process::{procfs, users};
 use crate::worker::Worker;
 use rampart_core::timefmt::format as rfc3339;
+use rampart_proto::enforcement::{Enforcement, EnforcementSet};
 use rampart_proto::telemetry::Row;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -28,7 +29,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
@@ -80,6 +81,74 @@ impl Allowlist {
         self.files.contains(path)
     }
 }
+
+/// Why an execution was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Code execution is restricted and the file is not the package manager's.
+    Restricted,
+    /// The file's hash is a blocking indicator.
+    Indicator { id: String, title: String },
+}
+
+/// What the exec guard decides with; replaced whole when the restriction or the indicators
+/// change, so a decision always sees one consistent policy.
+#[derive(Default)]
+pub struct ExecPolicy {
+    /// The package-manager allow-list while code execution is restricted.
+    pub restricted: Option<Arc<Allowlist>>,
+    /// File-hash indicators (lower-case hex of any algorithm) → action, id and title.
+    pub hashes: HashMap<String, (Enforcement, String, String)>,
+}
+
+impl ExecPolicy {
+    /// Whether there is nothing to enforce (the guard need not run).
+    pub fn is_empty(&self) -> bool {
+        self.restricted.is_none() && self.hashes.is_empty()
+    }
+
+    /// The verdict on executing `file` (at `path`): `None` lets it run. An `Allow` indicator
+    /// wins over everything; then a `Block` indicator; then the restriction. Files are hashed
+    /// only when there are hash indicators (through the cache: once per file version).
+    pub fn decide(
+        &self,
+        path: Option<&Path>,
+        file: &std::fs::File,
+        cache: &HashCache,
+        own_exe: Option<&Path>,
+    ) -> Option<Refusal> {
+        if !self.hashes.is_empty()
+            && let Ok(Some(h)) = cache.hash_file(file)
+        {
+            let mut block = None;
+            for digest in [&h.sha256, &h.sha1, &h.md5] {
+                match self.hashes.get(digest.as_str()) {
+                    Some((Enforcement::Allow, _, _)) => return None,
+                    Some((Enforcement::Block, id, title)) => {
+                        block.get_or_insert_with(|| Refusal::Indicator {
+                            id: id.clone(),
+                            title: title.clone(),
+                        });
+                    }
+                    None => {}
+                }
+            }
+            if block.is_some() {
+                return block;
+            }
+        }
+        match &self.restricted {
+            Some(allow) => {
+                let permitted = path.is_some_and(|p| allow.allows(p) || Some(p) == own_exe);
+                (!permitted).then_some(Refusal::Restricted)
+            }
+            None => None,
+        }
+    }
+}
+
+/// The policy the guard reads, shared with whoever changes it.
+pub type PolicyCell = Arc<RwLock<Arc<ExecPolicy>>>;
 
 /// The paths of dpkg's `*.list` files.
 fn dpkg_files(info: &Path) -> Result<Vec<String>> {
@@ -154,11 +223,7 @@ pub struct Reporter {
 
 impl ExecGuard {
     /// Marks the filesystems of `mounts` and starts answering exec permission requests.
-    pub fn start(
-        mounts: &[PathBuf],
-        allow: Arc<Allowlist>,
-        reporter: Reporter,
-    ) -> Result<ExecGuard> {
+    pub fn start(mounts: &[PathBuf], policy: PolicyCell, reporter: Reporter) -> Result<ExecGuard> {
         // SAFETY: plain fanotify_init(2) with constant flags; the result is checked and owned
         // by `OwnedFd` at once, which closes it exactly once.
         let raw = check(unsafe {
@@ -199,7 +264,7 @@ impl ExecGuard {
         }
         let own_exe = std::fs::read_link("/proc/self/exe").ok();
         let worker = Worker::spawn("rampart-exec-guard", move |stop| {
-            answer(fd, &allow, own_exe, reporter, stop)
+            answer(fd, &policy, own_exe, reporter, stop)
         })?;
         Ok(ExecGuard { worker })
     }
@@ -214,7 +279,7 @@ const METADATA_LEN: usize = std::mem::size_of::<libc::fanotify_event_metadata>()
 
 fn answer(
     fd: OwnedFd,
-    allow: &Allowlist,
+    policy: &PolicyCell,
     own_exe: Option<PathBuf>,
     reporter: Reporter,
     stop: &AtomicBool,
@@ -258,15 +323,26 @@ fn answer(
             // close it once, after answering.
             let file_fd = unsafe { OwnedFd::from_raw_fd(meta.fd) };
             let path = std::fs::read_link(format!("/proc/self/fd/{}", meta.fd)).ok();
-            let allowed = meta.pid == own_pid
-                || path
-                    .as_deref()
-                    .is_some_and(|p| allow.allows(p) || Some(p) == own_exe.as_deref());
+            let file = std::fs::File::from(file_fd);
+            let current = Arc::clone(&policy.read().unwrap_or_else(|p| p.into_inner()));
+            let refusal = if meta.pid == own_pid {
+                None
+            } else {
+                current.decide(path.as_deref(), &file, &reporter.cache, own_exe.as_deref())
+            };
+            let allowed = refusal.is_none();
             // A refusal is described before it is answered: until then the process that asked
             // is still there to be read.
-            let file = std::fs::File::from(file_fd);
-            let refused = (!allowed)
-                .then(|| blocked_row(&reporter, &mut users, path.as_deref(), &file, meta.pid));
+            let refused = refusal.map(|why| {
+                blocked_row(
+                    &reporter,
+                    &mut users,
+                    path.as_deref(),
+                    &file,
+                    meta.pid,
+                    &why,
+                )
+            });
             let response = libc::fanotify_response {
                 fd: meta.fd,
                 response: if allowed {
@@ -306,6 +382,7 @@ fn blocked_row(
     path: Option<&Path>,
     file: &std::fs::File,
     pid: i32,
+    why: &Refusal,
 ) -> Row {
     let mut r = Row::new();
     r.insert(
@@ -337,13 +414,15 @@ fn blocked_row(
             rows::initiating_process(&mut r, &reporter.context, &info);
         }
     }
-    r.insert(
-        "AdditionalFields".into(),
-        Value::String(
+    let fields = match why {
+        Refusal::Restricted => {
             json!({ "Reason": "RestrictCodeExecution", "Policy": "package-manager files only" })
-                .to_string(),
-        ),
-    );
+        }
+        Refusal::Indicator { id, title } => {
+            json!({ "Reason": "Indicator", "IndicatorId": id, "IndicatorTitle": title })
+        }
+    };
+    r.insert("AdditionalFields".into(), Value::String(fields.to_string()));
     r
 }
 
@@ -368,8 +447,10 @@ impl RestrictionState {
     }
 }
 
-/// The restriction of this host, as the commands drive it.
-pub struct Restriction {
+/// What runs on this host: the code-execution restriction (driven by commands) and the
+/// file-hash indicators (driven by the indicator sync), enforced by one exec guard that runs
+/// while either has something to enforce.
+pub struct ExecControl {
     state_dir: PathBuf,
     /// The filesystems to watch; `None`: every local one.
     mounts: Option<Vec<PathBuf>>,
@@ -377,23 +458,25 @@ pub struct Restriction {
     rows: mpsc::WeakSender<TableRow>,
     context: RowContext,
     cache: Arc<HashCache>,
+    policy: PolicyCell,
     guard: Mutex<Option<ExecGuard>>,
 }
 
-impl Restriction {
+impl ExecControl {
     pub fn new(
         state_dir: &Path,
         mounts: Option<Vec<PathBuf>>,
         rows: &mpsc::Sender<TableRow>,
         context: RowContext,
         cache: Arc<HashCache>,
-    ) -> Restriction {
-        Restriction {
+    ) -> ExecControl {
+        ExecControl {
             state_dir: state_dir.to_owned(),
             mounts,
             rows: rows.downgrade(),
             context,
             cache,
+            policy: PolicyCell::default(),
             guard: Mutex::new(None),
         }
     }
@@ -402,44 +485,30 @@ impl Restriction {
         self.guard.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Turns the restriction on: records it, then starts the guard (unless it runs).
-    pub async fn restrict(&self) -> Result<String> {
-        RestrictionState { restricted: true }.save(&self.state_dir)?;
-        self.start().await
-    }
-
-    /// Turns it off: records it, then stops the guard.
-    pub async fn unrestrict(&self) -> Result<String> {
-        RestrictionState { restricted: false }.save(&self.state_dir)?;
-        let running = self.guard().take();
-        if let Some(g) = running {
-            tokio::task::spawn_blocking(move || g.stop())
-                .await
-                .map_err(|e| Error::Config(format!("stopping the exec guard: {e}")))?;
+    /// Replaces the policy with `change` applied to (a copy of) the current one, then starts
+    /// or stops the guard to match.
+    async fn update(&self, change: impl FnOnce(&mut ExecPolicy)) -> Result<()> {
+        let next = {
+            let mut cell = self.policy.write().unwrap_or_else(|p| p.into_inner());
+            let mut next = ExecPolicy {
+                restricted: cell.restricted.clone(),
+                hashes: cell.hashes.clone(),
+            };
+            change(&mut next);
+            *cell = Arc::new(next);
+            Arc::clone(&cell)
+        };
+        if next.is_empty() {
+            let running = self.guard().take();
+            if let Some(g) = running {
+                tokio::task::spawn_blocking(move || g.stop())
+                    .await
+                    .map_err(|e| Error::Config(format!("stopping the exec guard: {e}")))?;
+            }
+            return Ok(());
         }
-        Ok("code execution is no longer restricted".into())
-    }
-
-    /// Stops the guard without changing the recorded state (the agent is stopping; the next
-    /// start restores the restriction).
-    pub fn halt(&self) {
-        if let Some(g) = self.guard().take() {
-            g.stop();
-        }
-    }
-
-    /// Makes the guard match the recorded state (at start); returns whether it is restricted.
-    pub async fn restore(&self) -> Result<bool> {
-        let state = RestrictionState::load(&self.state_dir)?;
-        if state.restricted {
-            self.start().await?;
-        }
-        Ok(state.restricted)
-    }
-
-    async fn start(&self) -> Result<String> {
         if self.guard().is_some() {
-            return Ok("code execution is already restricted".into());
+            return Ok(());
         }
         let mounts = self.mounts.clone().unwrap_or_else(local_mounts);
         let rows = self
@@ -451,16 +520,71 @@ impl Restriction {
             context: self.context.clone(),
             cache: Arc::clone(&self.cache),
         };
-        let (guard, allowed, watched) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let allow = Arc::new(Allowlist::from_package_manager()?);
-            let n = allow.len();
-            Ok((ExecGuard::start(&mounts, allow, reporter)?, n, mounts.len()))
-        })
-        .await
-        .map_err(|e| Error::Config(format!("starting the exec guard: {e}")))??;
+        let policy = Arc::clone(&self.policy);
+        let guard =
+            tokio::task::spawn_blocking(move || ExecGuard::start(&mounts, policy, reporter))
+                .await
+                .map_err(|e| Error::Config(format!("starting the exec guard: {e}")))??;
         *self.guard() = Some(guard);
+        Ok(())
+    }
+
+    /// Turns the restriction on: records it, builds the allow-list, enforces it.
+    pub async fn restrict(&self) -> Result<String> {
+        RestrictionState { restricted: true }.save(&self.state_dir)?;
+        self.start_restriction().await
+    }
+
+    async fn start_restriction(&self) -> Result<String> {
+        let allow = tokio::task::spawn_blocking(Allowlist::from_package_manager)
+            .await
+            .map_err(|e| Error::Config(format!("listing package files: {e}")))??;
+        let n = allow.len();
+        let allow = Arc::new(allow);
+        self.update(|p| p.restricted = Some(allow)).await?;
         Ok(format!(
-            "code execution restricted to {allowed} package-manager files on {watched} filesystems"
+            "code execution restricted to {n} package-manager files"
         ))
+    }
+
+    /// Turns it off: records it, then stops enforcing it.
+    pub async fn unrestrict(&self) -> Result<String> {
+        RestrictionState { restricted: false }.save(&self.state_dir)?;
+        self.update(|p| p.restricted = None).await?;
+        Ok("code execution is no longer restricted".into())
+    }
+
+    /// Enforces the file-hash indicators of `set` from now on (replacing the ones before).
+    pub async fn set_indicators(&self, set: &EnforcementSet) -> Result<usize> {
+        let hashes: HashMap<String, (Enforcement, String, String)> = set
+            .files
+            .iter()
+            .map(|f| {
+                (
+                    f.hash.to_ascii_lowercase(),
+                    (f.action, f.indicator_id.clone(), f.title.clone()),
+                )
+            })
+            .collect();
+        let n = hashes.len();
+        self.update(|p| p.hashes = hashes).await?;
+        Ok(n)
+    }
+
+    /// Stops the guard without changing the recorded state (the agent is stopping; the next
+    /// start restores the restriction).
+    pub fn halt(&self) {
+        if let Some(g) = self.guard().take() {
+            g.stop();
+        }
+    }
+
+    /// Makes the guard match the recorded restriction (at start); returns whether it is on.
+    pub async fn restore(&self) -> Result<bool> {
+        let state = RestrictionState::load(&self.state_dir)?;
+        if state.restricted {
+            self.start_restriction().await?;
+        }
+        Ok(state.restricted)
     }
 }

@@ -211,7 +211,7 @@ fn the_isolation_rule_set_is_one_nftables_transaction_nft_accepts() {
 async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server() {
     use crate::server::{Reply, Responder, TinyServer};
     use rampart_agent::client::ServerClient;
-    use rampart_agent::commands::restrict::Restriction;
+    use rampart_agent::commands::restrict::ExecControl;
     use rampart_agent::commands::{ChannelConfig, CommandChannel, Executor};
     use rampart_agent::process::hashes::HashCache;
     use rampart_agent::process::rows::RowContext;
@@ -263,7 +263,7 @@ async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server
         journal: Arc::new(Mutex::new(Journal::open(dir.path()).unwrap())),
         executor: Arc::new(Executor {
             isolation: isolation::Isolation::new(dir.path(), &server.url(), vec![]).unwrap(),
-            restriction: Arc::new(Restriction::new(
+            exec: Arc::new(ExecControl::new(
                 dir.path(),
                 None,
                 &rows,

@@ -3,9 +3,12 @@
 //! file's hashes and the process that asked, and everything allowed again once the guard stops.
 //! Needs root (CAP_SYS_ADMIN for fanotify and mount).
 
-use rampart_agent::commands::restrict::{Allowlist, ExecGuard, Reporter};
+use rampart_agent::commands::restrict::{
+    Allowlist, ExecGuard, ExecPolicy, PolicyCell, Refusal, Reporter,
+};
 use rampart_agent::process::hashes::HashCache;
 use rampart_agent::process::rows::RowContext;
+use rampart_proto::enforcement::Enforcement;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -62,10 +65,14 @@ fn the_guard_refuses_what_is_not_allowed_and_everything_runs_once_it_stops() {
     let good = fs.program("good");
     let evil = fs.program("evil");
     let allow = Arc::new(Allowlist::from_paths([good.clone()]));
+    let policy: PolicyCell = Arc::new(std::sync::RwLock::new(Arc::new(ExecPolicy {
+        restricted: Some(allow),
+        hashes: Default::default(),
+    })));
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let guard = ExecGuard::start(
         &[fs.path().to_owned()],
-        allow,
+        policy,
         Reporter {
             rows: tx,
             context: RowContext {
@@ -133,4 +140,43 @@ fn the_package_manager_allow_list_has_system_programs_not_copies() {
     let copy = dir.path().join("true");
     std::fs::copy(&truth, &copy).unwrap();
     assert!(!allow.allows(&copy));
+}
+
+#[test]
+fn an_allow_indicator_wins_then_a_block_then_the_restriction() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tool");
+    std::fs::write(&file, b"#!/bin/sh\necho hi\n").unwrap();
+    let open = || std::fs::File::open(&file).unwrap();
+    let cache = HashCache::new(1 << 20, 16);
+    let digest = sha256(&file);
+    let rule = |action| (action, "42".to_owned(), "bad tool".to_owned());
+    let decide = |p: &ExecPolicy| p.decide(Some(&file), &open(), &cache, None);
+
+    assert_eq!(decide(&ExecPolicy::default()), None);
+    let blocked = ExecPolicy {
+        restricted: None,
+        hashes: [(digest.clone(), rule(Enforcement::Block))].into(),
+    };
+    assert_eq!(
+        decide(&blocked),
+        Some(Refusal::Indicator {
+            id: "42".into(),
+            title: "bad tool".into()
+        })
+    );
+    let restricted = ExecPolicy {
+        restricted: Some(Arc::new(Allowlist::default())),
+        hashes: Default::default(),
+    };
+    assert_eq!(decide(&restricted), Some(Refusal::Restricted));
+    let allowed = ExecPolicy {
+        restricted: Some(Arc::new(Allowlist::default())),
+        hashes: [(digest, rule(Enforcement::Allow))].into(),
+    };
+    assert_eq!(
+        decide(&allowed),
+        None,
+        "an Allowed indicator wins over the restriction"
+    );
 }

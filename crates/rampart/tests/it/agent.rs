@@ -536,14 +536,7 @@ async fn restricted_execution_blocks_programs_the_package_manager_did_not_instal
     let device = enroll_agent(&s, &state).await;
     // The restriction watches only a tmpfs of this test: nothing else on the machine is
     // touched, whatever happens.
-    let mnt = dir.path().join("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mounting a tmpfs (the test needs root)");
+    let mnt = tmpfs(dir.path(), "mnt");
     let evil = mnt.join("dropped-tool");
     std::fs::copy("/bin/true", &evil).unwrap();
     let runs = || {
@@ -621,4 +614,100 @@ fn stop_agent(agent: &mut std::process::Child) {
     assert!(stopped.success());
     let exit = agent.wait().unwrap();
     assert!(exit.success(), "clean exit on SIGTERM: {exit}");
+}
+
+/// Mounts a tmpfs on a new directory `name` of `dir`: the only filesystem whose executions the
+/// agent under test controls.
+fn tmpfs(dir: &Path, name: &str) -> std::path::PathBuf {
+    let mnt = dir.join(name);
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mounting a tmpfs (the test needs root)");
+    mnt
+}
+
+#[tokio::test]
+async fn a_blocked_hash_cannot_run_on_the_device_until_it_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let state = dir.path().join("agent-ioc");
+    let device = enroll_agent(&s, &state).await;
+    let mnt = tmpfs(dir.path(), "mnt");
+    // A program of its own hash (trailing bytes do not stop an ELF from running), and a plain
+    // copy of /bin/true beside it.
+    let evil = mnt.join("implant");
+    let mut bytes = std::fs::read("/bin/true").unwrap();
+    bytes.extend_from_slice(format!("rampart-e2e-{}", rand_digits()).as_bytes());
+    std::fs::write(&evil, &bytes).unwrap();
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let good = mnt.join("tool");
+    std::fs::copy("/bin/true", &good).unwrap();
+    let runs = |p: &Path| {
+        std::process::Command::new(p)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(runs(&evil) && runs(&good));
+
+    let mut agent = agent_command(state.to_str().unwrap())
+        .args(["run", "--force-polling", "--indicator-sync-seconds", "1"])
+        .args(["--exec-control-mount", mnt.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ti = s
+        .token_with("Ti.ReadWrite.All,AdvancedHunting.Read.All")
+        .await;
+    let indicator = |action: &'static str| {
+        let (s, ti, value) = (&s, &ti, sha256_hex(&evil));
+        async move {
+            let (st, v) = post(
+                s,
+                ti,
+                "/api/indicators",
+                json!({ "indicatorValue": value, "indicatorType": "FileSha256", "action": action,
+                        "title": "implant", "description": "e2e" }),
+            )
+            .await;
+            assert_eq!(st, 200, "{v}");
+            v["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let id = indicator("Block").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runs(&evil) {
+        assert!(Instant::now() < deadline, "the blocked hash still runs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let err = std::process::Command::new(&evil).status().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+    assert!(runs(&good), "only the blocked hash is refused");
+
+    let q = format!(
+        "DeviceEvents | where DeviceId == '{device}' and ActionType == 'AppControlExecutableBlocked' \
+         | extend F = parse_json(AdditionalFields) | project FolderPath, SHA256, Reason = tostring(F.Reason), IndicatorId = tostring(F.IndicatorId)"
+    );
+    let rows = hunt(&s, &ti, &q, |r| !r.is_empty()).await;
+    assert!(!rows.is_empty());
+    assert_eq!(rows[0]["FolderPath"], evil.to_str().unwrap());
+    assert_eq!(rows[0]["Reason"], "Indicator");
+    assert_eq!(rows[0]["IndicatorId"], id.as_str());
+
+    // The same indicator turned to Allowed (updated in place): it runs again.
+    assert_eq!(indicator("Allowed").await, id);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !runs(&evil) {
+        assert!(Instant::now() < deadline, "the allowed hash does not run");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_agent(&mut agent);
+    let _ = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&mnt)
+        .status();
 }

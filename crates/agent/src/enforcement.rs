@@ -1,0 +1,78 @@
+//! The indicator sync: the tenant's indicators this device enforces itself, fetched from
+//! `GET /agent/v1/indicators` (answered 304 while unchanged) and handed to the exec guard —
+//! blocked file hashes may not run, allowed ones always may.
+//!
+//! The last set is kept in `indicators.json`, so that after a restart the device enforces it at
+//! once, before (or without) reaching the server. Address indicators are received but not
+//! enforced yet.
+
+use crate::client::ServerClient;
+use crate::commands::restrict::ExecControl;
+use crate::fsutil::{read_json_or_default, write_json};
+use rampart_proto::enforcement::EnforcementSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub struct IndicatorSync {
+    pub client: ServerClient,
+    /// `Device <id>:<secret>`.
+    pub authorization: String,
+    pub state_dir: PathBuf,
+    pub exec: Arc<ExecControl>,
+    /// Time between two asks.
+    pub interval: Duration,
+}
+
+fn saved_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("indicators.json")
+}
+
+impl IndicatorSync {
+    /// Enforces the saved set, then keeps it current until `shutdown`.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut etag = None;
+        match read_json_or_default::<Option<EnforcementSet>>(&saved_path(&self.state_dir)) {
+            Ok(Some(set)) => {
+                etag = Some(format!("\"{}\"", set.version));
+                self.apply(&set).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("the saved indicator set: {e}"),
+        }
+        while !*shutdown.borrow() {
+            match self
+                .client
+                .indicators(&self.authorization, etag.as_deref())
+                .await
+            {
+                Ok(Some((set, tag))) => {
+                    if let Err(e) = write_json(&saved_path(&self.state_dir), &Some(&set)) {
+                        tracing::warn!("saving the indicator set: {e}");
+                    }
+                    self.apply(&set).await;
+                    etag = Some(tag);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("fetching the indicators to enforce: {e}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn apply(&self, set: &EnforcementSet) {
+        match self.exec.set_indicators(set).await {
+            Ok(n) => tracing::info!(
+                file_hashes = n,
+                addresses = set.networks.len(),
+                version = set.version,
+                "enforcing indicators"
+            ),
+            Err(e) => tracing::error!("enforcing file-hash indicators: {e}"),
+        }
+    }
+}
