@@ -1,14 +1,15 @@
 //! The indicator sync: the tenant's indicators this device enforces itself, fetched from
 //! `GET /agent/v1/indicators` (answered 304 while unchanged) and handed to the exec guard —
-//! blocked file hashes may not run, allowed ones always may.
+//! blocked file hashes may not run, allowed ones always may — and to the firewall.
 //!
 //! The last set is kept in `indicators.json`, so that after a restart the device enforces it at
-//! once, before (or without) reaching the server. Address indicators are received but not
-//! enforced yet.
+//! once, before (or without) reaching the server. Address indicators go to the firewall
+//! ([`crate::netblock`]).
 
 use crate::client::ServerClient;
 use crate::commands::restrict::ExecControl;
 use crate::fsutil::{read_json_or_default, write_json};
+use crate::netblock::AddressBlock;
 use rampart_proto::enforcement::EnforcementSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub struct IndicatorSync {
     pub authorization: String,
     pub state_dir: PathBuf,
     pub exec: Arc<ExecControl>,
+    pub addresses: AddressBlock,
     /// Time between two asks.
     pub interval: Duration,
 }
@@ -68,11 +70,14 @@ impl IndicatorSync {
         match self.exec.set_indicators(set).await {
             Ok(n) => tracing::info!(
                 file_hashes = n,
-                addresses = set.networks.len(),
                 version = set.version,
                 "enforcing indicators"
             ),
             Err(e) => tracing::error!("enforcing file-hash indicators: {e}"),
+        }
+        match self.addresses.apply(&set.networks).await {
+            Ok(n) => tracing::info!(blocked_addresses = n, "address indicators in the firewall"),
+            Err(e) => tracing::error!("enforcing address indicators: {e}"),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::batcher::{self, BatcherConfig, TableRow};
 use crate::client::ServerClient;
-use crate::commands::isolation::{AllowedNet, Isolation};
+use crate::commands::isolation::{AllowedNet, Isolation, ServerEndpoint};
 use crate::commands::journal::Journal;
 use crate::commands::restrict::ExecControl;
 use crate::commands::{ChannelConfig, CommandChannel, Executor};
@@ -11,6 +11,7 @@ use crate::enforcement::IndicatorSync;
 use crate::error::Result;
 use crate::host::{self, DeviceInfo};
 use crate::logons::{LogonFollower, LogonSensor, LogonSources};
+use crate::netblock::AddressBlock;
 use crate::netinfo;
 use crate::network::{NetworkConfig, NetworkSensor};
 use crate::process::hashes::{self, HashCache};
@@ -263,6 +264,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
             authorization: creds.authorization(),
             state_dir: config.state_dir.clone(),
             exec: Arc::clone(&exec_control),
+            addresses: AddressBlock::new(ServerEndpoint::of(&creds.server)?),
             interval: config.indicator_sync_interval,
         }
         .run(channel_stop_tx.subscribe()),

@@ -14,15 +14,14 @@
 //! A `drop` in any base chain of a hook is final in nftables, whatever other tables accept, so
 //! the table works beside the host's own firewall without touching it.
 
-use crate::error::{Error, Result, io_err};
+use crate::error::{Error, Result};
 use crate::fsutil::{read_json_or_default, write_json};
+use crate::nft::{self, Nft, field, match_eq, proto_of};
 use rampart_proto::command::IsolationType;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 /// The table's name, in family `inet` (IPv4 and IPv6).
 pub const TABLE: &str = "rampart_isolation";
@@ -79,38 +78,78 @@ impl IsolationState {
     }
 }
 
+/// The Rampart server as the firewall sees it: the host and port of its URL.
+#[derive(Clone, Debug)]
+pub struct ServerEndpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl ServerEndpoint {
+    pub fn of(server_url: &str) -> Result<ServerEndpoint> {
+        let url = reqwest::Url::parse(server_url)
+            .map_err(|e| Error::Config(format!("server URL '{server_url}': {e}")))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| Error::Config(format!("server URL '{server_url}' has no host")))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| Error::Config(format!("server URL '{server_url}' has no port")))?;
+        Ok(ServerEndpoint { host, port })
+    }
+
+    /// Whether the URL names the server by address (no DNS needed to reach it).
+    pub fn is_address(&self) -> bool {
+        self.host.parse::<IpAddr>().is_ok()
+    }
+
+    /// The server's addresses: the URL's, or what its host name resolves to now.
+    pub async fn addrs(&self) -> Result<Vec<SocketAddr>> {
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, self.port)]);
+        }
+        let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| {
+                Error::Network(format!(
+                    "resolving the server {} to keep it reachable: {e}",
+                    self.host
+                ))
+            })?
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        if addrs.is_empty() {
+            return Err(Error::Network(format!(
+                "the server {} resolves to no address; the firewall would cut the agent off",
+                self.host
+            )));
+        }
+        Ok(addrs)
+    }
+}
+
 /// The isolation of this host.
 #[derive(Clone, Debug)]
 pub struct Isolation {
     state_dir: PathBuf,
-    /// The server's URL host and port.
-    server_host: String,
-    server_port: u16,
+    server: ServerEndpoint,
     allow: Vec<AllowedNet>,
-    nft: PathBuf,
+    nft: Nft,
 }
 
 impl Isolation {
     /// The isolation of the agent whose state directory is `state_dir` and whose server is
     /// `server_url`; `allow` is the `Selective` allow-list.
     pub fn new(state_dir: &Path, server_url: &str, allow: Vec<AllowedNet>) -> Result<Isolation> {
-        let url = reqwest::Url::parse(server_url)
-            .map_err(|e| Error::Config(format!("server URL '{server_url}': {e}")))?;
-        let server_host = url
-            .host_str()
-            .ok_or_else(|| Error::Config(format!("server URL '{server_url}' has no host")))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let server_port = url
-            .port_or_known_default()
-            .ok_or_else(|| Error::Config(format!("server URL '{server_url}' has no port")))?;
         Ok(Isolation {
             state_dir: state_dir.to_owned(),
-            server_host,
-            server_port,
+            server: ServerEndpoint::of(server_url)?,
             allow,
-            nft: nft_binary(),
+            nft: Nft::default(),
         })
     }
 
@@ -146,8 +185,8 @@ impl Isolation {
     }
 
     async fn apply(&self, kind: IsolationType) -> Result<String> {
-        let servers = self.server_addrs().await?;
-        let dns = if self.server_host.parse::<IpAddr>().is_ok() {
+        let servers = self.server.addrs().await?;
+        let dns = if self.server.is_address() {
             Vec::new()
         } else {
             resolvers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
@@ -157,7 +196,7 @@ impl Isolation {
             IsolationType::Selective => &self.allow,
         };
         let ruleset = ruleset(&servers, &dns, allow);
-        self.run_nft(&ruleset).await?;
+        self.nft.apply(&ruleset).await?;
         let list = |v: &[String]| v.join(", ");
         Ok(format!(
             "{} isolation applied; open: loopback, server {}{}{}",
@@ -188,86 +227,8 @@ impl Isolation {
     }
 
     async fn remove(&self) -> Result<()> {
-        // Adding the table first makes the delete succeed whether or not it exists.
-        let doc = json!({ "nftables": [
-            { "add": { "table": { "family": "inet", "name": TABLE } } },
-            { "delete": { "table": { "family": "inet", "name": TABLE } } },
-        ]});
-        self.run_nft(&doc).await
+        self.nft.delete_table(TABLE).await
     }
-
-    async fn server_addrs(&self) -> Result<Vec<SocketAddr>> {
-        if let Ok(ip) = self.server_host.parse::<IpAddr>() {
-            return Ok(vec![SocketAddr::new(ip, self.server_port)]);
-        }
-        let mut addrs: Vec<SocketAddr> =
-            tokio::net::lookup_host((self.server_host.as_str(), self.server_port))
-                .await
-                .map_err(|e| {
-                    Error::Network(format!(
-                        "resolving the server {} to let it through isolation: {e}",
-                        self.server_host
-                    ))
-                })?
-                .collect();
-        addrs.sort();
-        addrs.dedup();
-        if addrs.is_empty() {
-            return Err(Error::Network(format!(
-                "the server {} resolves to no address; isolating would cut the agent off",
-                self.server_host
-            )));
-        }
-        Ok(addrs)
-    }
-
-    async fn run_nft(&self, doc: &Value) -> Result<()> {
-        let nft = self.nft.clone();
-        let input = doc.to_string();
-        tokio::task::spawn_blocking(move || run_nft(&nft, &input))
-            .await
-            .map_err(|e| Error::Config(format!("nft: {e}")))?
-    }
-}
-
-fn run_nft(nft: &Path, input: &str) -> Result<()> {
-    let mut child = std::process::Command::new(nft)
-        .args(["-j", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(io_err(format!(
-            "running {} (is nftables installed?)",
-            nft.display()
-        )))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(io_err("writing to nft"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(io_err("waiting for nft"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Config(format!(
-            "nft failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
-/// `nft` from `PATH`, else where distributions install it (`PATH` of a service may lack sbin).
-fn nft_binary() -> PathBuf {
-    let in_path = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("nft"))
-            .find(|f| f.is_file())
-    });
-    in_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nft"))
 }
 
 /// The `nameserver` addresses of a resolv.conf.
@@ -283,34 +244,15 @@ pub fn resolvers(resolv_conf: &str) -> Vec<IpAddr> {
     out
 }
 
-fn proto_of(ip: &IpAddr) -> &'static str {
-    if ip.is_ipv4() { "ip" } else { "ip6" }
-}
-
-fn match_eq(left: Value, right: Value) -> Value {
-    json!({ "match": { "op": "==", "left": left, "right": right } })
-}
-
-fn field(protocol: &str, name: &str) -> Value {
-    json!({ "payload": { "protocol": protocol, "field": name } })
-}
-
-fn rule(chain: &str, mut expr: Vec<Value>) -> Value {
-    expr.push(json!({ "accept": null }));
-    json!({ "add": { "rule": { "family": "inet", "table": TABLE, "chain": chain, "expr": expr } } })
+fn rule(chain: &str, expr: Vec<Value>) -> Value {
+    nft::rule(TABLE, chain, expr, "accept")
 }
 
 /// The whole table as one nftables JSON transaction.
 pub fn ruleset(servers: &[SocketAddr], dns: &[IpAddr], allow: &[AllowedNet]) -> Value {
-    let mut cmds = vec![
-        json!({ "add": { "table": { "family": "inet", "name": TABLE } } }),
-        json!({ "delete": { "table": { "family": "inet", "name": TABLE } } }),
-        json!({ "add": { "table": { "family": "inet", "name": TABLE } } }),
-    ];
-    for (chain, hook) in [("input", "input"), ("output", "output")] {
-        cmds.push(json!({ "add": { "chain": {
-            "family": "inet", "table": TABLE, "name": chain,
-            "type": "filter", "hook": hook, "prio": 0, "policy": "drop" } } }));
+    let mut cmds = nft::fresh_table(TABLE);
+    for hook in ["input", "output"] {
+        cmds.push(nft::base_chain(TABLE, hook, "drop"));
     }
     // (chain, the peer's address field, the peer's port field, the meta key of the interface)
     for (chain, peer_addr, peer_port, local_port, iface) in [

@@ -320,3 +320,62 @@ async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server
     assert!(held);
     assert!(Journal::open(dir.path()).unwrap().held().is_empty());
 }
+
+#[test]
+fn the_address_block_rule_set_is_one_transaction_nft_accepts() {
+    use rampart_agent::netblock;
+    let servers: Vec<SocketAddr> = vec!["192.0.2.10:8443".parse().unwrap()];
+    let block: Vec<AllowedNet> = ["198.51.100.7", "10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32"]
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let allow: Vec<AllowedNet> = vec!["10.1.2.3".parse().unwrap()];
+    let doc = netblock::ruleset(&servers, &block, &allow);
+    nft_check(&doc).unwrap();
+    let text = doc.to_string();
+    for needle in [
+        "@block4",
+        "@block6",
+        "@allow4",
+        "192.0.2.10",
+        "198.51.100.7",
+    ] {
+        assert!(text.contains(needle), "{needle}");
+    }
+    // Chains accept by default: only what is blocked is dropped.
+    let chains: Vec<_> = doc["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["add"]["chain"].as_object())
+        .collect();
+    assert!(chains.iter().all(|c| c["policy"] == "accept"));
+}
+
+#[test]
+fn nested_networks_are_reduced_to_the_outermost() {
+    use rampart_agent::netblock::outermost;
+    let nets: Vec<AllowedNet> = [
+        "10.1.2.3",
+        "10.0.0.0/8",
+        "10.1.0.0/16",
+        "192.0.2.1",
+        "192.0.2.1",
+        "2001:db8::1",
+        "2001:db8::/32",
+        "0.0.0.0/0",
+    ]
+    .iter()
+    .map(|v| v.parse().unwrap())
+    .collect();
+    let kept: Vec<String> = outermost(&nets)
+        .iter()
+        .map(|n| format!("{}/{}", n.addr, n.prefix))
+        .collect();
+    assert_eq!(kept, ["0.0.0.0/0", "2001:db8::/32"]);
+    let nets: Vec<AllowedNet> = ["10.0.0.0/8", "11.0.0.0/8", "10.255.255.255"]
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(outermost(&nets).len(), 2);
+}

@@ -244,7 +244,9 @@ fn agent_command(state_dir: &str) -> std::process::Command {
         .filter(|p| p.exists())
         .expect("the rampart-agent binary is built: run `cargo test --workspace`");
     let mut c = std::process::Command::new(bin);
-    c.args(["--state-dir", state_dir]);
+    // Not the test's stdout: an agent left behind by a failed test must not hold it open.
+    c.args(["--state-dir", state_dir])
+        .stdout(std::process::Stdio::null());
     c
 }
 
@@ -263,6 +265,8 @@ struct NetNs {
     name: String,
     host_ip: String,
     ns_ip: String,
+    /// A second address on this side, on the same link as `host_ip`.
+    other_ip: String,
 }
 
 impl NetNs {
@@ -270,15 +274,18 @@ impl NetNs {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = (std::process::id() % 200) * 8 + NEXT.fetch_add(1, Ordering::Relaxed) % 8;
-        let (third, fourth) = (n / 64, (n % 64) * 4);
+        // A /29 per namespace: .1 this side, .2 the namespace, .3 a second address this side.
+        let (third, fourth) = (n / 32, (n % 32) * 8);
         let name = format!("rt-{}-{n}", std::process::id());
         let (host_if, ns_if) = (format!("rvh{n}"), format!("rvn{n}"));
         let host_ip = format!("10.231.{third}.{}", fourth + 1);
         let ns_ip = format!("10.231.{third}.{}", fourth + 2);
+        let other_ip = format!("10.231.{third}.{}", fourth + 3);
         let ns = NetNs {
             name: name.clone(),
             host_ip: host_ip.clone(),
             ns_ip: ns_ip.clone(),
+            other_ip: other_ip.clone(),
         };
         let _ = ip(&["link", "del", &host_if]);
         for args in [
@@ -287,14 +294,15 @@ impl NetNs {
                 "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
             ],
             vec!["link", "set", &ns_if, "netns", &name],
-            vec!["addr", "add", &format!("{host_ip}/30"), "dev", &host_if],
+            vec!["addr", "add", &format!("{host_ip}/29"), "dev", &host_if],
+            vec!["addr", "add", &format!("{other_ip}/29"), "dev", &host_if],
             vec!["link", "set", &host_if, "up"],
             vec![
                 "-n",
                 &name,
                 "addr",
                 "add",
-                &format!("{ns_ip}/30"),
+                &format!("{ns_ip}/29"),
                 "dev",
                 &ns_if,
             ],
@@ -336,8 +344,12 @@ impl NetNs {
 
     /// Whether Rampart's isolation table exists in the namespace.
     fn has_isolation_table(&self) -> bool {
+        self.has_table("rampart_isolation")
+    }
+
+    fn has_table(&self, table: &str) -> bool {
         self.exec("nft".as_ref())
-            .args(["list", "table", "inet", "rampart_isolation"])
+            .args(["list", "table", "inet", table])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
@@ -710,4 +722,67 @@ async fn a_blocked_hash_cannot_run_on_the_device_until_it_is_allowed() {
         .arg("-l")
         .arg(&mnt)
         .status();
+}
+
+#[tokio::test]
+async fn blocked_addresses_are_dropped_on_the_device_but_never_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let ns = NetNs::new();
+    let s = Server::start_listening(b, &format!("{}:0", ns.host_ip), &["--no-rate-limits"]);
+    let server_addr = s.url.trim_start_matches("http://").to_owned();
+    let other = bystander(&ns.other_ip);
+    let state = dir.path().join("agent-block");
+    enroll_agent(&s, &state).await;
+    let agent = agent_command(state.to_str().unwrap());
+    let mut agent = ns
+        .exec(agent.get_program())
+        .args(agent.get_args())
+        .args(["run", "--force-polling", "--indicator-sync-seconds", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(ns.connects(&other), "reachable before any indicator");
+
+    let ti = s.token_with("Ti.ReadWrite.All").await;
+    let indicator = |value: String, action: &'static str| {
+        let (s, ti) = (&s, &ti);
+        async move {
+            let (st, v) = post(
+                s,
+                ti,
+                "/api/indicators",
+                json!({ "indicatorValue": value, "indicatorType": "IpAddress", "action": action,
+                        "title": "c2", "description": "e2e", "allowInternal": true }),
+            )
+            .await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    // The address, and a network that holds the server's too: the server stays reachable.
+    indicator(ns.other_ip.clone(), "Block").await;
+    indicator("10.231.0.0/16".into(), "Block").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ns.connects(&other) {
+        assert!(
+            Instant::now() < deadline,
+            "the blocked address is still reachable"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ns.has_table("rampart_block"));
+    assert!(ns.connects(&server_addr), "the server is never blocked");
+
+    // Allowed wins over the network's block.
+    indicator(ns.other_ip.clone(), "Allowed").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ns.connects(&other) {
+        assert!(
+            Instant::now() < deadline,
+            "the allowed address is not reachable"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_agent(&mut agent);
 }
