@@ -7,7 +7,8 @@
 //! order, and measures the push latency: from the moment the submission is sent to the moment the
 //! simulated agent has the command. It reports the server's resident memory before the agents
 //! connect and with all of them held, per connected agent, and the server's CPU time while idle
-//! with every agent connected (what holding polls costs).
+//! with every agent connected (what holding polls costs). The baseline, in the same go, is a
+//! bare `GET /healthz` round trip to the same server under the same held polls.
 //!
 //! Run with a high file limit: `ulimit -n 65536` (one connection per agent on both sides).
 
@@ -296,6 +297,20 @@ async fn main() -> anyhow::Result<()> {
     let (_, cpu_end) = usage(server.child.id())?;
     let idle_cpu = (cpu_end - cpu_start) / args.idle_seconds as f64;
 
+    // The floor, in the same go: a bare HTTP round trip to the same server under the same
+    // held polls.
+    let mut floor = Vec::with_capacity(500);
+    for _ in 0..500 {
+        let t = Instant::now();
+        http.get(format!("{url}/healthz"))
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        floor.push(t.elapsed());
+    }
+    floor.sort();
+
     // Submit, at the rate, to devices in a shuffled order (an LCG: deterministic, no rand).
     let actor = token(&http, &url, &app).await?;
     let mut order: Vec<usize> = (0..devices.len()).collect();
@@ -380,6 +395,11 @@ async fn main() -> anyhow::Result<()> {
             ms(*latencies.last().unwrap())
         );
     }
+    println!(
+        "baseline, GET /healthz round trip under the same load: p50 {}  p99 {}",
+        ms(percentile(&floor, 0.5)),
+        ms(percentile(&floor, 0.99))
+    );
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
         "server RSS: {:.1} MiB before the agents, {:.1} MiB with {} polls held ({:.1} KiB per agent), {:.1} MiB at the end",
