@@ -326,6 +326,18 @@ impl NetNs {
         c
     }
 
+    /// The agent binary of `state` run inside the namespace with `args`.
+    fn run_agent(&self, state: &str, args: &[&str]) -> std::process::Child {
+        let agent = agent_command(state);
+        self.exec(agent.get_program())
+            .args(agent.get_args())
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     /// Whether a TCP connection from the namespace to `addr` opens within 2 s.
     fn connects(&self, addr: &str) -> bool {
         let (host, port) = addr.rsplit_once(':').unwrap();
@@ -414,13 +426,10 @@ async fn isolation_cuts_the_device_off_except_from_the_server_and_survives_a_cra
     let state_arg = state.to_str().unwrap();
     let device = enroll_agent(&s, &state).await;
     let start_agent = || {
-        let agent = agent_command(state_arg);
-        let mut c = ns.exec(agent.get_program());
-        c.args(agent.get_args())
-            .args(["run", "--force-polling", "--isolation-allow", &ns.host_ip])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+        ns.run_agent(
+            state_arg,
+            &["run", "--force-polling", "--isolation-allow", &ns.host_ip],
+        )
     };
     let mut agent = start_agent();
     assert!(ns.connects(&other), "reachable before isolation");
@@ -495,11 +504,7 @@ async fn isolation_cuts_the_device_off_except_from_the_server_and_survives_a_cra
     assert!(flushed.success());
     assert!(ns.connects(&other));
     let mut agent = start_agent();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ns.has_isolation_table() {
-        assert!(Instant::now() < deadline, "isolation not restored");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for("isolation not restored", || ns.has_isolation_table()).await;
     assert!(!ns.connects(&other), "still isolated after the restart");
 
     // Unisolate, through the server the device can still reach.
@@ -691,11 +696,7 @@ async fn a_blocked_hash_cannot_run_on_the_device_until_it_is_allowed() {
         }
     };
     let id = indicator("Block").await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while runs(&evil) {
-        assert!(Instant::now() < deadline, "the blocked hash still runs");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for("the blocked hash still runs", || !runs(&evil)).await;
     let err = std::process::Command::new(&evil).status().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
     assert!(runs(&good), "only the blocked hash is refused");
@@ -712,11 +713,7 @@ async fn a_blocked_hash_cannot_run_on_the_device_until_it_is_allowed() {
 
     // The same indicator turned to Allowed (updated in place): it runs again.
     assert_eq!(indicator("Allowed").await, id);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !runs(&evil) {
-        assert!(Instant::now() < deadline, "the allowed hash does not run");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for("the allowed hash does not run", || runs(&evil)).await;
     stop_agent(&mut agent);
     let _ = std::process::Command::new("umount")
         .arg("-l")
@@ -734,15 +731,10 @@ async fn blocked_addresses_are_dropped_on_the_device_but_never_the_server() {
     let other = bystander(&ns.other_ip);
     let state = dir.path().join("agent-block");
     enroll_agent(&s, &state).await;
-    let agent = agent_command(state.to_str().unwrap());
-    let mut agent = ns
-        .exec(agent.get_program())
-        .args(agent.get_args())
-        .args(["run", "--force-polling", "--indicator-sync-seconds", "1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut agent = ns.run_agent(
+        state.to_str().unwrap(),
+        &["run", "--force-polling", "--indicator-sync-seconds", "1"],
+    );
     assert!(ns.connects(&other), "reachable before any indicator");
 
     let ti = s.token_with("Ti.ReadWrite.All").await;
@@ -763,26 +755,27 @@ async fn blocked_addresses_are_dropped_on_the_device_but_never_the_server() {
     // The address, and a network that holds the server's too: the server stays reachable.
     indicator(ns.other_ip.clone(), "Block").await;
     indicator("10.231.0.0/16".into(), "Block").await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ns.connects(&other) {
-        assert!(
-            Instant::now() < deadline,
-            "the blocked address is still reachable"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for("the blocked address is still reachable", || {
+        !ns.connects(&other)
+    })
+    .await;
     assert!(ns.has_table("rampart_block"));
     assert!(ns.connects(&server_addr), "the server is never blocked");
 
     // Allowed wins over the network's block.
     indicator(ns.other_ip.clone(), "Allowed").await;
+    wait_for("the allowed address is not reachable", || {
+        ns.connects(&other)
+    })
+    .await;
+    stop_agent(&mut agent);
+}
+
+/// Waits (at most 20 s, looking every 100 ms) until `done` holds; fails naming `what` is not.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !ns.connects(&other) {
-        assert!(
-            Instant::now() < deadline,
-            "the allowed address is not reachable"
-        );
+    while !done() {
+        assert!(Instant::now() < deadline, "after 20 s: {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop_agent(&mut agent);
 }
