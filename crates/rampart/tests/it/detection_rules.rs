@@ -13,29 +13,6 @@ fn ts(offset_s: i64) -> String {
         .unwrap()
 }
 
-async fn send(
-    s: &Server,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let url = format!("{}{path}", s.url);
-    let req = match method {
-        "POST" => s.http.post(url),
-        "PATCH" => s.http.patch(url),
-        "DELETE" => s.http.delete(url),
-        _ => s.http.get(url),
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let resp = req.bearer_auth(token).send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 fn device(c: char) -> String {
     c.to_string().repeat(40)
 }
@@ -76,7 +53,7 @@ fn rule(name: &str, period: &str, query: &str) -> Value {
 async fn wait_for(s: &Server, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
     for _ in 0..200 {
-        let (st, v) = send(s, "GET", path, token, None).await;
+        let (st, v) = s.send("GET", path, token, None).await;
         if st == 200 && done(&v) {
             return v;
         }
@@ -144,7 +121,7 @@ async fn rules_are_checked_before_they_are_stored() {
             ),
         ];
         for (body, code, needles) in cases {
-            let (st, v) = send(&s, "POST", "/api/detectionrules", &rw, Some(body)).await;
+            let (st, v) = s.send("POST", "/api/detectionrules", &rw, Some(body)).await;
             assert_eq!(st, 400, "{}: {v}", b.name);
             let message = assert_mde_error(&v, code);
             for n in needles {
@@ -154,7 +131,7 @@ async fn rules_are_checked_before_they_are_stored() {
         // A mapping to a column the query does not return.
         let mut body = rule("mapping", "1H", ENCODED);
         body["detectionAction"]["entityMapping"] = json!({ "remoteIp": "RemoteIP" });
-        let (st, v) = send(&s, "POST", "/api/detectionrules", &rw, Some(body)).await;
+        let (st, v) = s.send("POST", "/api/detectionrules", &rw, Some(body)).await;
         assert_eq!(st, 400, "{v}");
         assert!(
             assert_mde_error(&v, "InvalidRequestBody").contains("remoteIp"),
@@ -162,7 +139,7 @@ async fn rules_are_checked_before_they_are_stored() {
         );
         let mut body = rule("category", "1H", ENCODED);
         body["detectionAction"]["alertTemplate"]["category"] = json!("Mischief");
-        let (st, v) = send(&s, "POST", "/api/detectionrules", &rw, Some(body)).await;
+        let (st, v) = s.send("POST", "/api/detectionrules", &rw, Some(body)).await;
         assert_eq!(st, 400, "{v}");
         assert!(
             assert_mde_error(&v, "InvalidRequestBody").contains("category"),
@@ -171,20 +148,22 @@ async fn rules_are_checked_before_they_are_stored() {
 
         // Reading needs a read permission, writing the write one.
         let ro = s.token_with("CustomDetection.Read.All").await;
-        let (st, v) = send(
-            &s,
-            "POST",
-            "/api/detectionrules",
-            &ro,
-            Some(rule("x", "1H", ENCODED)),
-        )
-        .await;
+        let (st, v) = s
+            .send(
+                "POST",
+                "/api/detectionrules",
+                &ro,
+                Some(rule("x", "1H", ENCODED)),
+            )
+            .await;
         assert_eq!(st, 403, "{v}");
-        let (st, v) = send(&s, "GET", "/api/detectionrules", &ro, None).await;
+        let (st, v) = s.send("GET", "/api/detectionrules", &ro, None).await;
         assert_eq!(st, 200, "{v}");
         assert_eq!(v["value"], json!([]), "nothing refused was stored");
         let alerts_only = s.token_with("Alert.Read.All").await;
-        let (st, _) = send(&s, "GET", "/api/detectionrules", &alerts_only, None).await;
+        let (st, _) = s
+            .send("GET", "/api/detectionrules", &alerts_only, None)
+            .await;
         assert_eq!(st, 403);
     }
 }
@@ -205,7 +184,7 @@ async fn continuous_rules_alert_on_ingested_rows_once_per_entity_group() {
         let mut body = rule("Encoded PowerShell", "0", ENCODED);
         body["detectionAction"]["responseActions"] =
             json!([{ "actionType": "isolateDevice", "isolationType": "Selective" }]);
-        let (st, created) = send(&s, "POST", "/api/detectionrules", &rw, Some(body)).await;
+        let (st, created) = s.send("POST", "/api/detectionrules", &rw, Some(body)).await;
         assert_eq!(st, 201, "{}: {created}", b.name);
         let id = created["id"].as_str().unwrap().to_owned();
         assert_eq!(created["status"], "Active");
@@ -298,14 +277,14 @@ async fn continuous_rules_alert_on_ingested_rows_once_per_entity_group() {
         );
         let mut rows = Vec::new();
         for _ in 0..50 {
-            let (st, v) = send(
-                &s,
-                "POST",
-                "/api/advancedqueries/run",
-                &rw,
-                Some(json!({"Query": q})),
-            )
-            .await;
+            let (st, v) = s
+                .send(
+                    "POST",
+                    "/api/advancedqueries/run",
+                    &rw,
+                    Some(json!({"Query": q})),
+                )
+                .await;
             assert_eq!(st, 200, "{v}");
             rows = v["Results"].as_array().cloned().unwrap_or_default();
             if rows.len() >= 4 {
@@ -362,20 +341,22 @@ async fn continuous_rules_alert_on_ingested_rows_once_per_entity_group() {
         assert_eq!(latest["alertsCreated"], 0);
         assert_eq!(latest["alertsSuppressed"], 1);
         assert_eq!(runs["value"][1]["alertIds"], json!([a["id"]]));
-        let (_, v) = send(&s, "GET", filter, &rw, None).await;
+        let (_, v) = s.send("GET", filter, &rw, None).await;
         assert_eq!(v["value"].as_array().unwrap().len(), 1, "{}", b.name);
-        let (_, r) = send(&s, "GET", &format!("/api/detectionrules/{id}"), &rw, None).await;
+        let (_, r) = s
+            .send("GET", &format!("/api/detectionrules/{id}"), &rw, None)
+            .await;
         assert_eq!(r["lastRunDetails"]["status"], "Succeeded", "{r}");
 
         // A disabled rule sees nothing.
-        let (st, r) = send(
-            &s,
-            "PATCH",
-            &format!("/api/detectionrules/{id}"),
-            &rw,
-            Some(json!({"isEnabled": false})),
-        )
-        .await;
+        let (st, r) = s
+            .send(
+                "PATCH",
+                &format!("/api/detectionrules/{id}"),
+                &rw,
+                Some(json!({"isEnabled": false})),
+            )
+            .await;
         assert_eq!(st, 200, "{r}");
         assert_eq!(r["status"], "Disabled");
         s.import(
@@ -392,27 +373,17 @@ async fn continuous_rules_alert_on_ingested_rows_once_per_entity_group() {
         )
         .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let (_, v) = send(&s, "GET", filter, &rw, None).await;
+        let (_, v) = s.send("GET", filter, &rw, None).await;
         assert_eq!(v["value"].as_array().unwrap().len(), 1, "{}", b.name);
 
         // Deleting takes the history along.
-        let (st, _) = send(
-            &s,
-            "DELETE",
-            &format!("/api/detectionrules/{id}"),
-            &rw,
-            None,
-        )
-        .await;
+        let (st, _) = s
+            .send("DELETE", &format!("/api/detectionrules/{id}"), &rw, None)
+            .await;
         assert_eq!(st, 204);
-        let (st, v) = send(
-            &s,
-            "GET",
-            &format!("/api/detectionrules/{id}/runs"),
-            &rw,
-            None,
-        )
-        .await;
+        let (st, v) = s
+            .send("GET", &format!("/api/detectionrules/{id}/runs"), &rw, None)
+            .await;
         assert_eq!(st, 404, "{v}");
         assert_mde_error(&v, "ResourceNotFound");
     }
@@ -448,17 +419,12 @@ async fn scheduled_rules_run_on_demand_and_when_due_and_pause_on_failure() {
         // Disabled, so that only the manual runs below run it.
         let mut body = rule("Busy shell", "1H", busy);
         body["isEnabled"] = json!(false);
-        let (st, r) = send(&s, "POST", "/api/detectionrules", &rw, Some(body)).await;
+        let (st, r) = s.send("POST", "/api/detectionrules", &rw, Some(body)).await;
         assert_eq!(st, 201, "{}: {r}", b.name);
         let id = r["id"].as_str().unwrap().to_owned();
-        let (st, run) = send(
-            &s,
-            "POST",
-            &format!("/api/detectionrules/{id}/run"),
-            &rw,
-            None,
-        )
-        .await;
+        let (st, run) = s
+            .send("POST", &format!("/api/detectionrules/{id}/run"), &rw, None)
+            .await;
         assert_eq!(st, 200, "{run}");
         assert_eq!(run["trigger"], "Manual");
         assert_eq!(run["status"], "Succeeded", "{run}");
@@ -467,24 +433,19 @@ async fn scheduled_rules_run_on_demand_and_when_due_and_pause_on_failure() {
             "ws-3's row is outside the lookback: {run}"
         );
         assert_eq!(run["alertsCreated"], 2, "{run}");
-        let (_, run) = send(
-            &s,
-            "POST",
-            &format!("/api/detectionrules/{id}/run"),
-            &rw,
-            None,
-        )
-        .await;
+        let (_, run) = s
+            .send("POST", &format!("/api/detectionrules/{id}/run"), &rw, None)
+            .await;
         assert_eq!(run["alertsCreated"], 0, "{run}");
         assert_eq!(run["alertsSuppressed"], 2, "{run}");
-        let (_, v) = send(
-            &s,
-            "GET",
-            &format!("/api/alerts?$filter=detectionSource%20eq%20'CustomDetection'"),
-            &rw,
-            None,
-        )
-        .await;
+        let (_, v) = s
+            .send(
+                "GET",
+                &format!("/api/alerts?$filter=detectionSource%20eq%20'CustomDetection'"),
+                &rw,
+                None,
+            )
+            .await;
         let mut names: Vec<&str> = v["value"]
             .as_array()
             .unwrap()
@@ -496,18 +457,18 @@ async fn scheduled_rules_run_on_demand_and_when_due_and_pause_on_failure() {
 
         // The scheduler runs a due rule by itself (created due now; ticks every second) and
         // moves its next run a period on.
-        let (st, r) = send(
-            &s,
-            "POST",
-            "/api/detectionrules",
-            &rw,
-            Some(rule(
-                "Any shell",
-                "5M",
-                "DeviceProcessEvents | where FileName == 'cmd.exe'",
-            )),
-        )
-        .await;
+        let (st, r) = s
+            .send(
+                "POST",
+                "/api/detectionrules",
+                &rw,
+                Some(rule(
+                    "Any shell",
+                    "5M",
+                    "DeviceProcessEvents | where FileName == 'cmd.exe'",
+                )),
+            )
+            .await;
         assert_eq!(st, 201, "{r}");
         let every5 = r["id"].as_str().unwrap().to_owned();
         let r = wait_for(&s, &format!("/api/detectionrules/{every5}"), &rw, |v| {
@@ -525,14 +486,14 @@ async fn scheduled_rules_run_on_demand_and_when_due_and_pause_on_failure() {
             gap >= time::Duration::minutes(5) && gap < time::Duration::minutes(6),
             "{r}"
         );
-        let (_, runs) = send(
-            &s,
-            "GET",
-            &format!("/api/detectionrules/{every5}/runs"),
-            &rw,
-            None,
-        )
-        .await;
+        let (_, runs) = s
+            .send(
+                "GET",
+                &format!("/api/detectionrules/{every5}/runs"),
+                &rw,
+                None,
+            )
+            .await;
         assert_eq!(
             runs["value"].as_array().unwrap().len(),
             1,
@@ -543,14 +504,14 @@ async fn scheduled_rules_run_on_demand_and_when_due_and_pause_on_failure() {
         // A rule that fails at run time (a pattern built from data that is not a regex) is
         // paused by its first scheduled run, with the reason; enabling it again resumes it.
         let broken = "DeviceProcessEvents | where FileName matches regex ProcessCommandLine";
-        let (st, r) = send(
-            &s,
-            "POST",
-            "/api/detectionrules",
-            &rw,
-            Some(rule("Broken", "24H", broken)),
-        )
-        .await;
+        let (st, r) = s
+            .send(
+                "POST",
+                "/api/detectionrules",
+                &rw,
+                Some(rule("Broken", "24H", broken)),
+            )
+            .await;
         assert_eq!(st, 201, "{r}");
         let bad = r["id"].as_str().unwrap().to_owned();
         let r = wait_for(&s, &format!("/api/detectionrules/{bad}"), &rw, |v| {
@@ -562,27 +523,27 @@ async fn scheduled_rules_run_on_demand_and_when_due_and_pause_on_failure() {
         assert!(reason.contains("regular expression"), "{reason}");
         assert_eq!(r["lastRunDetails"]["failureReason"], reason);
         assert_eq!(r["schedule"]["nextRunDateTime"], Value::Null);
-        let (st, r) = send(
-            &s,
-            "PATCH",
-            &format!("/api/detectionrules/{bad}"),
-            &rw,
-            Some(json!({"isEnabled": true})),
-        )
-        .await;
+        let (st, r) = s
+            .send(
+                "PATCH",
+                &format!("/api/detectionrules/{bad}"),
+                &rw,
+                Some(json!({"isEnabled": true})),
+            )
+            .await;
         assert_eq!(st, 200, "{r}");
         assert_eq!(r["status"], "Active", "{r}");
         assert_eq!(r["pausedReason"], Value::Null);
 
         // The list is an OData collection.
-        let (st, v) = send(
-            &s,
-            "GET",
-            "/api/detectionrules?$filter=displayName%20ne%20'x'&$orderby=createdDateTime",
-            &rw,
-            None,
-        )
-        .await;
+        let (st, v) = s
+            .send(
+                "GET",
+                "/api/detectionrules?$filter=displayName%20ne%20'x'&$orderby=createdDateTime",
+                &rw,
+                None,
+            )
+            .await;
         assert_eq!(st, 200, "{v}");
         let listed: Vec<&str> = v["value"]
             .as_array()
