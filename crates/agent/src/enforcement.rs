@@ -10,9 +10,11 @@ use crate::client::ServerClient;
 use crate::commands::restrict::ExecControl;
 use crate::fsutil::{read_json_or_default, write_json};
 use crate::netblock::AddressBlock;
+use crate::scan::Scanner;
 use rampart_proto::enforcement::EnforcementSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -22,9 +24,13 @@ pub struct IndicatorSync {
     pub authorization: String,
     pub state_dir: PathBuf,
     pub exec: Arc<ExecControl>,
+    /// Takes the blocked hashes and the YARA rules for antivirus scans.
+    pub scanner: Arc<Scanner>,
     pub addresses: AddressBlock,
     /// Time between two asks.
     pub interval: Duration,
+    /// Set when the device is being offboarded: nothing is enforced any more.
+    pub offboarded: Arc<AtomicBool>,
 }
 
 fn saved_path(state_dir: &Path) -> PathBuf {
@@ -67,6 +73,12 @@ impl IndicatorSync {
     }
 
     async fn apply(&self, set: &EnforcementSet) {
+        if self.offboarded.load(Ordering::SeqCst) {
+            return;
+        }
+        for e in self.scanner.set_signatures(set) {
+            tracing::error!("antivirus signatures: {e}");
+        }
         match self.exec.set_indicators(set).await {
             Ok(n) => tracing::info!(
                 file_hashes = n,

@@ -17,7 +17,6 @@ use crate::fsutil::{read_json_or_default, write_json};
 use crate::network::ip_type;
 use crate::process::rows::RowContext;
 use crate::worker::{Worker, pause};
-use rampart_core::timefmt::format as rfc3339;
 use rampart_proto::telemetry::Row;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -176,20 +175,12 @@ pub fn parse_utmp(rec: &[u8], failed: bool) -> Option<Logon> {
 
 /// The DeviceLogonEvents row of a logon.
 pub fn row(ctx: &RowContext, logon: &Logon) -> Row {
-    let mut r = Row::new();
-    r.insert("Timestamp".into(), Value::String(rfc3339(logon.time)));
-    if let Some(id) = &ctx.device_id {
-        r.insert("DeviceId".into(), json!(id));
-    }
-    r.insert("DeviceName".into(), json!(ctx.device_name));
-    r.insert(
-        "ActionType".into(),
-        json!(if logon.success {
-            "LogonSuccess"
-        } else {
-            "LogonFailed"
-        }),
-    );
+    let action = if logon.success {
+        "LogonSuccess"
+    } else {
+        "LogonFailed"
+    };
+    let mut r = ctx.event(logon.time, action);
     r.insert("LogonType".into(), json!(logon.logon_type));
     r.insert("AccountName".into(), json!(logon.account));
     r.insert("AccountDomain".into(), json!(ctx.account_domain));

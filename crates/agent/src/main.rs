@@ -5,7 +5,8 @@ use clap::{Parser, Subcommand};
 use rampart_agent::commands::isolation::{AllowedNet, IsolationState};
 use rampart_agent::commands::restrict::RestrictionState;
 use rampart_agent::credentials::Credentials;
-use rampart_agent::run::{RunConfig, spool_dir};
+use rampart_agent::run::{Ending, RunConfig, spool_dir};
+use rampart_agent::scan::locations::QuickLocations;
 use rampart_agent::spool::Spool;
 use rampart_agent::status::AgentStatus;
 use rampart_agent::{DEFAULT_STATE_DIR, host};
@@ -63,6 +64,15 @@ enum Command {
         /// repeat for more. Default: every local filesystem.
         #[arg(long = "exec-control-mount", value_name = "PATH")]
         exec_control_mounts: Vec<PathBuf>,
+        /// A file or directory a Quick antivirus scan reads besides the running images;
+        /// repeat for more. Default: temporary directories, /dev/shm, download directories
+        /// and persistence locations.
+        #[arg(long = "quick-scan-path", value_name = "PATH")]
+        quick_scan_paths: Vec<PathBuf>,
+        /// A directory a Full antivirus scan reads; repeat for more. Default: every local
+        /// filesystem.
+        #[arg(long = "full-scan-root", value_name = "PATH")]
+        full_scan_roots: Vec<PathBuf>,
         /// Seconds between two asks for the indicators this device enforces.
         #[arg(long, default_value_t = 60)]
         indicator_sync_seconds: u64,
@@ -104,6 +114,8 @@ fn main() -> anyhow::Result<()> {
             force_polling,
             isolation_allow,
             exec_control_mounts,
+            quick_scan_paths,
+            full_scan_roots,
             indicator_sync_seconds,
         } => {
             let mut config = RunConfig::new(cli.state_dir);
@@ -112,10 +124,21 @@ fn main() -> anyhow::Result<()> {
                 std::time::Duration::from_secs(indicator_sync_seconds.max(1));
             config.exec_control_mounts =
                 (!exec_control_mounts.is_empty()).then_some(exec_control_mounts);
+            if !quick_scan_paths.is_empty() {
+                config.quick_scan = QuickLocations {
+                    paths: quick_scan_paths,
+                };
+            }
+            config.full_scan_roots = (!full_scan_roots.is_empty()).then_some(full_scan_roots);
             config.spool_max_bytes = spool_max_bytes;
             config.batcher.max_rows = batch_rows;
             config.force_polling = force_polling;
-            runtime.block_on(rampart_agent::run::run(config, shutdown_signal()))?;
+            let ending = runtime.block_on(rampart_agent::run::run(config, shutdown_signal()))?;
+            if ending == Ending::Offboarded {
+                eprintln!(
+                    "rampart-agent: this device was offboarded; enroll it again to bring it back"
+                );
+            }
             Ok(())
         }
         Command::Status => status(&cli.state_dir),

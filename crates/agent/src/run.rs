@@ -4,8 +4,9 @@ use crate::batcher::{self, BatcherConfig, TableRow};
 use crate::client::ServerClient;
 use crate::commands::isolation::{AllowedNet, Isolation, ServerEndpoint};
 use crate::commands::journal::Journal;
+use crate::commands::offboard::Offboarding;
 use crate::commands::restrict::ExecControl;
-use crate::commands::{ChannelConfig, CommandChannel, Executor};
+use crate::commands::{ChannelConfig, CommandChannel, Executor, OffboardSignal};
 use crate::credentials::Credentials;
 use crate::enforcement::IndicatorSync;
 use crate::error::Result;
@@ -17,11 +18,15 @@ use crate::network::{NetworkConfig, NetworkSensor};
 use crate::process::hashes::{self, HashCache};
 use crate::process::rows::RowContext;
 use crate::process::{ProcessSensor, SensorConfig};
+use crate::quarantine::Quarantine;
+use crate::scan::Scanner;
+use crate::scan::locations::QuickLocations;
 use crate::sender::{Sender, SenderConfig};
 use crate::spool::{self, Spool};
 use crate::status::AgentStatus;
 use crate::tls;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -56,6 +61,10 @@ pub struct RunConfig {
     /// The filesystems whose executions a code-execution restriction controls; `None`: every
     /// local one.
     pub exec_control_mounts: Option<Vec<PathBuf>>,
+    /// What a Quick antivirus scan reads besides the running images.
+    pub quick_scan: QuickLocations,
+    /// The roots of a Full antivirus scan; `None`: every local filesystem.
+    pub full_scan_roots: Option<Vec<PathBuf>>,
 }
 
 impl RunConfig {
@@ -73,6 +82,8 @@ impl RunConfig {
             indicator_sync_interval: Duration::from_secs(60),
             isolation_allow: Vec::new(),
             exec_control_mounts: None,
+            quick_scan: QuickLocations::of_host(),
+            full_scan_roots: None,
         }
     }
 }
@@ -82,8 +93,18 @@ pub fn spool_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("spool")
 }
 
-/// Runs the agent until `shutdown` completes.
-pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+/// Why [`run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The shutdown future completed.
+    Stopped,
+    /// The device was offboarded: the credential is set aside, and the agent must not start
+    /// again until it is enrolled anew.
+    Offboarded,
+}
+
+/// Runs the agent until `shutdown` completes or the device is offboarded.
+pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Result<Ending> {
     let creds = Credentials::load(&config.state_dir)?;
     let pin = creds
         .fingerprint
@@ -178,6 +199,14 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         Err(e) => tracing::error!("restoring the recorded code-execution restriction: {e}"),
     }
 
+    let scanner = Arc::new(Scanner::new(
+        Arc::clone(&hash_cache),
+        config.quick_scan.clone(),
+        config.full_scan_roots.clone(),
+        row_context.clone(),
+        rows_tx.clone(),
+    ));
+
     let status = Arc::new(Mutex::new(AgentStatus::load(&config.state_dir)));
     {
         let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
@@ -245,6 +274,9 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (channel_stop_tx, channel_stop_rx) = watch::channel(false);
+    let offboard = Arc::new(OffboardSignal::default());
+    let offboarded = Arc::new(AtomicBool::new(false));
+    let server = ServerEndpoint::of(&creds.server)?;
     let channel = tokio::spawn(
         CommandChannel {
             client: client.clone(),
@@ -253,8 +285,16 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
             executor: Arc::new(Executor {
                 isolation,
                 exec: Arc::clone(&exec_control),
+                scanner: Arc::clone(&scanner),
+                quarantine: Quarantine::new(&config.state_dir, Arc::clone(&scanner)),
+                offboarding: Offboarding {
+                    state_dir: config.state_dir.clone(),
+                    addresses: AddressBlock::new(server.clone()),
+                    offboarded: Arc::clone(&offboarded),
+                },
             }),
             config: config.channel.clone(),
+            offboard: Arc::clone(&offboard),
         }
         .run(channel_stop_rx),
     );
@@ -264,8 +304,10 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
             authorization: creds.authorization(),
             state_dir: config.state_dir.clone(),
             exec: Arc::clone(&exec_control),
-            addresses: AddressBlock::new(ServerEndpoint::of(&creds.server)?),
+            scanner: Arc::clone(&scanner),
+            addresses: AddressBlock::new(server),
             interval: config.indicator_sync_interval,
+            offboarded,
         }
         .run(channel_stop_tx.subscribe()),
     );
@@ -281,13 +323,20 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         .run(stop_rx),
     );
 
-    shutdown.await;
-    tracing::info!("stopping");
+    let ending = tokio::select! {
+        _ = shutdown => Ending::Stopped,
+        _ = offboard.done.notified() => Ending::Offboarded,
+    };
+    tracing::info!(?ending, "stopping");
     // No new commands; then the sensors' and the exec guard's threads are joined off the async
     // threads. Once they and the DeviceInfo task are gone, the row channel closes and the
     // batcher spools what it holds. (The exec guard stops with the agent in any case: fanotify
     // needs a listener. The recorded state brings it back at the next start.)
     let _ = channel_stop_tx.send(true);
+    // A scan in progress ends early, so that its rows reach the queue and the row channel
+    // can close.
+    scanner.halt();
+    drop(scanner);
     let _ = channel.await;
     let _ = sync.await;
     let _ = tokio::task::spawn_blocking(move || {
@@ -318,5 +367,5 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
             "batches kept in the queue for the next start"
         );
     }
-    Ok(())
+    Ok(ending)
 }

@@ -55,6 +55,7 @@ fn api_routes(state: AppState) -> ApiRoutes {
     let r = routes::hunting::add(r);
     let r = routes::ingest::add(r);
     let r = routes::detection_rules::add(r);
+    let r = routes::yara_rules::add(r);
     routes::audit::add(r)
 }
 

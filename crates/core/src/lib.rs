@@ -27,6 +27,7 @@ pub mod permission;
 pub mod schema;
 pub mod tenant;
 pub mod timefmt;
+pub mod yara_rule;
 
 pub use error::{ErrorCode, Rejection};
 pub use ids::{ClientId, TenantId};

@@ -60,7 +60,8 @@ string_enum!(
     /// What an action does.
     ActionType {
         RunAntiVirusScan, Offboard, LiveResponse, CollectInvestigationPackage, Isolate, Unisolate,
-        StopAndQuarantineFile, RestrictCodeExecution, UnrestrictCodeExecution
+        StopAndQuarantineFile, RestrictCodeExecution, UnrestrictCodeExecution,
+        RestoreQuarantinedFile
     }
 );
 string_enum!(
@@ -386,6 +387,10 @@ pub enum RequestedAction {
     StopAndQuarantineFile {
         sha1: String,
     },
+    /// Rampart's own: the undo of `StopAndQuarantineFile`. `sha1` as there.
+    RestoreQuarantinedFile {
+        sha1: String,
+    },
     Offboard,
     LiveResponse {
         commands: Vec<LiveResponseCommand>,
@@ -402,6 +407,7 @@ impl RequestedAction {
             RequestedAction::RunAntiVirusScan { .. } => ActionType::RunAntiVirusScan,
             RequestedAction::CollectInvestigationPackage => ActionType::CollectInvestigationPackage,
             RequestedAction::StopAndQuarantineFile { .. } => ActionType::StopAndQuarantineFile,
+            RequestedAction::RestoreQuarantinedFile { .. } => ActionType::RestoreQuarantinedFile,
             RequestedAction::Offboard => ActionType::Offboard,
             RequestedAction::LiveResponse { .. } => ActionType::LiveResponse,
         }
@@ -428,10 +434,27 @@ impl RequestedAction {
 
     fn sha1(&self) -> Option<&str> {
         match self {
-            RequestedAction::StopAndQuarantineFile { sha1 } => Some(sha1),
+            RequestedAction::StopAndQuarantineFile { sha1 }
+            | RequestedAction::RestoreQuarantinedFile { sha1 } => Some(sha1),
             _ => None,
         }
     }
+}
+
+/// A quarantine request's `Sha1`, trimmed and lower-cased; `InvalidHashValue` unless it is
+/// 40 hexadecimal characters.
+fn check_sha1(sha1: &str) -> Result<String, Rejection> {
+    let s = sha1.trim();
+    if s.len() != 40 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Rejection::new(
+            ErrorCode::InvalidHashValue,
+            format!(
+                "Sha1 must be 40 hexadecimal characters; got '{}'",
+                s.chars().take(80).collect::<String>()
+            ),
+        ));
+    }
+    Ok(s.to_ascii_lowercase())
 }
 
 /// A request for an action on one machine, as a caller sent it.
@@ -461,18 +484,13 @@ impl ActionRequest {
         }
         let action = match action {
             RequestedAction::StopAndQuarantineFile { sha1 } => {
-                let s = sha1.trim();
-                if s.len() != 40 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(Rejection::new(
-                        ErrorCode::InvalidHashValue,
-                        format!(
-                            "Sha1 must be 40 hexadecimal characters; got '{}'",
-                            s.chars().take(80).collect::<String>()
-                        ),
-                    ));
-                }
                 RequestedAction::StopAndQuarantineFile {
-                    sha1: s.to_ascii_lowercase(),
+                    sha1: check_sha1(&sha1)?,
+                }
+            }
+            RequestedAction::RestoreQuarantinedFile { sha1 } => {
+                RequestedAction::RestoreQuarantinedFile {
+                    sha1: check_sha1(&sha1)?,
                 }
             }
             RequestedAction::Isolate {
@@ -534,7 +552,10 @@ impl Lane {
             }
             ActionType::RunAntiVirusScan => Lane::Scan,
             ActionType::CollectInvestigationPackage => Lane::InvestigationPackage,
-            ActionType::StopAndQuarantineFile => Lane::Quarantine(sha1.unwrap_or("").to_owned()),
+            // A restore waits for the quarantine of the same file, and the other way round.
+            ActionType::StopAndQuarantineFile | ActionType::RestoreQuarantinedFile => {
+                Lane::Quarantine(sha1.unwrap_or("").to_owned())
+            }
             ActionType::Offboard => Lane::Offboard,
             ActionType::LiveResponse => Lane::LiveResponse,
         }
@@ -616,7 +637,8 @@ pub fn check_supported(action: &RequestedAction, os_platform: &str) -> Result<()
         RequestedAction::RunAntiVirusScan { .. }
         | RequestedAction::CollectInvestigationPackage
         | RequestedAction::LiveResponse { .. } => matches!(platform, Linux | Windows | MacOs),
-        RequestedAction::StopAndQuarantineFile { .. } => matches!(platform, Linux | Windows),
+        RequestedAction::StopAndQuarantineFile { .. }
+        | RequestedAction::RestoreQuarantinedFile { .. } => matches!(platform, Linux | Windows),
         RequestedAction::Offboard => matches!(platform, Linux | Windows),
     };
     if supported {
@@ -863,13 +885,16 @@ impl MachineAction {
 
     /// The SHA-1 of the file a quarantine is about.
     pub fn sha1(&self) -> Option<&str> {
-        (self.action_type == ActionType::StopAndQuarantineFile)
-            .then(|| {
-                self.related_file_info
-                    .as_ref()
-                    .map(|f| f.file_identifier.as_str())
-            })
-            .flatten()
+        matches!(
+            self.action_type,
+            ActionType::StopAndQuarantineFile | ActionType::RestoreQuarantinedFile
+        )
+        .then(|| {
+            self.related_file_info
+                .as_ref()
+                .map(|f| f.file_identifier.as_str())
+        })
+        .flatten()
     }
 
     pub fn lane(&self) -> Lane {
@@ -1046,6 +1071,7 @@ pub fn title(t: ActionType, scope: Option<ActionScope>) -> String {
         ActionType::Isolate => "Isolate device",
         ActionType::Unisolate => "Release device from isolation",
         ActionType::StopAndQuarantineFile => "Stop and quarantine file",
+        ActionType::RestoreQuarantinedFile => "Restore quarantined file",
         ActionType::RestrictCodeExecution => "Restrict app execution",
         ActionType::UnrestrictCodeExecution => "Remove app execution restriction",
     };

@@ -6,6 +6,7 @@
 //! batch. Either way, failures are recorded and pause the rule with their reason.
 
 use crate::alerts::{self, Evaluation};
+use crate::antivirus::AntivirusAlerts;
 use crate::rule::{self, CompiledRule};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
@@ -70,11 +71,14 @@ pub struct DetectionEngine {
     continuous: RwLock<HashMap<(TenantId, &'static str), Vec<Arc<LiveRule>>>>,
     /// Set once the continuous evaluator runs; before that, batches are not queued.
     queue: OnceLock<mpsc::Sender<Ingested>>,
+    /// The agents' antivirus findings, a built-in rule of every tenant.
+    antivirus: Arc<AntivirusAlerts>,
 }
 
 impl DetectionEngine {
     pub fn new(store: Arc<dyn Store>, events: EventStore, config: EngineConfig) -> Arc<Self> {
         Arc::new(DetectionEngine {
+            antivirus: Arc::new(AntivirusAlerts::new(Arc::clone(&store), events.clone())),
             store,
             events,
             config,
@@ -143,8 +147,10 @@ impl DetectionEngine {
     }
 
     /// Hands freshly stored rows to the continuous rules of their tables (waiting when the
-    /// evaluator is behind). Does nothing before [`start`](Self::start) or without such rules.
+    /// evaluator is behind; nothing before [`start`](Self::start) or without such rules), and
+    /// raises the alerts of antivirus findings among them.
     pub async fn observe(&self, tenant: TenantId, tables: &[(&'static Table, RecordBatch)]) {
+        self.antivirus.observe(tenant, tables);
         let Some(queue) = self.queue.get() else {
             return;
         };

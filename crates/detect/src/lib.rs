@@ -14,6 +14,8 @@
 //!
 //! - [`indicators`] checks every ingested row against the tenant's indicators of compromise
 //!   (the `rampart-ioc` index) and raises one alert per indicator and device.
+//! - [`yara`] checks YARA rule sets before they are stored (agents scan with them).
+//! - [`antivirus`] raises alerts from the agents' antivirus findings (YARA matches).
 //! - [`alert_rows`] writes alerts as `AlertInfo` and `AlertEvidence` rows for hunting.
 //! - [`retrohunt`] searches stored telemetry for new and changed indicators (and on demand),
 //!   with the same matching, and raises retrospective alerts.
@@ -23,10 +25,12 @@
 
 pub mod alert_rows;
 pub mod alerts;
+pub mod antivirus;
 pub mod engine;
 pub mod indicators;
 pub mod retrohunt;
 pub mod rule;
+pub mod yara;
 
 pub use engine::{DetectionEngine, EngineConfig};
 pub use indicators::IndicatorMatcher;

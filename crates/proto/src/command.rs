@@ -70,6 +70,10 @@ pub enum CommandKind {
     StopAndQuarantineFile {
         sha1: String,
     },
+    /// Rampart's own: puts the files quarantined under `sha1` back where they were.
+    RestoreQuarantinedFile {
+        sha1: String,
+    },
     CollectInvestigationPackage,
     RestrictCodeExecution,
     UnrestrictCodeExecution,
@@ -96,6 +100,7 @@ impl CommandKind {
             CommandKind::Unisolate => "Unisolate",
             CommandKind::RunAntiVirusScan { .. } => "RunAntiVirusScan",
             CommandKind::StopAndQuarantineFile { .. } => "StopAndQuarantineFile",
+            CommandKind::RestoreQuarantinedFile { .. } => "RestoreQuarantinedFile",
             CommandKind::CollectInvestigationPackage => "CollectInvestigationPackage",
             CommandKind::RestrictCodeExecution => "RestrictCodeExecution",
             CommandKind::UnrestrictCodeExecution => "UnrestrictCodeExecution",
@@ -166,6 +171,19 @@ fn params<T: for<'de> Deserialize<'de>>(
     })
 }
 
+/// The SHA-1 of a quarantine command, lower-cased.
+fn quarantine_params(kind: &str, rest: Map<String, Value>) -> Result<String, CommandKind> {
+    let p = params::<QuarantineParams>(kind, rest)?;
+    if p.sha1.len() == 40 && p.sha1.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(p.sha1.to_ascii_lowercase())
+    } else {
+        Err(CommandKind::Invalid {
+            kind: kind.to_owned(),
+            reason: "sha1 must be 40 hexadecimal characters".into(),
+        })
+    }
+}
+
 impl CommandKind {
     /// The kind described by a `{"type", …}` object; never fails for a well-formed object.
     fn from_object(mut obj: Map<String, Value>) -> Result<CommandKind, String> {
@@ -184,18 +202,10 @@ impl CommandKind {
                     scan_type: p.scan_type,
                 })
             }
-            "StopAndQuarantineFile" => params::<QuarantineParams>(&kind, obj).and_then(|p| {
-                if p.sha1.len() == 40 && p.sha1.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    Ok(CommandKind::StopAndQuarantineFile {
-                        sha1: p.sha1.to_ascii_lowercase(),
-                    })
-                } else {
-                    Err(CommandKind::Invalid {
-                        kind: kind.clone(),
-                        reason: "sha1 must be 40 hexadecimal characters".into(),
-                    })
-                }
-            }),
+            "StopAndQuarantineFile" => quarantine_params(&kind, obj)
+                .map(|sha1| CommandKind::StopAndQuarantineFile { sha1 }),
+            "RestoreQuarantinedFile" => quarantine_params(&kind, obj)
+                .map(|sha1| CommandKind::RestoreQuarantinedFile { sha1 }),
             "CollectInvestigationPackage" => {
                 params::<NoParams>(&kind, obj).map(|_| CommandKind::CollectInvestigationPackage)
             }
@@ -236,7 +246,8 @@ impl CommandKind {
             CommandKind::RunAntiVirusScan { scan_type } => {
                 m.insert("scanType".into(), Value::String(scan_type.as_str().into()));
             }
-            CommandKind::StopAndQuarantineFile { sha1 } => {
+            CommandKind::StopAndQuarantineFile { sha1 }
+            | CommandKind::RestoreQuarantinedFile { sha1 } => {
                 m.insert("sha1".into(), Value::String(sha1.clone()));
             }
             CommandKind::KillProcess { pid } => {

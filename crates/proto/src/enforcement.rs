@@ -4,7 +4,8 @@
 //! The agent sends the version it holds in `If-None-Match`; the server answers 304 while the
 //! set is the same. The set is already filtered for the device: active (not expired), scoped to
 //! its device group, and only the actions an endpoint enforces (`Block`/`BlockAndRemediate` as
-//! [`Enforcement::Block`], `Allowed` as [`Enforcement::Allow`]).
+//! [`Enforcement::Block`], `Allowed` as [`Enforcement::Allow`]). The tenant's YARA rules ride
+//! along: antivirus scans look for them and for the blocked hashes.
 
 use serde::{Deserialize, Serialize};
 
@@ -54,4 +55,17 @@ pub struct EnforcementSet {
     pub version: String,
     pub files: Vec<FileRule>,
     pub networks: Vec<NetworkRule>,
+    /// The tenant's YARA rules, which antivirus scans apply beside the file hashes. Absent
+    /// from the answers of servers older than the field.
+    #[serde(default)]
+    pub yara_rules: Vec<YaraRuleSource>,
+}
+
+/// One YARA rule set as the server keeps it: its source, already checked to compile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct YaraRuleSource {
+    pub id: String,
+    pub name: String,
+    pub source: String,
 }

@@ -50,6 +50,13 @@ pub trait DeviceStore: Send + Sync {
     ) -> Result<Option<(TenantId, EnrollmentToken)>>;
     /// The tenant and secret hash of an enrolled device.
     async fn device_credential(&self, device_id: &str) -> Result<Option<(TenantId, String)>>;
+    /// Deletes a device's credential (it was offboarded); false when it had none.
+    async fn remove_device_credential(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        device_id: &str,
+    ) -> Result<bool>;
 }
 
 const TOKEN_COLUMNS: &str =
@@ -244,6 +251,40 @@ impl DeviceStore for SqlStore {
         .await?;
         tx.commit().await?;
         Ok(Some((token.tenant_id, token)))
+    }
+
+    async fn remove_device_credential(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        device_id: &str,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let removed =
+            sqlx::query("DELETE FROM device_credentials WHERE tenant_id = $1 AND device_id = $2")
+                .bind(tenant.to_string())
+                .bind(device_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+        if removed {
+            record(
+                &mut tx,
+                ctx,
+                Change {
+                    tenant,
+                    action: "Offboard",
+                    entity_type: "Device",
+                    entity_id: device_id,
+                    before: None,
+                    after: None,
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
     }
 
     async fn device_credential(&self, device_id: &str) -> Result<Option<(TenantId, String)>> {

@@ -400,7 +400,10 @@ async fn read_existing(
 /// Marks the tenant's indicators changed (see [`IndicatorStore::indicator_generations`]). Every
 /// writer takes the counter row after the indicator rows it changes, so that concurrent
 /// transactions lock in one order.
-async fn bump_generation(conn: &mut sqlx::AnyConnection, tenant: &str) -> sqlx::Result<()> {
+pub(crate) async fn bump_generation(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO indicator_counters (tenant_id, last_id, generation) VALUES ($1, 0, 1) \
          ON CONFLICT (tenant_id) DO UPDATE SET generation = indicator_counters.generation + 1",

@@ -1,8 +1,8 @@
 //! Rampart's state store.
 //!
 //! All durable state except telemetry — tenants, apps, signing keys, alerts, machines,
-//! indicators, machine actions, incidents, custom detection rules, enrollment tokens and device
-//! credentials, the audit log — sits behind the [`Store`] trait.
+//! indicators, machine actions, incidents, custom detection rules, YARA rule sets, enrollment
+//! tokens and device credentials, the audit log — sits behind the [`Store`] trait.
 //! [`SqlStore`] implements it for SQLite (the embedded default: one file in the data dir, WAL
 //! mode) and PostgreSQL (scale-out); the same statements run on both because values are always
 //! bound as `$N` parameters and the few dialect differences live in [`sql::Dialect`].
@@ -34,6 +34,7 @@ pub mod sql;
 mod sql_store;
 mod tenants;
 mod util;
+mod yara_rules;
 
 pub use actions::ActionStore;
 pub use alerts::AlertStore;
@@ -47,6 +48,7 @@ pub use machines::MachineStore;
 pub use sql::Dialect;
 pub use sql_store::SqlStore;
 pub use tenants::{SigningKey, TenantStore};
+pub use yara_rules::YaraRuleStore;
 
 use async_trait::async_trait;
 use rampart_core::TenantId;
@@ -107,6 +109,7 @@ pub trait Store:
     + IncidentStore
     + DeviceStore
     + DetectionRuleStore
+    + YaraRuleStore
     + Send
     + Sync
     + 'static
@@ -131,6 +134,6 @@ pub trait Store:
 pub mod prelude {
     pub use crate::{
         ActionStore, AlertStore, DetectionRuleStore, DeviceStore, IncidentStore, IndicatorStore,
-        MachineStore, Store, TenantStore,
+        MachineStore, Store, TenantStore, YaraRuleStore,
     };
 }

@@ -55,6 +55,13 @@ const MIGRATIONS: &[Migration] = &[
     migration!(7, "indicator_value_key", then Step::IndicatorValueKeys),
     migration!(8, "detection_rules"),
     migration!(9, "indicator_generation"),
+    // Two digits: the macro's "000" prefix would name the file 00010_….
+    Migration {
+        version: 10,
+        name: "yara_rule_sets",
+        sql: include_str!("migrations/0010_yara_rule_sets.sql"),
+        then: None,
+    },
 ];
 
 /// An arbitrary key for PostgreSQL's advisory lock, so that servers starting together against

@@ -8,17 +8,22 @@
 //! backoff while the server is unreachable. Both reconnect with backoff and jitter.
 //!
 //! What each command does is the [`Executor`]'s business: [`isolation`] for Isolate and
-//! Unisolate, [`restrict`] for (Un)RestrictCodeExecution, a signal for KillProcess; a kind this agent cannot carry out yet fails with a
-//! reason that says so.
+//! Unisolate, [`restrict`] for (Un)RestrictCodeExecution, [`crate::scan`] for
+//! RunAntiVirusScan, [`crate::quarantine`] for StopAndQuarantineFile and its undo,
+//! [`offboard`] for Offboard, a signal for KillProcess; a kind this agent cannot carry out yet fails with a reason that says so.
 
 pub mod isolation;
 pub mod journal;
+pub mod offboard;
 pub mod restrict;
 
 use crate::backoff::Backoff;
 use crate::client::{Reply, ServerClient};
+use crate::quarantine::Quarantine;
+use crate::scan::Scanner;
 use isolation::Isolation;
 use journal::{Begin, Journal};
+use offboard::Offboarding;
 use rampart_proto::command::{
     Command, CommandKind, CommandState, CommandUpdate, PollRequest, PollResponse,
 };
@@ -49,6 +54,9 @@ impl Default for ChannelConfig {
 pub struct Executor {
     pub isolation: Isolation,
     pub exec: Arc<ExecControl>,
+    pub scanner: Arc<Scanner>,
+    pub quarantine: Quarantine,
+    pub offboarding: Offboarding,
 }
 
 impl Executor {
@@ -68,6 +76,24 @@ impl Executor {
                 self.exec.unrestrict().await.map_err(|e| e.to_string())
             }
             CommandKind::KillProcess { pid } => kill(*pid),
+            CommandKind::RunAntiVirusScan { scan_type } => self
+                .scanner
+                .scan(*scan_type)
+                .await
+                .map(|report| report.summary(*scan_type)),
+            CommandKind::StopAndQuarantineFile { sha1 } => self
+                .quarantine
+                .stop_and_quarantine(sha1)
+                .await
+                .map_err(|e| e.to_string()),
+            CommandKind::RestoreQuarantinedFile { sha1 } => {
+                self.quarantine.restore(sha1).map_err(|e| e.to_string())
+            }
+            CommandKind::Offboard => self
+                .offboarding
+                .offboard(&self.isolation, &self.exec)
+                .await
+                .map_err(|e| e.to_string()),
             other => Err(format!(
                 "{} is not supported by this agent version ({})",
                 other.name(),
@@ -109,6 +135,30 @@ fn kill(pid: u32) -> Result<String, String> {
     }
 }
 
+/// Raised once the result of a successful `Offboard` has reached the server (or the server
+/// has refused it): the agent has nothing left to do and stops.
+#[derive(Default)]
+pub struct OffboardSignal {
+    /// The offboard command whose result is on its way.
+    pending: Mutex<Option<String>>,
+    pub done: Notify,
+}
+
+impl OffboardSignal {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The server is done with `command_id`'s result.
+    fn settled(&self, command_id: &str) {
+        let mut pending = self.lock();
+        if pending.as_deref() == Some(command_id) {
+            *pending = None;
+            self.done.notify_one();
+        }
+    }
+}
+
 /// The agent's end of the command channel.
 pub struct CommandChannel {
     pub client: ServerClient,
@@ -117,6 +167,7 @@ pub struct CommandChannel {
     pub journal: Arc<Mutex<Journal>>,
     pub executor: Arc<Executor>,
     pub config: ChannelConfig,
+    pub offboard: Arc<OffboardSignal>,
 }
 
 impl CommandChannel {
@@ -205,6 +256,10 @@ impl CommandChannel {
                     Some(refused) => refused,
                     None => this.executor.execute(&command).await,
                 };
+                if command.kind == CommandKind::Offboard && update.state == CommandState::Succeeded
+                {
+                    *this.offboard.lock() = Some(command.id.clone());
+                }
                 if let Err(e) = this.journal().finish(&update) {
                     tracing::error!(command = command.id, "command journal: {e}");
                 }
@@ -262,6 +317,7 @@ impl CommandChannel {
                 if let Err(e) = self.journal().delivered(&update.command_id) {
                     tracing::error!("command journal: {e}");
                 }
+                self.offboard.settled(&update.command_id);
             }
             tokio::select! {
                 _ = async {

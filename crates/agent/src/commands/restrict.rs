@@ -18,7 +18,6 @@ use crate::process::hashes::HashCache;
 use crate::process::rows::{self, RowContext};
 use crate::process::{procfs, users};
 use crate::worker::Worker;
-use rampart_core::timefmt::format as rfc3339;
 use rampart_proto::enforcement::{Enforcement, EnforcementSet};
 use rampart_proto::telemetry::Row;
 use serde::{Deserialize, Serialize};
@@ -384,16 +383,9 @@ fn blocked_row(
     pid: i32,
     why: &Refusal,
 ) -> Row {
-    let mut r = Row::new();
-    r.insert(
-        "Timestamp".into(),
-        Value::String(rfc3339(OffsetDateTime::now_utc())),
-    );
-    if let Some(id) = &reporter.context.device_id {
-        r.insert("DeviceId".into(), json!(id));
-    }
-    r.insert("DeviceName".into(), json!(reporter.context.device_name));
-    r.insert("ActionType".into(), json!("AppControlExecutableBlocked"));
+    let mut r = reporter
+        .context
+        .event(OffsetDateTime::now_utc(), "AppControlExecutableBlocked");
     if let Some(p) = path {
         r.insert("FolderPath".into(), json!(p.to_string_lossy()));
         if let Some(name) = p.file_name() {

@@ -26,7 +26,6 @@ use crate::process::rows::{self, RowContext};
 use crate::process::{procfs, users};
 use crate::worker::{Worker, pause};
 use diag::{TcpSocket, TcpState};
-use rampart_core::timefmt::format as rfc3339;
 use rampart_proto::telemetry::Row;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -254,13 +253,7 @@ pub fn row(
     process: Option<&rows::ProcInfo>,
 ) -> Row {
     let s = &change.socket;
-    let mut r = Row::new();
-    r.insert("Timestamp".into(), Value::String(rfc3339(time)));
-    if let Some(id) = &ctx.device_id {
-        r.insert("DeviceId".into(), json!(id));
-    }
-    r.insert("DeviceName".into(), json!(ctx.device_name));
-    r.insert("ActionType".into(), json!(change.action));
+    let mut r = ctx.event(time, change.action);
     r.insert("Protocol".into(), json!("Tcp"));
     r.insert("LocalIP".into(), json!(s.local.ip().to_string()));
     r.insert("LocalPort".into(), json!(s.local.port()));

@@ -19,6 +19,20 @@ pub struct RowContext {
     pub account_domain: String,
 }
 
+impl RowContext {
+    /// A new event row: its time, this device, and what happened (`ActionType`).
+    pub fn event(&self, time: OffsetDateTime, action_type: &str) -> Row {
+        let mut r = Row::new();
+        r.insert("Timestamp".into(), Value::String(rfc3339(time)));
+        if let Some(id) = &self.device_id {
+            r.insert("DeviceId".into(), json!(id));
+        }
+        r.insert("DeviceName".into(), json!(self.device_name));
+        r.insert("ActionType".into(), json!(action_type));
+        r
+    }
+}
+
 /// A process as the rows describe it (the new process, or its parent).
 #[derive(Clone, Debug, Default)]
 pub struct ProcInfo {
@@ -88,15 +102,7 @@ pub fn process_created(
     grandparent: &GrandParent,
     partial: Option<&str>,
 ) -> Row {
-    let mut r = Row::new();
-    put(&mut r, "Timestamp", Some(Value::String(rfc3339(time))));
-    put(&mut r, "DeviceId", text(&ctx.device_id));
-    put(
-        &mut r,
-        "DeviceName",
-        Some(Value::String(ctx.device_name.clone())),
-    );
-    put(&mut r, "ActionType", Some(json!(PROCESS_CREATED)));
+    let mut r = ctx.event(time, PROCESS_CREATED);
     put(&mut r, "FileName", text(&child.file_name));
     put(&mut r, "FolderPath", text(&child.path));
     if let Some(h) = &child.hashes {

@@ -211,10 +211,16 @@ fn the_isolation_rule_set_is_one_nftables_transaction_nft_accepts() {
 async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server() {
     use crate::server::{Reply, Responder, TinyServer};
     use rampart_agent::client::ServerClient;
+    use rampart_agent::commands::isolation::ServerEndpoint;
+    use rampart_agent::commands::offboard::Offboarding;
     use rampart_agent::commands::restrict::ExecControl;
     use rampart_agent::commands::{ChannelConfig, CommandChannel, Executor};
+    use rampart_agent::netblock::AddressBlock;
     use rampart_agent::process::hashes::HashCache;
     use rampart_agent::process::rows::RowContext;
+    use rampart_agent::quarantine::Quarantine;
+    use rampart_agent::scan::Scanner;
+    use rampart_agent::scan::locations::QuickLocations;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
@@ -257,6 +263,14 @@ async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server
     let server = TinyServer::start(responder).await;
     let dir = tempfile::tempdir().unwrap();
     let (rows, _keep) = tokio::sync::mpsc::channel(16);
+    let cache = Arc::new(HashCache::new(1 << 20, 16));
+    let scanner = Arc::new(Scanner::new(
+        Arc::clone(&cache),
+        QuickLocations { paths: vec![] },
+        Some(vec![]),
+        RowContext::default(),
+        rows.clone(),
+    ));
     let channel = CommandChannel {
         client: ServerClient::new(&server.url(), None).unwrap(),
         authorization: "Device x:y".into(),
@@ -268,14 +282,22 @@ async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server
                 None,
                 &rows,
                 RowContext::default(),
-                Arc::new(HashCache::new(1 << 20, 16)),
+                cache,
             )),
+            quarantine: Quarantine::new(dir.path(), Arc::clone(&scanner)),
+            scanner,
+            offboarding: Offboarding {
+                state_dir: dir.path().to_owned(),
+                addresses: AddressBlock::new(ServerEndpoint::of(&server.url()).unwrap()),
+                offboarded: Arc::default(),
+            },
         }),
         config: ChannelConfig {
             wait: Duration::ZERO,
             backoff_base: Duration::from_millis(20),
             backoff_cap: Duration::from_millis(100),
         },
+        offboard: Arc::default(),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(channel.run(stopped));

@@ -22,6 +22,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use rampart_core::ErrorCode;
+use rampart_core::audit::AuditContext;
 use rampart_core::machine_action::{
     ActionOutcome, ActionScope, ActionStatus, ActionType, E_FAIL, MachineAction,
 };
@@ -145,15 +146,22 @@ pub fn command_of(action: &MachineAction) -> Command {
                 _ => ScanType::Quick,
             },
         },
-        ActionType::StopAndQuarantineFile => match action.sha1() {
-            Some(sha1) => CommandKind::StopAndQuarantineFile {
-                sha1: sha1.to_ascii_lowercase(),
-            },
-            None => CommandKind::Invalid {
-                kind: "StopAndQuarantineFile".into(),
-                reason: "the action names no SHA-1".into(),
-            },
-        },
+        ActionType::StopAndQuarantineFile | ActionType::RestoreQuarantinedFile => {
+            match (action.sha1(), action.action_type) {
+                (Some(sha1), ActionType::StopAndQuarantineFile) => {
+                    CommandKind::StopAndQuarantineFile {
+                        sha1: sha1.to_ascii_lowercase(),
+                    }
+                }
+                (Some(sha1), _) => CommandKind::RestoreQuarantinedFile {
+                    sha1: sha1.to_ascii_lowercase(),
+                },
+                (None, kind) => CommandKind::Invalid {
+                    kind: kind.as_str().into(),
+                    reason: "the action names no SHA-1".into(),
+                },
+            }
+        }
         ActionType::CollectInvestigationPackage => CommandKind::CollectInvestigationPackage,
         ActionType::RestrictCodeExecution => CommandKind::RestrictCodeExecution,
         ActionType::UnrestrictCodeExecution => CommandKind::UnrestrictCodeExecution,
@@ -241,6 +249,16 @@ pub async fn update(
         status = done.status().as_str(),
         "command finished"
     );
+    if done.action_type == ActionType::Offboard && done.status() == ActionStatus::Succeeded {
+        // The agent has set its credential aside and stops; nothing may use it again.
+        let ctx = AuditContext::system(&format!("device:{}", device.device_id));
+        state
+            .store
+            .remove_device_credential(&ctx, device.tenant, &device.device_id)
+            .await?;
+        state.devices.remove(&device.device_id);
+        tracing::warn!(device_id = device.device_id, "device offboarded");
+    }
     Ok(Json(UpdateAck {
         command_id: done.id.clone(),
         status: done.status().as_str().into(),

@@ -1,11 +1,12 @@
 //! `GET /agent/v1/indicators` (device credential): the indicators the device enforces itself —
 //! blocked and allowed file hashes, blocked and allowed addresses — filtered for it (active,
-//! scoped to its device group, enforceable actions) and versioned by the SHA-256 of the set, so
+//! scoped to its device group, enforceable actions), with the tenant's YARA rule sets for its
+//! antivirus scans, and versioned by the SHA-256 of the set, so
 //! that an agent asking with `If-None-Match` gets 304 until something it enforces changes.
 //!
 //! The set is built from the store on each request that is not answered 304 from the cache:
 //! the last set built per tenant and device group is kept with the tenant's indicator generation
-//! and the first expiry among its entries, and is reused until either moves on.
+//! (which YARA rule changes move too) and the first expiry among its entries, and is reused until either moves on.
 
 use crate::auth::device::authenticate_device;
 use crate::error::{ApiError, ApiResult};
@@ -16,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use rampart_core::TenantId;
 use rampart_core::indicator::{IndicatorAction, IndicatorType};
 use rampart_proto::enforcement::{
-    Enforcement, EnforcementSet, FileRule, HashAlgorithm, NetworkRule,
+    Enforcement, EnforcementSet, FileRule, HashAlgorithm, NetworkRule, YaraRuleSource,
 };
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -166,8 +167,19 @@ async fn build(
             }
         }
     }
+    set.yara_rules = state
+        .store
+        .yara_rule_sets(tenant)
+        .await?
+        .into_iter()
+        .map(|r| YaraRuleSource {
+            id: r.id,
+            name: r.name,
+            source: r.source,
+        })
+        .collect();
     let digest = Sha256::digest(
-        serde_json::to_vec(&(&set.files, &set.networks))
+        serde_json::to_vec(&(&set.files, &set.networks, &set.yara_rules))
             .map_err(|e| ApiError::internal("enforcement set", e))?,
     );
     let version: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();

@@ -8,7 +8,7 @@
 use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
-use crate::odata::{collection_response, entity_response, options};
+use crate::odata::{entity_response, list_collection};
 use crate::router::{ApiRoutes, RouteDef};
 use crate::state::AppState;
 use axum::Extension;
@@ -194,22 +194,16 @@ pub async fn list(
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
     let collection = Collection::of::<DetectionRule>();
-    let (pairs, opts) = options(&uri, collection.set)?;
-    let page = state
-        .store
-        .list(caller.tenant, collection, &opts, None)
-        .await?;
-    let rows = page.rows.iter().map(|r| r.body.clone()).collect();
-    collection_response(
+    list_collection(
         &state,
+        caller.tenant,
         &headers,
         &uri,
-        &pairs,
-        collection.set,
-        &opts,
-        page,
-        rows,
+        collection,
+        None,
+        |_, row| Ok(row),
     )
+    .await
 }
 
 pub async fn get(

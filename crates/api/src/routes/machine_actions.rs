@@ -155,6 +155,15 @@ pub fn add(r: ApiRoutes) -> ApiRoutes {
     )
     .add(
         post(
+            "/machines/{id}/restoreQuarantinedFile",
+            &[P::MachineStopAndQuarantine],
+            "Put the files quarantined under a SHA-1 back where they were (Rampart's own; \
+             the undo of StopAndQuarantineFile)",
+        ),
+        restore_quarantined,
+    )
+    .add(
+        post(
             "/machines/{id}/offboard",
             &[P::MachineOffboard],
             "Offboard a machine",
@@ -515,6 +524,11 @@ action_route!(collect, |body| Ok(
 ));
 action_route!(quarantine, |body| Ok(
     RequestedAction::StopAndQuarantineFile {
+        sha1: required("Sha1", &body.sha1)?.to_owned(),
+    }
+));
+action_route!(restore_quarantined, |body| Ok(
+    RequestedAction::RestoreQuarantinedFile {
         sha1: required("Sha1", &body.sha1)?.to_owned(),
     }
 ));

@@ -18,3 +18,4 @@ pub mod machines;
 pub mod oauth;
 pub mod ops;
 pub mod schema;
+pub mod yara_rules;

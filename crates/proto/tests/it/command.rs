@@ -24,6 +24,9 @@ fn all_kinds() -> Vec<CommandKind> {
         CommandKind::StopAndQuarantineFile {
             sha1: "0123456789abcdef0123456789abcdef01234567".into(),
         },
+        CommandKind::RestoreQuarantinedFile {
+            sha1: "0123456789abcdef0123456789abcdef01234567".into(),
+        },
         CommandKind::CollectInvestigationPackage,
         CommandKind::RestrictCodeExecution,
         CommandKind::UnrestrictCodeExecution,
@@ -104,6 +107,8 @@ fn bad_parameters_deserialise_to_invalid_with_a_reason() {
         json!({"type": "Isolate", "isolationType": "UnManagedDevice"}),
         json!({"type": "RunAntiVirusScan", "scanType": 3}),
         json!({"type": "StopAndQuarantineFile", "sha1": "not-hex"}),
+        json!({"type": "RestoreQuarantinedFile", "sha1": "0123"}),
+        json!({"type": "RestoreQuarantinedFile"}),
         json!({"type": "KillProcess", "pid": -5}),
         json!({"type": "KillProcess", "pid": 1}),
         json!({"type": "KillProcess", "pid": "12"}),

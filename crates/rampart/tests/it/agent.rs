@@ -413,6 +413,14 @@ async fn finished_action(s: &Server, token: &str, id: &str) -> Value {
     }
 }
 
+/// Asks for a machine action on `device` (`POST /api/machines/{device}/{action}`) and waits
+/// until it is finished; returns it.
+async fn machine_action(s: &Server, token: &str, device: &str, action: &str, body: Value) -> Value {
+    let (st, a) = post(s, token, &format!("/api/machines/{device}/{action}"), body).await;
+    assert_eq!(st, 201, "{a}");
+    finished_action(s, token, a["id"].as_str().unwrap()).await
+}
+
 #[tokio::test]
 async fn isolation_cuts_the_device_off_except_from_the_server_and_survives_a_crash() {
     let dir = tempfile::tempdir().unwrap();
@@ -458,23 +466,12 @@ async fn isolation_cuts_the_device_off_except_from_the_server_and_survives_a_cra
 
     let iso = s.token_with("Machine.Isolate,Machine.Read.All").await;
     let isolate = |kind: &'static str| {
-        let (s, iso, device) = (&s, &iso, &device);
-        async move {
-            let (st, a) = post(
-                s,
-                iso,
-                &format!("/api/machines/{device}/isolate"),
-                json!({"Comment": "contain", "IsolationType": kind}),
-            )
-            .await;
-            assert_eq!(st, 201, "{a}");
-            a["id"].as_str().unwrap().to_owned()
-        }
+        let body = json!({"Comment": "contain", "IsolationType": kind});
+        machine_action(&s, &iso, &device, "isolate", body)
     };
 
     // Selective: the allow-list (here the bystander's address) stays reachable.
-    let id = isolate("Selective").await;
-    let a = finished_action(&s, &iso, &id).await;
+    let a = isolate("Selective").await;
     assert_eq!(a["status"], "Succeeded", "{a}");
     assert!(ns.has_isolation_table());
     assert!(
@@ -483,8 +480,7 @@ async fn isolation_cuts_the_device_off_except_from_the_server_and_survives_a_cra
     );
 
     // Full: only the server.
-    let id = isolate("Full").await;
-    let a = finished_action(&s, &iso, &id).await;
+    let a = isolate("Full").await;
     assert_eq!(a["status"], "Succeeded", "{a}");
     assert!(
         !ns.connects(&other),
@@ -508,15 +504,7 @@ async fn isolation_cuts_the_device_off_except_from_the_server_and_survives_a_cra
     assert!(!ns.connects(&other), "still isolated after the restart");
 
     // Unisolate, through the server the device can still reach.
-    let (st, a) = post(
-        &s,
-        &iso,
-        &format!("/api/machines/{device}/unisolate"),
-        json!({"Comment": "clean"}),
-    )
-    .await;
-    assert_eq!(st, 201, "{a}");
-    let a = finished_action(&s, &iso, a["id"].as_str().unwrap()).await;
+    let a = machine_action(&s, &iso, &device, "unisolate", json!({"Comment": "clean"})).await;
     assert_eq!(a["status"], "Succeeded", "{a}");
     assert!(!ns.has_isolation_table());
     assert!(ns.connects(&other), "reachable again");
@@ -576,18 +564,7 @@ async fn restricted_execution_blocks_programs_the_package_manager_did_not_instal
         .token_with("Machine.RestrictExecution,Machine.Read.All,AdvancedHunting.Read.All")
         .await;
     let act = |action: &'static str| {
-        let (s, token, device) = (&s, &token, &device);
-        async move {
-            let (st, a) = post(
-                s,
-                token,
-                &format!("/api/machines/{device}/{action}"),
-                json!({"Comment": "contain"}),
-            )
-            .await;
-            assert_eq!(st, 201, "{a}");
-            finished_action(s, token, a["id"].as_str().unwrap()).await
-        }
+        machine_action(&s, &token, &device, action, json!({"Comment": "contain"}))
     };
     assert!(runs(), "runs before the restriction");
     let a = act("restrictCodeExecution").await;
@@ -616,10 +593,6 @@ async fn restricted_execution_blocks_programs_the_package_manager_did_not_instal
     assert!(runs(), "runs again once unrestricted");
 
     stop_agent(&mut agent);
-    let _ = std::process::Command::new("umount")
-        .arg("-l")
-        .arg(&mnt)
-        .status();
 }
 
 /// SIGTERM, and a clean exit.
@@ -633,9 +606,28 @@ fn stop_agent(agent: &mut std::process::Child) {
     assert!(exit.success(), "clean exit on SIGTERM: {exit}");
 }
 
-/// Mounts a tmpfs on a new directory `name` of `dir`: the only filesystem whose executions the
-/// agent under test controls.
-fn tmpfs(dir: &Path, name: &str) -> std::path::PathBuf {
+/// A tmpfs mounted on a new directory of the test's (the only filesystem whose executions the
+/// agent under test controls), unmounted when dropped — also when the test fails.
+struct Tmpfs(std::path::PathBuf);
+
+impl std::ops::Deref for Tmpfs {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Mounts a tmpfs on a new directory `name` of `dir`.
+fn tmpfs(dir: &Path, name: &str) -> Tmpfs {
     let mnt = dir.join(name);
     std::fs::create_dir(&mnt).unwrap();
     let mounted = std::process::Command::new("mount")
@@ -644,7 +636,7 @@ fn tmpfs(dir: &Path, name: &str) -> std::path::PathBuf {
         .status()
         .unwrap();
     assert!(mounted.success(), "mounting a tmpfs (the test needs root)");
-    mnt
+    Tmpfs(mnt)
 }
 
 #[tokio::test]
@@ -715,10 +707,6 @@ async fn a_blocked_hash_cannot_run_on_the_device_until_it_is_allowed() {
     assert_eq!(indicator("Allowed").await, id);
     wait_for("the allowed hash does not run", || runs(&evil)).await;
     stop_agent(&mut agent);
-    let _ = std::process::Command::new("umount")
-        .arg("-l")
-        .arg(&mnt)
-        .status();
 }
 
 #[tokio::test]
@@ -778,4 +766,266 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "after 20 s: {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn an_antivirus_scan_finds_a_blocked_file_that_quarantine_stops_and_restore_brings_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let state = dir.path().join("agent-av");
+    let device = enroll_agent(&s, &state).await;
+    // The Quick scan reads this directory (and the running images); the exec guard that a
+    // blocked hash starts watches only an empty tmpfs of the test.
+    let drop_dir = dir.path().join("drop");
+    std::fs::create_dir(&drop_dir).unwrap();
+    let mnt = tmpfs(dir.path(), "mnt");
+    let implant = drop_dir.join("implant");
+    let mut bytes = std::fs::read("/bin/sleep").unwrap();
+    bytes.extend_from_slice(format!("rampart-av-{}", rand_digits()).as_bytes());
+    std::fs::write(&implant, &bytes).unwrap();
+    std::fs::set_permissions(&implant, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let sha1 = rampart_agent::process::hashes::HashCache::default()
+        .hash_path(&implant)
+        .unwrap()
+        .unwrap()
+        .sha1;
+    let mut running = std::process::Command::new(&implant)
+        .arg("300")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let mut agent = agent_command(state.to_str().unwrap())
+        .args(["run", "--force-polling", "--indicator-sync-seconds", "1"])
+        .args(["--exec-control-mount", mnt.to_str().unwrap()])
+        .args(["--quick-scan-path", drop_dir.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let token = s
+        .token_with(
+            "Ti.ReadWrite.All,Machine.Scan,Machine.StopAndQuarantine,Machine.Read.All,\
+             AdvancedHunting.Read.All,Alert.Read.All",
+        )
+        .await;
+    let (st, v) = post(
+        &s,
+        &token,
+        "/api/indicators",
+        json!({ "indicatorValue": sha1, "indicatorType": "FileSha1", "action": "Block",
+                "title": "implant", "description": "e2e", "generateAlert": true }),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let saved = state.join("indicators.json");
+    wait_for("the agent has not synced the indicator", || {
+        std::fs::read_to_string(&saved).is_ok_and(|s| s.contains(&sha1))
+    })
+    .await;
+
+    let act = |action: &'static str, body: Value| machine_action(&s, &token, &device, action, body);
+    let a = act(
+        "runAntiVirusScan",
+        json!({"Comment": "sweep", "ScanType": "Quick"}),
+    )
+    .await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    let q = format!(
+        "DeviceEvents | where DeviceId == '{device}' and ActionType == 'AntivirusDetection' \
+         | extend F = parse_json(AdditionalFields) \
+         | project FolderPath, SHA1, ProcessId, Threat = tostring(F.ThreatName), Running = tobool(F.WasExecutingWhileDetected)"
+    );
+    let rows = hunt(&s, &token, &q, |r| !r.is_empty()).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["FolderPath"], implant.to_str().unwrap());
+    assert_eq!(rows[0]["SHA1"], sha1.as_str());
+    assert_eq!(rows[0]["ProcessId"], running.id());
+    assert_eq!(rows[0]["Threat"], "implant");
+    assert_eq!(rows[0]["Running"], true);
+    let done = hunt(
+        &s,
+        &token,
+        &format!(
+            "DeviceEvents | where DeviceId == '{device}' and ActionType == 'AntivirusScanCompleted'"
+        ),
+        |r| !r.is_empty(),
+    )
+    .await;
+    assert_eq!(done.len(), 1);
+    // The finding is alerted on by the indicator it matched.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (st, alerts) = s
+            .get(
+                &format!("/api/alerts?$filter=machineId eq '{device}'&$expand=evidence"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(st, 200, "{alerts}");
+        let hit = alerts["value"].as_array().unwrap().iter().any(|a| {
+            a["detectionSource"] == "CustomTI"
+                && a["evidence"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["sha1"] == sha1.as_str())
+        });
+        if hit {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no indicator alert: {alerts}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let a = act(
+        "StopAndQuarantineFile",
+        json!({"Comment": "contain", "Sha1": sha1}),
+    )
+    .await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    let exit = running.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        exit.signal(),
+        Some(9),
+        "the running implant was killed: {exit}"
+    );
+    assert!(!implant.exists(), "the file left its place");
+
+    let a = act(
+        "restoreQuarantinedFile",
+        json!({"Comment": "false positive", "Sha1": sha1}),
+    )
+    .await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    assert_eq!(a["type"], "RestoreQuarantinedFile");
+    assert_eq!(std::fs::read(&implant).unwrap(), bytes);
+    let mode = std::fs::metadata(&implant).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o750);
+
+    // A YARA rule set reaches the agent with its next sync; the next scan finds a file by
+    // its content, and the server raises an antivirus alert for it.
+    let (st, v) = post(
+        &s,
+        &token,
+        "/api/yararules",
+        json!({"name": "e2e markers",
+               "source": "rule Rampart_E2E_Marker { strings: $m = \"RAMPART-E2E-MARKER\" condition: $m }"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let note = drop_dir.join("notes.txt");
+    std::fs::write(&note, "harmless text then RAMPART-E2E-MARKER").unwrap();
+    wait_for("the agent has not synced the YARA rules", || {
+        std::fs::read_to_string(&saved).is_ok_and(|s| s.contains("Rampart_E2E_Marker"))
+    })
+    .await;
+    let a = act(
+        "runAntiVirusScan",
+        json!({"Comment": "sweep again", "ScanType": "Quick"}),
+    )
+    .await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    let q = format!(
+        "DeviceEvents | where DeviceId == '{device}' and ActionType == 'AntivirusDetection' \
+         | extend F = parse_json(AdditionalFields) | where tostring(F.DetectionSource) == 'Yara' \
+         | project FolderPath, Threat = tostring(F.ThreatName), RuleSet = tostring(F.RuleSet)"
+    );
+    let rows = hunt(&s, &token, &q, |r| !r.is_empty()).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["FolderPath"], note.to_str().unwrap());
+    assert_eq!(rows[0]["Threat"], "Rampart_E2E_Marker");
+    assert_eq!(rows[0]["RuleSet"], "e2e markers");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (st, alerts) = s
+            .get(
+                &format!("/api/alerts?$filter=detectionSource eq 'Antivirus'&$expand=evidence"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(st, 200, "{alerts}");
+        if let Some(a) = alerts["value"].as_array().unwrap().first() {
+            assert_eq!(a["threatName"], "Rampart_E2E_Marker", "{a}");
+            assert_eq!(a["machineId"], device.as_str());
+            assert_eq!(a["category"], "Malware");
+            assert_eq!(a["evidence"][0]["filePath"], note.to_str().unwrap());
+            break;
+        }
+        assert!(Instant::now() < deadline, "no antivirus alert: {alerts}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    stop_agent(&mut agent);
+}
+
+#[tokio::test]
+async fn offboarding_lifts_every_containment_and_retires_the_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let state = dir.path().join("agent-offboard");
+    let device = enroll_agent(&s, &state).await;
+    let creds = Credentials::load(&state).unwrap();
+    let mnt = tmpfs(dir.path(), "mnt");
+    let tool = mnt.join("tool");
+    std::fs::copy("/bin/true", &tool).unwrap();
+    let runs = || {
+        std::process::Command::new(&tool)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let mut agent = agent_command(state.to_str().unwrap())
+        .args(["run", "--force-polling"])
+        .args(["--exec-control-mount", mnt.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let token = s
+        .token_with("Machine.RestrictExecution,Machine.Offboard,Machine.Read.All")
+        .await;
+    let act = |action: &'static str| {
+        machine_action(&s, &token, &device, action, json!({"Comment": "e2e"}))
+    };
+    let a = act("restrictCodeExecution").await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    assert!(!runs(), "restricted");
+
+    let a = act("offboard").await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    // The agent stops by itself, cleanly, once the server has the result.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(status) = agent.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the offboarded agent still runs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "{exit}");
+    assert!(runs(), "the restriction is lifted");
+    assert!(!Credentials::path(&state).exists());
+    assert!(state.join("credentials.offboarded.json").exists());
+
+    // The server forgot the credential: the old one is refused, and the agent cannot start.
+    let refused = s
+        .http
+        .post(format!("{}/agent/v1/commands/poll", s.url))
+        .header("authorization", creds.authorization())
+        .json(&json!({"waitSeconds": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let again = agent_command(state.to_str().unwrap())
+        .args(["run", "--force-polling"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("not enrolled"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }

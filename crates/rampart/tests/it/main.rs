@@ -24,3 +24,4 @@ mod odata;
 mod ops;
 mod routes;
 mod telemetry;
+mod yara_rules;
