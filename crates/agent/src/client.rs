@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::tls::{self, Fingerprint};
-use rampart_proto::command::{CommandUpdate, PollRequest, PollResponse, UpdateAck};
+use rampart_proto::command::{CommandUpdate, PackageAck, PollRequest, PollResponse, UpdateAck};
 use rampart_proto::enforcement::EnforcementSet;
 use rampart_proto::enroll::{EnrollRequest, EnrollResponse};
 use rampart_proto::error::ErrorBody;
@@ -15,6 +15,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest error body kept in a message.
 const MAX_ERROR_TEXT: usize = 500;
+/// Longest an investigation package upload may take (packages run to hundreds of MB).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A client of one Rampart server.
 #[derive(Clone, Debug)]
@@ -125,6 +127,24 @@ impl ServerClient {
         let path = rampart_proto::command_update_path(&update.command_id);
         self.post_json(&path, authorization, update, REQUEST_TIMEOUT)
             .await
+    }
+
+    /// `PUT /agent/v1/commands/{id}/package`: the investigation package of a command.
+    pub async fn upload_package(
+        &self,
+        authorization: &str,
+        command_id: &str,
+        package: Vec<u8>,
+    ) -> Reply<PackageAck> {
+        let path = rampart_proto::package_upload_path(command_id);
+        let request = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+            .timeout(UPLOAD_TIMEOUT)
+            .body(package);
+        send(request).await
     }
 
     async fn post_json<T: serde::de::DeserializeOwned>(

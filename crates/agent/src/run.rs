@@ -5,6 +5,7 @@ use crate::client::ServerClient;
 use crate::commands::isolation::{AllowedNet, Isolation, ServerEndpoint};
 use crate::commands::journal::Journal;
 use crate::commands::offboard::Offboarding;
+use crate::commands::package::PackageCollector;
 use crate::commands::restrict::ExecControl;
 use crate::commands::{ChannelConfig, CommandChannel, Executor, OffboardSignal};
 use crate::credentials::Credentials;
@@ -287,6 +288,12 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
                 exec: Arc::clone(&exec_control),
                 scanner: Arc::clone(&scanner),
                 quarantine: Quarantine::new(&config.state_dir, Arc::clone(&scanner)),
+                packages: PackageCollector {
+                    state_dir: config.state_dir.clone(),
+                    context: row_context.clone(),
+                    client: client.clone(),
+                    authorization: creds.authorization(),
+                },
                 offboarding: Offboarding {
                     state_dir: config.state_dir.clone(),
                     addresses: AddressBlock::new(server.clone()),

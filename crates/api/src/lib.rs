@@ -36,7 +36,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use rampart_core::ErrorCode;
 use router::ApiRoutes;
 use std::sync::Arc;
@@ -88,6 +88,11 @@ pub fn app(state: AppState) -> Router {
             "/agent/v1/commands/{id}",
             post(routes::agent_commands::update),
         )
+        .route(
+            "/agent/v1/commands/{id}/package",
+            put(routes::packages::upload),
+        )
+        .route("/packages/{id}", get(routes::packages::download))
         .route("/{tenant}/oauth2/v2.0/token", post(oauth::token_v2))
         .route("/{tenant}/oauth2/token", post(oauth::token_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(oauth::jwks))

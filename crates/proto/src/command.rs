@@ -347,3 +347,12 @@ pub struct UpdateAck {
     /// The machine action's status (`InProgress`, `Succeeded`, `Failed`, …).
     pub status: String,
 }
+
+/// The answer to an investigation package upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageAck {
+    pub command_id: String,
+    /// Bytes stored.
+    pub bytes: u64,
+}

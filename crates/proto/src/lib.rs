@@ -29,6 +29,12 @@ pub fn command_update_path(command_id: &str) -> String {
     format!("/agent/v1/commands/{command_id}")
 }
 
+/// Path of the investigation package of a `CollectInvestigationPackage` command (`PUT`, a
+/// gzip-compressed tar as the body).
+pub fn package_upload_path(command_id: &str) -> String {
+    format!("/agent/v1/commands/{command_id}/package")
+}
+
 /// The `Authorization` header value that authenticates a device on the agent routes:
 /// `Device <deviceId>:<deviceSecret>`.
 pub fn device_authorization(device_id: &str, device_secret: &str) -> String {

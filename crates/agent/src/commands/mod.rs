@@ -10,11 +10,13 @@
 //! What each command does is the [`Executor`]'s business: [`isolation`] for Isolate and
 //! Unisolate, [`restrict`] for (Un)RestrictCodeExecution, [`crate::scan`] for
 //! RunAntiVirusScan, [`crate::quarantine`] for StopAndQuarantineFile and its undo,
-//! [`offboard`] for Offboard, a signal for KillProcess; a kind this agent cannot carry out yet fails with a reason that says so.
+//! [`package`] for CollectInvestigationPackage, [`offboard`] for Offboard, a signal for
+//! KillProcess; a kind this agent cannot carry out yet fails with a reason that says so.
 
 pub mod isolation;
 pub mod journal;
 pub mod offboard;
+pub mod package;
 pub mod restrict;
 
 use crate::backoff::Backoff;
@@ -24,6 +26,7 @@ use crate::scan::Scanner;
 use isolation::Isolation;
 use journal::{Begin, Journal};
 use offboard::Offboarding;
+use package::PackageCollector;
 use rampart_proto::command::{
     Command, CommandKind, CommandState, CommandUpdate, PollRequest, PollResponse,
 };
@@ -57,6 +60,7 @@ pub struct Executor {
     pub scanner: Arc<Scanner>,
     pub quarantine: Quarantine,
     pub offboarding: Offboarding,
+    pub packages: PackageCollector,
 }
 
 impl Executor {
@@ -89,6 +93,11 @@ impl Executor {
             CommandKind::RestoreQuarantinedFile { sha1 } => {
                 self.quarantine.restore(sha1).map_err(|e| e.to_string())
             }
+            CommandKind::CollectInvestigationPackage => self
+                .packages
+                .collect_and_upload(&command.id)
+                .await
+                .map_err(|e| e.to_string()),
             CommandKind::Offboard => self
                 .offboarding
                 .offboard(&self.isolation, &self.exec)

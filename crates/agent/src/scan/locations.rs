@@ -58,14 +58,19 @@ impl QuickLocations {
     /// The default list for this host: drop directories, downloads and persistence.
     pub fn of_host() -> QuickLocations {
         let mut paths: Vec<PathBuf> = DROP_DIRS.iter().map(PathBuf::from).collect();
-        let homes = home_dirs();
-        paths.extend(homes.iter().map(|h| h.join("Downloads")));
-        paths.extend(SYSTEM_PERSISTENCE.iter().map(PathBuf::from));
-        for home in &homes {
-            paths.extend(USER_PERSISTENCE.iter().map(|p| home.join(p)));
-        }
+        paths.extend(home_dirs().iter().map(|h| h.join("Downloads")));
+        paths.extend(persistence_paths());
         QuickLocations { paths }
     }
+}
+
+/// The persistence locations of this host: the system's, then each home directory's.
+pub fn persistence_paths() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = SYSTEM_PERSISTENCE.iter().map(PathBuf::from).collect();
+    for home in home_dirs() {
+        paths.extend(USER_PERSISTENCE.iter().map(|p| home.join(p)));
+    }
+    paths
 }
 
 /// Home directories: `/root` and every directory under `/home`.

@@ -213,6 +213,7 @@ async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server
     use rampart_agent::client::ServerClient;
     use rampart_agent::commands::isolation::ServerEndpoint;
     use rampart_agent::commands::offboard::Offboarding;
+    use rampart_agent::commands::package::PackageCollector;
     use rampart_agent::commands::restrict::ExecControl;
     use rampart_agent::commands::{ChannelConfig, CommandChannel, Executor};
     use rampart_agent::netblock::AddressBlock;
@@ -286,6 +287,12 @@ async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server
             )),
             quarantine: Quarantine::new(dir.path(), Arc::clone(&scanner)),
             scanner,
+            packages: PackageCollector {
+                state_dir: dir.path().to_owned(),
+                context: RowContext::default(),
+                client: ServerClient::new(&server.url(), None).unwrap(),
+                authorization: "Device x:y".into(),
+            },
             offboarding: Offboarding {
                 state_dir: dir.path().to_owned(),
                 addresses: AddressBlock::new(ServerEndpoint::of(&server.url()).unwrap()),

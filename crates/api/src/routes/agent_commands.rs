@@ -179,6 +179,21 @@ pub fn command_of(action: &MachineAction) -> Command {
     }
 }
 
+/// The machine action behind command `id` of `device`; 404 when there is none — or when it is
+/// another device's, which is none of this device's business, not even its existence.
+pub(crate) async fn command_of_device(
+    state: &AppState,
+    device: &DeviceCaller,
+    id: &str,
+) -> ApiResult<MachineAction> {
+    state
+        .store
+        .get_machine_action(device.tenant, id)
+        .await?
+        .filter(|a| a.machine_id.eq_ignore_ascii_case(&device.device_id))
+        .ok_or_else(|| ApiError::not_found(format!("Command {id} does not exist on this device.")))
+}
+
 /// `POST /agent/v1/commands/{id}`: 200 with the action's status; 404 when the device has no
 /// such command; 409 when the action is not running any more (cancelled, timed out, finished).
 pub async fn update(
@@ -200,13 +215,7 @@ pub async fn update(
         ));
     }
     let not_found = || ApiError::not_found(format!("Command {id} does not exist on this device."));
-    let action = state
-        .store
-        .get_machine_action(device.tenant, &id)
-        .await?
-        // Another device's command is none of this device's business, not even its existence.
-        .filter(|a| a.machine_id.eq_ignore_ascii_case(&device.device_id))
-        .ok_or_else(not_found)?;
+    let action = command_of_device(&state, &device, &id).await?;
     if action.status() != ActionStatus::InProgress {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -226,6 +235,27 @@ pub async fn update(
                 command_id: action.id,
                 status: ActionStatus::InProgress.as_str().into(),
             }));
+        }
+        CommandState::Succeeded
+            if action.action_type == ActionType::CollectInvestigationPackage =>
+        {
+            // Success means the package is here; an agent that says so without uploading it
+            // has failed.
+            if crate::routes::packages::uploaded(&state, device.tenant, &action.id).await? {
+                ActionOutcome::Succeeded {
+                    package_uri: Some(crate::routes::packages::stored_uri(
+                        device.tenant,
+                        &action.id,
+                    )),
+                    commands: Vec::new(),
+                }
+            } else {
+                ActionOutcome::Failed {
+                    error_hresult: E_FAIL,
+                    message: "The agent reported success but uploaded no package.".into(),
+                    commands: Vec::new(),
+                }
+            }
         }
         CommandState::Succeeded => ActionOutcome::Succeeded {
             package_uri: None,

@@ -272,7 +272,12 @@ pub async fn package_uri(
         )));
     }
     match (action.status(), results.package_uri) {
-        (ActionStatus::Succeeded, Some(uri)) => Ok(string_response(&state, &headers, &uri)),
+        (ActionStatus::Succeeded, Some(uri)) => {
+            let link =
+                crate::routes::packages::link(&state, &headers, caller.tenant, &action, &uri)
+                    .await?;
+            Ok(string_response(&state, &headers, &link))
+        }
         (status, _) => Err(ApiError::not_found(format!(
             "The investigation package of machine action {} is not available: the collection is {}.",
             action.id,

@@ -17,5 +17,6 @@ pub mod machine_actions;
 pub mod machines;
 pub mod oauth;
 pub mod ops;
+pub mod packages;
 pub mod schema;
 pub mod yara_rules;

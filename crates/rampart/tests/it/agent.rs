@@ -1029,3 +1029,111 @@ async fn offboarding_lifts_every_containment_and_retires_the_credential() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+#[tokio::test]
+async fn an_investigation_package_is_collected_uploaded_and_served_through_a_signed_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let state = dir.path().join("agent-pkg");
+    let device = enroll_agent(&s, &state).await;
+    let mut agent = agent_command(state.to_str().unwrap())
+        .args(["run", "--force-polling"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let token = s
+        .token_with("Machine.CollectForensics,Machine.Read.All")
+        .await;
+    let a = machine_action(
+        &s,
+        &token,
+        &device,
+        "collectInvestigationPackage",
+        json!({"Comment": "forensics"}),
+    )
+    .await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    let id = a["id"].as_str().unwrap();
+    let (st, v) = s
+        .get(
+            &format!("/api/machineactions/{id}/GetPackageUri"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let link = v["value"].as_str().unwrap().to_owned();
+    assert!(
+        link.starts_with(&format!("{}/packages/{id}?token=", s.url)),
+        "{link}"
+    );
+
+    // The link needs no bearer token; a changed or misdirected one is refused.
+    let resp = s.http.get(&link).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/gzip");
+    let package = resp.bytes().await.unwrap();
+    let mut forged = link.clone();
+    forged.pop();
+    forged.push(if link.ends_with('A') { 'B' } else { 'A' });
+    let other_action = link.replacen(id, "00000000-0000-0000-0000-000000000000", 1);
+    for bad in [forged, other_action, format!("{}/packages/{id}", s.url)] {
+        let resp = s.http.get(&bad).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{bad}");
+    }
+
+    let file = dir.path().join("package.tar.gz");
+    std::fs::write(&file, &package).unwrap();
+    let listing = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(listing.status.success());
+    let names = String::from_utf8_lossy(&listing.stdout).into_owned();
+    for part in [
+        "manifest.json",
+        "processes.tsv",
+        "connections.tsv",
+        "network/adapters.json",
+        "network/resolv.conf",
+        "users/passwd",
+        // (This machine's kernel is built without modules: no /proc/modules to copy.)
+        "kernel/version",
+        "packages.tsv",
+        "persistence/etc/profile",
+    ] {
+        assert!(
+            names.lines().any(|l| l == part),
+            "{part} missing from:\n{names}"
+        );
+    }
+    let read = |name: &str| {
+        let out = std::process::Command::new("tar")
+            .arg("-xzOf")
+            .arg(&file)
+            .arg(name)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let manifest: Value = serde_json::from_str(&read("manifest.json")).unwrap();
+    assert_eq!(manifest["deviceId"], device.as_str());
+    assert_eq!(manifest["commandId"], id);
+    let processes = read("processes.tsv");
+    assert!(
+        processes
+            .lines()
+            .any(|l| l.starts_with(&format!("{}\t", agent.id())) && l.contains("rampart-agent")),
+        "the agent itself is among the processes"
+    );
+    assert!(
+        read("packages.tsv").lines().count() > 10,
+        "installed packages listed"
+    );
+    // The local copy is gone once the server has it.
+    let left: Vec<_> = std::fs::read_dir(state.join("packages")).unwrap().collect();
+    assert!(left.is_empty());
+    stop_agent(&mut agent);
+}

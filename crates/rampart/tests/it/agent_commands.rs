@@ -413,3 +413,106 @@ async fn devices_get_the_indicators_they_enforce_versioned_by_etag() {
         assert_eq!(resp.status(), 401, "{n}");
     }
 }
+
+async fn upload(s: &Server, device: &Device, id: &str, body: Vec<u8>) -> (u16, Value) {
+    let resp = s
+        .http
+        .put(format!("{}/agent/v1/commands/{id}/package", s.url))
+        .header("authorization", &device.auth)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_package_is_taken_only_for_a_running_collection_of_its_own_device() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        let device = enroll(&s, "web-1.corp.example").await;
+        let other = enroll(&s, "web-2.corp.example").await;
+        let token = s
+            .token_with("Machine.Read.All,Machine.CollectForensics,Machine.Scan")
+            .await;
+        let n = b.name;
+        let collect = act(
+            &s,
+            &token,
+            &device.id,
+            "collectInvestigationPackage",
+            json!({"Comment": "pkg"}),
+        )
+        .await;
+        // Not claimed yet: not running, no package taken.
+        let (st, v) = upload(&s, &device, &collect, b"x".to_vec()).await;
+        assert_eq!(st, 409, "{n}: {v}");
+        assert_mde_error(&v, "Conflict");
+        poll(&s, &device, 0, &[]).await;
+        let (st, v) = upload(&s, &other, &collect, b"x".to_vec()).await;
+        assert_eq!(st, 404, "{n}: another device's command: {v}");
+        let (st, v) = upload(&s, &device, &collect, Vec::new()).await;
+        assert_eq!(st, 400, "{n}: {v}");
+        assert!(assert_mde_error(&v, "BadRequest").contains("empty"), "{v}");
+
+        // Success claimed without a package: the collection failed.
+        let (st, v) = report(&s, &device, &collect, "Succeeded", "done").await;
+        assert_eq!(st, 200, "{n}: {v}");
+        let a = status_of(&s, &token, &collect).await;
+        assert_eq!(a["status"], "Failed", "{n}: {a}");
+        let (st, _) = s
+            .get(
+                &format!("/api/machineactions/{collect}/GetPackageUri"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(st, 404, "{n}");
+
+        // A scan takes no package either.
+        let scan = act(
+            &s,
+            &token,
+            &device.id,
+            "runAntiVirusScan",
+            json!({"Comment": "s", "ScanType": "Quick"}),
+        )
+        .await;
+        poll(&s, &device, 0, &[]).await;
+        let (st, v) = upload(&s, &device, &scan, b"x".to_vec()).await;
+        assert_eq!(st, 409, "{n}: {v}");
+
+        // Uploaded, then reported: the link serves exactly what was uploaded.
+        let again = act(
+            &s,
+            &token,
+            &device.id,
+            "collectInvestigationPackage",
+            json!({"Comment": "pkg 2"}),
+        )
+        .await;
+        poll(&s, &device, 0, &[&scan]).await;
+        let body: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let (st, v) = upload(&s, &device, &again, body.clone()).await;
+        assert_eq!(st, 200, "{n}: {v}");
+        assert_eq!(v["bytes"], body.len(), "{n}");
+        let (st, v) = report(&s, &device, &again, "Succeeded", "uploaded").await;
+        assert_eq!(st, 200, "{n}: {v}");
+        let (st, v) = s
+            .get(
+                &format!("/api/machineactions/{again}/GetPackageUri"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(st, 200, "{n}: {v}");
+        let got = s
+            .http
+            .get(v["value"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status().as_u16(), 200, "{n}");
+        assert_eq!(got.bytes().await.unwrap().to_vec(), body, "{n}");
+    }
+}
