@@ -4,7 +4,8 @@
 //! over TLS pinned to the server's certificate when asked ([`tls`], [`client`]). `rampart-agent
 //! run` starts the sensors — the process sensor ([`process`]: the netlink proc connector, or
 //! /proc polling where it cannot be opened), the network sensor ([`network`]: TCP connections
-//! and listeners from sock_diag), the logon sensor ([`logons`]: sshd's log, or wtmp/btmp) and
+//! and listeners from sock_diag), the file sensor ([`files`]: fanotify, files created, written,
+//! renamed and deleted), the logon sensor ([`logons`]: sshd's log, or wtmp/btmp) and
 //! the DeviceInfo and DeviceNetworkInfo snapshots ([`host`],
 //! [`netinfo`]) — whose
 //! rows are grouped into batches ([`batcher`]), kept in a bounded on-disk queue ([`spool`]) and
@@ -25,6 +26,7 @@ pub mod credentials;
 pub mod enforcement;
 pub mod enroll;
 pub mod error;
+pub mod files;
 pub mod fsutil;
 pub mod hex;
 pub mod host;

@@ -64,6 +64,10 @@ enum Command {
         /// repeat for more. Default: every local filesystem.
         #[arg(long = "exec-control-mount", value_name = "PATH")]
         exec_control_mounts: Vec<PathBuf>,
+        /// A filesystem (mount point) the file sensor watches; repeat for more. Default: every
+        /// local filesystem.
+        #[arg(long = "file-sensor-mount", value_name = "PATH")]
+        file_sensor_mounts: Vec<PathBuf>,
         /// A file or directory a Quick antivirus scan reads besides the running images;
         /// repeat for more. Default: temporary directories, /dev/shm, download directories
         /// and persistence locations.
@@ -114,6 +118,7 @@ fn main() -> anyhow::Result<()> {
             force_polling,
             isolation_allow,
             exec_control_mounts,
+            file_sensor_mounts,
             quick_scan_paths,
             full_scan_roots,
             indicator_sync_seconds,
@@ -130,6 +135,8 @@ fn main() -> anyhow::Result<()> {
                 };
             }
             config.full_scan_roots = (!full_scan_roots.is_empty()).then_some(full_scan_roots);
+            config.file_sensor_mounts =
+                (!file_sensor_mounts.is_empty()).then_some(file_sensor_mounts);
             config.spool_max_bytes = spool_max_bytes;
             config.batcher.max_rows = batch_rows;
             config.force_polling = force_polling;

@@ -11,6 +11,7 @@ use crate::commands::{ChannelConfig, CommandChannel, Executor, OffboardSignal};
 use crate::credentials::Credentials;
 use crate::enforcement::IndicatorSync;
 use crate::error::Result;
+use crate::files::{FileSensor, FileSensorConfig};
 use crate::host::{self, DeviceInfo};
 use crate::logons::{LogonFollower, LogonSensor, LogonSources};
 use crate::netblock::AddressBlock;
@@ -62,6 +63,8 @@ pub struct RunConfig {
     /// The filesystems whose executions a code-execution restriction controls; `None`: every
     /// local one.
     pub exec_control_mounts: Option<Vec<PathBuf>>,
+    /// The filesystems the file sensor watches; `None`: every local one.
+    pub file_sensor_mounts: Option<Vec<PathBuf>>,
     /// What a Quick antivirus scan reads besides the running images.
     pub quick_scan: QuickLocations,
     /// The roots of a Full antivirus scan; `None`: every local filesystem.
@@ -83,6 +86,7 @@ impl RunConfig {
             indicator_sync_interval: Duration::from_secs(60),
             isolation_allow: Vec::new(),
             exec_control_mounts: None,
+            file_sensor_mounts: None,
             quick_scan: QuickLocations::of_host(),
             full_scan_roots: None,
         }
@@ -172,6 +176,21 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         rows_tx.clone(),
     )
     .map_err(|e| tracing::error!("network sensor not started: {e}"))
+    .ok();
+
+    let files = FileSensor::start(
+        FileSensorConfig {
+            rows: row_context.clone(),
+            mounts: config
+                .file_sensor_mounts
+                .clone()
+                .unwrap_or_else(crate::commands::restrict::local_mounts),
+            ignore: vec![config.state_dir.clone()],
+        },
+        Arc::clone(&hash_cache),
+        rows_tx.clone(),
+    )
+    .map_err(|e| tracing::error!("file sensor not started: {e}"))
     .ok();
 
     let logons = LogonFollower::new(&config.state_dir, &config.logon_sources)
@@ -354,6 +373,9 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         }
         if let Some(n) = network {
             n.stop();
+        }
+        if let Some(f) = files {
+            f.stop();
         }
     })
     .await;

@@ -12,6 +12,7 @@ mod batcher;
 mod binary;
 mod commands;
 mod credentials;
+mod files;
 mod hashes;
 mod host;
 mod logons;

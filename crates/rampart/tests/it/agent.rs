@@ -46,7 +46,7 @@ fn sha256_hex(path: &Path) -> String {
 }
 
 #[tokio::test]
-async fn enrolled_agent_reports_processes_that_hunting_finds() {
+async fn enrolled_agent_reports_processes_files_and_connections_that_hunting_finds() {
     // The proc connector needs CAP_NET_ADMIN; the agent falls back to polling /proc without
     // it, which sees the same process (it lives half a second).
     let dir = tempfile::tempdir().unwrap();
@@ -165,6 +165,24 @@ async fn enrolled_agent_reports_processes_that_hunting_finds() {
         assert_eq!(row["SHA256"], sha256_hex(&exe), "{}", b.name);
         assert_eq!(row["InitiatingProcessId"], std::process::id(), "{}", b.name);
         assert_eq!(row["AccountName"], "root", "{}", b.name);
+
+        // The copy that became that program was seen being written: created, by this
+        // process, with the hashes of the program (it is executable).
+        let q = format!(
+            "DeviceFileEvents | where DeviceId == '{}' and FileName == '{marker}' and ActionType == 'FileCreated' \
+             | project FolderPath, SHA256, InitiatingProcessId",
+            creds.device_id
+        );
+        let files = hunt(&s, &hunter, &q, |r| !r.is_empty()).await;
+        assert_eq!(files.len(), 1, "{}: {files:?}", b.name);
+        assert_eq!(files[0]["FolderPath"], exe.to_str().unwrap(), "{}", b.name);
+        assert_eq!(files[0]["SHA256"], sha256_hex(&exe), "{}", b.name);
+        assert_eq!(
+            files[0]["InitiatingProcessId"],
+            std::process::id(),
+            "{}",
+            b.name
+        );
 
         // A connection from this process to the server: both ends are seen by the network
         // sensor, each with its process.
