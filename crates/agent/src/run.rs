@@ -307,6 +307,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
                 exec: Arc::clone(&exec_control),
                 scanner: Arc::clone(&scanner),
                 quarantine: Quarantine::new(&config.state_dir, Arc::clone(&scanner)),
+                current_scan: Mutex::default(),
                 packages: PackageCollector {
                     state_dir: config.state_dir.clone(),
                     context: row_context.clone(),

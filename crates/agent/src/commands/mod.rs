@@ -61,9 +61,24 @@ pub struct Executor {
     pub quarantine: Quarantine,
     pub offboarding: Offboarding,
     pub packages: PackageCollector,
+    /// The command of the scan in progress, which a cancellation can stop.
+    pub current_scan: Mutex<Option<String>>,
 }
 
 impl Executor {
+    fn scan_slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.current_scan.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops command `id` if it is running and can be stopped (a scan); others run to their
+    /// end — they are short, or must not be left half done.
+    pub fn cancel(&self, id: &str) {
+        if self.scan_slot().as_deref() == Some(id) {
+            tracing::info!(command = id, "scan cancelled by the server");
+            self.scanner.cancel();
+        }
+    }
+
     /// Runs `command` and says how it ended.
     pub async fn execute(&self, command: &Command) -> CommandUpdate {
         let result = match &command.kind {
@@ -80,11 +95,12 @@ impl Executor {
                 self.exec.unrestrict().await.map_err(|e| e.to_string())
             }
             CommandKind::KillProcess { pid } => kill(*pid),
-            CommandKind::RunAntiVirusScan { scan_type } => self
-                .scanner
-                .scan(*scan_type)
-                .await
-                .map(|report| report.summary(*scan_type)),
+            CommandKind::RunAntiVirusScan { scan_type } => {
+                *self.scan_slot() = Some(command.id.clone());
+                let report = self.scanner.scan(*scan_type).await;
+                self.scan_slot().take();
+                report.map(|r| r.summary(*scan_type))
+            }
             CommandKind::StopAndQuarantineFile { sha1 } => self
                 .quarantine
                 .stop_and_quarantine(sha1)
@@ -234,6 +250,7 @@ impl CommandChannel {
     fn take(self: &Arc<Self>, answer: PollResponse, finished: &Arc<Notify>) {
         for id in &answer.cancelled {
             tracing::info!(command = id, "the server no longer waits for this command");
+            self.executor.cancel(id);
             if let Err(e) = self.journal().delivered(id) {
                 tracing::error!("command journal: {e}");
             }

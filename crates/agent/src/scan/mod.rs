@@ -69,7 +69,7 @@ pub struct ScanReport {
     pub unreadable: u64,
     pub findings: Vec<Finding>,
     pub seconds: f64,
-    /// The agent stopped before the scan was through.
+    /// The scan ended early: the agent stopped, or the server cancelled it.
     pub interrupted: bool,
 }
 
@@ -91,7 +91,7 @@ impl ScanReport {
             s.push_str(&format!("; {} unreadable", self.unreadable));
         }
         if self.interrupted {
-            s.push_str("; interrupted: the agent stopped");
+            s.push_str("; interrupted before the end");
         }
         s
     }
@@ -220,6 +220,8 @@ pub struct Scanner {
     running: tokio::sync::Mutex<()>,
     /// Set when the agent stops: a scan in progress ends where it is.
     halted: AtomicBool,
+    /// Set when the server cancels the scan in progress; cleared when the next one starts.
+    cancelled: AtomicBool,
 }
 
 impl Scanner {
@@ -239,7 +241,13 @@ impl Scanner {
             rows,
             running: tokio::sync::Mutex::new(()),
             halted: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
         }
+    }
+
+    /// Ends the scan in progress where it is (the server cancelled it).
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
     }
 
     /// Ends the scan in progress (its report covers what was read) and any later one at once.
@@ -248,7 +256,7 @@ impl Scanner {
     }
 
     fn is_halted(&self) -> bool {
-        self.halted.load(Ordering::Relaxed)
+        self.halted.load(Ordering::Relaxed) || self.cancelled.load(Ordering::Relaxed)
     }
 
     /// Takes the hashes and rules of a new indicator set; returns the rule sets left out.
@@ -265,6 +273,7 @@ impl Scanner {
     /// Runs a scan and reports its findings as rows.
     pub async fn scan(self: &Arc<Self>, scan: ScanType) -> Result<ScanReport, String> {
         let _one = self.running.lock().await;
+        self.cancelled.store(false, Ordering::Relaxed);
         let this = Arc::clone(self);
         let report = tokio::task::spawn_blocking(move || this.scan_blocking(scan))
             .await

@@ -287,6 +287,7 @@ async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server
             )),
             quarantine: Quarantine::new(dir.path(), Arc::clone(&scanner)),
             scanner,
+            current_scan: Default::default(),
             packages: PackageCollector {
                 state_dir: dir.path().to_owned(),
                 context: RowContext::default(),

@@ -1155,3 +1155,59 @@ async fn an_investigation_package_is_collected_uploaded_and_served_through_a_sig
     assert!(left.is_empty());
     stop_agent(&mut agent);
 }
+
+#[tokio::test]
+async fn a_cancelled_scan_stops_on_the_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let state = dir.path().join("agent-cancel");
+    let device = enroll_agent(&s, &state).await;
+    // A Full scan of /usr takes far longer than the test waits.
+    let mut agent = agent_command(state.to_str().unwrap())
+        .args(["run", "--force-polling", "--full-scan-root", "/usr"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let token = s
+        .token_with("Machine.Scan,Machine.Read.All,AdvancedHunting.Read.All")
+        .await;
+    let (st, a) = post(
+        &s,
+        &token,
+        &format!("/api/machines/{device}/runAntiVirusScan"),
+        json!({"Comment": "full sweep", "ScanType": "Full"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{a}");
+    let id = a["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, a) = s
+            .get(&format!("/api/machineactions/{id}"), Some(&token))
+            .await;
+        if a["status"] == "InProgress" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the scan did not start: {a}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (st, a) = post(
+        &s,
+        &token,
+        &format!("/api/machineactions/{id}/cancel"),
+        json!({"Comment": "enough"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["status"], "Cancelled", "{a}");
+    let q = format!(
+        "DeviceEvents | where DeviceId == '{device}' and ActionType startswith 'AntivirusScan' \
+         | project ActionType"
+    );
+    let rows = hunt(&s, &token, &q, |r| !r.is_empty()).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["ActionType"], "AntivirusScanCancelled");
+    stop_agent(&mut agent);
+}
