@@ -41,10 +41,12 @@ impl IndicatorSync {
     /// Enforces the saved set, then keeps it current until `shutdown`.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut etag = None;
+        let mut current = None;
         match read_json_or_default::<Option<EnforcementSet>>(&saved_path(&self.state_dir)) {
             Ok(Some(set)) => {
                 etag = Some(format!("\"{}\"", set.version));
                 self.apply(&set).await;
+                current = Some(set);
             }
             Ok(None) => {}
             Err(e) => tracing::warn!("the saved indicator set: {e}"),
@@ -61,8 +63,14 @@ impl IndicatorSync {
                     }
                     self.apply(&set).await;
                     etag = Some(tag);
+                    current = Some(set);
                 }
-                Ok(None) => {}
+                // Unchanged; but the addresses blocked domains resolve to may have moved.
+                Ok(None) => {
+                    if let Some(set) = current.as_ref().filter(|s| !s.domains.is_empty()) {
+                        self.apply_addresses(set).await;
+                    }
+                }
                 Err(e) => tracing::warn!("fetching the indicators to enforce: {e}"),
             }
             tokio::select! {
@@ -87,7 +95,14 @@ impl IndicatorSync {
             ),
             Err(e) => tracing::error!("enforcing file-hash indicators: {e}"),
         }
-        match self.addresses.apply(&set.networks).await {
+        self.apply_addresses(set).await;
+    }
+
+    async fn apply_addresses(&self, set: &EnforcementSet) {
+        if self.offboarded.load(Ordering::SeqCst) {
+            return;
+        }
+        match self.addresses.apply(&set.networks, &set.domains).await {
             Ok(n) => tracing::info!(blocked_addresses = n, "address indicators in the firewall"),
             Err(e) => tracing::error!("enforcing address indicators: {e}"),
         }

@@ -1,5 +1,6 @@
 //! Address indicators enforced in the firewall: the nftables table `inet rampart_block` drops
-//! traffic to and from blocked addresses and networks, except the Rampart server (never cut
+//! traffic to and from blocked addresses and networks — and the addresses blocked domains
+//! resolve to, looked up again at every indicator sync — except the Rampart server (never cut
 //! off: it is how a block is lifted) and the `Allowed` ones, which win.
 //!
 //! The table holds four interval sets (blocked and allowed, IPv4 and IPv6) and is replaced in
@@ -10,7 +11,7 @@
 use crate::commands::isolation::{AllowedNet, ServerEndpoint};
 use crate::error::Result;
 use crate::nft::{self, Nft, field, match_eq, proto_of};
-use rampart_proto::enforcement::{Enforcement, NetworkRule};
+use rampart_proto::enforcement::{DomainRule, Enforcement, NetworkRule};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 
@@ -31,9 +32,10 @@ impl AddressBlock {
         }
     }
 
-    /// Enforces `rules` (replacing what was enforced); returns how many addresses are blocked.
-    /// A value that is not an address or network is skipped with a warning.
-    pub async fn apply(&self, rules: &[NetworkRule]) -> Result<usize> {
+    /// Enforces `rules` and the addresses `domains` resolve to now (replacing what was
+    /// enforced); returns how many addresses are blocked. A value that is not an address or
+    /// network, or a domain that does not resolve, is skipped with a warning.
+    pub async fn apply(&self, rules: &[NetworkRule], domains: &[DomainRule]) -> Result<usize> {
         let mut block = Vec::new();
         let mut allow = Vec::new();
         for r in rules {
@@ -45,6 +47,24 @@ impl AddressBlock {
                 Err(e) => tracing::warn!(indicator = r.indicator_id, "not enforced: {e}"),
             }
         }
+        for d in domains {
+            let addrs = resolve(&d.domain).await;
+            if addrs.is_empty() {
+                tracing::warn!(
+                    indicator = d.indicator_id,
+                    domain = d.domain,
+                    "does not resolve"
+                );
+            }
+            let nets = addrs.into_iter().map(|addr| AllowedNet {
+                addr,
+                prefix: if addr.is_ipv4() { 32 } else { 128 },
+            });
+            match d.action {
+                Enforcement::Block => block.extend(nets),
+                Enforcement::Allow => allow.extend(nets),
+            }
+        }
         if block.is_empty() {
             self.nft.delete_table(TABLE).await?;
             return Ok(0);
@@ -52,6 +72,23 @@ impl AddressBlock {
         let servers = self.server.addrs().await?;
         self.nft.apply(&ruleset(&servers, &block, &allow)).await?;
         Ok(block.len())
+    }
+}
+
+/// How long one domain may take to resolve.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The addresses `domain` resolves to now (through the host's resolver: /etc/hosts, DNS).
+async fn resolve(domain: &str) -> Vec<std::net::IpAddr> {
+    let lookup = tokio::net::lookup_host((domain, 0));
+    match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+        Ok(Ok(addrs)) => {
+            let mut ips: Vec<std::net::IpAddr> = addrs.map(|a| a.ip()).collect();
+            ips.sort();
+            ips.dedup();
+            ips
+        }
+        _ => Vec::new(),
     }
 }
 

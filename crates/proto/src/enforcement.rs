@@ -47,6 +47,17 @@ pub struct NetworkRule {
     pub title: String,
 }
 
+/// One domain indicator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainRule {
+    /// Lower-case, without a trailing dot.
+    pub domain: String,
+    pub action: Enforcement,
+    pub indicator_id: String,
+    pub title: String,
+}
+
 /// The set a device enforces.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,6 +66,10 @@ pub struct EnforcementSet {
     pub version: String,
     pub files: Vec<FileRule>,
     pub networks: Vec<NetworkRule>,
+    /// Domain indicators: the device resolves each and drops (or lets through) its addresses.
+    /// Absent from the answers of servers older than the field.
+    #[serde(default)]
+    pub domains: Vec<DomainRule>,
     /// The tenant's YARA rules, which antivirus scans apply beside the file hashes. Absent
     /// from the answers of servers older than the field.
     #[serde(default)]

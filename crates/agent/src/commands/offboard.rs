@@ -46,7 +46,7 @@ impl Offboarding {
         if let Err(e) = exec.set_indicators(&EnforcementSet::default()).await {
             failures.push(format!("lifting blocked file hashes: {e}"));
         }
-        if let Err(e) = self.addresses.apply(&[]).await {
+        if let Err(e) = self.addresses.apply(&[], &[]).await {
             failures.push(format!("lifting blocked addresses: {e}"));
         }
         match std::fs::remove_file(self.state_dir.join("indicators.json")) {

@@ -123,8 +123,8 @@ async fn a_scan_reports_blocked_hashes_and_yara_matches_and_never_an_allowed_fil
                 "12",
             ),
         ],
-        networks: vec![],
         yara_rules: vec![yara(RULE)],
+        ..EnforcementSet::default()
     });
     assert!(errors.is_empty(), "{errors:?}");
 

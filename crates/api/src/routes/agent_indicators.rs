@@ -1,5 +1,5 @@
 //! `GET /agent/v1/indicators` (device credential): the indicators the device enforces itself —
-//! blocked and allowed file hashes, blocked and allowed addresses — filtered for it (active,
+//! blocked and allowed file hashes, addresses and domains — filtered for it (active,
 //! scoped to its device group, enforceable actions), with the tenant's YARA rule sets for its
 //! antivirus scans, and versioned by the SHA-256 of the set, so
 //! that an agent asking with `If-None-Match` gets 304 until something it enforces changes.
@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use rampart_core::TenantId;
 use rampart_core::indicator::{IndicatorAction, IndicatorType};
 use rampart_proto::enforcement::{
-    Enforcement, EnforcementSet, FileRule, HashAlgorithm, NetworkRule, YaraRuleSource,
+    DomainRule, Enforcement, EnforcementSet, FileRule, HashAlgorithm, NetworkRule, YaraRuleSource,
 };
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -147,6 +147,19 @@ async fn build(
                 IndicatorType::FileSha256 => Some(HashAlgorithm::Sha256),
                 IndicatorType::FileMd5 => Some(HashAlgorithm::Md5),
                 IndicatorType::IpAddress => None,
+                IndicatorType::DomainName => {
+                    valid_until = valid_until.min(entry.expires_at);
+                    set.domains.push(DomainRule {
+                        domain: ind
+                            .indicator_value
+                            .trim_end_matches('.')
+                            .to_ascii_lowercase(),
+                        action,
+                        indicator_id: ind.id,
+                        title: ind.title,
+                    });
+                    continue;
+                }
                 _ => continue,
             };
             valid_until = valid_until.min(entry.expires_at);
@@ -179,7 +192,7 @@ async fn build(
         })
         .collect();
     let digest = Sha256::digest(
-        serde_json::to_vec(&(&set.files, &set.networks, &set.yara_rules))
+        serde_json::to_vec(&(&set.files, &set.networks, &set.domains, &set.yara_rules))
             .map_err(|e| ApiError::internal("enforcement set", e))?,
     );
     let version: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();

@@ -1211,3 +1211,61 @@ async fn a_cancelled_scan_stops_on_the_device() {
     assert_eq!(rows[0]["ActionType"], "AntivirusScanCancelled");
     stop_agent(&mut agent);
 }
+
+/// `/etc/netns/<name>/hosts`, which `ip netns exec` puts over `/etc/hosts` inside the
+/// namespace; removed when dropped.
+struct NetNsHosts(std::path::PathBuf);
+
+impl NetNsHosts {
+    fn new(ns: &NetNs, entries: &str) -> NetNsHosts {
+        let dir = Path::new("/etc/netns").join(&ns.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("hosts"),
+            format!("127.0.0.1 localhost\n{entries}\n"),
+        )
+        .unwrap();
+        NetNsHosts(dir)
+    }
+}
+
+impl Drop for NetNsHosts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn blocked_domains_are_resolved_on_the_device_and_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let ns = NetNs::new();
+    // Inside the namespace the name resolves to the bystander's address.
+    let _hosts = NetNsHosts::new(&ns, &format!("{} c2.rampart-e2e.test", ns.other_ip));
+    let s = Server::start_listening(b, &format!("{}:0", ns.host_ip), &["--no-rate-limits"]);
+    let server_addr = s.url.trim_start_matches("http://").to_owned();
+    let other = bystander(&ns.other_ip);
+    let state = dir.path().join("agent-domain");
+    enroll_agent(&s, &state).await;
+    let mut agent = ns.run_agent(
+        state.to_str().unwrap(),
+        &["run", "--force-polling", "--indicator-sync-seconds", "1"],
+    );
+    assert!(ns.connects(&other), "reachable before any indicator");
+    let ti = s.token_with("Ti.ReadWrite.All").await;
+    let (st, v) = post(
+        &s,
+        &ti,
+        "/api/indicators",
+        json!({ "indicatorValue": "c2.rampart-e2e.test", "indicatorType": "DomainName",
+                "action": "Block", "title": "c2 domain", "description": "e2e" }),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    wait_for("the blocked domain's address is still reachable", || {
+        !ns.connects(&other)
+    })
+    .await;
+    assert!(ns.connects(&server_addr), "the server is never blocked");
+    stop_agent(&mut agent);
+}
