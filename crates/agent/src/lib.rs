@@ -20,6 +20,7 @@
 
 pub mod backoff;
 pub mod batcher;
+pub mod blocklog;
 pub mod client;
 pub mod commands;
 pub mod credentials;

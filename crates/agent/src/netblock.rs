@@ -8,20 +8,24 @@
 //! stays in place while the agent is stopped (the kernel keeps it) and is rebuilt at start from
 //! the saved set, so a reboot does not lift a block for longer than the agent takes to start.
 
+use crate::blocklog::{self, BlockedNets};
 use crate::commands::isolation::{AllowedNet, ServerEndpoint};
 use crate::error::Result;
 use crate::nft::{self, Nft, field, match_eq, proto_of};
 use rampart_proto::enforcement::{DomainRule, Enforcement, NetworkRule};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 pub const TABLE: &str = "rampart_block";
 
-/// The address block of this host.
+/// The address block of this host. Clones share what is blocked.
 #[derive(Clone, Debug)]
 pub struct AddressBlock {
     server: ServerEndpoint,
     nft: Nft,
+    /// The networks blocked now, with the indicator of each (for the block events).
+    nets: BlockedNets,
 }
 
 impl AddressBlock {
@@ -29,7 +33,13 @@ impl AddressBlock {
         AddressBlock {
             server,
             nft: Nft::default(),
+            nets: BlockedNets::default(),
         }
+    }
+
+    /// The networks blocked now, kept current by [`apply`](Self::apply).
+    pub fn blocked_nets(&self) -> BlockedNets {
+        Arc::clone(&self.nets)
     }
 
     /// Enforces `rules` and the addresses `domains` resolve to now (replacing what was
@@ -38,10 +48,14 @@ impl AddressBlock {
     pub async fn apply(&self, rules: &[NetworkRule], domains: &[DomainRule]) -> Result<usize> {
         let mut block = Vec::new();
         let mut allow = Vec::new();
+        let mut named = Vec::new();
         for r in rules {
             match r.value.parse::<AllowedNet>() {
                 Ok(net) => match r.action {
-                    Enforcement::Block => block.push(net),
+                    Enforcement::Block => {
+                        named.push((net, r.indicator_id.clone(), r.title.clone()));
+                        block.push(net);
+                    }
                     Enforcement::Allow => allow.push(net),
                 },
                 Err(e) => tracing::warn!(indicator = r.indicator_id, "not enforced: {e}"),
@@ -61,10 +75,16 @@ impl AddressBlock {
                 prefix: if addr.is_ipv4() { 32 } else { 128 },
             });
             match d.action {
-                Enforcement::Block => block.extend(nets),
+                Enforcement::Block => {
+                    for n in nets {
+                        named.push((n, d.indicator_id.clone(), d.title.clone()));
+                        block.push(n);
+                    }
+                }
                 Enforcement::Allow => allow.extend(nets),
             }
         }
+        *self.nets.write().unwrap_or_else(|p| p.into_inner()) = named;
         if block.is_empty() {
             self.nft.delete_table(TABLE).await?;
             return Ok(0);
@@ -101,7 +121,7 @@ fn bits(ip: std::net::IpAddr) -> (u128, u8) {
 }
 
 /// Whether `inner` lies within `outer` (same family).
-fn within(inner: &AllowedNet, outer: &AllowedNet) -> bool {
+pub(crate) fn within(inner: &AllowedNet, outer: &AllowedNet) -> bool {
     let ((a, width), (b, other)) = (bits(inner.addr), bits(outer.addr));
     if width != other || inner.prefix < outer.prefix {
         return false;
@@ -171,12 +191,30 @@ pub fn ruleset(servers: &[SocketAddr], block: &[AllowedNet], allow: &[AllowedNet
                 "accept",
             ));
         }
+        let prefix = if hook == "input" {
+            blocklog::PREFIX_IN
+        } else {
+            blocklog::PREFIX_OUT
+        };
         for (set, proto, verdict) in [
             ("@allow4", "ip", "accept"),
             ("@allow6", "ip6", "accept"),
             ("@block4", "ip", "drop"),
             ("@block6", "ip6", "drop"),
         ] {
+            if verdict == "drop" {
+                // What is dropped is logged first (a few packets a second at most) for the
+                // block events.
+                cmds.push(nft::statements(
+                    TABLE,
+                    hook,
+                    vec![
+                        match_eq(field(proto, peer_addr), json!(set)),
+                        json!({ "limit": { "rate": 20, "per": "second" } }),
+                        json!({ "log": { "prefix": prefix, "group": blocklog::NFLOG_GROUP } }),
+                    ],
+                ));
+            }
             cmds.push(nft::rule(
                 TABLE,
                 hook,

@@ -115,5 +115,10 @@ pub fn field(protocol: &str, name: &str) -> Value {
 /// A rule of `table`/`chain`: the matches of `expr`, then `verdict` (`accept`, `drop`).
 pub fn rule(table: &str, chain: &str, mut expr: Vec<Value>, verdict: &str) -> Value {
     expr.push(json!({ verdict: null }));
+    statements(table, chain, expr)
+}
+
+/// A rule of `table`/`chain` of exactly `expr`: matches and statements, no verdict of its own.
+pub fn statements(table: &str, chain: &str, expr: Vec<Value>) -> Value {
     json!({ "add": { "rule": { "family": "inet", "table": table, "chain": chain, "expr": expr } } })
 }

@@ -1,6 +1,7 @@
 //! `rampart-agent run`: the sensors, the batcher and the sender wired together until shutdown.
 
 use crate::batcher::{self, BatcherConfig, TableRow};
+use crate::blocklog::BlockLog;
 use crate::client::ServerClient;
 use crate::commands::isolation::{AllowedNet, Isolation, ServerEndpoint};
 use crate::commands::journal::Journal;
@@ -283,6 +284,15 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
             }
         })
     };
+    let server = ServerEndpoint::of(&creds.server)?;
+    let addresses = AddressBlock::new(server);
+    let block_log = BlockLog::start(
+        row_context.clone(),
+        addresses.blocked_nets(),
+        rows_tx.clone(),
+    )
+    .map_err(|e| tracing::warn!("blocked connections will not be reported: {e}"))
+    .ok();
     drop(rows_tx);
 
     let wake = Arc::new(Notify::new());
@@ -296,7 +306,6 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     let (channel_stop_tx, channel_stop_rx) = watch::channel(false);
     let offboard = Arc::new(OffboardSignal::default());
     let offboarded = Arc::new(AtomicBool::new(false));
-    let server = ServerEndpoint::of(&creds.server)?;
     let channel = tokio::spawn(
         CommandChannel {
             client: client.clone(),
@@ -316,7 +325,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
                 },
                 offboarding: Offboarding {
                     state_dir: config.state_dir.clone(),
-                    addresses: AddressBlock::new(server.clone()),
+                    addresses: addresses.clone(),
                     offboarded: Arc::clone(&offboarded),
                 },
             }),
@@ -332,7 +341,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
             state_dir: config.state_dir.clone(),
             exec: Arc::clone(&exec_control),
             scanner: Arc::clone(&scanner),
-            addresses: AddressBlock::new(server),
+            addresses,
             interval: config.indicator_sync_interval,
             offboarded,
         }
@@ -377,6 +386,9 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         }
         if let Some(f) = files {
             f.stop();
+        }
+        if let Some(b) = block_log {
+            b.stop();
         }
     })
     .await;

@@ -33,6 +33,17 @@ pub struct AllowedNet {
     pub prefix: u8,
 }
 
+impl AllowedNet {
+    /// Whether `ip` lies in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let host = AllowedNet {
+            addr: ip,
+            prefix: if ip.is_ipv4() { 32 } else { 128 },
+        };
+        crate::netblock::within(&host, self)
+    }
+}
+
 impl std::str::FromStr for AllowedNet {
     type Err = String;
 

@@ -743,7 +743,9 @@ async fn blocked_addresses_are_dropped_on_the_device_but_never_the_server() {
     );
     assert!(ns.connects(&other), "reachable before any indicator");
 
-    let ti = s.token_with("Ti.ReadWrite.All").await;
+    let ti = s
+        .token_with("Ti.ReadWrite.All,AdvancedHunting.Read.All")
+        .await;
     let indicator = |value: String, action: &'static str| {
         let (s, ti) = (&s, &ti);
         async move {
@@ -756,10 +758,11 @@ async fn blocked_addresses_are_dropped_on_the_device_but_never_the_server() {
             )
             .await;
             assert_eq!(st, 200, "{v}");
+            v["id"].as_str().unwrap().to_owned()
         }
     };
     // The address, and a network that holds the server's too: the server stays reachable.
-    indicator(ns.other_ip.clone(), "Block").await;
+    let id = indicator(ns.other_ip.clone(), "Block").await;
     indicator("10.231.0.0/16".into(), "Block").await;
     wait_for("the blocked address is still reachable", || {
         !ns.connects(&other)
@@ -767,6 +770,20 @@ async fn blocked_addresses_are_dropped_on_the_device_but_never_the_server() {
     .await;
     assert!(ns.has_table("rampart_block"));
     assert!(ns.connects(&server_addr), "the server is never blocked");
+    // The dropped attempts are reported, with the indicator that blocked them.
+    let (_, port) = other.rsplit_once(':').unwrap();
+    let q = format!(
+        "DeviceEvents | where ActionType == 'FirewallOutboundConnectionBlocked' \
+         and RemoteIP == '{}' and RemotePort == {port} \
+         | extend F = parse_json(AdditionalFields) \
+         | project LocalIP, Indicator = tostring(F.IndicatorId), Protocol = tostring(F.Protocol)",
+        ns.other_ip
+    );
+    let rows = hunt(&s, &ti, &q, |r| !r.is_empty()).await;
+    assert!(!rows.is_empty(), "no block event");
+    assert_eq!(rows[0]["LocalIP"], ns.ns_ip.as_str());
+    assert_eq!(rows[0]["Indicator"], id.as_str());
+    assert_eq!(rows[0]["Protocol"], "Tcp");
 
     // Allowed wins over the network's block.
     indicator(ns.other_ip.clone(), "Allowed").await;
