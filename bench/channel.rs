@@ -12,8 +12,11 @@
 //!
 //! Run with a high file limit: `ulimit -n 65536` (one connection per agent on both sides).
 
+mod oauth;
+
 use anyhow::{Context, bail};
 use clap::Parser;
+use oauth::token;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -83,29 +86,6 @@ fn rampart(args: &Args, data: &std::path::Path) -> Command {
     let mut c = Command::new(&args.rampart);
     c.args(["--data-dir", data.to_str().unwrap_or(".")]);
     c
-}
-
-async fn token(http: &reqwest::Client, url: &str, app: &Value) -> anyhow::Result<String> {
-    let tenant = app["tenantId"].as_str().context("tenantId")?;
-    let v: Value = http
-        .post(format!("{url}/{tenant}/oauth2/v2.0/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", app["clientId"].as_str().context("clientId")?),
-            (
-                "client_secret",
-                app["clientSecret"].as_str().context("clientSecret")?,
-            ),
-            ("scope", &format!("{url}/.default")),
-        ])
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(v["access_token"]
-        .as_str()
-        .with_context(|| format!("token: {v}"))?
-        .to_owned())
 }
 
 /// What the agents saw: when each command (by id) arrived.

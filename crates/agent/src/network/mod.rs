@@ -27,6 +27,7 @@ use crate::process::{procfs, users};
 use crate::worker::{Worker, pause};
 use diag::{TcpSocket, TcpState};
 use rampart_proto::telemetry::Row;
+use rustc_hash::FxHashMap;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -68,21 +69,18 @@ type Key = (SocketAddr, SocketAddr);
 /// One dump, by key.
 #[derive(Default)]
 pub struct Dump {
-    sockets: HashMap<Key, TcpSocket>,
+    sockets: FxHashMap<Key, TcpSocket>,
 }
 
 impl Dump {
     pub fn new(sockets: Vec<TcpSocket>) -> Dump {
-        Dump {
-            sockets: sockets
-                .into_iter()
-                .map(|mut s| {
-                    s.local = unmapped(s.local);
-                    s.remote = unmapped(s.remote);
-                    ((s.local, s.remote), s)
-                })
-                .collect(),
+        let mut map = FxHashMap::with_capacity_and_hasher(sockets.len(), Default::default());
+        for mut s in sockets {
+            s.local = unmapped(s.local);
+            s.remote = unmapped(s.remote);
+            map.insert((s.local, s.remote), s);
         }
+        Dump { sockets: map }
     }
 
     fn listening_ports(&self) -> HashSet<(IpAddr, u16)> {
