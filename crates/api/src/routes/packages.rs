@@ -108,6 +108,7 @@ pub async fn upload(
             ));
         }
         if let Err(e) = writer.wait_for_capacity(4).await {
+            let _ = writer.abort().await;
             return Err(ApiError::internal("storing an investigation package", e));
         }
         writer.put(chunk);
