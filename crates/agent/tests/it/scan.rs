@@ -255,11 +255,17 @@ async fn a_rule_set_that_does_not_compile_is_named_and_the_hashes_still_count() 
     assert_eq!(report.findings[0].path, dir.path().join("f"));
 }
 
-/// A copy of `sleep` under `dir`, started; its content's SHA-1.
+/// A copy of `sleep` under `dir` with a hash of its own, started; its content's SHA-1.
 fn run_copy_of_sleep(dir: &Path) -> (PathBuf, Child, String) {
     let sleep = which("sleep");
     let copy = dir.join("not-sleep");
-    std::fs::copy(&sleep, &copy).unwrap();
+    // Bytes of its own at the end (an ELF still runs): no other `sleep` on the machine shares
+    // its hash.
+    let mut bytes = std::fs::read(&sleep).unwrap();
+    bytes.extend_from_slice(
+        format!("rampart-scan-test-{}-{:?}", std::process::id(), dir).as_bytes(),
+    );
+    std::fs::write(&copy, &bytes).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o751)).unwrap();
     let child = Command::new(&copy)
         .arg("300")
