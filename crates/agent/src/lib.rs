@@ -5,15 +5,16 @@
 //! run` starts the sensors — the process sensor ([`process`]: the netlink proc connector, or
 //! /proc polling where it cannot be opened), the network sensor ([`network`]: TCP connections
 //! and listeners from sock_diag), the file sensor ([`files`]: fanotify, files created, written,
-//! renamed and deleted), the logon sensor ([`logons`]: sshd's log, or wtmp/btmp) and
-//! the DeviceInfo and DeviceNetworkInfo snapshots ([`host`],
-//! [`netinfo`]) — whose
-//! rows are grouped into batches ([`batcher`]), kept in a bounded on-disk queue ([`spool`]) and
-//! sent in order to `/agent/v1/telemetry` ([`sender`]), which retries with backoff until the
-//! server has them — and the indicator sync ([`enforcement`]) keeps the tenant's blocking indicators
-//! enforced on the device. Beside them, the command channel ([`commands`]) takes the device's machine
-//! actions from the server and carries them out — network isolation through nftables among
-//! them. `rampart-agent status` reads what `run` leaves on disk ([`status`]).
+//! renamed and deleted), the logon sensor ([`logons`]: sshd's log, or wtmp/btmp) and the
+//! DeviceInfo and DeviceNetworkInfo snapshots ([`host`], [`netinfo`]) — whose rows are grouped
+//! into batches ([`batcher`]), kept in a bounded on-disk queue ([`spool`]) and sent in order to
+//! `/agent/v1/telemetry` ([`sender`]), which retries with backoff until the server has them.
+//! The indicator sync ([`enforcement`]) keeps the tenant's blocking indicators enforced on the
+//! device (hashes in the exec guard, addresses and domains in the firewall: [`netblock`], whose
+//! drops [`blocklog`] reports) and hands hashes and YARA rules to the antivirus [`scan`]ner.
+//! Beside them, the command channel ([`commands`]) takes the device's machine actions from the
+//! server and carries them out — isolation, restriction, scans, [`quarantine`], investigation
+//! packages, offboarding. `rampart-agent status` reads what `run` leaves on disk ([`status`]).
 //!
 //! The agent depends on `rampart-core` (table and column names) and `rampart-proto` (the wire
 //! types) only: no DataFusion, no database, so that it stays small on an endpoint.
