@@ -2,7 +2,8 @@
 //! the credential file, the sender and enrollment over HTTP and pinned TLS, the command journal
 //! and the isolation rule set, code-execution restriction (fanotify, on a tmpfs of its own), the
 //! network sensor's socket table, the logon sensor's sources, antivirus scans and quarantine on real
-//! files and processes, and the binary.
+//! files and processes, the file sensor, the block log's parsing of NFLOG messages, and the
+//! binary.
 //!
 //! The only stand-in is `server`, a tiny HTTP server that records requests and answers as
 //! told, for the faults a real server does not make on demand. The end-to-end tests against
@@ -10,6 +11,7 @@
 
 mod batcher;
 mod binary;
+mod blocklog;
 mod commands;
 mod credentials;
 mod files;
