@@ -10,13 +10,58 @@ use crate::client::ServerClient;
 use crate::commands::restrict::ExecControl;
 use crate::fsutil::{read_json_or_default, write_json};
 use crate::netblock::AddressBlock;
+use crate::process::hashes::Hashes;
 use crate::scan::Scanner;
-use rampart_proto::enforcement::EnforcementSet;
+use rampart_proto::enforcement::{Enforcement, EnforcementSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// File-hash indicators (lower-case hex of any algorithm; the lengths tell them apart) →
+/// action, indicator id and title: what the exec guard and the antivirus scanner decide with.
+pub type HashRules = HashMap<String, (Enforcement, String, String)>;
+
+/// The file-hash rules of an indicator set.
+pub fn hash_rules(set: &EnforcementSet) -> HashRules {
+    set.files
+        .iter()
+        .map(|f| {
+            (
+                f.hash.to_ascii_lowercase(),
+                (f.action, f.indicator_id.clone(), f.title.clone()),
+            )
+        })
+        .collect()
+}
+
+/// What the hash rules say of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashVerdict<'a> {
+    /// No rule names any of its hashes.
+    Unknown,
+    /// An `Allowed` indicator names one: it wins over any block.
+    Allowed,
+    /// A blocking indicator names one (and none allows it).
+    Blocked { id: &'a str, title: &'a str },
+}
+
+/// The verdict of `rules` on a file with hashes `h`.
+pub fn hash_verdict<'a>(rules: &'a HashRules, h: &Hashes) -> HashVerdict<'a> {
+    let mut verdict = HashVerdict::Unknown;
+    for digest in [&h.sha256, &h.sha1, &h.md5] {
+        match rules.get(digest.as_str()) {
+            Some((Enforcement::Allow, _, _)) => return HashVerdict::Allowed,
+            Some((Enforcement::Block, id, title)) if verdict == HashVerdict::Unknown => {
+                verdict = HashVerdict::Blocked { id, title };
+            }
+            _ => {}
+        }
+    }
+    verdict
+}
 
 pub struct IndicatorSync {
     pub client: ServerClient,

@@ -11,6 +11,7 @@
 //! as for isolation, `restriction.json` records the state first and a restart restores it.
 
 use crate::batcher::TableRow;
+use crate::enforcement::{HashRules, HashVerdict, hash_rules, hash_verdict};
 use crate::error::{Error, Result, io_err};
 use crate::fsutil::{read_json_or_default, write_json};
 use crate::process::connector::check;
@@ -18,7 +19,7 @@ use crate::process::hashes::HashCache;
 use crate::process::rows::{self, RowContext};
 use crate::process::{procfs, users};
 use crate::worker::Worker;
-use rampart_proto::enforcement::{Enforcement, EnforcementSet};
+use rampart_proto::enforcement::EnforcementSet;
 use rampart_proto::telemetry::Row;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -96,8 +97,8 @@ pub enum Refusal {
 pub struct ExecPolicy {
     /// The package-manager allow-list while code execution is restricted.
     pub restricted: Option<Arc<Allowlist>>,
-    /// File-hash indicators (lower-case hex of any algorithm) → action, id and title.
-    pub hashes: HashMap<String, (Enforcement, String, String)>,
+    /// The file-hash indicators.
+    pub hashes: HashRules,
 }
 
 impl ExecPolicy {
@@ -119,21 +120,15 @@ impl ExecPolicy {
         if !self.hashes.is_empty()
             && let Ok(Some(h)) = cache.hash_file(file)
         {
-            let mut block = None;
-            for digest in [&h.sha256, &h.sha1, &h.md5] {
-                match self.hashes.get(digest.as_str()) {
-                    Some((Enforcement::Allow, _, _)) => return None,
-                    Some((Enforcement::Block, id, title)) => {
-                        block.get_or_insert_with(|| Refusal::Indicator {
-                            id: id.clone(),
-                            title: title.clone(),
-                        });
-                    }
-                    None => {}
+            match hash_verdict(&self.hashes, &h) {
+                HashVerdict::Allowed => return None,
+                HashVerdict::Blocked { id, title } => {
+                    return Some(Refusal::Indicator {
+                        id: id.to_owned(),
+                        title: title.to_owned(),
+                    });
                 }
-            }
-            if block.is_some() {
-                return block;
+                HashVerdict::Unknown => {}
             }
         }
         match &self.restricted {
@@ -548,16 +543,7 @@ impl ExecControl {
 
     /// Enforces the file-hash indicators of `set` from now on (replacing the ones before).
     pub async fn set_indicators(&self, set: &EnforcementSet) -> Result<usize> {
-        let hashes: HashMap<String, (Enforcement, String, String)> = set
-            .files
-            .iter()
-            .map(|f| {
-                (
-                    f.hash.to_ascii_lowercase(),
-                    (f.action, f.indicator_id.clone(), f.title.clone()),
-                )
-            })
-            .collect();
+        let hashes = hash_rules(set);
         let n = hashes.len();
         self.update(|p| p.hashes = hashes).await?;
         Ok(n)

@@ -12,11 +12,12 @@
 pub mod locations;
 
 use crate::batcher::TableRow;
+use crate::enforcement::{HashRules, HashVerdict, hash_rules, hash_verdict};
 use crate::process::hashes::{HashCache, Hashes};
 use crate::process::rows::RowContext;
 use locations::{QuickLocations, WalkStats};
 use rampart_proto::command::ScanType;
-use rampart_proto::enforcement::{Enforcement, EnforcementSet, HashAlgorithm};
+use rampart_proto::enforcement::EnforcementSet;
 use rampart_proto::telemetry::Row;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -100,8 +101,7 @@ impl ScanReport {
 /// The compiled form of an indicator set's file hashes and YARA rules.
 #[derive(Default)]
 pub struct Signatures {
-    blocked: HashMap<(HashAlgorithm, String), (String, String)>,
-    allowed: HashSet<(HashAlgorithm, String)>,
+    hashes: HashRules,
     yara: Option<boreal::Scanner>,
     /// Rule set id → name, to report which set a rule came from.
     rule_sets: HashMap<String, String>,
@@ -111,19 +111,10 @@ impl Signatures {
     /// Compiles `set`. A YARA rule set that does not compile (the server checks them, so only
     /// an agent older than the rule's features meets one) is left out and named in the errors.
     pub fn compile(set: &EnforcementSet) -> (Signatures, Vec<String>) {
-        let mut sig = Signatures::default();
-        for f in &set.files {
-            let key = (f.algorithm, f.hash.to_ascii_lowercase());
-            match f.action {
-                Enforcement::Block => {
-                    sig.blocked
-                        .insert(key, (f.indicator_id.clone(), f.title.clone()));
-                }
-                Enforcement::Allow => {
-                    sig.allowed.insert(key);
-                }
-            }
-        }
+        let mut sig = Signatures {
+            hashes: hash_rules(set),
+            ..Signatures::default()
+        };
         let mut errors = Vec::new();
         if !set.yara_rules.is_empty() {
             let mut compiler = boreal::Compiler::new();
@@ -146,36 +137,17 @@ impl Signatures {
         (sig, errors)
     }
 
-    fn is_allowed(&self, h: &Hashes) -> bool {
-        [
-            (HashAlgorithm::Sha1, &h.sha1),
-            (HashAlgorithm::Sha256, &h.sha256),
-            (HashAlgorithm::Md5, &h.md5),
-        ]
-        .into_iter()
-        .any(|(a, v)| self.allowed.contains(&(a, v.clone())))
-    }
-
-    fn blocked(&self, h: &Hashes) -> Option<Detection> {
-        [
-            (HashAlgorithm::Sha1, &h.sha1),
-            (HashAlgorithm::Sha256, &h.sha256),
-            (HashAlgorithm::Md5, &h.md5),
-        ]
-        .into_iter()
-        .find_map(|(a, v)| self.blocked.get(&(a, v.clone())))
-        .map(|(id, title)| Detection::Indicator {
-            id: id.clone(),
-            title: title.clone(),
-        })
-    }
-
     /// What is wrong with `file` (already hashed), if anything.
     fn check(&self, file: &mut File, hashes: &Hashes) -> Vec<Detection> {
-        if self.is_allowed(hashes) {
-            return Vec::new();
+        let mut found = Vec::new();
+        match hash_verdict(&self.hashes, hashes) {
+            HashVerdict::Allowed => return found,
+            HashVerdict::Blocked { id, title } => found.push(Detection::Indicator {
+                id: id.to_owned(),
+                title: title.to_owned(),
+            }),
+            HashVerdict::Unknown => {}
         }
-        let mut found: Vec<Detection> = self.blocked(hashes).into_iter().collect();
         if let Some(yara) = &self.yara
             && hashes.size <= YARA_MAX_FILE_SIZE
         {
@@ -200,10 +172,6 @@ impl Signatures {
             }
         }
         found
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.blocked.is_empty() && self.yara.is_none()
     }
 }
 
@@ -309,36 +277,7 @@ impl Scanner {
     }
 
     fn scan_blocking(&self, scan: ScanType) -> ScanReport {
-        let started = Instant::now();
         let sig = self.signatures();
-        let mut report = ScanReport::default();
-        let mut found: HashMap<(u64, u64), Finding> = HashMap::new();
-        // Running images first, through /proc: a deleted image is still there to read.
-        let images = locations::process_images();
-        let mut visited: HashSet<(u64, u64)> = HashSet::new();
-        for (pid, path) in &images {
-            if self.is_halted() {
-                break;
-            }
-            let Ok(mut file) = locations::open_image(*pid) else {
-                continue;
-            };
-            let Ok(meta) = file.metadata() else { continue };
-            let key = (meta.dev(), meta.ino());
-            if let Some(f) = found.get_mut(&key) {
-                f.running_in.push(*pid);
-                continue;
-            }
-            if !visited.insert(key) {
-                continue;
-            }
-            report.files += 1;
-            if let Some(f) = self.check_file(&sig, &mut file, path) {
-                let mut f = f;
-                f.running_in.push(*pid);
-                found.insert(key, f);
-            }
-        }
         let roots = match scan {
             ScanType::Quick => self.quick.paths.clone(),
             ScanType::Full => self
@@ -346,93 +285,111 @@ impl Scanner {
                 .clone()
                 .unwrap_or_else(crate::commands::restrict::local_mounts),
         };
-        let stats: WalkStats = locations::walk(&roots, |path, meta| {
-            let key = (meta.dev(), meta.ino());
-            if !visited.insert(key) {
-                return true;
-            }
-            report.files += 1;
-            match File::open(path) {
-                Ok(mut file) => {
-                    if let Some(f) = self.check_file(&sig, &mut file, path) {
-                        found.insert(key, f);
-                    }
-                }
-                Err(_) => report.unreadable += 1,
-            }
-            !self.is_halted()
-        });
-        report.unreadable += stats.unreadable;
-        report.interrupted = self.is_halted();
-        report.findings = found.into_values().collect();
-        report.findings.sort_by(|a, b| a.path.cmp(&b.path));
-        report.seconds = started.elapsed().as_secs_f64();
-        report
-    }
-
-    fn check_file(&self, sig: &Signatures, file: &mut File, path: &Path) -> Option<Finding> {
-        let hashes = self.cache.hash_file(file).ok()??;
-        let detections = sig.check(file, &hashes);
-        (!detections.is_empty()).then(|| Finding {
-            path: path.to_owned(),
-            hashes,
-            detections,
-            running_in: Vec::new(),
-        })
+        self.search(
+            &roots,
+            |file, hashes| {
+                let detections = sig.check(file, hashes);
+                (!detections.is_empty()).then_some(detections)
+            },
+            &|| self.is_halted(),
+        )
     }
 
     /// Every file with SHA-1 `sha1` among the running images and the Quick locations, and the
     /// processes running it (for `StopAndQuarantineFile`).
     pub fn locate(&self, sha1: &str) -> Vec<Finding> {
-        let mut found: HashMap<(u64, u64), Finding> = HashMap::new();
-        let matches = |file: &File| {
-            self.cache
-                .hash_file(file)
-                .ok()
-                .flatten()
-                .filter(|h| h.sha1 == sha1)
-        };
+        self.search(
+            &self.quick.paths,
+            |_, hashes| (hashes.sha1 == sha1).then(Vec::new),
+            &|| self.halted.load(Ordering::Relaxed),
+        )
+        .findings
+    }
+
+    /// Reads the running images (through /proc: a deleted one is still there to read), then
+    /// every file under `roots`, each file once; `judge` says whether a hashed file is a
+    /// finding, and with which detections. Ends early when `stopped` says so.
+    fn search(
+        &self,
+        roots: &[PathBuf],
+        mut judge: impl FnMut(&mut File, &Hashes) -> Option<Vec<Detection>>,
+        stopped: &dyn Fn() -> bool,
+    ) -> ScanReport {
+        let started = Instant::now();
+        let mut s = Search::default();
         for (pid, path) in locations::process_images() {
-            let Ok(file) = locations::open_image(pid) else {
+            if stopped() {
+                break;
+            }
+            let Ok(mut file) = locations::open_image(pid) else {
                 continue;
             };
             let Ok(meta) = file.metadata() else { continue };
             let key = (meta.dev(), meta.ino());
-            if let Some(f) = found.get_mut(&key) {
-                f.running_in.push(pid);
-            } else if let Some(hashes) = matches(&file) {
-                found.insert(
-                    key,
-                    Finding {
-                        path,
-                        hashes,
-                        detections: Vec::new(),
-                        running_in: vec![pid],
-                    },
-                );
-            }
+            s.consider(&self.cache, &mut judge, &mut file, &path, key, Some(pid));
         }
-        locations::walk(&self.quick.paths, |path, meta| {
+        let stats: WalkStats = locations::walk(roots, |path, meta| {
             let key = (meta.dev(), meta.ino());
-            if !found.contains_key(&key)
-                && let Ok(file) = File::open(path)
-                && let Some(hashes) = matches(&file)
-            {
-                found.insert(
-                    key,
-                    Finding {
-                        path: path.to_owned(),
-                        hashes,
-                        detections: Vec::new(),
-                        running_in: Vec::new(),
-                    },
-                );
+            if !s.visited.contains(&key) {
+                match File::open(path) {
+                    Ok(mut file) => s.consider(&self.cache, &mut judge, &mut file, path, key, None),
+                    Err(_) => s.report.unreadable += 1,
+                }
             }
-            true
+            !stopped()
         });
-        let mut out: Vec<Finding> = found.into_values().collect();
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        out
+        let mut report = s.report;
+        report.unreadable += stats.unreadable;
+        report.interrupted = stopped();
+        report.findings = s.found.into_values().collect();
+        report.findings.sort_by(|a, b| a.path.cmp(&b.path));
+        report.seconds = started.elapsed().as_secs_f64();
+        report
+    }
+}
+
+/// What a search has seen so far.
+#[derive(Default)]
+struct Search {
+    /// Findings by (device, inode).
+    found: HashMap<(u64, u64), Finding>,
+    visited: HashSet<(u64, u64)>,
+    report: ScanReport,
+}
+
+impl Search {
+    /// Looks at one file (`pid` runs it, when it is a process image) unless it was seen.
+    fn consider(
+        &mut self,
+        cache: &HashCache,
+        judge: &mut impl FnMut(&mut File, &Hashes) -> Option<Vec<Detection>>,
+        file: &mut File,
+        path: &Path,
+        key: (u64, u64),
+        pid: Option<u32>,
+    ) {
+        if let Some(f) = self.found.get_mut(&key) {
+            f.running_in.extend(pid);
+            return;
+        }
+        if !self.visited.insert(key) {
+            return;
+        }
+        self.report.files += 1;
+        let Some(hashes) = cache.hash_file(file).ok().flatten() else {
+            return;
+        };
+        if let Some(detections) = judge(file, &hashes) {
+            self.found.insert(
+                key,
+                Finding {
+                    path: path.to_owned(),
+                    hashes,
+                    detections,
+                    running_in: pid.into_iter().collect(),
+                },
+            );
+        }
     }
 }
 
