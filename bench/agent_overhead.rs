@@ -9,12 +9,12 @@
 //! many of the generated processes the server found in DeviceProcessEvents (the sensor kept
 //! up, or not).
 
-mod oauth;
+mod serve;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use oauth::token;
 use serde_json::{Value, json};
+use serve::token;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -181,48 +181,15 @@ async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("rampart-agent-bench-{}", std::process::id()));
     let (data, state) = (dir.join("server"), dir.join("agent"));
     std::fs::create_dir_all(&data)?;
-    let rampart = |a: &[&str]| {
-        let mut c = Command::new(&args.rampart);
-        c.args(["--data-dir", data.to_str().unwrap_or(".")]).args(a);
-        c
-    };
-    let out = rampart(&[
-        "apps",
-        "create",
-        "--name",
+    let app = serve::create_app(
+        &args.rampart,
+        &data,
         "agent-bench",
-        "--roles",
         "SecurityConfiguration.ReadWrite.All,AdvancedHunting.Read.All",
-        "--json",
-    ])
-    .output()?;
-    if !out.status.success() {
-        bail!("apps create: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let app: Value = serde_json::from_slice(&out.stdout)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _server = Running(
-        rampart(&[
-            "serve",
-            "--no-rate-limits",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("RAMPART_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()?,
-    );
+    )?;
+    let server = serve::serve(&args.rampart, &data).await?;
+    let url = server.url.clone();
     let http = reqwest::Client::new();
-    let started = Instant::now();
-    while http.get(format!("{url}/healthz")).send().await.is_err() {
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("the server did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let admin = token(&http, &url, &app).await?;
     let enrollment: Value = http
         .post(format!("{url}/api/enrollmentTokens"))

@@ -12,14 +12,13 @@
 //!
 //! Run with a high file limit: `ulimit -n 65536` (one connection per agent on both sides).
 
-mod oauth;
+mod serve;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use oauth::token;
 use serde_json::{Value, json};
+use serve::token;
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,18 +45,6 @@ struct Args {
     idle_seconds: u64,
 }
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Resident memory and CPU time (user + system) of a process.
 fn usage(pid: u32) -> anyhow::Result<(u64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -80,12 +67,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn rampart(args: &Args, data: &std::path::Path) -> Command {
-    let mut c = Command::new(&args.rampart);
-    c.args(["--data-dir", data.to_str().unwrap_or(".")]);
-    c
 }
 
 /// What the agents saw: when each command (by id) arrived.
@@ -151,48 +132,18 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let data = std::env::temp_dir().join(format!("rampart-channel-bench-{}", std::process::id()));
     std::fs::create_dir_all(&data)?;
-    let out = rampart(&args, &data)
-        .args([
-            "apps",
-            "create",
-            "--name",
-            "channel-bench",
-            "--roles",
-            "Machine.Isolate,Machine.Scan,Machine.Read.All,SecurityConfiguration.ReadWrite.All",
-            "--json",
-        ])
-        .output()?;
-    if !out.status.success() {
-        bail!("apps create: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let app: Value = serde_json::from_slice(&out.stdout)?;
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = rampart(&args, &data)
-        .args(["serve", "--no-rate-limits", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("RAMPART_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", args.rampart))?;
-    let server = Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
+    let app = serve::create_app(
+        &args.rampart,
+        &data,
+        "channel-bench",
+        "Machine.Isolate,Machine.Scan,Machine.Read.All,SecurityConfiguration.ReadWrite.All",
+    )?;
+    let server = serve::serve(&args.rampart, &data).await?;
     let url = server.url.clone();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(usize::MAX)
         .timeout(Duration::from_secs(u64::from(args.wait) + 30))
         .build()?;
-    let started = Instant::now();
-    while http.get(format!("{url}/healthz")).send().await.is_err() {
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("the server did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let admin = token(&http, &url, &app).await?;
     let enrollment: Value = http
         .post(format!("{url}/api/enrollmentTokens"))
