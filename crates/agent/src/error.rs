@@ -20,6 +20,9 @@ pub enum Error {
     /// A setting or argument that cannot work.
     #[error("{0}")]
     Config(String),
+    /// A response action that could not be carried out (whole or in part), and why.
+    #[error("{0}")]
+    Action(String),
     #[error("not enrolled: {} does not exist; run `rampart-agent enroll` first", .0.display())]
     NotEnrolled(PathBuf),
     /// The server answered, and refused.

@@ -58,7 +58,7 @@ impl Quarantine {
         let wanted = sha1.to_owned();
         let found = tokio::task::spawn_blocking(move || scanner.locate(&wanted))
             .await
-            .map_err(|e| Error::Config(format!("the search stopped: {e}")))?;
+            .map_err(|e| Error::Action(format!("the search stopped: {e}")))?;
         if found.is_empty() {
             return Ok(format!(
                 "no file with SHA-1 {sha1} is running or in the scanned locations; nothing to quarantine"
@@ -93,7 +93,7 @@ impl Quarantine {
         if failures.is_empty() {
             Ok(notes.join("; "))
         } else {
-            Err(Error::Config(
+            Err(Error::Action(
                 failures
                     .into_iter()
                     .chain(notes)
@@ -166,7 +166,7 @@ impl Quarantine {
             .filter(|(_, e)| e.sha1 == sha1)
             .collect();
         if entries.is_empty() {
-            return Err(Error::Config(format!(
+            return Err(Error::Action(format!(
                 "no file with SHA-1 {sha1} is in quarantine on this device"
             )));
         }
@@ -181,7 +181,7 @@ impl Quarantine {
         if failures.is_empty() {
             Ok(format!("restored {}", restored.join(", ")))
         } else {
-            Err(Error::Config(format!(
+            Err(Error::Action(format!(
                 "{}{}",
                 failures.join("; "),
                 if restored.is_empty() {
@@ -197,7 +197,7 @@ impl Quarantine {
 fn restore_entry(dir: &Path, e: &Entry) -> Result<()> {
     let target = &e.original_path;
     if fs::symlink_metadata(target).is_ok() {
-        return Err(Error::Config(format!(
+        return Err(Error::Action(format!(
             "{} exists again; the quarantined file was left in place",
             target.display()
         )));

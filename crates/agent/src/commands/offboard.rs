@@ -58,7 +58,7 @@ impl Offboarding {
         if !failures.is_empty() {
             // Enforcing may go on: the device is still Rampart's.
             self.offboarded.store(false, Ordering::SeqCst);
-            return Err(Error::Config(format!(
+            return Err(Error::Action(format!(
                 "offboarding stopped, the device stays enrolled: {}",
                 failures.join("; ")
             )));

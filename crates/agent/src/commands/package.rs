@@ -381,7 +381,7 @@ impl PackageCollector {
         );
         let (path, parts) = tokio::task::spawn_blocking(move || collect(&state_dir, &ctx, &id))
             .await
-            .map_err(|e| Error::Config(format!("collecting the package stopped: {e}")))??;
+            .map_err(|e| Error::Action(format!("collecting the package stopped: {e}")))??;
         let bytes = fs::read(&path).map_err(io_err(format!("reading {}", path.display())))?;
         let size = bytes.len();
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
@@ -413,7 +413,7 @@ impl PackageCollector {
             }
         };
         let _ = fs::remove_file(&path);
-        let stored = outcome.map_err(Error::Config)?;
+        let stored = outcome.map_err(Error::Action)?;
         Ok(format!(
             "investigation package uploaded: {parts} parts, {size} bytes compressed ({stored} stored)"
         ))
