@@ -2,7 +2,9 @@
 
 use crate::error::{Error, Result};
 use crate::tls::{self, Fingerprint};
-use rampart_proto::command::{CommandUpdate, PackageAck, PollRequest, PollResponse, UpdateAck};
+use rampart_proto::command::{
+    CommandUpdate, PackageAck, PollRequest, PollResponse, ResultAck, UpdateAck,
+};
 use rampart_proto::enforcement::EnforcementSet;
 use rampart_proto::enroll::{EnrollRequest, EnrollResponse};
 use rampart_proto::error::ErrorBody;
@@ -147,6 +149,83 @@ impl ServerClient {
         send(request).await
     }
 
+    /// `PUT /agent/v1/commands/{id}/results/{index}`: the result of one live response command
+    /// (a script transcript, a file), streamed from `body`.
+    pub async fn upload_result(
+        &self,
+        authorization: &str,
+        command_id: &str,
+        index: u32,
+        content_type: &str,
+        body: reqwest::Body,
+    ) -> Reply<ResultAck> {
+        let path = rampart_proto::live_response_result_path(command_id, index);
+        let request = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .timeout(UPLOAD_TIMEOUT)
+            .body(body);
+        send(request).await
+    }
+
+    /// `GET /agent/v1/library/{sha256}` into `out`, at most `max` bytes; the bytes written.
+    pub async fn download_library_file(
+        &self,
+        authorization: &str,
+        sha256: &str,
+        out: &mut (impl std::io::Write + Send),
+        max: u64,
+    ) -> Reply<u64> {
+        let path = rampart_proto::library_content_path(sha256);
+        let mut resp = match self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .timeout(UPLOAD_TIMEOUT)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return unanswered(&e),
+        };
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let retry_after = retry_after(resp.headers());
+            let body = resp.bytes().await.unwrap_or_default();
+            return not_done(status, retry_after, &body);
+        }
+        let mut written = 0u64;
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    return Reply::Retry {
+                        reason: format!("the download broke off: {}", error_chain(&e)),
+                        status: Some(status),
+                        retry_after: None,
+                    };
+                }
+            };
+            written += chunk.len() as u64;
+            if written > max {
+                return Reply::Refused {
+                    status,
+                    reason: format!("the file is larger than {max} bytes"),
+                };
+            }
+            if let Err(e) = out.write_all(&chunk) {
+                return Reply::Refused {
+                    status,
+                    reason: format!("writing the download: {e}"),
+                };
+            }
+        }
+        Reply::Done(written)
+    }
+
     async fn post_json<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
@@ -215,13 +294,7 @@ impl ServerClient {
 async fn send<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> Reply<T> {
     let resp = match request.send().await {
         Ok(r) => r,
-        Err(e) => {
-            return Reply::Retry {
-                reason: error_chain(&e),
-                status: None,
-                retry_after: None,
-            };
-        }
+        Err(e) => return unanswered(&e),
     };
     let status = resp.status().as_u16();
     let retry_after = retry_after(resp.headers());
@@ -245,14 +318,30 @@ async fn send<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) 
                 retry_after,
             },
         },
+        _ => not_done(status, retry_after, &body),
+    }
+}
+
+/// A request that got no answer: worth retrying.
+fn unanswered<T>(e: &reqwest::Error) -> Reply<T> {
+    Reply::Retry {
+        reason: error_chain(e),
+        status: None,
+        retry_after: None,
+    }
+}
+
+/// An answer that is not a 2xx: worth retrying (408, 429, 5xx) or refused.
+fn not_done<T>(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Reply<T> {
+    match status {
         408 | 429 | 500..=599 => Reply::Retry {
-            reason: error_text(&body),
+            reason: error_text(body),
             status: Some(status),
             retry_after,
         },
         _ => Reply::Refused {
             status,
-            reason: error_text(&body),
+            reason: error_text(body),
         },
     }
 }

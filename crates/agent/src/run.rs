@@ -5,6 +5,7 @@ use crate::blocklog::BlockLog;
 use crate::client::ServerClient;
 use crate::commands::isolation::{AllowedNet, Isolation, ServerEndpoint};
 use crate::commands::journal::Journal;
+use crate::commands::live_response::LiveResponder;
 use crate::commands::offboard::Offboarding;
 use crate::commands::package::PackageCollector;
 use crate::commands::restrict::ExecControl;
@@ -323,6 +324,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
                     client: client.clone(),
                     authorization: creds.authorization(),
                 },
+                live: LiveResponder::new(&config.state_dir, client.clone(), creds.authorization()),
                 offboarding: Offboarding {
                     state_dir: config.state_dir.clone(),
                     addresses: addresses.clone(),

@@ -23,6 +23,7 @@ pub mod feeds;
 pub mod fleet;
 pub mod hunt_json;
 pub mod metrics;
+pub mod object_files;
 pub mod odata;
 pub mod ratelimit;
 pub mod router;
@@ -56,6 +57,7 @@ fn api_routes(state: AppState) -> ApiRoutes {
     let r = routes::ingest::add(r);
     let r = routes::detection_rules::add(r);
     let r = routes::yara_rules::add(r);
+    let r = routes::library::add(r);
     routes::audit::add(r)
 }
 
@@ -93,6 +95,15 @@ pub fn app(state: AppState) -> Router {
             put(routes::packages::upload),
         )
         .route("/packages/{id}", get(routes::packages::download))
+        .route(
+            "/agent/v1/commands/{id}/results/{index}",
+            put(routes::live_response::upload_result),
+        )
+        .route(
+            "/liveresponse/{id}/{index}",
+            get(routes::live_response::download_result),
+        )
+        .route("/agent/v1/library/{sha256}", get(routes::library::content))
         .route("/{tenant}/oauth2/v2.0/token", post(oauth::token_v2))
         .route("/{tenant}/oauth2/token", post(oauth::token_v1))
         .route("/{tenant}/discovery/v2.0/keys", get(oauth::jwks))

@@ -31,6 +31,8 @@ pub struct RouteDef {
     pub response: Option<&'static str>,
     /// Whether the route is an OData collection (takes `$filter`, `$top`, …).
     pub collection: bool,
+    /// The body limit of this route, when it is not the server's (`--body-limit`).
+    pub body_limit: Option<usize>,
 }
 
 impl RouteDef {
@@ -50,6 +52,7 @@ impl RouteDef {
             tag,
             response: None,
             collection: false,
+            body_limit: None,
         }
     }
 
@@ -70,6 +73,7 @@ impl RouteDef {
             tag,
             response: None,
             collection: false,
+            body_limit: None,
         }
     }
 
@@ -83,6 +87,12 @@ impl RouteDef {
     /// Responds with one `schema`.
     pub fn returns(mut self, schema: &'static str) -> RouteDef {
         self.response = Some(schema);
+        self
+    }
+
+    /// Takes bodies of up to `bytes` (uploads), whatever the server's limit for others.
+    pub fn body_limit(mut self, bytes: usize) -> RouteDef {
+        self.body_limit = Some(bytes);
         self
     }
 
@@ -126,10 +136,12 @@ impl ApiRoutes {
         T: 'static,
     {
         let guard = middleware::from_fn_with_state((self.state.clone(), def.clone()), guard);
-        self.router = self.router.route(
-            def.path,
-            on(method_filter(&def.method), handler).route_layer(guard),
-        );
+        let mut route = on(method_filter(&def.method), handler).route_layer(guard);
+        if let Some(bytes) = def.body_limit {
+            // Inside the server-wide limit layer, so this one is what the extractors see.
+            route = route.layer(axum::extract::DefaultBodyLimit::max(bytes));
+        }
+        self.router = self.router.route(def.path, route);
         self.defs.push(def);
         self
     }

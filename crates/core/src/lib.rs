@@ -20,6 +20,7 @@ pub mod ids;
 pub mod incident;
 pub mod indicator;
 pub mod investigation;
+pub mod library;
 pub mod machine;
 pub mod machine_action;
 pub mod odata;

@@ -239,17 +239,6 @@ fn missing(message: impl Into<String>) -> Rejection {
     Rejection::new(ErrorCode::MissingRequiredParameter, message)
 }
 
-/// A file name of the live response library: a plain name, no path.
-fn check_library_name(what: &str, v: &str) -> Result<(), Rejection> {
-    if v.len() > 255 || v.contains(['/', '\\', '\0']) || v == "." || v == ".." {
-        return Err(invalid(format!(
-            "{what} must be the name of a file in the live response library (no path, at most 255 bytes); got '{}'",
-            v.chars().take(60).collect::<String>()
-        )));
-    }
-    Ok(())
-}
-
 /// An absolute path on the device: `/…` (Linux, macOS) or `C:\…` / `\\server\…` (Windows).
 fn check_device_path(v: &str) -> Result<(), Rejection> {
     let b = v.as_bytes();
@@ -349,8 +338,8 @@ pub fn parse_commands(input: &[CommandInput]) -> Result<Vec<LiveResponseCommand>
                 ))
             })?;
         match command_type {
-            CommandType::PutFile => check_library_name("FileName", value)?,
-            CommandType::RunScript => check_library_name("ScriptName", value)?,
+            CommandType::PutFile => crate::library::check_file_name("FileName", value)?,
+            CommandType::RunScript => crate::library::check_file_name("ScriptName", value)?,
             CommandType::GetFile => check_device_path(value)?,
         }
         out.push(LiveResponseCommand {

@@ -81,6 +81,10 @@ pub enum CommandKind {
         pid: u32,
     },
     Offboard,
+    /// A live response session: its commands, run in order; the first that fails ends it.
+    LiveResponse {
+        commands: Vec<LiveCommand>,
+    },
     /// A kind this agent does not know; `kind` is the `type` it was sent as.
     Unknown {
         kind: String,
@@ -106,6 +110,7 @@ impl CommandKind {
             CommandKind::UnrestrictCodeExecution => "UnrestrictCodeExecution",
             CommandKind::KillProcess { .. } => "KillProcess",
             CommandKind::Offboard => "Offboard",
+            CommandKind::LiveResponse { .. } => "LiveResponse",
             CommandKind::Unknown { kind } | CommandKind::Invalid { kind, .. } => kind,
         }
     }
@@ -160,6 +165,90 @@ struct KillParams {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoParams {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LiveResponseParams {
+    commands: Vec<LiveCommand>,
+}
+
+/// Most commands one live response session carries (MDE's limit is 20).
+pub const MAX_LIVE_COMMANDS: usize = 20;
+
+/// One command of a live response session. Library files are named by the SHA-256 of the
+/// content the session was approved with: the agent fetches exactly those bytes and checks them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all_fields = "camelCase", deny_unknown_fields)]
+pub enum LiveCommand {
+    /// Puts a library file into the agent's live response downloads directory.
+    PutFile { file_name: String, sha256: String },
+    /// Runs a library script there, with `args` split as a shell would (no expansion).
+    RunScript {
+        script_name: String,
+        sha256: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        args: Option<String>,
+    },
+    /// Uploads the file at `path` (absolute).
+    GetFile { path: String },
+}
+
+impl LiveCommand {
+    /// Whether the command leaves a result for the server (a transcript, a file).
+    pub fn has_result(&self) -> bool {
+        !matches!(self, LiveCommand::PutFile { .. })
+    }
+
+    /// Why the command cannot be run as sent, if it cannot.
+    fn problem(&self) -> Option<String> {
+        let plain = |what: &str, name: &str| {
+            (name.is_empty()
+                || name.len() > 255
+                || name.contains(['/', '\\', '\0'])
+                || name == "."
+                || name == "..")
+                .then(|| format!("{what} must be a plain file name"))
+        };
+        let sha = |sha256: &str| {
+            (sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| "sha256 must be 64 hexadecimal characters".to_owned())
+        };
+        match self {
+            LiveCommand::PutFile { file_name, sha256 } => {
+                plain("fileName", file_name).or_else(|| sha(sha256))
+            }
+            LiveCommand::RunScript {
+                script_name,
+                sha256,
+                ..
+            } => plain("scriptName", script_name).or_else(|| sha(sha256)),
+            LiveCommand::GetFile { path } => (!path.starts_with('/') || path.contains('\0'))
+                .then(|| "path must be an absolute path".to_owned()),
+        }
+    }
+}
+
+fn live_response_params(kind: &str, rest: Map<String, Value>) -> Result<CommandKind, CommandKind> {
+    let p = params::<LiveResponseParams>(kind, rest)?;
+    let invalid = |reason: String| CommandKind::Invalid {
+        kind: kind.to_owned(),
+        reason,
+    };
+    if p.commands.is_empty() || p.commands.len() > MAX_LIVE_COMMANDS {
+        return Err(invalid(format!(
+            "a live response session has 1 to {MAX_LIVE_COMMANDS} commands, got {}",
+            p.commands.len()
+        )));
+    }
+    for (i, c) in p.commands.iter().enumerate() {
+        if let Some(problem) = c.problem() {
+            return Err(invalid(format!("command {i}: {problem}")));
+        }
+    }
+    Ok(CommandKind::LiveResponse {
+        commands: p.commands,
+    })
+}
 
 fn params<T: for<'de> Deserialize<'de>>(
     kind: &str,
@@ -228,6 +317,7 @@ impl CommandKind {
                 }
             }),
             "Offboard" => params::<NoParams>(&kind, obj).map(|_| CommandKind::Offboard),
+            "LiveResponse" => live_response_params(&kind, obj),
             _ => Ok(CommandKind::Unknown { kind }),
         };
         Ok(parsed.unwrap_or_else(|invalid| invalid))
@@ -252,6 +342,12 @@ impl CommandKind {
             }
             CommandKind::KillProcess { pid } => {
                 m.insert("pid".into(), Value::from(*pid));
+            }
+            CommandKind::LiveResponse { commands } => {
+                m.insert(
+                    "commands".into(),
+                    serde_json::to_value(commands).unwrap_or(Value::Null),
+                );
             }
             _ => {}
         }
@@ -293,6 +389,24 @@ pub struct CommandUpdate {
     /// What happened, in words: the reason of a failure, or a note on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Live response: how each command that ran ended, in order (those after a failed one
+    /// never ran and are not listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<LiveCommandOutcome>,
+}
+
+/// How one live response command ended on the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveCommandOutcome {
+    pub index: u32,
+    pub completed: bool,
+    /// Milliseconds since the Unix epoch.
+    pub started_ms: i64,
+    pub ended_ms: i64,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 impl CommandUpdate {
@@ -303,6 +417,7 @@ impl CommandUpdate {
             command_id: command.id.clone(),
             state: CommandState::Failed,
             detail: Some(reason),
+            commands: Vec::new(),
         })
     }
 }
@@ -346,6 +461,16 @@ pub struct UpdateAck {
     pub command_id: String,
     /// The machine action's status (`InProgress`, `Succeeded`, `Failed`, …).
     pub status: String,
+}
+
+/// The answer to a live response result upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultAck {
+    pub command_id: String,
+    pub index: u32,
+    /// Bytes stored.
+    pub bytes: u64,
 }
 
 /// The answer to an investigation package upload.

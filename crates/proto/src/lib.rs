@@ -35,6 +35,17 @@ pub fn package_upload_path(command_id: &str) -> String {
     format!("/agent/v1/commands/{command_id}/package")
 }
 
+/// Path of the result of command `index` of a live response command (`PUT`, the script
+/// transcript or the file as the body).
+pub fn live_response_result_path(command_id: &str, index: u32) -> String {
+    format!("/agent/v1/commands/{command_id}/results/{index}")
+}
+
+/// Path of a live response library file, by the SHA-256 of its content (`GET`).
+pub fn library_content_path(sha256: &str) -> String {
+    format!("/agent/v1/library/{sha256}")
+}
+
 /// The `Authorization` header value that authenticates a device on the agent routes:
 /// `Device <deviceId>:<deviceSecret>`.
 pub fn device_authorization(device_id: &str, device_secret: &str) -> String {

@@ -26,6 +26,7 @@ pub mod document;
 mod error;
 mod incidents;
 mod indicators;
+mod library;
 mod list;
 mod machines;
 mod migrate;
@@ -44,6 +45,7 @@ pub use devices::DeviceStore;
 pub use error::{Result, StoreError};
 pub use incidents::IncidentStore;
 pub use indicators::IndicatorStore;
+pub use library::{LibraryPut, LibraryStore};
 pub use machines::MachineStore;
 pub use sql::Dialect;
 pub use sql_store::SqlStore;
@@ -110,6 +112,7 @@ pub trait Store:
     + DeviceStore
     + DetectionRuleStore
     + YaraRuleStore
+    + LibraryStore
     + Send
     + Sync
     + 'static
@@ -134,6 +137,6 @@ pub trait Store:
 pub mod prelude {
     pub use crate::{
         ActionStore, AlertStore, DetectionRuleStore, DeviceStore, IncidentStore, IndicatorStore,
-        MachineStore, Store, TenantStore, YaraRuleStore,
+        LibraryStore, MachineStore, Store, TenantStore, YaraRuleStore,
     };
 }

@@ -62,6 +62,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0010_yara_rule_sets.sql"),
         then: None,
     },
+    Migration {
+        version: 11,
+        name: "library_files",
+        sql: include_str!("migrations/0011_library_files.sql"),
+        then: None,
+    },
 ];
 
 /// An arbitrary key for PostgreSQL's advisory lock, so that servers starting together against

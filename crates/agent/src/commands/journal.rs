@@ -103,6 +103,7 @@ impl Journal {
                     detail: Some(
                         "the agent stopped while running this command; it was not run again".into(),
                     ),
+                    commands: Vec::new(),
                 });
                 e.at = now;
                 changed = true;

@@ -10,11 +10,13 @@
 //! What each command does is the [`Executor`]'s business: [`isolation`] for Isolate and
 //! Unisolate, [`restrict`] for (Un)RestrictCodeExecution, [`crate::scan`] for
 //! RunAntiVirusScan, [`crate::quarantine`] for StopAndQuarantineFile and its undo,
-//! [`package`] for CollectInvestigationPackage, [`offboard`] for Offboard, a signal for
-//! KillProcess; a kind this agent cannot carry out yet fails with a reason that says so.
+//! [`package`] for CollectInvestigationPackage, [`offboard`] for Offboard, [`live_response`]
+//! for live response sessions, a signal for KillProcess; a kind this agent cannot carry out
+//! fails with a reason that says so.
 
 pub mod isolation;
 pub mod journal;
+pub mod live_response;
 pub mod offboard;
 pub mod package;
 pub mod restrict;
@@ -25,6 +27,7 @@ use crate::quarantine::Quarantine;
 use crate::scan::Scanner;
 use isolation::Isolation;
 use journal::{Begin, Journal};
+use live_response::LiveResponder;
 use offboard::Offboarding;
 use package::PackageCollector;
 use rampart_proto::command::{
@@ -61,6 +64,7 @@ pub struct Executor {
     pub quarantine: Quarantine,
     pub offboarding: Offboarding,
     pub packages: PackageCollector,
+    pub live: LiveResponder,
     /// The command of the scan in progress, which a cancellation can stop.
     pub current_scan: Mutex<Option<String>>,
 }
@@ -70,17 +74,24 @@ impl Executor {
         self.current_scan.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stops command `id` if it is running and can be stopped (a scan); others run to their
-    /// end — they are short, or must not be left half done.
+    /// Stops command `id` if it is running and can be stopped (a scan, a live response
+    /// session); others run to their end — they are short, or must not be left half done.
     pub fn cancel(&self, id: &str) {
         if self.scan_slot().as_deref() == Some(id) {
             tracing::info!(command = id, "scan cancelled by the server");
             self.scanner.cancel();
         }
+        if self.live.cancel(id) {
+            tracing::info!(
+                command = id,
+                "live response session cancelled by the server"
+            );
+        }
     }
 
     /// Runs `command` and says how it ended.
     pub async fn execute(&self, command: &Command) -> CommandUpdate {
+        let mut outcomes = Vec::new();
         let result = match &command.kind {
             CommandKind::Isolate { isolation_type } => self
                 .isolation
@@ -119,6 +130,11 @@ impl Executor {
                 .offboard(&self.isolation, &self.exec)
                 .await
                 .map_err(|e| e.to_string()),
+            CommandKind::LiveResponse { commands } => {
+                let (result, ran) = self.live.run(&command.id, commands).await;
+                outcomes = ran;
+                result
+            }
             other => Err(format!(
                 "{} is not supported by this agent version ({})",
                 other.name(),
@@ -140,6 +156,7 @@ impl Executor {
             command_id: command.id.clone(),
             state,
             detail: Some(detail),
+            commands: outcomes,
         }
     }
 }

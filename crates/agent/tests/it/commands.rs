@@ -22,6 +22,7 @@ fn done(id: &str) -> CommandUpdate {
         command_id: id.into(),
         state: CommandState::Succeeded,
         detail: None,
+        commands: Vec::new(),
     }
 }
 
@@ -212,6 +213,7 @@ async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server
     use crate::server::{Reply, Responder, TinyServer};
     use rampart_agent::client::ServerClient;
     use rampart_agent::commands::isolation::ServerEndpoint;
+    use rampart_agent::commands::live_response::LiveResponder;
     use rampart_agent::commands::offboard::Offboarding;
     use rampart_agent::commands::package::PackageCollector;
     use rampart_agent::commands::restrict::ExecControl;
@@ -294,6 +296,11 @@ async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server
                 client: ServerClient::new(&server.url(), None).unwrap(),
                 authorization: "Device x:y".into(),
             },
+            live: LiveResponder::new(
+                dir.path(),
+                ServerClient::new(&server.url(), None).unwrap(),
+                "Device x:y".into(),
+            ),
             offboarding: Offboarding {
                 state_dir: dir.path().to_owned(),
                 addresses: AddressBlock::new(ServerEndpoint::of(&server.url()).unwrap()),

@@ -17,6 +17,7 @@ mod credentials;
 mod files;
 mod hashes;
 mod host;
+mod live_response;
 mod logons;
 mod network;
 mod process;

@@ -22,13 +22,15 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use rampart_core::ErrorCode;
+use rampart_core::TenantId;
 use rampart_core::audit::AuditContext;
 use rampart_core::machine_action::{
-    ActionOutcome, ActionScope, ActionStatus, ActionType, E_FAIL, MachineAction,
+    ActionOutcome, ActionScope, ActionStatus, ActionType, CommandOutcome, CommandStatus,
+    CommandType, E_FAIL, MachineAction,
 };
 use rampart_proto::command::{
-    Command, CommandKind, CommandState, CommandUpdate, IsolationType, PollRequest, PollResponse,
-    ScanType, UpdateAck,
+    Command, CommandKind, CommandState, CommandUpdate, IsolationType, LiveCommand, PollRequest,
+    PollResponse, ScanType, UpdateAck,
 };
 use std::time::Duration;
 use tokio::time::Instant;
@@ -109,14 +111,15 @@ async fn collect(
             answer.cancelled.push(id.clone());
         }
     }
-    answer.commands = running
+    for a in running
         .iter()
         .filter(|a| !listed.iter().any(|id| a.id.eq_ignore_ascii_case(id)))
-        .map(command_of)
-        .collect();
+    {
+        answer.commands.push(command_of(state, tenant, a).await?);
+    }
     while answer.commands.len() < MAX_COMMANDS {
         match store.claim_next_action(tenant, machine).await? {
-            Some(a) => answer.commands.push(command_of(&a)),
+            Some(a) => answer.commands.push(command_of(state, tenant, &a).await?),
             None => break,
         }
     }
@@ -131,7 +134,11 @@ async fn collect(
 }
 
 /// The command that carries out a machine action. The command id is the action's id.
-pub fn command_of(action: &MachineAction) -> Command {
+pub async fn command_of(
+    state: &AppState,
+    tenant: TenantId,
+    action: &MachineAction,
+) -> ApiResult<Command> {
     let kind = match action.action_type {
         ActionType::Isolate => CommandKind::Isolate {
             isolation_type: match action.scope {
@@ -166,17 +173,151 @@ pub fn command_of(action: &MachineAction) -> Command {
         ActionType::RestrictCodeExecution => CommandKind::RestrictCodeExecution,
         ActionType::UnrestrictCodeExecution => CommandKind::UnrestrictCodeExecution,
         ActionType::Offboard => CommandKind::Offboard,
-        // Live response commands are not carried by the channel yet: the agent answers the
-        // kind it does not know with a failure that says so.
-        ActionType::LiveResponse => CommandKind::Unknown {
-            kind: "LiveResponse".into(),
-        },
+        ActionType::LiveResponse => live_response_kind(state, tenant, action).await?,
     };
-    Command {
+    Ok(Command {
         id: action.id.clone(),
         machine_action_id: action.id.clone(),
         kind,
+    })
+}
+
+/// A live response session as the agent runs it: each library file bound to the SHA-256 it
+/// has now, so the device runs exactly those bytes. A file deleted from the library since the
+/// session was requested makes the command invalid (the agent refuses it with the reason).
+async fn live_response_kind(
+    state: &AppState,
+    tenant: TenantId,
+    action: &MachineAction,
+) -> ApiResult<CommandKind> {
+    let invalid = |reason: String| CommandKind::Invalid {
+        kind: "LiveResponse".into(),
+        reason,
+    };
+    let mut commands = Vec::new();
+    for entry in action.commands() {
+        let c = &entry.command;
+        let param = |key: &str| c.param(key).unwrap_or_default().to_owned();
+        let library = |key: &str| {
+            let name = param(key);
+            async move {
+                let file = state.store.get_library_file(tenant, &name).await?;
+                Ok::<_, ApiError>(file.map(|f| (f.file_name, f.sha256)).ok_or(name))
+            }
+        };
+        let command = match c.command_type {
+            CommandType::PutFile => match library("FileName").await? {
+                Ok((file_name, sha256)) => LiveCommand::PutFile { file_name, sha256 },
+                Err(name) => {
+                    return Ok(invalid(format!(
+                        "library file '{name}' was deleted after the session was requested"
+                    )));
+                }
+            },
+            CommandType::RunScript => match library("ScriptName").await? {
+                Ok((script_name, sha256)) => LiveCommand::RunScript {
+                    script_name,
+                    sha256,
+                    args: c.param("Args").map(str::to_owned),
+                },
+                Err(name) => {
+                    return Ok(invalid(format!(
+                        "library script '{name}' was deleted after the session was requested"
+                    )));
+                }
+            },
+            CommandType::GetFile => LiveCommand::GetFile {
+                path: param("Path"),
+            },
+        };
+        commands.push(command);
     }
+    Ok(CommandKind::LiveResponse { commands })
+}
+
+/// The outcome of a live response session from the agent's report: each command that ran with
+/// its times and errors, and the result of each completed `RunScript`/`GetFile` — which must
+/// have been uploaded, or the command failed. A session is a success only when every command
+/// completed.
+async fn live_response_outcome(
+    state: &AppState,
+    tenant: TenantId,
+    action: &MachineAction,
+    update: &CommandUpdate,
+    detail: Option<String>,
+) -> ApiResult<ActionOutcome> {
+    let entries = action.commands();
+    let mut outcomes: Vec<CommandOutcome> = Vec::new();
+    let mut failure = None;
+    for reported in &update.commands {
+        let Some(entry) = entries.get(reported.index as usize) else {
+            continue;
+        };
+        if outcomes.iter().any(|o| o.index == reported.index) {
+            continue;
+        }
+        let mut outcome = CommandOutcome {
+            index: reported.index,
+            status: if reported.completed {
+                CommandStatus::Completed
+            } else {
+                CommandStatus::Failed
+            },
+            start_time: time_of_ms(reported.started_ms),
+            end_time: time_of_ms(reported.ended_ms),
+            errors: reported
+                .errors
+                .iter()
+                .take(10)
+                .map(|e| e.chars().take(MAX_DETAIL).collect())
+                .collect(),
+            result_uri: None,
+        };
+        if reported.completed && entry.command.has_result() {
+            if crate::routes::live_response::uploaded(state, tenant, &action.id, reported.index)
+                .await?
+            {
+                outcome.result_uri = Some(crate::routes::live_response::stored_uri(
+                    tenant,
+                    &action.id,
+                    reported.index,
+                ));
+            } else {
+                outcome.status = CommandStatus::Failed;
+                outcome.errors = vec!["the agent reported no result for this command".into()];
+            }
+        }
+        if outcome.status == CommandStatus::Failed && failure.is_none() {
+            failure = Some(format!(
+                "Command {} ({}) failed: {}",
+                outcome.index,
+                entry.command.command_type.as_str(),
+                outcome.errors.join("; ")
+            ));
+        }
+        outcomes.push(outcome);
+    }
+    let all_completed = outcomes.len() == entries.len()
+        && outcomes
+            .iter()
+            .all(|o| o.status == CommandStatus::Completed);
+    Ok(match update.state {
+        CommandState::Succeeded if all_completed => ActionOutcome::Succeeded {
+            package_uri: None,
+            commands: outcomes,
+        },
+        _ => ActionOutcome::Failed {
+            error_hresult: E_FAIL,
+            message: detail
+                .or(failure)
+                .unwrap_or_else(|| "The agent did not complete every command.".into()),
+            commands: outcomes,
+        },
+    })
+}
+
+fn time_of_ms(ms: i64) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
 
 /// The machine action behind command `id` of `device`; 404 when there is none — or when it is
@@ -228,8 +369,14 @@ pub async fn update(
     }
     let detail = update
         .detail
+        .as_deref()
         .map(|d| d.chars().take(MAX_DETAIL).collect::<String>());
     let outcome = match update.state {
+        CommandState::Succeeded | CommandState::Failed
+            if action.action_type == ActionType::LiveResponse =>
+        {
+            live_response_outcome(&state, device.tenant, &action, &update, detail).await?
+        }
         CommandState::InProgress => {
             return Ok(Json(UpdateAck {
                 command_id: action.id,

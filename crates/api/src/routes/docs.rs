@@ -24,6 +24,7 @@ use utoipa::OpenApi;
     rampart_core::detection_rule::DetectionRule,
     rampart_core::detection_rule::DetectionRun,
     rampart_core::yara_rule::YaraRuleSet,
+    rampart_core::library::LibraryFile,
     rampart_detect::RetroHuntReport,
     rampart_detect::retrohunt::RetroHit,
     crate::feeds::FeedReport,

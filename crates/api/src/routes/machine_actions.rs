@@ -32,6 +32,7 @@ use axum::Extension;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
+use rampart_core::machine::{AutomationLevel, UNGROUPED_AUTOMATION};
 use rampart_core::machine_action::{
     ActionRequest, ActionStatus, ActionSubmission, ActionType, CommandInput, IdempotencyKey,
     IsolationType, MachineAction, RequestedAction, ScanType, check_comment, parse_commands,
@@ -357,7 +358,18 @@ pub async fn function(
         )));
     }
     match results.result_links.get(index as usize).cloned().flatten() {
-        Some(link) => Ok(string_response(&state, &headers, &link)),
+        Some(uri) => {
+            let link = crate::routes::live_response::link(
+                &state,
+                &headers,
+                caller.tenant,
+                &action.id,
+                index,
+                &uri,
+            )
+            .await?;
+            Ok(string_response(&state, &headers, &link))
+        }
         None => Err(ApiError::not_found(format!(
             "The result of command {index} of machine action {} is not available: the command is {}.",
             action.id,
@@ -538,17 +550,69 @@ action_route!(restore_quarantined, |body| Ok(
     }
 ));
 action_route!(offboard, |body| Ok(RequestedAction::Offboard));
-action_route!(live_response, |body| {
+/// `POST /api/machines/{id}/runliveresponse`. Beyond the checks every action gets: each
+/// library file it names must exist (so a typo fails now, not on the device), and the device's
+/// group must allow some automated remediation (MDE: live response needs a remediation level).
+pub async fn live_response(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ActionBody>,
+) -> ApiResult<Response> {
     let commands = body.commands.as_deref().ok_or_else(|| {
         ApiError::new(
             ErrorCode::MissingRequiredParameter,
             "Commands is required (request body keys are case-sensitive).",
         )
     })?;
-    Ok(RequestedAction::LiveResponse {
-        commands: parse_commands(commands)?,
-    })
-});
+    let commands = parse_commands(commands)?;
+    for (i, c) in commands.iter().enumerate() {
+        let Some(name) = c.param("FileName").or_else(|| c.param("ScriptName")) else {
+            continue;
+        };
+        if state
+            .store
+            .get_library_file(caller.tenant, name)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "Command {i} ({}): '{name}' is not in the live response library; upload it to /api/libraryfiles first.",
+                    c.command_type.as_str()
+                ),
+            ));
+        }
+    }
+    let m = super::machines::machine(&state, &caller, &id).await?;
+    let level = state
+        .store
+        .list_machine_groups(caller.tenant)
+        .await?
+        .into_iter()
+        .find(|g| g.id == m.rbac_group_id)
+        .map_or(UNGROUPED_AUTOMATION, |g| g.automation_level);
+    if level == AutomationLevel::NoAutomatedResponse {
+        return Err(ApiError::new(
+            ErrorCode::DisallowedOperation,
+            format!(
+                "Live response needs the device group '{}' to allow automated remediation; its automation level is NoAutomatedResponse.",
+                m.rbac_group_name.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    submit(
+        &state,
+        &caller,
+        &headers,
+        &m.id,
+        body,
+        RequestedAction::LiveResponse { commands },
+    )
+    .await
+}
 
 #[cfg(test)]
 mod tests {

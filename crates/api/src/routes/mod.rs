@@ -13,6 +13,8 @@ pub mod hunting;
 pub mod incidents;
 pub mod indicators;
 pub mod ingest;
+pub mod library;
+pub mod live_response;
 pub mod machine_actions;
 pub mod machines;
 pub mod oauth;

@@ -2,7 +2,8 @@
 //! with a reason, never an error that would drop the message.
 
 use rampart_proto::command::{
-    Command, CommandKind, CommandState, CommandUpdate, IsolationType, ScanType,
+    Command, CommandKind, CommandState, CommandUpdate, IsolationType, LiveCommand,
+    LiveCommandOutcome, ScanType,
 };
 use serde_json::json;
 
@@ -32,7 +33,46 @@ fn all_kinds() -> Vec<CommandKind> {
         CommandKind::UnrestrictCodeExecution,
         CommandKind::KillProcess { pid: 4242 },
         CommandKind::Offboard,
+        CommandKind::LiveResponse {
+            commands: vec![
+                LiveCommand::PutFile {
+                    file_name: "data.txt".into(),
+                    sha256: SHA256.into(),
+                },
+                LiveCommand::RunScript {
+                    script_name: "collect.sh".into(),
+                    sha256: SHA256.into(),
+                    args: Some("-v 'a b'".into()),
+                },
+                LiveCommand::RunScript {
+                    script_name: "noargs.sh".into(),
+                    sha256: SHA256.into(),
+                    args: None,
+                },
+                LiveCommand::GetFile {
+                    path: "/tmp/out.tgz".into(),
+                },
+            ],
+        },
     ]
+}
+
+const SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+#[test]
+fn live_response_commands_carry_the_library_hash_in_camel_case() {
+    let kind: CommandKind = serde_json::from_value(json!({"type": "LiveResponse", "commands": [
+        {"type": "PutFile", "fileName": "a.txt", "sha256": SHA256},
+        {"type": "RunScript", "scriptName": "s.sh", "sha256": SHA256, "args": "x"},
+        {"type": "GetFile", "path": "/etc/hosts"}]}))
+    .unwrap();
+    let CommandKind::LiveResponse { commands } = &kind else {
+        panic!("{kind:?}")
+    };
+    assert_eq!(commands.len(), 3);
+    assert!(!commands[0].has_result());
+    assert!(commands[1].has_result() && commands[2].has_result());
+    assert_eq!(kind.rejection_reason(), None);
 }
 
 #[test]
@@ -113,6 +153,16 @@ fn bad_parameters_deserialise_to_invalid_with_a_reason() {
         json!({"type": "KillProcess", "pid": 1}),
         json!({"type": "KillProcess", "pid": "12"}),
         json!({"type": "Offboard", "extra": true}),
+        json!({"type": "LiveResponse", "commands": []}),
+        json!({"type": "LiveResponse"}),
+        json!({"type": "LiveResponse", "commands": [{"type": "Format", "drive": "C"}]}),
+        json!({"type": "LiveResponse", "commands": [{"type": "GetFile", "path": "relative/x"}]}),
+        json!({"type": "LiveResponse", "commands": [
+            {"type": "PutFile", "fileName": "../../etc/passwd", "sha256": SHA256}]}),
+        json!({"type": "LiveResponse", "commands": [
+            {"type": "RunScript", "scriptName": "s.sh", "sha256": "abc"}]}),
+        json!({"type": "LiveResponse", "commands": [
+            {"type": "GetFile", "path": "/x", "extra": 1}]}),
     ];
     for case in cases {
         let kind: CommandKind = serde_json::from_value(case.clone()).unwrap();
@@ -149,6 +199,13 @@ fn command_update_round_trips() {
             command_id: "c1".into(),
             state,
             detail: Some("d".into()),
+            commands: vec![LiveCommandOutcome {
+                index: 0,
+                completed: false,
+                started_ms: 1,
+                ended_ms: 2,
+                errors: vec!["no such file".into()],
+            }],
         };
         let back: CommandUpdate =
             serde_json::from_str(&serde_json::to_string(&u).unwrap()).unwrap();
@@ -158,7 +215,8 @@ fn command_update_round_trips() {
         serde_json::to_value(CommandUpdate {
             command_id: "c".into(),
             state: CommandState::InProgress,
-            detail: None
+            detail: None,
+            commands: Vec::new(),
         })
         .unwrap(),
         json!({"commandId": "c", "state": "InProgress"})

@@ -550,6 +550,50 @@ async fn enroll_agent(s: &Server, state: &Path) -> String {
     Credentials::load(state).unwrap().device_id
 }
 
+/// A server (SQLite) and the agent binary enrolled with it, running `run --force-polling` and
+/// `args`; the agent is stopped (and must exit cleanly) when this is dropped.
+struct EnrolledAgent {
+    s: Server,
+    state: std::path::PathBuf,
+    device: String,
+    agent: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl EnrolledAgent {
+    async fn start(args: &[&str]) -> EnrolledAgent {
+        let dir = tempfile::tempdir().unwrap();
+        let b = &backends(dir.path())[0];
+        let s = Server::start_with(b, &["--no-rate-limits"]);
+        let state = dir.path().join("agent");
+        let device = enroll_agent(&s, &state).await;
+        let agent = agent_command(state.to_str().unwrap())
+            .args(["run", "--force-polling"])
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        EnrolledAgent {
+            s,
+            state,
+            device,
+            agent,
+            dir,
+        }
+    }
+}
+
+impl Drop for EnrolledAgent {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            stop_agent(&mut self.agent);
+        } else {
+            let _ = self.agent.kill();
+            let _ = self.agent.wait();
+        }
+    }
+}
+
 #[tokio::test]
 async fn restricted_execution_blocks_programs_the_package_manager_did_not_install() {
     let dir = tempfile::tempdir().unwrap();
@@ -1067,16 +1111,8 @@ async fn offboarding_lifts_every_containment_and_retires_the_credential() {
 
 #[tokio::test]
 async fn an_investigation_package_is_collected_uploaded_and_served_through_a_signed_link() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = &backends(dir.path())[0];
-    let s = Server::start_with(b, &["--no-rate-limits"]);
-    let state = dir.path().join("agent-pkg");
-    let device = enroll_agent(&s, &state).await;
-    let mut agent = agent_command(state.to_str().unwrap())
-        .args(["run", "--force-polling"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let host = EnrolledAgent::start(&[]).await;
+    let (s, state, device) = (&host.s, &host.state, &host.device);
     let token = s
         .token_with("Machine.CollectForensics,Machine.Read.All")
         .await;
@@ -1117,7 +1153,7 @@ async fn an_investigation_package_is_collected_uploaded_and_served_through_a_sig
         assert_eq!(resp.status().as_u16(), 401, "{bad}");
     }
 
-    let file = dir.path().join("package.tar.gz");
+    let file = host.dir.path().join("package.tar.gz");
     std::fs::write(&file, &package).unwrap();
     let listing = std::process::Command::new("tar")
         .arg("-tzf")
@@ -1158,9 +1194,9 @@ async fn an_investigation_package_is_collected_uploaded_and_served_through_a_sig
     assert_eq!(manifest["commandId"], id);
     let processes = read("processes.tsv");
     assert!(
-        processes
-            .lines()
-            .any(|l| l.starts_with(&format!("{}\t", agent.id())) && l.contains("rampart-agent")),
+        processes.lines().any(
+            |l| l.starts_with(&format!("{}\t", host.agent.id())) && l.contains("rampart-agent")
+        ),
         "the agent itself is among the processes"
     );
     assert!(
@@ -1170,22 +1206,13 @@ async fn an_investigation_package_is_collected_uploaded_and_served_through_a_sig
     // The local copy is gone once the server has it.
     let left: Vec<_> = std::fs::read_dir(state.join("packages")).unwrap().collect();
     assert!(left.is_empty());
-    stop_agent(&mut agent);
 }
 
 #[tokio::test]
 async fn a_cancelled_scan_stops_on_the_device() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = &backends(dir.path())[0];
-    let s = Server::start_with(b, &["--no-rate-limits"]);
-    let state = dir.path().join("agent-cancel");
-    let device = enroll_agent(&s, &state).await;
     // A Full scan of /usr takes far longer than the test waits.
-    let mut agent = agent_command(state.to_str().unwrap())
-        .args(["run", "--force-polling", "--full-scan-root", "/usr"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let host = EnrolledAgent::start(&["--full-scan-root", "/usr"]).await;
+    let (s, device) = (&host.s, &host.device);
     let token = s
         .token_with("Machine.Scan,Machine.Read.All,AdvancedHunting.Read.All")
         .await;
@@ -1226,7 +1253,6 @@ async fn a_cancelled_scan_stops_on_the_device() {
     let rows = hunt(&s, &token, &q, |r| !r.is_empty()).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["ActionType"], "AntivirusScanCancelled");
-    stop_agent(&mut agent);
 }
 
 /// `/etc/netns/<name>/hosts`, which `ip netns exec` puts over `/etc/hosts` inside the
@@ -1285,4 +1311,186 @@ async fn blocked_domains_are_resolved_on_the_device_and_dropped() {
     .await;
     assert!(ns.connects(&server_addr), "the server is never blocked");
     stop_agent(&mut agent);
+}
+
+/// Fetches a `GetLiveResponseResultDownloadLink` link (no bearer token needed) and returns its
+/// bytes.
+async fn live_response_result(s: &Server, token: &str, action: &str, index: u32) -> Vec<u8> {
+    let (st, v) = s
+        .get(
+            &format!(
+                "/api/machineactions/{action}/GetLiveResponseResultDownloadLink(index={index})"
+            ),
+            Some(token),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let link = v["value"].as_str().unwrap();
+    assert!(
+        link.starts_with(&format!("{}/liveresponse/{action}/{index}?token=", s.url)),
+        "{link}"
+    );
+    let resp = s.http.get(link).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn a_live_response_session_puts_a_file_runs_a_script_and_gets_a_file_back() {
+    let host = EnrolledAgent::start(&[]).await;
+    let (s, state, device) = (&host.s, &host.state, &host.device);
+    let manage = s.token_with("Library.Manage").await;
+    let token = s.token_with("Machine.LiveResponse,Machine.Read.All").await;
+    let marker = format!("rampart-lr-{}", rand_digits());
+    let (st, v) = s
+        .upload_library_file(&manage, "input.txt", format!("{marker}\n").as_bytes(), &[])
+        .await;
+    assert_eq!(st, 200, "{v}");
+    // Prints its arguments, writes to both streams, copies the file PutFile brought into the
+    // path of its third argument with the directory it ran in, and exits 3.
+    let script = "#!/bin/sh\nset -e\necho \"args: $# [$1] [$2]\"\necho complaint >&2\n\
+                  cat input.txt > \"$3\"\necho \"cwd=$(pwd)\" >> \"$3\"\nexit 3\n";
+    let (st, v) = s
+        .upload_library_file(
+            &manage,
+            "collect.sh",
+            script.as_bytes(),
+            &[("HasParameters", "true")],
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let out = host.dir.path().join("lr-out.txt");
+    let out = out.to_str().unwrap();
+    let a = machine_action(
+        &s,
+        &token,
+        &device,
+        "runliveresponse",
+        json!({"Comment": "triage", "Commands": [
+            {"type": "PutFile", "params": [{"key": "FileName", "value": "input.txt"}]},
+            {"type": "RunScript", "params": [{"key": "ScriptName", "value": "collect.sh"},
+                {"key": "Args", "value": format!("'two words' \"x y\" {out}")}]},
+            {"type": "GetFile", "params": [{"key": "Path", "value": out}]}]}),
+    )
+    .await;
+    assert_eq!(a["status"], "Succeeded", "{a}");
+    let id = a["id"].as_str().unwrap().to_owned();
+    for c in a["commands"].as_array().unwrap() {
+        assert_eq!(c["commandStatus"], "Completed", "{a}");
+        assert!(
+            c["startTime"].is_string() && c["endTime"].is_string(),
+            "{c}"
+        );
+    }
+
+    // The transcript: MDE's four fields; a non-zero exit is still a script that ran.
+    let transcript: Value =
+        serde_json::from_slice(&live_response_result(&s, &token, &id, 1).await).unwrap();
+    assert_eq!(transcript["script_name"], "collect.sh");
+    assert_eq!(transcript["exit_code"], 3);
+    assert_eq!(transcript["script_output"], "args: 3 [two words] [x y]\n");
+    assert_eq!(transcript["script_errors"], "complaint\n");
+    // The file, as the script wrote it in the downloads directory where PutFile put the input.
+    let got = String::from_utf8(live_response_result(&s, &token, &id, 2).await).unwrap();
+    let downloads = state.join("liveresponse/downloads");
+    assert_eq!(
+        got,
+        format!("{marker}\ncwd={}\n", downloads.display()),
+        "the file GetFile brought back"
+    );
+    assert!(downloads.join("input.txt").exists());
+    let (st, e) = s
+        .get(
+            &format!("/api/machineactions/{id}/GetLiveResponseResultDownloadLink(index=0)"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(st, 404, "PutFile leaves no result: {e}");
+    // Scripts do not stay behind on the device.
+    let scripts: Vec<_> = std::fs::read_dir(state.join("liveresponse/scripts"))
+        .unwrap()
+        .collect();
+    assert!(scripts.is_empty(), "{scripts:?}");
+
+    // A command that fails ends the session: the ones before it completed, the ones after it
+    // never ran.
+    let a = machine_action(
+        &s,
+        &token,
+        &device,
+        "runliveresponse",
+        json!({"Comment": "missing file", "Commands": [
+            {"type": "RunScript", "params": [{"key": "ScriptName", "value": "collect.sh"},
+                {"key": "Args", "value": format!("a b {out}")}]},
+            {"type": "GetFile", "params": [{"key": "Path", "value": "/nonexistent/rampart"}]},
+            {"type": "GetFile", "params": [{"key": "Path", "value": out}]}]}),
+    )
+    .await;
+    assert_eq!(a["status"], "Failed", "{a}");
+    let statuses: Vec<&str> = a["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["commandStatus"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["Completed", "Failed", "Created"], "{a}");
+    let errors = a["commands"][1]["errors"].to_string();
+    assert!(errors.contains("/nonexistent/rampart"), "{errors}");
+    assert!(
+        a["troubleshootInfo"]
+            .as_str()
+            .is_some_and(|t| t.contains("GetFile")),
+        "{a}"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_live_response_session_kills_its_script() {
+    let host = EnrolledAgent::start(&[]).await;
+    let (s, state, device) = (&host.s, &host.state, &host.device);
+    let manage = s.token_with("Library.Manage").await;
+    let token = s.token_with("Machine.LiveResponse,Machine.Read.All").await;
+    // Records the pid of a child it leaves running: the whole process group must go.
+    let script = "sleep 300 &\necho $! > sleeper.pid\nwait\n";
+    let (st, v) = s
+        .upload_library_file(&manage, "hang.sh", script.as_bytes(), &[])
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, a) = post(
+        &s,
+        &token,
+        &format!("/api/machines/{device}/runliveresponse"),
+        json!({"Comment": "hangs", "Commands": [
+            {"type": "RunScript", "params": [{"key": "ScriptName", "value": "hang.sh"}]}]}),
+    )
+    .await;
+    assert_eq!(st, 201, "{a}");
+    let id = a["id"].as_str().unwrap().to_owned();
+    let pid_file = state.join("liveresponse/downloads/sleeper.pid");
+    let mut pid = None;
+    wait_for("the script to start", || {
+        pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        pid.is_some()
+    })
+    .await;
+    let pid = pid.unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    let (st, a) = post(
+        &s,
+        &token,
+        &format!("/api/machineactions/{id}/cancel"),
+        json!({"Comment": "enough"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["status"], "Cancelled");
+    wait_for("the script's child to be killed", || {
+        // Gone, or a zombie waiting for a parent that is gone too.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true)
+    })
+    .await;
 }

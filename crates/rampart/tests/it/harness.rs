@@ -357,6 +357,49 @@ impl Server {
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// `POST /api/libraryfiles`: a multipart form carrying `content` as the file `name`, and
+    /// the text `fields` (`Description`, `OverrideIfExists`…); returns status and JSON body.
+    pub async fn upload_library_file(
+        &self,
+        token: &str,
+        name: &str,
+        content: &[u8],
+        fields: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        const BOUNDARY: &str = "rampart-test-boundary-7f3a";
+        let mut body = Vec::new();
+        for (k, v) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        let resp = self
+            .http
+            .post(format!("{}/api/libraryfiles", self.url))
+            .bearer_auth(token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")

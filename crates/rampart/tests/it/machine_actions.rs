@@ -72,6 +72,17 @@ async fn act(s: &Server, token: &str, machine: &str, action: &str, body: Value) 
     r.body
 }
 
+/// Puts files of these names into the live response library (sessions may name no others).
+async fn library(s: &Server, names: &[&str]) {
+    let manage = s.token_with("Library.Manage").await;
+    for name in names {
+        let (st, v) = s
+            .upload_library_file(&manage, name, b"#!/bin/sh\necho ok\n", &[])
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+}
+
 async fn get_action(s: &Server, token: &str, id: &str) -> Value {
     let (st, body) = s
         .get(&format!("/api/machineactions/{id}"), Some(token))
@@ -217,6 +228,7 @@ async fn every_action_is_queued_with_its_mde_shape() {
         let m = seed_machine(&b, &s.tenant, "web-1.corp.example").await;
         let app = b.create_app(None, ROLES);
         let token = s.token(&app).await;
+        library(&s, &["triage.sh", "a.sh"]).await;
 
         let iso = act(
             &s,
@@ -1297,6 +1309,7 @@ async fn the_agent_claims_in_order_and_completes_with_results() {
         let token = s.token_with(ROLES).await;
         let store = b.store().await;
         let t = tenant(&s);
+        library(&s, &["collect.sh"]).await;
 
         assert!(store.claim_next_action(t, &m.id).await.unwrap().is_none());
         let collect = act(

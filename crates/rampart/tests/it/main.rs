@@ -10,6 +10,7 @@ mod hunting;
 mod indicator_feeds;
 mod indicator_matching;
 mod indicators;
+mod library;
 mod machine_actions;
 
 mod alerts;

@@ -130,6 +130,10 @@ async fn every_route_enforces_its_permissions_and_the_tenant_boundary() {
                 "/api/yararules/",
                 crate::yara_rules::seed_yara_rule_set(&b, &s.tenant).await,
             ),
+            (
+                "/api/libraryfiles/",
+                crate::library::seed_library_file(&b, &s.tenant).await,
+            ),
         ];
         let mut ops = operations(&s).await;
         // Deletions last, so that they do not take away what the other routes read.
