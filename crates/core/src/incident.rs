@@ -1,7 +1,8 @@
-//! Incidents (reference §6): alerts that tell one story. Until correlation exists (a later
-//! capability) every alert opens its own incident.
+//! Incidents (reference §6): alerts that tell one story, put together by
+//! [`crate::correlation`].
 
 use crate::alert::{Alert, AlertComment, AlertStatus, Classification, Determination, Severity};
+use crate::correlation::{highest_severity, incident_name, insert_sorted, severity_rank};
 use crate::odata::{EntitySet, Field, FieldType};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -32,23 +33,21 @@ pub struct Incident {
     pub detection_source: Option<String>,
     pub tags: Vec<String>,
     pub comments: Vec<AlertComment>,
-    /// The ids of its alerts (stored); the API shows the alerts themselves.
+    /// The machine ids of its alerts, sorted (Rampart's own).
     #[serde(default)]
-    pub alert_ids: Vec<String>,
+    pub devices: Vec<String>,
+    /// The categories of its alerts, sorted (Rampart's own).
+    #[serde(default)]
+    pub categories: Vec<String>,
 }
 
 impl Incident {
     /// The incident a lone alert opens.
     pub fn for_alert(id: i64, alert: &Alert, now: OffsetDateTime) -> Incident {
-        let scope = alert
-            .computer_dns_name
-            .as_deref()
-            .map(|n| format!(" on {n}"))
-            .unwrap_or_default();
         Incident {
             incident_id: id,
             redirect_incident_id: None,
-            incident_name: format!("{}{scope}", alert.title),
+            incident_name: incident_name(Some(alert), &[], 1),
             created_time: alert.alert_creation_time.unwrap_or(now),
             last_update_time: now,
             assigned_to: None,
@@ -63,33 +62,91 @@ impl Incident {
             detection_source: Some(alert.detection_source.clone()),
             tags: Vec::new(),
             comments: Vec::new(),
-            alert_ids: vec![alert.id.clone()],
+            devices: alert.machine_id.iter().cloned().collect(),
+            categories: vec![alert.category.clone()],
         }
     }
 
-    /// Takes severity (the highest) and resolution (all alerts resolved) from its alerts.
+    /// Takes in an alert that correlation placed here. (The alerts themselves, and why each
+    /// is here, are kept beside the incident, not in it: joining a large incident costs no
+    /// more than joining a small one.)
+    pub fn add_alert(&mut self, alert: &Alert, now: OffsetDateTime) {
+        if let Some(m) = &alert.machine_id {
+            insert_sorted(&mut self.devices, m);
+        }
+        insert_sorted(&mut self.categories, &alert.category);
+        if severity_rank(alert.severity) > severity_rank(self.severity) {
+            self.severity = alert.severity;
+        }
+        if alert.status != AlertStatus::Resolved && self.status == IncidentStatus::Resolved {
+            self.status = IncidentStatus::Active;
+        }
+        self.rename(None);
+        self.last_update_time = now;
+    }
+
+    /// Takes in the summary of `other`, which is being merged into this one: devices,
+    /// categories, severity.
+    pub fn absorb(&mut self, other: &Incident, now: OffsetDateTime) {
+        for d in &other.devices {
+            insert_sorted(&mut self.devices, d);
+        }
+        for c in &other.categories {
+            insert_sorted(&mut self.categories, c);
+        }
+        if severity_rank(other.severity) > severity_rank(self.severity) {
+            self.severity = other.severity;
+        }
+        if other.status == IncidentStatus::Active && self.status == IncidentStatus::Resolved {
+            self.status = IncidentStatus::Active;
+        }
+        self.rename(None);
+        self.last_update_time = now;
+    }
+
+    /// Marks this incident as merged into `survivor`.
+    pub fn redirect_to(&mut self, survivor: i64, now: OffsetDateTime) {
+        self.devices.clear();
+        self.categories.clear();
+        self.status = IncidentStatus::Redirected;
+        self.redirect_incident_id = Some(survivor);
+        self.last_update_time = now;
+    }
+
+    fn rename(&mut self, lone: Option<&Alert>) {
+        self.incident_name = incident_name(lone, &self.categories, self.devices.len());
+    }
+
+    /// Takes severity (the highest), resolution (all alerts resolved), devices, categories and
+    /// name from its alerts.
     pub fn follow_alerts(&mut self, alerts: &[Alert], now: OffsetDateTime) {
         if alerts.is_empty() {
             return;
         }
-        let rank = |s: Severity| {
-            Severity::VARIANTS
-                .iter()
-                .position(|v| *v == s.as_str())
-                .unwrap_or(0)
-        };
-        if let Some(max) = alerts.iter().map(|a| a.severity).max_by_key(|s| rank(*s)) {
+        let before = (self.severity, self.status, self.incident_name.clone());
+        if let Some(max) = highest_severity(alerts) {
             self.severity = max;
         }
         let all_resolved = alerts.iter().all(|a| a.status == AlertStatus::Resolved);
-        let before = self.status;
         self.status = match (self.status, all_resolved) {
             (IncidentStatus::Redirected, _) => IncidentStatus::Redirected,
             (_, true) => IncidentStatus::Resolved,
             (IncidentStatus::Resolved, false) => IncidentStatus::Active,
             (s, false) => s,
         };
-        if before != self.status {
+        self.devices.clear();
+        self.categories.clear();
+        for a in alerts {
+            if let Some(m) = &a.machine_id {
+                insert_sorted(&mut self.devices, m);
+            }
+            insert_sorted(&mut self.categories, &a.category);
+        }
+        match alerts {
+            [alone] => self.rename(Some(alone)),
+            _ => self.rename(None),
+        }
+        if before != (self.severity, self.status, self.incident_name.clone()) {
             self.last_update_time = now;
         }
     }

@@ -13,6 +13,7 @@ mod macros;
 pub mod alert;
 pub mod app;
 pub mod audit;
+pub mod correlation;
 pub mod detection_rule;
 pub mod enrollment;
 pub mod error;

@@ -121,23 +121,29 @@ impl AlertStore for SqlStore {
         tenant: TenantId,
         alerts: &[Alert],
     ) -> Result<Vec<Alert>> {
-        let mut alerts = alerts.to_vec();
         let now = OffsetDateTime::now_utc();
-        let mut tx = self.pool.begin().await?;
-        let lone = alerts.iter().filter(|a| a.incident_id.is_none()).count() as i64;
-        let mut incidents = Vec::with_capacity(lone as usize);
-        if lone > 0 {
-            let mut next = crate::counters::reserve(&mut tx, tenant, "incident", lone).await?;
-            for a in alerts.iter_mut().filter(|a| a.incident_id.is_none()) {
-                a.incident_id = Some(next);
-                incidents.push(Incident::for_alert(next, a, now));
-                next += 1;
-            }
+        // A write transaction from the start: correlation reads, then writes, and what it
+        // read must stay true until it commits.
+        let mut tx = self.write_tx().await?;
+        crate::correlate::lock_tenant(&mut tx, self.dialect, tenant).await?;
+        let policy = crate::correlate::policy(&mut tx, tenant).await?;
+        let mut stored = Vec::with_capacity(alerts.len());
+        for a in alerts {
+            let a = if a.incident_id.is_some() {
+                // Placed by the caller: stored and indexed where it says.
+                document::insert(&mut tx, ctx, tenant, std::slice::from_ref(a)).await?;
+                let at = rampart_core::correlation::alert_time(a).unwrap_or(now);
+                let entities = rampart_core::correlation::entities(a);
+                crate::correlate::index(&mut tx, tenant, a, &entities, at).await?;
+                a.clone()
+            } else {
+                crate::correlate::place_and_insert(&mut tx, ctx, tenant, &policy, a.clone(), now)
+                    .await?
+            };
+            stored.push(a);
         }
-        document::insert(&mut tx, ctx, tenant, &alerts).await?;
-        document::insert(&mut tx, ctx, tenant, &incidents).await?;
         tx.commit().await?;
-        Ok(alerts)
+        Ok(stored)
     }
 
     async fn get_alert(&self, tenant: TenantId, id: &str) -> Result<Option<String>> {
@@ -159,6 +165,10 @@ impl AlertStore for SqlStore {
         let updated = self
             .update_doc::<Alert>(ctx, tenant, id, action, |a| change(a))
             .await?;
+        if let Some(alert) = &updated {
+            let mut conn = self.pool.acquire().await?;
+            crate::correlate::reindex(&mut conn, tenant, alert).await?;
+        }
         if let Some(incident) = updated.as_ref().and_then(|a| a.incident_id) {
             self.refresh_incident(ctx, tenant, incident).await?;
         }

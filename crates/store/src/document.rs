@@ -197,6 +197,73 @@ pub(crate) async fn insert<D: Document>(
     .await
 }
 
+/// `UPDATE` of a document's body (`after_text`) and indexed columns, bumping its
+/// `row_version`, for the row of `key`.
+fn update_statement<D: Document>(
+    dialect: crate::sql::Dialect,
+    tenant: TenantId,
+    key: &str,
+    doc: &D,
+    after_text: String,
+) -> SqlBuilder {
+    let mut b = SqlBuilder::new(dialect);
+    b.push("UPDATE ")
+        .push(D::TABLE)
+        .push(" SET row_version = row_version + 1, body = ")
+        .push_param(SqlValue::Text(after_text));
+    for (name, value) in doc.columns() {
+        b.push(", ").push(name).push(" = ").push_param(value);
+    }
+    b.push(" WHERE tenant_id = ")
+        .push_param(SqlValue::Text(tenant.to_string()));
+    b.push(" AND ")
+        .push(D::KEY_COLUMN)
+        .push(" = ")
+        .push_param(SqlValue::Text(key.to_owned()));
+    b
+}
+
+/// Rewrites a stored document on `conn` (body and indexed columns), with its audit entry:
+/// for changes made inside a larger transaction, which holds the locks that make a plain
+/// rewrite safe (no `row_version` check).
+pub(crate) async fn replace<D: Document>(
+    conn: &mut sqlx::AnyConnection,
+    ctx: &AuditContext,
+    tenant: TenantId,
+    action: &str,
+    before: &str,
+    doc: &D,
+) -> Result<()> {
+    let after_text = to_json(doc)?;
+    if after_text == before {
+        return Ok(());
+    }
+    update_statement(
+        crate::sql::Dialect::Sqlite,
+        tenant,
+        &doc.key(),
+        doc,
+        after_text,
+    )
+    .query()
+    .execute(&mut *conn)
+    .await?;
+    sync_collections(conn, tenant, doc).await?;
+    record(
+        conn,
+        ctx,
+        Change {
+            tenant,
+            action,
+            entity_type: D::ENTITY,
+            entity_id: &doc.key(),
+            before: serde_json::from_str(before).ok(),
+            after: serde_json::to_value(doc).ok(),
+        },
+    )
+    .await
+}
+
 /// A document's stored JSON text.
 pub(crate) async fn get_raw(
     conn: &mut sqlx::AnyConnection,
@@ -283,20 +350,7 @@ impl SqlStore {
             if after_text == before_text {
                 return Ok(Some(doc));
             }
-            let mut b = SqlBuilder::new(self.dialect);
-            b.push("UPDATE ")
-                .push(D::TABLE)
-                .push(" SET row_version = row_version + 1, body = ")
-                .push_param(SqlValue::Text(after_text));
-            for (name, value) in doc.columns() {
-                b.push(", ").push(name).push(" = ").push_param(value);
-            }
-            b.push(" WHERE tenant_id = ")
-                .push_param(SqlValue::Text(tenant.to_string()));
-            b.push(" AND ")
-                .push(D::KEY_COLUMN)
-                .push(" = ")
-                .push_param(SqlValue::Text(key.to_owned()));
+            let mut b = update_statement(self.dialect, tenant, key, &doc, after_text);
             b.push(" AND row_version = ")
                 .push_param(SqlValue::Int(version));
             let mut tx = self.pool.begin().await?;

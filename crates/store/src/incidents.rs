@@ -8,6 +8,7 @@ use crate::sql::SqlValue;
 use async_trait::async_trait;
 use rampart_core::TenantId;
 use rampart_core::audit::AuditContext;
+use rampart_core::correlation::{CorrelationPolicy, CorrelationReason};
 use rampart_core::incident::{INCIDENTS, Incident};
 use rampart_core::investigation::{INVESTIGATIONS, Investigation};
 
@@ -71,6 +72,21 @@ pub trait IncidentStore: Send + Sync {
         investigation: Investigation,
     ) -> Result<Investigation>;
     async fn get_investigation(&self, tenant: TenantId, id: &str) -> Result<Option<Investigation>>;
+    /// Why each alert of these incidents is in it, by incident, in the order they came.
+    async fn correlation_reasons(
+        &self,
+        tenant: TenantId,
+        incidents: &[i64],
+    ) -> Result<Vec<(i64, CorrelationReason)>>;
+    /// How the tenant correlates alerts into incidents (the default until one is set).
+    async fn correlation_policy(&self, tenant: TenantId) -> Result<CorrelationPolicy>;
+    /// Sets it; alerts stored from now on are correlated by it.
+    async fn set_correlation_policy(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        policy: &CorrelationPolicy,
+    ) -> Result<()>;
 }
 
 #[async_trait]
@@ -107,5 +123,54 @@ impl IncidentStore for SqlStore {
 
     async fn get_investigation(&self, tenant: TenantId, id: &str) -> Result<Option<Investigation>> {
         self.get_doc::<Investigation>(tenant, id).await
+    }
+
+    async fn correlation_reasons(
+        &self,
+        tenant: TenantId,
+        incidents: &[i64],
+    ) -> Result<Vec<(i64, CorrelationReason)>> {
+        let mut conn = self.pool.acquire().await?;
+        crate::correlate::reasons(&mut conn, tenant, incidents).await
+    }
+
+    async fn correlation_policy(&self, tenant: TenantId) -> Result<CorrelationPolicy> {
+        let mut conn = self.pool.acquire().await?;
+        crate::correlate::policy(&mut conn, tenant).await
+    }
+
+    async fn set_correlation_policy(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        policy: &CorrelationPolicy,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let before = crate::correlate::policy(&mut tx, tenant).await?;
+        let body = crate::util::to_json(policy)?;
+        sqlx::query("DELETE FROM correlation_policies WHERE tenant_id = $1")
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO correlation_policies (tenant_id, body) VALUES ($1, $2)")
+            .bind(tenant.to_string())
+            .bind(body)
+            .execute(&mut *tx)
+            .await?;
+        crate::audit::record(
+            &mut tx,
+            ctx,
+            crate::audit::Change {
+                tenant,
+                action: "Update",
+                entity_type: "CorrelationPolicy",
+                entity_id: &tenant.to_string(),
+                before: serde_json::to_value(&before).ok(),
+                after: serde_json::to_value(policy).ok(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

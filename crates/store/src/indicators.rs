@@ -260,7 +260,7 @@ fn decode(body: &str) -> Result<Indicator> {
 impl SqlStore {
     /// A write transaction: on SQLite on the writer connection, `BEGIN IMMEDIATE` (the write
     /// lock first, so that what the transaction reads stays true until it commits).
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         match self.dialect {
             Dialect::Sqlite => Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?),
             Dialect::Postgres => self.pg_tx().await,

@@ -19,6 +19,7 @@ mod actions;
 mod alerts;
 mod audit;
 mod bell;
+mod correlate;
 mod counters;
 mod detection_rules;
 mod devices;

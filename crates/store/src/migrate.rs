@@ -22,6 +22,8 @@ struct Migration {
 enum Step {
     /// Computes `indicators.value_key` (a SHA-256 prefix) for the rows that predate it.
     IndicatorValueKeys,
+    /// Indexes the entities of the alerts stored before correlation.
+    AlertEntities,
 }
 
 /// Where a script declares a table's insertion-order key; each dialect writes its own identity
@@ -67,6 +69,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "library_files",
         sql: include_str!("migrations/0011_library_files.sql"),
         then: None,
+    },
+    Migration {
+        version: 12,
+        name: "correlation",
+        sql: include_str!("migrations/0012_correlation.sql"),
+        then: Some(Step::AlertEntities),
     },
 ];
 
@@ -130,6 +138,9 @@ async fn apply_missing(conn: &mut sqlx::AnyConnection, dialect: Dialect) -> Resu
                 crate::indicators::backfill_value_keys(&mut tx)
                     .await
                     .map_err(wrap)?;
+            }
+            Some(Step::AlertEntities) => {
+                crate::correlate::backfill(&mut tx).await.map_err(wrap)?;
             }
             None => {}
         }

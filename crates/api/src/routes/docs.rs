@@ -16,6 +16,8 @@ use utoipa::OpenApi;
     rampart_core::machine::MachineGroup,
     rampart_core::machine_action::MachineAction,
     rampart_core::incident::Incident,
+    rampart_core::correlation::CorrelationPolicy,
+    rampart_core::correlation::CorrelationReason,
     rampart_core::investigation::Investigation,
     rampart_core::indicator::Indicator,
     rampart_core::indicator::IndicatorRequest,

@@ -156,6 +156,13 @@ async fn expand(
             machines.insert(id, device);
         }
     }
+    let mut reasons: HashMap<i64, Vec<Value>> = HashMap::new();
+    for (i, r) in state.store.correlation_reasons(caller.tenant, &ids).await? {
+        reasons
+            .entry(i)
+            .or_default()
+            .push(serde_json::to_value(r).unwrap_or_default());
+    }
     let mut by_incident: HashMap<i64, Vec<Value>> = HashMap::new();
     for a in &alerts {
         if let Some(i) = a.incident_id {
@@ -176,6 +183,10 @@ async fn expand(
                 o.insert(
                     "alerts".into(),
                     Value::Array(by_incident.remove(&id).unwrap_or_default()),
+                );
+                o.insert(
+                    "correlationReasons".into(),
+                    Value::Array(reasons.remove(&id).unwrap_or_default()),
                 );
             }
             Ok(v)
@@ -366,7 +377,11 @@ pub async fn patch(
             status: Some(AlertStatus::Resolved),
             ..AlertChange::default()
         };
-        for alert_id in &updated.alert_ids {
+        let alerts = state
+            .store
+            .alerts_of_incidents(caller.tenant, &[updated.incident_id])
+            .await?;
+        for alert_id in alerts.iter().map(|a| &a.id) {
             let (who, change) = (caller.app_name.clone(), resolve.clone());
             state
                 .store

@@ -6,6 +6,7 @@ pub mod alert_related;
 pub mod alert_write;
 pub mod alerts;
 pub mod audit;
+pub mod correlation;
 pub mod detection_rules;
 pub mod docs;
 pub mod enrollment;

@@ -16,6 +16,7 @@ mod machine_actions;
 mod alerts;
 mod auth;
 mod cli;
+mod correlation;
 mod detection_rules;
 mod enrollment;
 mod errors;
