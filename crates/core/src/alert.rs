@@ -93,6 +93,16 @@ pub struct Evidence {
     pub detection_status: Option<String>,
 }
 
+impl Evidence {
+    /// Whether this entity is the alert's device itself (whose address is its own, not a
+    /// remote peer's).
+    pub fn names_device(&self) -> bool {
+        ["Device", "Machine"]
+            .iter()
+            .any(|k| self.entity_type.eq_ignore_ascii_case(k))
+    }
+}
+
 /// The MDE alert entity, field for field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

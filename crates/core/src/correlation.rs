@@ -126,10 +126,7 @@ pub fn entities(alert: &Alert) -> Vec<Entity> {
             }
         }
         // A device's own address names the device (resolved at import), not a remote peer.
-        let names_device = ["Device", "Machine"]
-            .iter()
-            .any(|k| e.entity_type.eq_ignore_ascii_case(k));
-        if let Some(ip) = e.ip_address.as_ref().filter(|_| !names_device)
+        if let Some(ip) = e.ip_address.as_ref().filter(|_| !e.names_device())
             && let Ok(addr) = ip.trim().parse::<std::net::IpAddr>()
             && !addr.is_loopback()
             && !addr.is_unspecified()

@@ -27,6 +27,7 @@ pub mod machine_action;
 pub mod odata;
 pub mod permission;
 pub mod schema;
+pub mod signal;
 pub mod tenant;
 pub mod timefmt;
 pub mod yara_rule;

@@ -77,7 +77,7 @@ async fn apply(
     change: &AlertChange,
 ) -> ApiResult<Alert> {
     let who = caller.app_name.clone();
-    let change = change.clone();
+    let applied = change.clone();
     let updated = state
         .store
         .update_alert(
@@ -85,15 +85,33 @@ async fn apply(
             caller.tenant,
             id,
             "Update",
-            Box::new(move |a: &mut Alert| a.apply(&change, &who, OffsetDateTime::now_utc())),
+            Box::new(move |a: &mut Alert| a.apply(&applied, &who, OffsetDateTime::now_utc())),
         )
         .await?;
-    updated.ok_or_else(|| {
+    let updated = updated.ok_or_else(|| {
         ApiError::not_found(format!(
             "Alert {} was not found",
             id.chars().take(100).collect::<String>()
         ))
-    })
+    })?;
+    // A verdict of malware makes what the alert names known malicious, tenant-wide.
+    if (change.classification.is_some() || change.determination.is_some())
+        && rampart_core::signal::verdict_is_malicious(&updated)
+    {
+        rampart_respond::signal::share(
+            state.store.as_ref(),
+            &state.indicators,
+            &caller.audit(),
+            caller.tenant,
+            &updated,
+            &format!(
+                "{} classified the alert a true positive (malware).",
+                caller.app_name
+            ),
+        )
+        .await?;
+    }
+    Ok(updated)
 }
 
 pub async fn patch(
@@ -253,6 +271,23 @@ pub struct ExternalAlert {
     threat_family_name: Option<String>,
     #[serde(default)]
     evidence: Vec<ExternalEvidence>,
+    /// How sure the product is (Rampart's own): `Low`, `Medium` or `High`. A high-confidence
+    /// alert makes its files, remote addresses and URLs known malicious: they are shared
+    /// tenant-wide as blocking indicators (signal sharing).
+    confidence: Option<String>,
+}
+
+/// Whether an external alert says it is sure: `confidence` High (absent: not sure).
+fn high_confidence(x: &ExternalAlert) -> Result<bool, String> {
+    match x.confidence.as_deref().map(str::trim) {
+        None => Ok(false),
+        Some(c) if c.eq_ignore_ascii_case("high") => Ok(true),
+        Some(c) if c.eq_ignore_ascii_case("medium") || c.eq_ignore_ascii_case("low") => Ok(false),
+        Some(c) => Err(format!(
+            "confidence '{}' is not one of Low, Medium, High",
+            c.chars().take(20).collect::<String>()
+        )),
+    }
 }
 
 /// An entity of an external alert. `entityType` is one of Device, File, Process, Ip, Url,
@@ -485,8 +520,11 @@ pub async fn import(
     for (index, item) in items.into_iter().enumerate() {
         let parsed = serde_json::from_value::<ExternalAlert>(item)
             .map_err(|e| e.to_string())
-            .and_then(|x| to_alert(x, caller.tenant, now));
-        let (mut a, devices) = match parsed {
+            .and_then(|x| {
+                let sure = high_confidence(&x)?;
+                Ok((to_alert(x, caller.tenant, now)?, sure))
+            });
+        let ((mut a, devices), sure) = match parsed {
             Ok(v) => v,
             Err(reason) => {
                 results.push(serde_json::json!({ "index": index, "id": null, "isFailed": true, "failureReason": reason }));
@@ -504,6 +542,20 @@ pub async fn import(
             .store
             .import_alert(&caller.audit(), caller.tenant, a)
             .await?;
+        if sure && created {
+            rampart_respond::signal::share(
+                state.store.as_ref(),
+                &state.indicators,
+                &caller.audit(),
+                caller.tenant,
+                &stored,
+                &format!(
+                    "{} reported it with high confidence.",
+                    stored.detection_source
+                ),
+            )
+            .await?;
+        }
         results.push(serde_json::json!({
             "index": index, "id": stored.id, "externalId": external_id, "created": created,
             "incidentId": stored.incident_id, "machineId": stored.machine_id, "isFailed": false, "failureReason": null,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 /// Stores an alert of `machine` as a detection would (through the store, which correlates).
-async fn device_alert(
+pub(crate) async fn device_alert(
     b: &Backend,
     s: &Server,
     n: u64,
@@ -44,7 +44,7 @@ fn device_id(n: u32) -> String {
     format!("{n:040x}")
 }
 
-fn file(sha256: &str) -> Evidence {
+pub(crate) fn file(sha256: &str) -> Evidence {
     Evidence {
         entity_type: "File".into(),
         sha256: Some(sha256.into()),

@@ -25,5 +25,6 @@ mod machines;
 mod odata;
 mod ops;
 mod routes;
+mod signal_sharing;
 mod telemetry;
 mod yara_rules;

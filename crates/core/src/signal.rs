@@ -1,0 +1,194 @@
+//! Signal sharing, the rules: what an alert known to be malicious turns into — a tenant-wide
+//! indicator for each of its malicious entities (file hashes, remote public addresses, URLs),
+//! blocking, alerting, and expiring after the tenant's sharing period. (`rampart-respond`
+//! stores them and starts the retro-hunts.)
+
+use crate::alert::{Alert, Classification, Determination, Severity};
+use crate::indicator::{IndicatorAction, IndicatorRequest, IndicatorType, RequestedAction};
+use time::OffsetDateTime;
+
+/// How long a shared indicator lives unless renewed.
+pub const DEFAULT_SHARING_DAYS: i64 = 30;
+
+/// Who the shared indicators name as their source.
+pub const SOURCE_NAME: &str = "Rampart signal sharing";
+
+/// Whether an analyst's verdict on an alert makes its entities known malicious: a true
+/// positive that is malware.
+pub fn verdict_is_malicious(alert: &Alert) -> bool {
+    alert.classification == Some(Classification::TruePositive)
+        && alert.determination == Some(Determination::Malware)
+}
+
+/// The indicator requests the malicious entities of `alert` become: files blocked and
+/// remediated, remote addresses and URLs blocked; all alerting (so a sighting anywhere raises
+/// an alert, and a retro-hunt looks back), expiring `days` from `now`. Private and other
+/// internal addresses are left out: blocking them tenant-wide could cut devices off their own
+/// network (the indicator rules refuse them anyway).
+pub fn indicator_requests(alert: &Alert, why: &str, now: OffsetDateTime) -> Vec<IndicatorRequest> {
+    let mut out: Vec<IndicatorRequest> = Vec::new();
+    let severity = match alert.severity {
+        Severity::UnSpecified | Severity::Informational => Severity::Medium,
+        s => s,
+    };
+    let mut add = |kind: IndicatorType, value: &str, action: IndicatorAction| {
+        let value = value.trim();
+        if value.is_empty()
+            || out.iter().any(|r| {
+                r.indicator_type == Some(kind)
+                    && r.indicator_value
+                        .as_deref()
+                        .is_some_and(|v| v.eq_ignore_ascii_case(value))
+            })
+        {
+            return;
+        }
+        out.push(IndicatorRequest {
+            indicator_value: Some(value.to_owned()),
+            indicator_type: Some(kind),
+            action: Some(RequestedAction::Current(action)),
+            title: Some(format!(
+                "Malicious {} from alert {}",
+                kind.as_str(),
+                alert.id
+            )),
+            description: Some(format!(
+                "{SOURCE_NAME}: {why} Alert {} \"{}\".",
+                alert.id, alert.title
+            )),
+            application: None,
+            external_id: Some(format!("rampart-signal:{}", alert.id)),
+            expiration_time: Some(now + time::Duration::days(DEFAULT_SHARING_DAYS)),
+            severity: Some(severity),
+            recommended_actions: None,
+            rbac_group_names: None,
+            rbac_group_ids: None,
+            generate_alert: Some(true),
+            educate_url: None,
+            allow_internal: None,
+        });
+    };
+    for e in &alert.evidence {
+        match (&e.sha256, &e.sha1) {
+            (Some(h), _) if h.len() == 64 => add(
+                IndicatorType::FileSha256,
+                h,
+                IndicatorAction::BlockAndRemediate,
+            ),
+            (_, Some(h)) if h.len() == 40 => add(
+                IndicatorType::FileSha1,
+                h,
+                IndicatorAction::BlockAndRemediate,
+            ),
+            _ => {}
+        }
+        if let Some(ip) = e.ip_address.as_deref().filter(|_| !e.names_device())
+            && ip.trim().parse::<std::net::IpAddr>().is_ok_and(is_public)
+        {
+            add(IndicatorType::IpAddress, ip, IndicatorAction::Block);
+        }
+        if let Some(url) = &e.url {
+            add(IndicatorType::Url, url, IndicatorAction::Block);
+        }
+    }
+    out
+}
+
+/// A globally routable address (not private, loopback, link-local, documentation-only is kept:
+/// tests and examples use it).
+fn is_public(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Evidence;
+
+    #[test]
+    fn a_malware_verdict_blocks_files_public_addresses_and_urls() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let mut a = crate::alert::synthetic(1, crate::TenantId::new_random(), now, 1);
+        a.severity = Severity::Informational;
+        a.evidence = vec![
+            Evidence {
+                entity_type: "File".into(),
+                sha256: Some("ab".repeat(32)),
+                sha1: Some("cd".repeat(20)),
+                ..Default::default()
+            },
+            Evidence {
+                entity_type: "File".into(),
+                sha1: Some("ef".repeat(20)),
+                ..Default::default()
+            },
+            Evidence {
+                entity_type: "Device".into(),
+                ip_address: Some("203.0.113.9".into()),
+                ..Default::default()
+            },
+            Evidence {
+                entity_type: "Ip".into(),
+                ip_address: Some("198.51.100.7".into()),
+                ..Default::default()
+            },
+            Evidence {
+                entity_type: "Ip".into(),
+                ip_address: Some("10.1.2.3".into()),
+                ..Default::default()
+            },
+            Evidence {
+                entity_type: "Url".into(),
+                url: Some("https://c2.evil.example/beacon".into()),
+                ..Default::default()
+            },
+        ];
+        assert!(!verdict_is_malicious(&a));
+        a.classification = Some(Classification::TruePositive);
+        a.determination = Some(Determination::Malware);
+        assert!(verdict_is_malicious(&a));
+        let got: Vec<(IndicatorType, String, bool)> = indicator_requests(&a, "why.", now)
+            .into_iter()
+            .map(|r| {
+                assert_eq!(r.severity, Some(Severity::Medium));
+                assert_eq!(r.generate_alert, Some(true));
+                assert_eq!(r.expiration_time, Some(now + time::Duration::days(30)));
+                let blocks_files =
+                    r.action == Some(RequestedAction::Current(IndicatorAction::BlockAndRemediate));
+                (
+                    r.indicator_type.unwrap(),
+                    r.indicator_value.unwrap(),
+                    blocks_files,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (IndicatorType::FileSha256, "ab".repeat(32), true),
+                (IndicatorType::FileSha1, "ef".repeat(20), true),
+                (IndicatorType::IpAddress, "198.51.100.7".into(), false),
+                (
+                    IndicatorType::Url,
+                    "https://c2.evil.example/beacon".into(),
+                    false
+                ),
+            ]
+        );
+    }
+}

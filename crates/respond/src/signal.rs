@@ -1,0 +1,76 @@
+//! Signal sharing: turns an alert known to be malicious into tenant-wide indicators, stored
+//! like any other (so agents enforce them from their next indicator sync, and the store's
+//! generation tells every server), applied to this server's matcher at once (which queues the
+//! retro-hunt of each: devices that saw the entity get alerts of their own).
+
+use rampart_core::TenantId;
+use rampart_core::alert::Alert;
+use rampart_core::audit::AuditContext;
+use rampart_core::indicator::{Indicator, IndicatorWriter, SourceType, Submitted, Submitter};
+use rampart_core::signal::{SOURCE_NAME, indicator_requests};
+use rampart_detect::IndicatorMatcher;
+use rampart_detect::indicators::Change;
+use rampart_store::{IndicatorStore, StoreError};
+use time::OffsetDateTime;
+
+/// The writer shared indicators are stored by: Rampart itself, allowed to update an indicator
+/// of the same value whoever made it (a verdict outranks an older opinion).
+fn writer() -> IndicatorWriter {
+    IndicatorWriter {
+        submitter: Submitter {
+            id: "rampart-signal-sharing".into(),
+            name: SOURCE_NAME.into(),
+            kind: SourceType::AadApp,
+        },
+        all: true,
+    }
+}
+
+/// Shares the malicious entities of `alert` (`why` says what made them so); returns the
+/// indicators stored. Entities the indicator rules refuse (an internal address, say) are
+/// skipped with a log line, not an error: the rest still protect the tenant.
+pub async fn share(
+    store: &dyn IndicatorStore,
+    matcher: &IndicatorMatcher,
+    ctx: &AuditContext,
+    tenant: TenantId,
+    alert: &Alert,
+    why: &str,
+) -> Result<Vec<Indicator>, StoreError> {
+    let now = OffsetDateTime::now_utc();
+    let mut submissions = Vec::new();
+    for request in indicator_requests(alert, why, now) {
+        let value = request.indicator_value.clone().unwrap_or_default();
+        match request.validate(now) {
+            Ok(s) => submissions.push(s),
+            Err(r) => tracing::info!(%tenant, alert = alert.id, value, "not shared: {}", r.message),
+        }
+    }
+    if submissions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let outcomes = store
+        .submit_indicators(ctx, tenant, &writer(), submissions)
+        .await?;
+    let mut shared = Vec::new();
+    let mut changes = Vec::new();
+    for o in outcomes {
+        match o {
+            Submitted::Created(i) | Submitted::Updated(i) => {
+                changes.push(Change::Upsert(Box::new(i.clone())));
+                shared.push(i);
+            }
+            Submitted::Refused(r) => {
+                tracing::info!(%tenant, alert = alert.id, "not shared: {}", r.message)
+            }
+        }
+    }
+    matcher.apply(tenant, &changes);
+    tracing::info!(
+        %tenant,
+        alert = alert.id,
+        indicators = shared.len(),
+        "malicious entities shared tenant-wide"
+    );
+    Ok(shared)
+}
