@@ -120,7 +120,14 @@ pub fn entities(alert: &Alert) -> Vec<Entity> {
         }
     }
     for e in &alert.evidence {
-        for h in [&e.sha1, &e.sha256].into_iter().flatten() {
+        // A process's image is often a system binary every story runs (a shell, PowerShell):
+        // only files named as files link.
+        let image = e.entity_type.eq_ignore_ascii_case("Process");
+        for h in [&e.sha1, &e.sha256]
+            .into_iter()
+            .flatten()
+            .filter(|_| !image)
+        {
             if h.len() >= 40 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
                 push(EntityKind::File, h);
             }
@@ -128,9 +135,10 @@ pub fn entities(alert: &Alert) -> Vec<Entity> {
         // A device's own address names the device (resolved at import), not a remote peer.
         if let Some(ip) = e.ip_address.as_ref().filter(|_| !e.names_device())
             && let Ok(addr) = ip.trim().parse::<std::net::IpAddr>()
-            && !addr.is_loopback()
-            && !addr.is_unspecified()
+            && crate::signal::is_public(addr)
         {
+            // Internal peers (domain controllers, DNS, proxies) are shared by every device:
+            // only public addresses link. (A lateral move names its target device instead.)
             push(EntityKind::Ip, &addr.to_string());
         }
         if let Some(url) = &e.url {
@@ -453,6 +461,10 @@ mod tests {
                     sha256: Some("AB".repeat(32)),
                     sha1: Some("not-a-hash".into()),
                     ..ev("File")
+                },
+                Evidence {
+                    sha256: Some("cd".repeat(32)),
+                    ..ev("Process")
                 },
                 Evidence {
                     ip_address: Some("10.1.2.3".into()),

@@ -94,9 +94,9 @@ pub fn indicator_requests(alert: &Alert, why: &str, now: OffsetDateTime) -> Vec<
     out
 }
 
-/// A globally routable address (not private, loopback, link-local, documentation-only is kept:
-/// tests and examples use it).
-fn is_public(ip: std::net::IpAddr) -> bool {
+/// A globally routable address: not private, shared (CGNAT), loopback, link-local, unique
+/// local or unspecified. (The documentation ranges count as public: examples use them.)
+pub fn is_public(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(v4) => {
             !(v4.is_private()

@@ -237,3 +237,232 @@ async fn alerts_that_share_entities_tell_one_story() {
         assert_eq!(by_device.incident_id, Some(a), "devices still do");
     }
 }
+
+/// Keeps the simulator's labelled rows: each label names a row written just before it.
+#[derive(Default)]
+struct LabelledRows {
+    recent: std::collections::VecDeque<(
+        String,
+        &'static str,
+        i64,
+        i64,
+        serde_json::Map<String, Value>,
+    )>,
+    labelled: Vec<(rampart_simulate::Label, serde_json::Map<String, Value>)>,
+    /// Every 1,000th row with a ReportId: normal activity, unless a label claims it.
+    sampled: Vec<(&'static str, serde_json::Map<String, Value>)>,
+    seen: u64,
+}
+
+impl rampart_simulate::Sink for LabelledRows {
+    fn row(
+        &mut self,
+        _device: usize,
+        table: &'static rampart_simulate::Table,
+        cells: &[(usize, rampart_simulate::Cell<'_>)],
+    ) -> std::io::Result<()> {
+        let mut cols = serde_json::Map::new();
+        for (i, c) in cells {
+            cols.insert(
+                table.columns[*i].name.to_owned(),
+                rampart_simulate::sinks::cell_value(c),
+            );
+        }
+        let (Some(device), Some(report)) = (
+            cols.get("DeviceId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            cols.get("ReportId").and_then(Value::as_i64),
+        ) else {
+            return Ok(());
+        };
+        let ts = cols
+            .get("Timestamp")
+            .and_then(Value::as_str)
+            .and_then(rampart_telemetry::rows::parse_datetime)
+            .unwrap_or_default();
+        self.seen += 1;
+        if self.seen.is_multiple_of(1000) {
+            self.sampled.push((table.name, cols.clone()));
+        }
+        self.recent
+            .push_back((device, table.name, report, ts, cols));
+        if self.recent.len() > 256 {
+            self.recent.pop_front();
+        }
+        Ok(())
+    }
+
+    fn label(&mut self, l: &rampart_simulate::Label) -> std::io::Result<()> {
+        let row = self
+            .recent
+            .iter()
+            .rev()
+            .find(|(d, t, r, ts, _)| {
+                *d == l.device_id && *t == l.table && *r == l.report_id && *ts == l.timestamp_ns
+            })
+            .map(|(.., cols)| cols.clone())
+            .unwrap_or_else(|| panic!("no row for label {l:?}"));
+        self.labelled.push((l.clone(), row));
+        Ok(())
+    }
+}
+
+/// The simulator's attack stories, mixed with a fleet's normal activity, each raise alerts (one
+/// per labelled step, with the entities of its row, as a perfect detector would); correlation
+/// must put each story in one incident and no two stories together: pairwise precision and
+/// recall against the ground truth at least 0.95.
+#[tokio::test]
+async fn simulated_attacks_land_each_in_one_incident() {
+    use rampart_store::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let spec = rampart_simulate::FleetSpec {
+        devices: 40,
+        days: 1.0,
+        seed: 11,
+        start_ns: 1_784_505_600_000_000_000,
+        scenarios: ["phishing", "credential-theft", "ransomware", "ssh-miner"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect(),
+    };
+    let mut sink = LabelledRows::default();
+    rampart_simulate::generate(&spec, &mut sink).unwrap();
+    let tenant: rampart_core::TenantId = s.tenant.parse().unwrap();
+    let mut alerts = Vec::new();
+    let mut truth = std::collections::HashMap::new();
+    // The attacks' alerts, and a sample of normal activity on devices no attack touched as
+    // false positives: they must not join the attacks' incidents.
+    let attacked: std::collections::HashSet<&str> = sink
+        .labelled
+        .iter()
+        .map(|(l, _)| l.device_id.as_str())
+        .collect();
+    let mut raised: Vec<(String, &'static str, &serde_json::Map<String, Value>)> = sink
+        .labelled
+        .iter()
+        .map(|(l, row)| (l.scenario.clone(), l.table, row))
+        .collect();
+    for (i, (table, row)) in sink.sampled.iter().enumerate() {
+        let device = row.get("DeviceId").and_then(Value::as_str).unwrap_or("");
+        if !attacked.contains(device) {
+            // Alerts of one device within a day are one story by the rules: benign ones too.
+            let _ = i;
+            raised.push((format!("benign:{device}"), *table, row));
+        }
+    }
+    for (n, (story, table, row)) in raised.iter().enumerate() {
+        let text = |c: &str| row.get(c).and_then(Value::as_str).filter(|v| !v.is_empty());
+        let ts = text("Timestamp")
+            .and_then(rampart_telemetry::rows::parse_datetime)
+            .unwrap();
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts)).unwrap();
+        let mut a = rampart_core::alert::synthetic(n as u64, tenant, at, 1);
+        a.id = format!("sim-{n:05}");
+        a.machine_id = text("DeviceId").map(str::to_owned);
+        a.computer_dns_name = None;
+        a.title = format!("{story} on {table}");
+        a.first_event_time = Some(at);
+        a.alert_creation_time = Some(at);
+        a.related_user = None;
+        // What a detector names: the file it saw written, the process it saw run, the peer
+        // it saw contacted, the account that signed in.
+        let kind = match *table {
+            "DeviceFileEvents" => "File",
+            "DeviceNetworkEvents" => "Ip",
+            "DeviceLogonEvents" => "User",
+            _ => "Process",
+        };
+        a.evidence = vec![Evidence {
+            entity_type: kind.into(),
+            sha256: text("SHA256").map(str::to_owned),
+            ip_address: text("RemoteIP").map(str::to_owned),
+            url: text("RemoteUrl").map(str::to_owned),
+            account_name: text("AccountName").map(str::to_owned),
+            domain_name: text("AccountDomain").map(str::to_owned),
+            ..Default::default()
+        }];
+        truth.insert(a.id.clone(), story.clone());
+        alerts.push(a);
+    }
+    alerts.sort_by_key(|a| (a.first_event_time, a.id.clone()));
+    let stories: std::collections::BTreeSet<&String> = truth
+        .values()
+        .filter(|s| !s.starts_with("benign:"))
+        .collect();
+    assert_eq!(stories.len(), 4, "every attack raised alerts");
+    let store = b.store().await;
+    let stored = store
+        .insert_alerts(&AuditContext::system("test-detect"), tenant, &alerts)
+        .await
+        .unwrap();
+    // Merges move earlier alerts: read where each ended up.
+    let mut placed = std::collections::HashMap::new();
+    for a in &stored {
+        let now = store.get_alert_doc(tenant, &a.id).await.unwrap().unwrap();
+        placed.insert(a.id.clone(), now.incident_id.unwrap());
+    }
+    let ids: Vec<&String> = truth.keys().collect();
+    let (mut both, mut same_story, mut same_incident) = (0u64, 0u64, 0u64);
+    for (i, x) in ids.iter().enumerate() {
+        for y in &ids[i + 1..] {
+            // Pairs with an attack alert: how benign alerts group among themselves is not
+            // what this measures.
+            if truth[*x].starts_with("benign:") && truth[*y].starts_with("benign:") {
+                continue;
+            }
+            let story = truth[*x] == truth[*y];
+            let incident = placed[*x] == placed[*y];
+            both += u64::from(story && incident);
+            same_story += u64::from(story);
+            same_incident += u64::from(incident);
+        }
+    }
+    let precision = both as f64 / same_incident.max(1) as f64;
+    let recall = both as f64 / same_story.max(1) as f64;
+    let incidents: std::collections::BTreeSet<i64> = placed.values().copied().collect();
+    eprintln!(
+        "{} alerts of {} stories in {} incidents: pairwise precision {precision:.3}, recall {recall:.3}",
+        ids.len(),
+        stories.len(),
+        incidents.len()
+    );
+    // Which stories each incident holds, and the links that crossed stories.
+    let mut held: std::collections::BTreeMap<i64, std::collections::BTreeSet<&String>> =
+        Default::default();
+    for (id, story) in &truth {
+        held.entry(placed[id]).or_default().insert(story);
+    }
+    let all: Vec<i64> = held.keys().copied().collect();
+    let crossing: Vec<_> = store
+        .correlation_reasons(tenant, &all)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, r)| {
+            r.linked_alert_id.as_ref().is_some_and(|l| {
+                truth[l] != truth[&r.alert_id]
+                    && !(truth[l].starts_with("benign:")
+                        && truth[&r.alert_id].starts_with("benign:"))
+            })
+        })
+        .map(|(_, r)| (r.entity_type, r.entity_value, truth[&r.alert_id].clone()))
+        .collect();
+    assert!(
+        precision >= 0.95,
+        "precision {precision:.3}; links into or out of attacks: {crossing:?}"
+    );
+    // And plainly: each attack in one incident of its own.
+    for story in &stories {
+        let homes: Vec<_> = held.iter().filter(|(_, h)| h.contains(story)).collect();
+        assert_eq!(homes.len(), 1, "{story} is in one incident: {homes:?}");
+        assert_eq!(
+            homes[0].1.len(),
+            1,
+            "{story} shares its incident: {homes:?}"
+        );
+    }
+    assert!(recall >= 0.95, "recall {recall:.3}");
+}
