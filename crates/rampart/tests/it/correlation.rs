@@ -238,16 +238,13 @@ async fn alerts_that_share_entities_tell_one_story() {
     }
 }
 
+/// A row's key as labels name it: device, table, ReportId, Timestamp (ns).
+type RowKey = (String, &'static str, i64, i64);
+
 /// Keeps the simulator's labelled rows: each label names a row written just before it.
 #[derive(Default)]
 struct LabelledRows {
-    recent: std::collections::VecDeque<(
-        String,
-        &'static str,
-        i64,
-        i64,
-        serde_json::Map<String, Value>,
-    )>,
+    recent: std::collections::VecDeque<(RowKey, serde_json::Map<String, Value>)>,
     labelled: Vec<(rampart_simulate::Label, serde_json::Map<String, Value>)>,
     /// Every 1,000th row with a ReportId: normal activity, unless a label claims it.
     sampled: Vec<(&'static str, serde_json::Map<String, Value>)>,
@@ -286,7 +283,7 @@ impl rampart_simulate::Sink for LabelledRows {
             self.sampled.push((table.name, cols.clone()));
         }
         self.recent
-            .push_back((device, table.name, report, ts, cols));
+            .push_back(((device, table.name, report, ts), cols));
         if self.recent.len() > 256 {
             self.recent.pop_front();
         }
@@ -298,10 +295,10 @@ impl rampart_simulate::Sink for LabelledRows {
             .recent
             .iter()
             .rev()
-            .find(|(d, t, r, ts, _)| {
+            .find(|((d, t, r, ts), _)| {
                 *d == l.device_id && *t == l.table && *r == l.report_id && *ts == l.timestamp_ns
             })
-            .map(|(.., cols)| cols.clone())
+            .map(|(_, cols)| cols.clone())
             .unwrap_or_else(|| panic!("no row for label {l:?}"));
         self.labelled.push((l.clone(), row));
         Ok(())

@@ -441,7 +441,7 @@ async fn scheduled_rules_run_on_demand_and_when_due_and_pause_on_failure() {
         let (_, v) = s
             .send(
                 "GET",
-                &format!("/api/alerts?$filter=detectionSource%20eq%20'CustomDetection'"),
+                "/api/alerts?$filter=detectionSource%20eq%20'CustomDetection'",
                 &rw,
                 None,
             )
