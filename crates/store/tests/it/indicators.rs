@@ -53,7 +53,7 @@ fn key(tenant: TenantId, value: &str) -> i64 {
     i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
-async fn raw(url: &str) -> sqlx::AnyConnection {
+pub(crate) async fn raw(url: &str) -> sqlx::AnyConnection {
     sqlx::any::install_default_drivers();
     sqlx::AnyConnection::connect(url).await.expect("connect")
 }
