@@ -12,8 +12,9 @@
 //!   still run: its command completes, and the exit code is in the transcript.
 //! * `GetFile` uploads the file at an absolute path, at most [`MAX_GET_FILE_BYTES`].
 //!
-//! Library files are fetched by the SHA-256 the server bound the session to, and checked
-//! against it, so a device runs exactly the bytes the session was requested with.
+//! Library files are fetched by the SHA-256 the server bound the session to when it handed it
+//! out, and checked against it: the device runs exactly those bytes, whatever the library holds
+//! by the time it fetches them.
 
 use crate::backoff::Backoff;
 use crate::client::{Reply, ServerClient};

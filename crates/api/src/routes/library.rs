@@ -4,9 +4,10 @@
 //! the scripts they run there; and `GET /agent/v1/library/{sha256}` (device credential), where
 //! agents fetch them.
 //!
-//! Content is kept in the object store under its SHA-256 (`library/{tenant}/{sha256}`), so a
-//! session handed to an agent names the exact bytes it was requested with, and replacing a file
-//! never changes what a session in flight runs. Content no file names any more is deleted.
+//! Content is kept in the object store under its SHA-256 (`library/{tenant}/{sha256}`). A session
+//! is bound to the content its files have when it is handed to the agent: a session still queued
+//! (a device offline) runs a file as it is when the device comes back, and replacing a file never
+//! changes what a session in flight runs. Content no file names any more is deleted.
 
 use crate::auth::Caller;
 use crate::auth::device::authenticate_device;
