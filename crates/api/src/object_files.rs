@@ -2,7 +2,8 @@
 //! or the like when scaled out): investigation packages, live response results and library
 //! files. This module streams them in with a size cap, signs the short-lived links analysts
 //! download them through (MDE's SAS links: no bearer token needed, good for
-//! [`LINK_LIFETIME`], naming one file of one tenant), and streams them out.
+//! [`LINK_LIFETIME`], naming one file of one tenant), streams them out, and deletes them when
+//! they are older than the retention ([`expire`]).
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -201,4 +202,85 @@ pub async fn serve(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
+}
+
+/// Where the files an action leaves are kept: investigation packages and live response results.
+pub const RESPONSE_FILE_PREFIXES: &[&str] = &["packages", "liveresponse"];
+
+/// Deletes the objects under `prefixes` last written before `cutoff`; returns how many. A
+/// listing or a deletion that fails is logged and skipped: the next round tries again.
+pub async fn expire(
+    objects: &dyn ObjectStore,
+    prefixes: &[&str],
+    cutoff: time::OffsetDateTime,
+) -> usize {
+    let cutoff_ms = (cutoff.unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut deleted = 0;
+    for prefix in prefixes {
+        let prefix = ObjectPath::from(*prefix);
+        let mut listing = objects.list(Some(&prefix));
+        let mut old = Vec::new();
+        while let Some(item) = listing.next().await {
+            match item {
+                Ok(meta) if meta.last_modified.timestamp_millis() < cutoff_ms => {
+                    old.push(meta.location)
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(%prefix, "listing response files: {e}");
+                    break;
+                }
+            }
+        }
+        for path in old {
+            match objects.delete(&path).await {
+                Ok(()) => deleted += 1,
+                Err(e) => tracing::warn!(%path, "deleting an expired response file: {e}"),
+            }
+        }
+    }
+    deleted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::object_store::local::LocalFileSystem;
+
+    #[tokio::test]
+    async fn response_files_older_than_the_cutoff_are_deleted_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        for path in [
+            "packages/t/a.tar.gz",
+            "liveresponse/t/x/1",
+            "telemetry/t/keep.parquet",
+        ] {
+            objects
+                .put(&ObjectPath::from(path), Bytes::from_static(b"data").into())
+                .await
+                .unwrap();
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let count = |objects: &LocalFileSystem| {
+            let objects = objects.clone();
+            async move { objects.list(None).collect::<Vec<_>>().await.len() }
+        };
+        // Written just now: a cutoff an hour ago keeps them.
+        let none = expire(
+            &objects,
+            RESPONSE_FILE_PREFIXES,
+            now - time::Duration::hours(1),
+        )
+        .await;
+        assert_eq!((none, count(&objects).await), (0, 3));
+        // A cutoff past them deletes the response files, never the telemetry.
+        let two = expire(
+            &objects,
+            RESPONSE_FILE_PREFIXES,
+            now + time::Duration::minutes(1),
+        )
+        .await;
+        assert_eq!((two, count(&objects).await), (2, 1));
+    }
 }

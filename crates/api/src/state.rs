@@ -30,6 +30,9 @@ pub struct ApiConfig {
     /// Days of stored telemetry searched for each new or changed alerting indicator; 0 turns
     /// these retro-hunts off (`POST /api/indicators/{id}/retrohunt` still runs).
     pub indicator_retrohunt_days: u32,
+    /// Days investigation packages and live response results are kept; 0 keeps them until
+    /// deleted by hand.
+    pub response_file_days: u32,
     /// Advanced-hunting limits (`[api.hunting]`).
     pub hunting: crate::routes::hunting::HuntingConfig,
 }
@@ -44,6 +47,7 @@ impl Default for ApiConfig {
             machine_action_timeout_secs: 3 * 24 * 3600,
             detection_tick_secs: 30,
             indicator_retrohunt_days: 30,
+            response_file_days: 30,
             hunting: Default::default(),
         }
     }

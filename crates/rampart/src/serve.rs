@@ -107,7 +107,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .machine_action_timeout_secs
             .clamp(1, 100 * 365 * 86_400) as i64,
     );
-    tokio::spawn(maintenance(store_for_maintenance, action_timeout));
+    tokio::spawn(maintenance(
+        store_for_maintenance,
+        action_timeout,
+        events.clone(),
+        settings.api.response_file_days,
+    ));
 
     let handle = axum_server::Handle::new();
     tokio::spawn({
@@ -181,8 +186,14 @@ async fn shutdown_signal() {
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 
 /// Applies the state changes that time alone causes: machines that stopped reporting become
-/// inactive; pending machine actions past their deadline time out.
-async fn maintenance(store: Arc<dyn Store>, action_timeout: time::Duration) {
+/// inactive; pending machine actions past their deadline time out; investigation packages and
+/// live response results older than `response_file_days` (0: never) are deleted.
+async fn maintenance(
+    store: Arc<dyn Store>,
+    action_timeout: time::Duration,
+    events: EventStore,
+    response_file_days: u32,
+) {
     let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
     loop {
         tick.tick().await;
@@ -194,6 +205,18 @@ async fn maintenance(store: Arc<dyn Store>, action_timeout: time::Duration) {
             Ok(0) => {}
             Ok(n) => tracing::info!("{n} machine actions timed out"),
             Err(e) => tracing::warn!("timing out machine actions: {e}"),
+        }
+        if response_file_days > 0 {
+            let cutoff = now - time::Duration::days(i64::from(response_file_days));
+            let prefixes = rampart_api::object_files::RESPONSE_FILE_PREFIXES;
+            match rampart_api::object_files::expire(events.objects().as_ref(), prefixes, cutoff)
+                .await
+            {
+                0 => {}
+                n => tracing::info!(
+                    "{n} expired investigation packages and live response results deleted"
+                ),
+            }
         }
     }
 }
