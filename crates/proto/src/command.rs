@@ -175,8 +175,9 @@ struct LiveResponseParams {
 /// Most commands one live response session carries (MDE's limit is 20).
 pub const MAX_LIVE_COMMANDS: usize = 20;
 
-/// One command of a live response session. Library files are named by the SHA-256 of the
-/// content the session was approved with: the agent fetches exactly those bytes and checks them.
+/// One command of a live response session. Library files are named by the SHA-256 of their
+/// content when the server handed the session out: the agent fetches exactly those bytes and
+/// checks them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum LiveCommand {
