@@ -5,10 +5,69 @@
 
 use crate::alert::{Alert, Classification, Determination, Severity};
 use crate::indicator::{IndicatorAction, IndicatorRequest, IndicatorType, RequestedAction};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// How long a shared indicator lives unless renewed.
-pub const DEFAULT_SHARING_DAYS: i64 = 30;
+pub const DEFAULT_SHARING_DAYS: u32 = 30;
+/// The longest a tenant may have shared indicators live.
+pub const MAX_SHARING_DAYS: u32 = 365;
+
+/// What a tenant shares (`/api/signalsharingpolicy`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SharingPolicy {
+    /// Off: verdicts share nothing.
+    pub enabled: bool,
+    /// How long shared indicators live.
+    pub expiry_days: u32,
+    /// The indicator types shared: `FileSha256`/`FileSha1` (as one: files), `IpAddress`, `Url`.
+    #[schema(value_type = Vec<String>)]
+    pub types: Vec<IndicatorType>,
+}
+
+impl Default for SharingPolicy {
+    fn default() -> Self {
+        SharingPolicy {
+            enabled: true,
+            expiry_days: DEFAULT_SHARING_DAYS,
+            types: vec![
+                IndicatorType::FileSha256,
+                IndicatorType::FileSha1,
+                IndicatorType::IpAddress,
+                IndicatorType::Url,
+            ],
+        }
+    }
+}
+
+impl SharingPolicy {
+    pub fn check(&self) -> Result<(), crate::Rejection> {
+        let bad = |m: String| crate::Rejection::new(crate::ErrorCode::InvalidRequestBody, m);
+        if self.expiry_days == 0 || self.expiry_days > MAX_SHARING_DAYS {
+            return Err(bad(format!("expiryDays: 1 to {MAX_SHARING_DAYS}")));
+        }
+        if let Some(t) = self.types.iter().find(|t| {
+            !matches!(
+                t,
+                IndicatorType::FileSha256
+                    | IndicatorType::FileSha1
+                    | IndicatorType::IpAddress
+                    | IndicatorType::Url
+            )
+        }) {
+            return Err(bad(format!(
+                "types: {} is not shared; use FileSha256, FileSha1, IpAddress, Url",
+                t.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    fn shares(&self, t: IndicatorType) -> bool {
+        self.types.contains(&t)
+    }
+}
 
 /// Who the shared indicators name as their source.
 pub const SOURCE_NAME: &str = "Rampart signal sharing";
@@ -20,13 +79,21 @@ pub fn verdict_is_malicious(alert: &Alert) -> bool {
         && alert.determination == Some(Determination::Malware)
 }
 
-/// The indicator requests the malicious entities of `alert` become: files blocked and
-/// remediated, remote addresses and URLs blocked; all alerting (so a sighting anywhere raises
-/// an alert, and a retro-hunt looks back), expiring `days` from `now`. Private and other
-/// internal addresses are left out: blocking them tenant-wide could cut devices off their own
-/// network (the indicator rules refuse them anyway).
-pub fn indicator_requests(alert: &Alert, why: &str, now: OffsetDateTime) -> Vec<IndicatorRequest> {
+/// The indicator requests the malicious entities of `alert` become under `policy`: files
+/// blocked and remediated, remote addresses and URLs blocked; all alerting (so a sighting
+/// anywhere raises an alert, and a retro-hunt looks back), expiring after the policy's days.
+/// Private and other internal addresses are left out: blocking them tenant-wide could cut
+/// devices off their own network (the indicator rules refuse them anyway).
+pub fn indicator_requests(
+    alert: &Alert,
+    why: &str,
+    now: OffsetDateTime,
+    policy: &SharingPolicy,
+) -> Vec<IndicatorRequest> {
     let mut out: Vec<IndicatorRequest> = Vec::new();
+    if !policy.enabled {
+        return out;
+    }
     let severity = match alert.severity {
         Severity::UnSpecified | Severity::Informational => Severity::Medium,
         s => s,
@@ -34,6 +101,7 @@ pub fn indicator_requests(alert: &Alert, why: &str, now: OffsetDateTime) -> Vec<
     let mut add = |kind: IndicatorType, value: &str, action: IndicatorAction| {
         let value = value.trim();
         if value.is_empty()
+            || !policy.shares(kind)
             || out.iter().any(|r| {
                 r.indicator_type == Some(kind)
                     && r.indicator_value
@@ -58,7 +126,7 @@ pub fn indicator_requests(alert: &Alert, why: &str, now: OffsetDateTime) -> Vec<
             )),
             application: None,
             external_id: Some(format!("rampart-signal:{}", alert.id)),
-            expiration_time: Some(now + time::Duration::days(DEFAULT_SHARING_DAYS)),
+            expiration_time: Some(now + time::Duration::days(i64::from(policy.expiry_days))),
             severity: Some(severity),
             recommended_actions: None,
             rbac_group_names: None,
@@ -162,7 +230,8 @@ mod tests {
         a.classification = Some(Classification::TruePositive);
         a.determination = Some(Determination::Malware);
         assert!(verdict_is_malicious(&a));
-        let got: Vec<(IndicatorType, String, bool)> = indicator_requests(&a, "why.", now)
+        let policy = SharingPolicy::default();
+        let got: Vec<(IndicatorType, String, bool)> = indicator_requests(&a, "why.", now, &policy)
             .into_iter()
             .map(|r| {
                 assert_eq!(r.severity, Some(Severity::Medium));
@@ -190,5 +259,29 @@ mod tests {
                 ),
             ]
         );
+        // The policy decides what, how long, and whether at all.
+        let files_for_a_week = SharingPolicy {
+            expiry_days: 7,
+            types: vec![IndicatorType::FileSha256],
+            ..SharingPolicy::default()
+        };
+        let got = indicator_requests(&a, "why.", now, &files_for_a_week);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].indicator_type, Some(IndicatorType::FileSha256));
+        assert_eq!(got[0].expiration_time, Some(now + time::Duration::days(7)));
+        let off = SharingPolicy {
+            enabled: false,
+            ..SharingPolicy::default()
+        };
+        assert!(indicator_requests(&a, "why.", now, &off).is_empty());
+        assert!(
+            SharingPolicy {
+                types: vec![IndicatorType::DomainName],
+                ..SharingPolicy::default()
+            }
+            .check()
+            .is_err()
+        );
+        assert!(SharingPolicy::default().check().is_ok());
     }
 }

@@ -10,7 +10,7 @@ use rampart_core::indicator::{Indicator, IndicatorWriter, SourceType, Submitted,
 use rampart_core::signal::{SOURCE_NAME, indicator_requests};
 use rampart_detect::IndicatorMatcher;
 use rampart_detect::indicators::Change;
-use rampart_store::{IndicatorStore, StoreError};
+use rampart_store::{Store, StoreError};
 use time::OffsetDateTime;
 
 /// The writer shared indicators are stored by: Rampart itself, allowed to update an indicator
@@ -26,11 +26,12 @@ fn writer() -> IndicatorWriter {
     }
 }
 
-/// Shares the malicious entities of `alert` (`why` says what made them so); returns the
-/// indicators stored. Entities the indicator rules refuse (an internal address, say) are
-/// skipped with a log line, not an error: the rest still protect the tenant.
+/// Shares the malicious entities of `alert` (`why` says what made them so) as the tenant's
+/// sharing policy says; returns the indicators stored. Entities the indicator rules refuse (an
+/// internal address, say) are skipped with a log line, not an error: the rest still protect
+/// the tenant.
 pub async fn share(
-    store: &dyn IndicatorStore,
+    store: &dyn Store,
     matcher: &IndicatorMatcher,
     ctx: &AuditContext,
     tenant: TenantId,
@@ -38,8 +39,9 @@ pub async fn share(
     why: &str,
 ) -> Result<Vec<Indicator>, StoreError> {
     let now = OffsetDateTime::now_utc();
+    let policy = store.signal_sharing_policy(tenant).await?;
     let mut submissions = Vec::new();
-    for request in indicator_requests(alert, why, now) {
+    for request in indicator_requests(alert, why, now, &policy) {
         let value = request.indicator_value.clone().unwrap_or_default();
         match request.validate(now) {
             Ok(s) => submissions.push(s),

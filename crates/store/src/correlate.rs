@@ -42,16 +42,7 @@ pub(crate) async fn lock_tenant(conn: &mut Conn, dialect: Dialect, tenant: Tenan
 
 /// The tenant's correlation policy (the default when none was set).
 pub(crate) async fn policy(conn: &mut Conn, tenant: TenantId) -> Result<CorrelationPolicy> {
-    let body: Option<String> =
-        sqlx::query_scalar("SELECT body FROM correlation_policies WHERE tenant_id = $1")
-            .bind(tenant.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-    match body {
-        None => Ok(CorrelationPolicy::default()),
-        Some(b) => serde_json::from_str(&b)
-            .map_err(|e| StoreError::Corrupt(format!("correlation policy: {e}"))),
-    }
+    crate::settings::get(conn, tenant, &crate::settings::CORRELATION).await
 }
 
 /// Stores `alert` (whose `incident_id` is unset) in the incident correlation places it in:

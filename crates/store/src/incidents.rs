@@ -11,6 +11,7 @@ use rampart_core::audit::AuditContext;
 use rampart_core::correlation::{CorrelationPolicy, CorrelationReason};
 use rampart_core::incident::{INCIDENTS, Incident};
 use rampart_core::investigation::{INVESTIGATIONS, Investigation};
+use rampart_core::signal::SharingPolicy;
 
 impl Document for Incident {
     const TABLE: &'static str = "incidents";
@@ -87,6 +88,14 @@ pub trait IncidentStore: Send + Sync {
         tenant: TenantId,
         policy: &CorrelationPolicy,
     ) -> Result<()>;
+    /// What the tenant shares when something is known malicious (the default until one is set).
+    async fn signal_sharing_policy(&self, tenant: TenantId) -> Result<SharingPolicy>;
+    async fn set_signal_sharing_policy(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        policy: &SharingPolicy,
+    ) -> Result<()>;
 }
 
 #[async_trait]
@@ -135,8 +144,7 @@ impl IncidentStore for SqlStore {
     }
 
     async fn correlation_policy(&self, tenant: TenantId) -> Result<CorrelationPolicy> {
-        let mut conn = self.pool.acquire().await?;
-        crate::correlate::policy(&mut conn, tenant).await
+        self.setting(tenant, &crate::settings::CORRELATION).await
     }
 
     async fn set_correlation_policy(
@@ -145,32 +153,21 @@ impl IncidentStore for SqlStore {
         tenant: TenantId,
         policy: &CorrelationPolicy,
     ) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        let before = crate::correlate::policy(&mut tx, tenant).await?;
-        let body = crate::util::to_json(policy)?;
-        sqlx::query("DELETE FROM correlation_policies WHERE tenant_id = $1")
-            .bind(tenant.to_string())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO correlation_policies (tenant_id, body) VALUES ($1, $2)")
-            .bind(tenant.to_string())
-            .bind(body)
-            .execute(&mut *tx)
-            .await?;
-        crate::audit::record(
-            &mut tx,
-            ctx,
-            crate::audit::Change {
-                tenant,
-                action: "Update",
-                entity_type: "CorrelationPolicy",
-                entity_id: &tenant.to_string(),
-                before: serde_json::to_value(&before).ok(),
-                after: serde_json::to_value(policy).ok(),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.put_setting(ctx, tenant, &crate::settings::CORRELATION, policy)
+            .await
+    }
+
+    async fn signal_sharing_policy(&self, tenant: TenantId) -> Result<SharingPolicy> {
+        self.setting(tenant, &crate::settings::SIGNAL_SHARING).await
+    }
+
+    async fn set_signal_sharing_policy(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        policy: &SharingPolicy,
+    ) -> Result<()> {
+        self.put_setting(ctx, tenant, &crate::settings::SIGNAL_SHARING, policy)
+            .await
     }
 }

@@ -32,6 +32,7 @@ mod list;
 mod machines;
 mod migrate;
 pub mod odata_sql;
+mod settings;
 pub mod sql;
 mod sql_store;
 mod tenants;

@@ -76,6 +76,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0012_correlation.sql"),
         then: Some(Step::AlertEntities),
     },
+    Migration {
+        version: 13,
+        name: "tenant_settings",
+        sql: include_str!("migrations/0013_tenant_settings.sql"),
+        then: None,
+    },
 ];
 
 /// An arbitrary key for PostgreSQL's advisory lock, so that servers starting together against

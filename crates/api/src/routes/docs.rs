@@ -18,6 +18,7 @@ use utoipa::OpenApi;
     rampart_core::incident::Incident,
     rampart_core::correlation::CorrelationPolicy,
     rampart_core::correlation::CorrelationReason,
+    rampart_core::signal::SharingPolicy,
     rampart_core::investigation::Investigation,
     rampart_core::indicator::Indicator,
     rampart_core::indicator::IndicatorRequest,

@@ -204,3 +204,96 @@ async fn a_high_confidence_external_alert_is_shared_at_once() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_tenant_decides_what_is_shared_and_for_how_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let token = s.token_with("Alert.ReadWrite.All,Ti.ReadWrite.All").await;
+    let admin = s.token_with("SecurityConfiguration.ReadWrite.All").await;
+    let (st, p) = s.get("/api/signalsharingpolicy", Some(&admin)).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        p,
+        json!({"enabled": true, "expiryDays": 30, "types": ["FileSha256", "FileSha1", "IpAddress", "Url"]})
+    );
+    for bad in [
+        json!({"enabled": true, "expiryDays": 0, "types": []}),
+        json!({"enabled": true, "expiryDays": 7, "types": ["DomainName"]}),
+        json!({"enabled": true, "expiryDays": 7, "types": ["Nope"]}),
+        json!({"enabled": true}),
+    ] {
+        let (st, e) = s
+            .send("PUT", "/api/signalsharingpolicy", &admin, Some(bad.clone()))
+            .await;
+        assert_eq!(st, 400, "{bad}: {e}");
+    }
+    let set = |policy: Value| {
+        let (s, admin) = (&s, &admin);
+        async move {
+            let (st, v) = s
+                .send("PUT", "/api/signalsharingpolicy", admin, Some(policy))
+                .await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    let verdict = |n: u64, sha256: String, ip: &'static str| {
+        let (s, b, token) = (&s, b, &token);
+        async move {
+            let alert = device_alert(
+                b,
+                s,
+                n,
+                &format!("{n:040x}"),
+                "Malware",
+                OffsetDateTime::now_utc(),
+                vec![
+                    file(&sha256),
+                    Evidence {
+                        entity_type: "Ip".into(),
+                        ip_address: Some(ip.into()),
+                        ..Default::default()
+                    },
+                ],
+            )
+            .await;
+            let (st, v) = s
+                .send(
+                    "PATCH",
+                    &format!("/api/alerts/{}", alert.id),
+                    token,
+                    Some(json!({"classification": "TruePositive", "determination": "Malware"})),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+
+    // Files only, for a week.
+    set(json!({"enabled": true, "expiryDays": 7, "types": ["FileSha256"]})).await;
+    let (week_file, week_ip) = ("7a".repeat(32), "198.51.100.71");
+    verdict(1, week_file.clone(), week_ip).await;
+    let shared = indicator(&s, &token, &week_file).await.expect("the file");
+    let expires = OffsetDateTime::parse(
+        shared["expirationTime"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let left = expires - OffsetDateTime::now_utc();
+    assert!(
+        left > time::Duration::days(6) && left <= time::Duration::days(7),
+        "{shared}"
+    );
+    assert!(
+        indicator(&s, &token, week_ip).await.is_none(),
+        "addresses are not shared"
+    );
+
+    // Off: nothing.
+    set(json!({"enabled": false, "expiryDays": 30, "types": ["FileSha256", "IpAddress"]})).await;
+    let off_file = "0f".repeat(32);
+    verdict(2, off_file.clone(), "198.51.100.72").await;
+    assert!(indicator(&s, &token, &off_file).await.is_none());
+    assert!(indicator(&s, &token, "198.51.100.72").await.is_none());
+}
