@@ -349,6 +349,45 @@ pub(crate) async fn reasons(
         .collect()
 }
 
+/// The distinct entities the alerts of some incidents link by, by incident (those of alerts
+/// classified false positives are not among them).
+pub(crate) async fn incident_entities(
+    conn: &mut Conn,
+    tenant: TenantId,
+    incidents: &[i64],
+) -> Result<Vec<(i64, Entity)>> {
+    if incidents.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut b = SqlBuilder::new(Dialect::Sqlite);
+    b.push("SELECT DISTINCT incident_id, kind, value FROM alert_entities WHERE tenant_id = ")
+        .push_param(SqlValue::Text(tenant.to_string()))
+        .push(" AND incident_id IN (");
+    for (i, id) in incidents.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.push_param(SqlValue::Int(*id));
+    }
+    b.push(") ORDER BY incident_id, kind, value");
+    let rows = b.query().fetch_all(&mut *conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let kind: String = r.try_get("kind")?;
+        let Some(kind) = EntityKind::parse(&kind) else {
+            return Err(StoreError::Corrupt(format!("alert entity kind {kind}")));
+        };
+        out.push((
+            r.try_get("incident_id")?,
+            Entity {
+                kind,
+                value: r.try_get("value")?,
+            },
+        ));
+    }
+    Ok(out)
+}
+
 /// Indexes the entities of the alerts stored before correlation existed (a migration step).
 pub(crate) async fn backfill(conn: &mut Conn) -> std::result::Result<(), sqlx::Error> {
     let rows = sqlx::query("SELECT tenant_id, body FROM alerts ORDER BY seq")

@@ -8,7 +8,7 @@ use crate::sql::SqlValue;
 use async_trait::async_trait;
 use rampart_core::TenantId;
 use rampart_core::audit::AuditContext;
-use rampart_core::correlation::{CorrelationPolicy, CorrelationReason};
+use rampart_core::correlation::{CorrelationPolicy, CorrelationReason, Entity};
 use rampart_core::incident::{INCIDENTS, Incident};
 use rampart_core::investigation::{INVESTIGATIONS, Investigation};
 use rampart_core::signal::SharingPolicy;
@@ -79,6 +79,12 @@ pub trait IncidentStore: Send + Sync {
         tenant: TenantId,
         incidents: &[i64],
     ) -> Result<Vec<(i64, CorrelationReason)>>;
+    /// The entities the alerts of these incidents link by, by incident.
+    async fn incident_entities(
+        &self,
+        tenant: TenantId,
+        incidents: &[i64],
+    ) -> Result<Vec<(i64, Entity)>>;
     /// How the tenant correlates alerts into incidents (the default until one is set).
     async fn correlation_policy(&self, tenant: TenantId) -> Result<CorrelationPolicy>;
     /// Sets it; alerts stored from now on are correlated by it.
@@ -141,6 +147,15 @@ impl IncidentStore for SqlStore {
     ) -> Result<Vec<(i64, CorrelationReason)>> {
         let mut conn = self.pool.acquire().await?;
         crate::correlate::reasons(&mut conn, tenant, incidents).await
+    }
+
+    async fn incident_entities(
+        &self,
+        tenant: TenantId,
+        incidents: &[i64],
+    ) -> Result<Vec<(i64, Entity)>> {
+        let mut conn = self.pool.acquire().await?;
+        crate::correlate::incident_entities(&mut conn, tenant, incidents).await
     }
 
     async fn correlation_policy(&self, tenant: TenantId) -> Result<CorrelationPolicy> {

@@ -163,6 +163,13 @@ async fn expand(
             .or_default()
             .push(serde_json::to_value(r).unwrap_or_default());
     }
+    let mut entities: HashMap<i64, Vec<Value>> = HashMap::new();
+    for (i, e) in state.store.incident_entities(caller.tenant, &ids).await? {
+        entities
+            .entry(i)
+            .or_default()
+            .push(json!({"entityType": e.kind.as_str(), "value": e.value}));
+    }
     let mut by_incident: HashMap<i64, Vec<Value>> = HashMap::new();
     for a in &alerts {
         if let Some(i) = a.incident_id {
@@ -187,6 +194,11 @@ async fn expand(
                 o.insert(
                     "correlationReasons".into(),
                     Value::Array(reasons.remove(&id).unwrap_or_default()),
+                );
+                // Rampart's own: what the incident's alerts link by.
+                o.insert(
+                    "entities".into(),
+                    Value::Array(entities.remove(&id).unwrap_or_default()),
                 );
             }
             Ok(v)

@@ -135,6 +135,27 @@ async fn alerts_that_share_entities_tell_one_story() {
         let r = reason(&i, &spread.id);
         assert_eq!(r["entityType"], "File");
         assert_eq!(r["entityValue"], payload);
+        // What the incident's alerts link by, and its devices.
+        let entities: Vec<(&str, &str)> = i["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["entityType"].as_str().unwrap(),
+                    e["value"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        for expected in [
+            ("Device", web.id.as_str()),
+            ("Device", db.as_str()),
+            ("File", payload.as_str()),
+            ("Ip", "198.51.100.7"),
+        ] {
+            assert!(entities.contains(&expected), "{expected:?} in {entities:?}");
+        }
+        assert_eq!(i["devices"].as_array().unwrap().len(), 2, "{i}");
 
         // An unrelated alert on a third device opens its own incident; an alert that shares
         // its user and web's device links both, and merges the newer into the older.
