@@ -135,7 +135,7 @@ pub fn entities(alert: &Alert) -> Vec<Entity> {
         // A device's own address names the device (resolved at import), not a remote peer.
         if let Some(ip) = e.ip_address.as_ref().filter(|_| !e.names_device())
             && let Ok(addr) = ip.trim().parse::<std::net::IpAddr>()
-            && crate::signal::is_public(addr)
+            && !crate::indicator::is_internal_ip(addr)
         {
             // Internal peers (domain controllers, DNS, proxies) are shared by every device:
             // only public addresses link. (A lateral move names its target device instead.)
@@ -412,16 +412,10 @@ pub fn severity_rank(s: Severity) -> usize {
 
 /// The highest severity of some alerts.
 pub fn highest_severity<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> Option<Severity> {
-    let rank = |s: Severity| {
-        Severity::VARIANTS
-            .iter()
-            .position(|v| *v == s.as_str())
-            .unwrap_or(0)
-    };
     alerts
         .into_iter()
         .map(|a| a.severity)
-        .max_by_key(|s| rank(*s))
+        .max_by_key(|s| severity_rank(*s))
 }
 
 #[cfg(test)]

@@ -696,6 +696,12 @@ fn internal_v6(ip: Ipv6Addr) -> Option<&'static str> {
     }
 }
 
+/// Whether an address is internal (private, loopback, link-local, shared, unique local…): the
+/// ranges indicators refuse without `allowInternal`.
+pub fn is_internal_ip(ip: IpAddr) -> bool {
+    internal_ip(ip.to_canonical()).is_some()
+}
+
 fn internal_ip(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(a) => internal_v4(a),

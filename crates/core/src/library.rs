@@ -71,17 +71,6 @@ pub fn check_file_name(what: &str, v: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// Checks an optional description field.
-pub fn check_description(what: &str, v: Option<&str>) -> Result<(), Rejection> {
-    match v {
-        Some(d) if d.chars().count() > MAX_DESCRIPTION_LEN => Err(Rejection::new(
-            ErrorCode::InvalidInput,
-            format!("{what}: at most {MAX_DESCRIPTION_LEN} characters"),
-        )),
-        _ => Ok(()),
-    }
-}
-
 pub static LIBRARY_FILES: EntitySet = EntitySet {
     name: "LibraryFiles",
     fields: &[

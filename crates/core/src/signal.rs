@@ -151,7 +151,10 @@ pub fn indicator_requests(
             _ => {}
         }
         if let Some(ip) = e.ip_address.as_deref().filter(|_| !e.names_device())
-            && ip.trim().parse::<std::net::IpAddr>().is_ok_and(is_public)
+            && ip
+                .trim()
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| !crate::indicator::is_internal_ip(a))
         {
             add(IndicatorType::IpAddress, ip, IndicatorAction::Block);
         }
@@ -160,27 +163,6 @@ pub fn indicator_requests(
         }
     }
     out
-}
-
-/// A globally routable address: not private, shared (CGNAT), loopback, link-local, unique
-/// local or unspecified. (The documentation ranges count as public: examples use them.)
-pub fn is_public(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        std::net::IpAddr::V6(v6) => {
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -162,10 +162,18 @@ impl AlertStore for SqlStore {
         action: &str,
         mut change: Change<'_, Alert>,
     ) -> Result<Option<Alert>> {
+        // Whether the alert links others changes only with a false-positive verdict given or
+        // taken back; only then do its index rows change (not on every re-sighting).
+        let mut linked_before = None;
         let updated = self
-            .update_doc::<Alert>(ctx, tenant, id, action, |a| change(a))
+            .update_doc::<Alert>(ctx, tenant, id, action, |a| {
+                linked_before = Some(rampart_core::correlation::links_others(a));
+                change(a)
+            })
             .await?;
-        if let Some(alert) = &updated {
+        if let Some(alert) = &updated
+            && linked_before != Some(rampart_core::correlation::links_others(alert))
+        {
             let mut conn = self.pool.acquire().await?;
             crate::correlate::reindex(&mut conn, tenant, alert).await?;
         }
@@ -186,14 +194,9 @@ impl AlertStore for SqlStore {
         let mut b = crate::sql::SqlBuilder::new(self.dialect);
         b.push("SELECT body FROM alerts WHERE tenant_id = ")
             .push_param(SqlValue::Text(tenant.to_string()));
-        b.push(" AND incident_id IN (");
-        for (i, id) in incident_ids.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.push_param(SqlValue::Int(*id));
-        }
-        b.push(") ORDER BY seq");
+        b.push(" AND incident_id IN ")
+            .push_list(incident_ids.iter().map(|id| SqlValue::Int(*id)))
+            .push(" ORDER BY seq");
         let rows = b.query().fetch_all(&self.pool).await?;
         use sqlx::Row;
         rows.iter()

@@ -17,7 +17,7 @@ use rampart_core::correlation::{
 use rampart_core::incident::{Incident, IncidentStatus};
 use rampart_core::timefmt::to_micros;
 use sqlx::Row;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
 type Conn = sqlx::AnyConnection;
@@ -150,31 +150,35 @@ async fn candidates(
     let rows = b.query().fetch_all(&mut *conn).await?;
     let mut found = Vec::with_capacity(rows.len());
     for r in rows {
-        let kind: String = r.try_get("kind")?;
         found.push(Candidate {
             alert_id: r.try_get("alert_id")?,
             incident_id: r.try_get("incident_id")?,
             entity: Entity {
-                kind: EntityKind::parse(&kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("alert entity kind {kind}")))?,
+                kind: stored_kind(r.try_get("kind")?)?,
                 value: r.try_get("value")?,
             },
         });
     }
-    // Only open incidents take alerts.
-    let mut open = BTreeMap::new();
-    for id in found.iter().map(|c| c.incident_id) {
-        if let std::collections::btree_map::Entry::Vacant(slot) = open.entry(id) {
-            let incident = load_incident(conn, tenant, id).await?;
-            slot.insert(incident.is_some_and(|(i, _)| {
-                matches!(
-                    i.status,
-                    IncidentStatus::Active | IncidentStatus::InProgress
-                )
-            }));
-        }
+    if found.is_empty() {
+        return Ok(found);
     }
-    found.retain(|c| open[&c.incident_id]);
+    // Only open incidents take alerts: their statuses, by key (the unique index).
+    let keys: BTreeSet<i64> = found.iter().map(|c| c.incident_id).collect();
+    let mut b = SqlBuilder::new(Dialect::Sqlite);
+    b.push("SELECT incident_id FROM incidents WHERE tenant_id = ")
+        .push_param(SqlValue::Text(tenant.to_string()))
+        .push(" AND incident_key IN ")
+        .push_list(keys.iter().map(|id| SqlValue::Text(id.to_string())))
+        .push(" AND status IN ")
+        .push_list(
+            [IncidentStatus::Active, IncidentStatus::InProgress]
+                .map(|s| SqlValue::Text(s.as_str().into())),
+        );
+    let mut open = BTreeSet::new();
+    for r in b.query().fetch_all(&mut *conn).await? {
+        open.insert(r.try_get::<i64, _>("incident_id")?);
+    }
+    found.retain(|c| open.contains(&c.incident_id));
     Ok(found)
 }
 
@@ -193,6 +197,11 @@ pub(crate) async fn reindex(conn: &mut Conn, tenant: TenantId, alert: &Alert) ->
         return Ok(());
     };
     index(conn, tenant, alert, &correlation::entities(alert), at).await
+}
+
+/// An entity kind as the index stores it.
+fn stored_kind(text: String) -> Result<EntityKind> {
+    EntityKind::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("alert entity kind {text}")))
 }
 
 async fn load_incident(
@@ -323,14 +332,9 @@ pub(crate) async fn reasons(
     let mut b = SqlBuilder::new(Dialect::Sqlite);
     b.push("SELECT incident_id, alert_id, entity_type, entity_value, linked_alert_id, merged_from_incident_id FROM incident_reasons WHERE tenant_id = ")
         .push_param(SqlValue::Text(tenant.to_string()))
-        .push(" AND incident_id IN (");
-    for (i, id) in incidents.iter().enumerate() {
-        if i > 0 {
-            b.push(", ");
-        }
-        b.push_param(SqlValue::Int(*id));
-    }
-    b.push(") ORDER BY seq");
+        .push(" AND incident_id IN ")
+        .push_list(incidents.iter().map(|id| SqlValue::Int(*id)))
+        .push(" ORDER BY seq");
     let rows = b.query().fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|r| {
@@ -362,25 +366,16 @@ pub(crate) async fn incident_entities(
     let mut b = SqlBuilder::new(Dialect::Sqlite);
     b.push("SELECT DISTINCT incident_id, kind, value FROM alert_entities WHERE tenant_id = ")
         .push_param(SqlValue::Text(tenant.to_string()))
-        .push(" AND incident_id IN (");
-    for (i, id) in incidents.iter().enumerate() {
-        if i > 0 {
-            b.push(", ");
-        }
-        b.push_param(SqlValue::Int(*id));
-    }
-    b.push(") ORDER BY incident_id, kind, value");
+        .push(" AND incident_id IN ")
+        .push_list(incidents.iter().map(|id| SqlValue::Int(*id)))
+        .push(" ORDER BY incident_id, kind, value");
     let rows = b.query().fetch_all(&mut *conn).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let kind: String = r.try_get("kind")?;
-        let Some(kind) = EntityKind::parse(&kind) else {
-            return Err(StoreError::Corrupt(format!("alert entity kind {kind}")));
-        };
         out.push((
             r.try_get("incident_id")?,
             Entity {
-                kind,
+                kind: stored_kind(r.try_get("kind")?)?,
                 value: r.try_get("value")?,
             },
         ));

@@ -272,14 +272,8 @@ impl DetectionRuleStore for SqlStore {
                 .push_param(SqlValue::Text(rule_id.to_owned()))
                 .push(" AND alerted_time >= ")
                 .push_param(SqlValue::Int(to_micros(since)))
-                .push(" AND entity_key IN (");
-            for (i, k) in chunk.iter().enumerate() {
-                if i > 0 {
-                    b.push(", ");
-                }
-                b.push_param(SqlValue::Int(*k));
-            }
-            b.push(")");
+                .push(" AND entity_key IN ")
+                .push_list(chunk.iter().map(|k| SqlValue::Int(*k)));
             for r in b.query().fetch_all(&self.pool).await? {
                 found.insert(r.try_get::<i64, _>("entity_key")?);
             }

@@ -53,14 +53,8 @@ pub(crate) async fn list_page(
                 .push(table)
                 .push(".")
                 .push(column)
-                .push(" IN (");
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    b.push(", ");
-                }
-                b.push_param(SqlValue::Int(*k));
-            }
-            b.push(")");
+                .push(" IN ")
+                .push_list(keys.iter().map(|k| SqlValue::Int(*k)));
         }
         for f in [scope, q.filter.as_ref()].into_iter().flatten() {
             b.push(" AND ");

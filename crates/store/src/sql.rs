@@ -90,6 +90,19 @@ impl SqlBuilder {
         self
     }
 
+    /// Appends `(p1, p2, …)`, a placeholder per value: the right side of an `IN`.
+    pub fn push_list(&mut self, values: impl IntoIterator<Item = SqlValue>) -> &mut Self {
+        self.sql.push('(');
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.push_param(v);
+        }
+        self.sql.push(')');
+        self
+    }
+
     /// Binds the collected parameters to a query over the `Any` driver.
     pub fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
         let mut q = sqlx::query(&self.sql);
