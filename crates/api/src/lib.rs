@@ -51,6 +51,7 @@ fn api_routes(state: AppState) -> ApiRoutes {
     let r = routes::machine_actions::add(r);
     let r = routes::indicators::add(r);
     let r = routes::incidents::add(r);
+    let r = routes::remediation::add(r);
     let r = routes::correlation::add(r);
     let r = routes::enrollment::add(r);
     let r = routes::schema::add(r);

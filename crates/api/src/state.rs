@@ -71,6 +71,8 @@ pub struct AppState {
     pub detections: Arc<rampart_detect::DetectionEngine>,
     /// Indicators of compromise matched against ingested rows; loaded by `start`.
     pub indicators: Arc<rampart_detect::IndicatorMatcher>,
+    /// Automated investigation and remediation; its loop runs once the server calls `start`.
+    pub investigator: Arc<rampart_respond::air::Investigator>,
     /// Advanced-hunting query time used per tenant.
     pub hunting_budget: Arc<crate::routes::hunting::HuntingBudget>,
     pub default_tenant: TenantId,
@@ -98,13 +100,21 @@ impl AppState {
                 ..rampart_detect::EngineConfig::default()
             },
         );
+        let indicators = Arc::new(rampart_detect::IndicatorMatcher::new(
+            store.clone(),
+            events.clone(),
+            std::time::Duration::from_secs(u64::from(config.indicator_retrohunt_days) * 86_400),
+        ));
+        let investigator = rampart_respond::air::Investigator::new(
+            store.clone(),
+            events.clone(),
+            indicators.clone(),
+            rampart_respond::air::InvestigatorConfig::default(),
+        );
         Ok(AppState {
             detections,
-            indicators: Arc::new(rampart_detect::IndicatorMatcher::new(
-                store.clone(),
-                events.clone(),
-                std::time::Duration::from_secs(u64::from(config.indicator_retrohunt_days) * 86_400),
-            )),
+            indicators,
+            investigator,
             hunting_budget: Arc::default(),
             store,
             events,

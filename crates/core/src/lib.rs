@@ -26,6 +26,7 @@ pub mod machine;
 pub mod machine_action;
 pub mod odata;
 pub mod permission;
+pub mod remediation;
 pub mod schema;
 pub mod signal;
 pub mod tenant;

@@ -72,6 +72,79 @@ impl SharingPolicy {
 /// Who the shared indicators name as their source.
 pub const SOURCE_NAME: &str = "Rampart signal sharing";
 
+/// What a shared indicator names as its origin: the alert or investigation that found the
+/// entity malicious.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    /// E.g. `alert da123…` or `investigation 7`.
+    pub label: String,
+    pub title: String,
+    /// The indicators' `externalId`, one per origin.
+    pub external_id: String,
+    pub severity: Severity,
+}
+
+/// What a shared indicator of `kind` does: files are blocked and remediated, addresses and
+/// URLs blocked.
+pub fn shared_action(kind: IndicatorType) -> IndicatorAction {
+    match kind {
+        IndicatorType::FileSha256 | IndicatorType::FileSha1 | IndicatorType::FileMd5 => {
+            IndicatorAction::BlockAndRemediate
+        }
+        _ => IndicatorAction::Block,
+    }
+}
+
+/// The request that shares one malicious entity under `policy`: blocking (see
+/// [`shared_action`]), alerting (so a sighting anywhere raises an alert, and a retro-hunt
+/// looks back), expiring after the policy's days. `None` when sharing is off or the policy
+/// does not share the type.
+pub fn entity_request(
+    kind: IndicatorType,
+    value: &str,
+    origin: &Origin,
+    why: &str,
+    now: OffsetDateTime,
+    policy: &SharingPolicy,
+) -> Option<IndicatorRequest> {
+    let value = value.trim();
+    if !policy.enabled || value.is_empty() || !policy.shares(kind) {
+        return None;
+    }
+    let severity = match origin.severity {
+        Severity::UnSpecified | Severity::Informational => Severity::Medium,
+        s => s,
+    };
+    Some(IndicatorRequest {
+        indicator_value: Some(value.to_owned()),
+        indicator_type: Some(kind),
+        action: Some(RequestedAction::Current(shared_action(kind))),
+        title: Some(format!("Malicious {} from {}", kind.as_str(), origin.label)),
+        description: Some(format!(
+            "{SOURCE_NAME}: {why} {} \"{}\".",
+            capitalized(&origin.label),
+            origin.title
+        )),
+        application: None,
+        external_id: Some(origin.external_id.clone()),
+        expiration_time: Some(now + time::Duration::days(i64::from(policy.expiry_days))),
+        severity: Some(severity),
+        recommended_actions: None,
+        rbac_group_names: None,
+        rbac_group_ids: None,
+        generate_alert: Some(true),
+        educate_url: None,
+        allow_internal: None,
+    })
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// Whether an analyst's verdict on an alert makes its entities known malicious: a true
 /// positive that is malware.
 pub fn verdict_is_malicious(alert: &Alert) -> bool {
@@ -94,60 +167,28 @@ pub fn indicator_requests(
     if !policy.enabled {
         return out;
     }
-    let severity = match alert.severity {
-        Severity::UnSpecified | Severity::Informational => Severity::Medium,
-        s => s,
+    let origin = Origin {
+        label: format!("alert {}", alert.id),
+        title: alert.title.clone(),
+        external_id: format!("rampart-signal:{}", alert.id),
+        severity: alert.severity,
     };
-    let mut add = |kind: IndicatorType, value: &str, action: IndicatorAction| {
+    let mut add = |kind: IndicatorType, value: &str| {
         let value = value.trim();
-        if value.is_empty()
-            || !policy.shares(kind)
-            || out.iter().any(|r| {
-                r.indicator_type == Some(kind)
-                    && r.indicator_value
-                        .as_deref()
-                        .is_some_and(|v| v.eq_ignore_ascii_case(value))
-            })
-        {
+        if out.iter().any(|r| {
+            r.indicator_type == Some(kind)
+                && r.indicator_value
+                    .as_deref()
+                    .is_some_and(|v| v.eq_ignore_ascii_case(value))
+        }) {
             return;
         }
-        out.push(IndicatorRequest {
-            indicator_value: Some(value.to_owned()),
-            indicator_type: Some(kind),
-            action: Some(RequestedAction::Current(action)),
-            title: Some(format!(
-                "Malicious {} from alert {}",
-                kind.as_str(),
-                alert.id
-            )),
-            description: Some(format!(
-                "{SOURCE_NAME}: {why} Alert {} \"{}\".",
-                alert.id, alert.title
-            )),
-            application: None,
-            external_id: Some(format!("rampart-signal:{}", alert.id)),
-            expiration_time: Some(now + time::Duration::days(i64::from(policy.expiry_days))),
-            severity: Some(severity),
-            recommended_actions: None,
-            rbac_group_names: None,
-            rbac_group_ids: None,
-            generate_alert: Some(true),
-            educate_url: None,
-            allow_internal: None,
-        });
+        out.extend(entity_request(kind, value, &origin, why, now, policy));
     };
     for e in &alert.evidence {
         match (&e.sha256, &e.sha1) {
-            (Some(h), _) if h.len() == 64 => add(
-                IndicatorType::FileSha256,
-                h,
-                IndicatorAction::BlockAndRemediate,
-            ),
-            (_, Some(h)) if h.len() == 40 => add(
-                IndicatorType::FileSha1,
-                h,
-                IndicatorAction::BlockAndRemediate,
-            ),
+            (Some(h), _) if h.len() == 64 => add(IndicatorType::FileSha256, h),
+            (_, Some(h)) if h.len() == 40 => add(IndicatorType::FileSha1, h),
             _ => {}
         }
         if let Some(ip) = e.ip_address.as_deref().filter(|_| !e.names_device())
@@ -156,10 +197,10 @@ pub fn indicator_requests(
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|a| !crate::indicator::is_internal_ip(a))
         {
-            add(IndicatorType::IpAddress, ip, IndicatorAction::Block);
+            add(IndicatorType::IpAddress, ip);
         }
         if let Some(url) = &e.url {
-            add(IndicatorType::Url, url, IndicatorAction::Block);
+            add(IndicatorType::Url, url);
         }
     }
     out

@@ -55,6 +55,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         "{loaded} indicators loaded for matching in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // After the indicators load: investigations judge entities by them.
+    let investigations = state.investigator.start();
     let stopping = std::sync::Arc::clone(&state.stopping);
     let app = rampart_api::app(state);
     let listener = std::net::TcpListener::bind(&settings.listen)
@@ -151,6 +153,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     flusher.abort();
     detections.abort();
+    investigations.abort();
     events
         .shutdown()
         .await

@@ -6,7 +6,9 @@
 use rampart_core::TenantId;
 use rampart_core::alert::Alert;
 use rampart_core::audit::AuditContext;
-use rampart_core::indicator::{Indicator, IndicatorWriter, SourceType, Submitted, Submitter};
+use rampart_core::indicator::{
+    Indicator, IndicatorRequest, IndicatorWriter, SourceType, Submitted, Submitter,
+};
 use rampart_core::signal::{SOURCE_NAME, indicator_requests};
 use rampart_detect::IndicatorMatcher;
 use rampart_detect::indicators::Change;
@@ -27,9 +29,7 @@ fn writer() -> IndicatorWriter {
 }
 
 /// Shares the malicious entities of `alert` (`why` says what made them so) as the tenant's
-/// sharing policy says; returns the indicators stored. Entities the indicator rules refuse (an
-/// internal address, say) are skipped with a log line, not an error: the rest still protect
-/// the tenant.
+/// sharing policy says; returns the indicators stored.
 pub async fn share(
     store: &dyn Store,
     matcher: &IndicatorMatcher,
@@ -40,12 +40,35 @@ pub async fn share(
 ) -> Result<Vec<Indicator>, StoreError> {
     let now = OffsetDateTime::now_utc();
     let policy = store.signal_sharing_policy(tenant).await?;
+    let requests = indicator_requests(alert, why, now, &policy);
+    let shared = store_requests(store, matcher, ctx, tenant, requests, now).await?;
+    tracing::info!(
+        %tenant,
+        alert = alert.id,
+        indicators = shared.len(),
+        "malicious entities shared tenant-wide"
+    );
+    Ok(shared)
+}
+
+/// Stores shared indicator requests and applies them to this server's matcher (which queues
+/// their retro-hunts); returns the indicators stored. Requests the indicator rules refuse (an
+/// internal address, say) are skipped with a log line, not an error: the rest still protect
+/// the tenant.
+pub async fn store_requests(
+    store: &dyn Store,
+    matcher: &IndicatorMatcher,
+    ctx: &AuditContext,
+    tenant: TenantId,
+    requests: Vec<IndicatorRequest>,
+    now: OffsetDateTime,
+) -> Result<Vec<Indicator>, StoreError> {
     let mut submissions = Vec::new();
-    for request in indicator_requests(alert, why, now, &policy) {
+    for request in requests {
         let value = request.indicator_value.clone().unwrap_or_default();
         match request.validate(now) {
             Ok(s) => submissions.push(s),
-            Err(r) => tracing::info!(%tenant, alert = alert.id, value, "not shared: {}", r.message),
+            Err(r) => tracing::info!(%tenant, value, "not shared: {}", r.message),
         }
     }
     if submissions.is_empty() {
@@ -62,17 +85,9 @@ pub async fn share(
                 changes.push(Change::Upsert(Box::new(i.clone())));
                 shared.push(i);
             }
-            Submitted::Refused(r) => {
-                tracing::info!(%tenant, alert = alert.id, "not shared: {}", r.message)
-            }
+            Submitted::Refused(r) => tracing::info!(%tenant, "not shared: {}", r.message),
         }
     }
     matcher.apply(tenant, &changes);
-    tracing::info!(
-        %tenant,
-        alert = alert.id,
-        indicators = shared.len(),
-        "malicious entities shared tenant-wide"
-    );
     Ok(shared)
 }

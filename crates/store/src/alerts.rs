@@ -56,8 +56,9 @@ impl Document for Alert {
 
 #[async_trait]
 pub trait AlertStore: Send + Sync {
-    /// Stores new alerts (ids must be new in the tenant). Each alert without an incident opens
-    /// one of its own, in the same transaction.
+    /// Stores new alerts (ids must be new in the tenant). Each alert without an incident is
+    /// correlated into one, and each alert of a machine whose group allows automation gets a
+    /// queued automated investigation, in the same transaction.
     async fn insert_alerts(
         &self,
         ctx: &AuditContext,
@@ -129,16 +130,17 @@ impl AlertStore for SqlStore {
         let policy = crate::correlate::policy(&mut tx, tenant).await?;
         let mut stored = Vec::with_capacity(alerts.len());
         for a in alerts {
+            let mut a = a.clone();
+            crate::investigations::queue_for_alert(&mut tx, ctx, tenant, &mut a, now).await?;
             let a = if a.incident_id.is_some() {
                 // Placed by the caller: stored and indexed where it says.
-                document::insert(&mut tx, ctx, tenant, std::slice::from_ref(a)).await?;
-                let at = rampart_core::correlation::alert_time(a).unwrap_or(now);
-                let entities = rampart_core::correlation::entities(a);
-                crate::correlate::index(&mut tx, tenant, a, &entities, at).await?;
-                a.clone()
+                document::insert(&mut tx, ctx, tenant, std::slice::from_ref(&a)).await?;
+                let at = rampart_core::correlation::alert_time(&a).unwrap_or(now);
+                let entities = rampart_core::correlation::entities(&a);
+                crate::correlate::index(&mut tx, tenant, &a, &entities, at).await?;
+                a
             } else {
-                crate::correlate::place_and_insert(&mut tx, ctx, tenant, &policy, a.clone(), now)
-                    .await?
+                crate::correlate::place_and_insert(&mut tx, ctx, tenant, &policy, a, now).await?
             };
             stored.push(a);
         }

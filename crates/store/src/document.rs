@@ -280,7 +280,7 @@ pub(crate) async fn get_raw(
         .await?)
 }
 
-fn decode<D: Document>(body: &str) -> Result<D> {
+pub(crate) fn decode<D: Document>(body: &str) -> Result<D> {
     serde_json::from_str(body)
         .map_err(|e| StoreError::Corrupt(format!("stored {} is unreadable: {e}", D::ENTITY)))
 }

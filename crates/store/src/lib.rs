@@ -1,7 +1,8 @@
 //! Rampart's state store.
 //!
 //! All durable state except telemetry — tenants, apps, signing keys, alerts, machines,
-//! indicators, machine actions, incidents, custom detection rules, YARA rule sets, enrollment
+//! indicators, machine actions, incidents, automated investigations and their remediation
+//! actions, custom detection rules, YARA rule sets, enrollment
 //! tokens and device credentials, the audit log — sits behind the [`Store`] trait.
 //! [`SqlStore`] implements it for SQLite (the embedded default: one file in the data dir, WAL
 //! mode) and PostgreSQL (scale-out); the same statements run on both because values are always
@@ -27,6 +28,7 @@ pub mod document;
 mod error;
 mod incidents;
 mod indicators;
+mod investigations;
 mod library;
 mod list;
 mod machines;
@@ -47,6 +49,7 @@ pub use devices::DeviceStore;
 pub use error::{Result, StoreError};
 pub use incidents::IncidentStore;
 pub use indicators::IndicatorStore;
+pub use investigations::InvestigationStore;
 pub use library::{LibraryPut, LibraryStore};
 pub use machines::MachineStore;
 pub use sql::Dialect;
@@ -111,6 +114,7 @@ pub trait Store:
     + IndicatorStore
     + ActionStore
     + IncidentStore
+    + InvestigationStore
     + DeviceStore
     + DetectionRuleStore
     + YaraRuleStore
@@ -139,6 +143,6 @@ pub trait Store:
 pub mod prelude {
     pub use crate::{
         ActionStore, AlertStore, DetectionRuleStore, DeviceStore, IncidentStore, IndicatorStore,
-        LibraryStore, MachineStore, Store, TenantStore, YaraRuleStore,
+        InvestigationStore, LibraryStore, MachineStore, Store, TenantStore, YaraRuleStore,
     };
 }

@@ -82,6 +82,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0013_tenant_settings.sql"),
         then: None,
     },
+    Migration {
+        version: 14,
+        name: "remediation",
+        sql: include_str!("migrations/0014_remediation.sql"),
+        then: None,
+    },
 ];
 
 /// An arbitrary key for PostgreSQL's advisory lock, so that servers starting together against

@@ -12,9 +12,7 @@ use axum::Extension;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
-use rampart_core::alert::{
-    self, Alert, AlertChange, AlertComment, AlertStatus, Classification, InvestigationState,
-};
+use rampart_core::alert::{self, Alert, AlertChange, AlertComment, AlertStatus, Classification};
 use rampart_core::incident::{Incident, IncidentStatus, MAX_INCIDENT_PAGE};
 use rampart_core::investigation::Investigation;
 use rampart_core::{ErrorCode, Permission as P};
@@ -467,20 +465,25 @@ pub async fn start_investigation(
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| ApiError::new(ErrorCode::MissingRequiredParameter, "Comment is required"))?;
     let m = super::machines::machine(&state, &caller, &id).await?;
-    let inv = Investigation {
-        id: String::new(),
-        start_time: Some(OffsetDateTime::now_utc()),
-        end_time: None,
-        cancelled_by: None,
-        // The investigation engine picks queued investigations up; until it runs, they wait.
-        state: InvestigationState::Queued,
-        status_details: None,
-        machine_id: Some(m.id),
-        computer_dns_name: Some(m.computer_dns_name),
-        triggering_alert_id: None,
-        requestor: Some(caller.app_name.clone()),
-        requestor_comment: Some(comment),
-    };
+    let level = state
+        .store
+        .automation_level(caller.tenant, &m.id)
+        .await?
+        .unwrap_or(rampart_core::machine::UNGROUPED_AUTOMATION);
+    if level == rampart_core::machine::AutomationLevel::NoAutomatedResponse {
+        return Err(ApiError::new(
+            ErrorCode::DisallowedOperation,
+            format!(
+                "Automated investigations do not run on {}: its device group's automation level is NoAutomatedResponse.",
+                m.computer_dns_name
+            ),
+        ));
+    }
+    // The investigator picks queued investigations up (see `rampart_respond::air`).
+    let mut inv =
+        Investigation::queued(&m.id, Some(m.computer_dns_name), OffsetDateTime::now_utc());
+    inv.requestor = Some(caller.app_name.clone());
+    inv.requestor_comment = Some(comment);
     let inv = state
         .store
         .create_investigation(&caller.audit(), caller.tenant, inv)

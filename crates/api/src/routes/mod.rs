@@ -21,5 +21,6 @@ pub mod machines;
 pub mod oauth;
 pub mod ops;
 pub mod packages;
+pub mod remediation;
 pub mod schema;
 pub mod yara_rules;

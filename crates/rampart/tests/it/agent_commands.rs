@@ -23,7 +23,7 @@ async fn device_post(s: &Server, device: &Device, path: &str, body: Value) -> (u
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn poll(s: &Server, device: &Device, wait: u32, running: &[&str]) -> Value {
+pub(crate) async fn poll(s: &Server, device: &Device, wait: u32, running: &[&str]) -> Value {
     let (st, v) = device_post(
         s,
         device,
@@ -35,7 +35,13 @@ async fn poll(s: &Server, device: &Device, wait: u32, running: &[&str]) -> Value
     v
 }
 
-async fn report(s: &Server, device: &Device, id: &str, state: &str, detail: &str) -> (u16, Value) {
+pub(crate) async fn report(
+    s: &Server,
+    device: &Device,
+    id: &str,
+    state: &str,
+    detail: &str,
+) -> (u16, Value) {
     device_post(
         s,
         device,

@@ -581,19 +581,11 @@ pub async fn seed_investigation(
     use rampart_store::prelude::*;
     let store = backend.store().await;
     let tenant: rampart_core::TenantId = tenant.parse().unwrap();
-    let inv = rampart_core::investigation::Investigation {
-        id: String::new(),
-        start_time: Some(time::OffsetDateTime::now_utc()),
-        end_time: None,
-        cancelled_by: None,
-        state: rampart_core::alert::InvestigationState::Queued,
-        status_details: None,
-        machine_id: Some(machine.id.clone()),
-        computer_dns_name: Some(machine.computer_dns_name.clone()),
-        triggering_alert_id: None,
-        requestor: None,
-        requestor_comment: None,
-    };
+    let inv = rampart_core::investigation::Investigation::queued(
+        &machine.id,
+        Some(machine.computer_dns_name.clone()),
+        time::OffsetDateTime::now_utc(),
+    );
     store
         .create_investigation(
             &rampart_core::audit::AuditContext::system("test-seed"),
@@ -602,4 +594,53 @@ pub async fn seed_investigation(
         )
         .await
         .unwrap()
+}
+
+/// Seeds a remediation action, pending approval, of `investigation` on `machine`.
+pub async fn seed_remediation_action(
+    backend: &Backend,
+    tenant: &str,
+    machine: &rampart_core::machine::Machine,
+    investigation: &rampart_core::investigation::Investigation,
+) -> String {
+    use rampart_core::remediation::{RemediationAction, RemediationStatus, RemediationType};
+    use rampart_store::prelude::*;
+    let store = backend.store().await;
+    let now = time::OffsetDateTime::now_utc();
+    let action = RemediationAction {
+        id: String::new(),
+        investigation_id: investigation.id.clone(),
+        machine_id: machine.id.clone(),
+        computer_dns_name: Some(machine.computer_dns_name.clone()),
+        action_type: RemediationType::QuarantineFile,
+        entity_name: "/tmp/seeded".into(),
+        entity_id: 0,
+        sha1: Some("5e".repeat(20)),
+        file_path: Some("/tmp/seeded".into()),
+        indicator_type: None,
+        indicator_value: None,
+        reasons: vec!["seeded".into()],
+        status: RemediationStatus::PendingApproval,
+        status_details: None,
+        approval_required: true,
+        created_time: now,
+        last_update_time: now,
+        expiration_time: Some(now + rampart_core::remediation::APPROVAL_TIMEOUT),
+        decided_by: None,
+        decision_comment: None,
+        decision_time: None,
+        machine_action_id: None,
+        undo_machine_action_id: None,
+        indicator_id: None,
+    };
+    store
+        .create_remediation_actions(
+            &rampart_core::audit::AuditContext::system("test-seed"),
+            tenant.parse().unwrap(),
+            vec![action],
+        )
+        .await
+        .unwrap()
+        .remove(0)
+        .id
 }

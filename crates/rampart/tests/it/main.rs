@@ -21,6 +21,7 @@ mod detection_rules;
 mod enrollment;
 mod errors;
 mod incidents;
+mod investigations;
 mod machines;
 mod odata;
 mod ops;

@@ -102,6 +102,8 @@ async fn every_route_enforces_its_permissions_and_the_tenant_boundary() {
         let group = crate::harness::seed_group(&b, &s.tenant, "Web servers").await;
         let rich = crate::harness::seed_rich_alert(&b, &s.tenant, &machine).await;
         let investigation = crate::harness::seed_investigation(&b, &s.tenant, &machine).await;
+        let remediation =
+            crate::harness::seed_remediation_action(&b, &s.tenant, &machine, &investigation).await;
         let (collect_action, live_response_action) =
             crate::machine_actions::seed_finished_actions(&b, &s.tenant, &machine.id).await;
         let ids = [
@@ -110,6 +112,7 @@ async fn every_route_enforces_its_permissions_and_the_tenant_boundary() {
             ("/api/alerts/", rich.id.clone()),
             ("/api/incidents/", rich.incident_id.unwrap().to_string()),
             ("/api/investigations/", investigation.id.clone()),
+            ("/api/remediationactions/", remediation),
             ("/api/machines/", machine.id.clone()),
             ("/api/machinegroups/", group.id.to_string()),
             (

@@ -34,12 +34,15 @@ async fn alerts_from_before_correlation_are_indexed_when_the_store_opens() {
             .await
             .expect("insert")
             .remove(0);
-        // Take the store back to the schema of migration 11: no index, no reasons, no settings.
+        // Take the store back to the schema of migration 11: no index, no reasons, no settings,
+        // no remediation.
         let mut conn = raw(&t.url).await;
         for stmt in [
             "DROP TABLE alert_entities",
             "DROP TABLE incident_reasons",
             "DROP TABLE tenant_settings",
+            "DROP TABLE remediation_actions",
+            "DROP INDEX investigations_state",
             "DELETE FROM rampart_migrations WHERE version >= 12",
         ] {
             sqlx::query(stmt).execute(&mut conn).await.expect(stmt);

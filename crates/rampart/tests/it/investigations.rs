@@ -1,0 +1,687 @@
+//! Automated investigation and remediation end to end, against a real server with simulated
+//! agents and telemetry: a network sensor's C2 alert lands on the device that had the address,
+//! beside its device alert in one incident; the investigation finds the process and file
+//! behind the connection and the persistence it created, remediates under the device group's
+//! automation level (unattended under Full, through the action center under Semi), blocks the
+//! hash for every agent, and the retro-hunt finds and remediates the second device.
+
+use crate::agent_commands::{poll, report};
+use crate::harness::{Backend, Server, assert_mde_error, backends};
+use crate::telemetry::{Device, enroll};
+use rampart_core::alert::{Alert, Evidence, Severity};
+use rampart_core::audit::AuditContext;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+const ROLES: &str =
+    "Alert.ReadWrite.All,Ti.ReadWrite.All,Machine.Read.All,Event.Write,Incident.Read.All";
+const C2: &str = "198.51.100.7";
+
+fn at(t: OffsetDateTime) -> String {
+    rampart_core::timefmt::format(t)
+}
+
+/// The attack as telemetry saw it: on `a` (10.1.2.3), bash started an implant from a temp
+/// folder, which installed a systemd unit and is talking to the C2 address right now; `b` ran
+/// the same implant three hours ago.
+struct Story {
+    a: Device,
+    b: Device,
+    implant_sha1: String,
+    implant_sha256: String,
+    unit_sha1: String,
+}
+
+async fn stage(s: &Server, token: &str, prefix: &str, seed: u64) -> Story {
+    let a = enroll(s, &format!("{prefix}-a.corp.example")).await;
+    let b = enroll(s, &format!("{prefix}-b.corp.example")).await;
+    let implant_sha1 = format!("{:040x}", 0x1a11_0000 + seed);
+    let implant_sha256 = format!("{:064x}", 0x1a11_0000 + seed);
+    let unit_sha1 = format!("{:040x}", 0x5e71_0000 + seed);
+    let bash_sha1 = format!("{:040x}", 0xba5b);
+    let now = OffsetDateTime::now_utc();
+    let ago = |m: i64| at(now - time::Duration::minutes(m));
+    s.import(
+        token,
+        "DeviceNetworkInfo",
+        &[json!({"Timestamp": ago(30), "DeviceId": a.id, "DeviceName": format!("{prefix}-a"),
+                 "IPAddresses": "[{\"IPAddress\":\"10.1.2.3\",\"SubnetPrefix\":24,\"AddressType\":\"Private\"}]"})],
+    )
+    .await;
+    s.import(
+        token,
+        "DeviceProcessEvents",
+        &[
+            json!({"Timestamp": ago(20), "DeviceId": a.id, "DeviceName": format!("{prefix}-a"),
+                   "ActionType": "ProcessCreated", "FileName": "implant",
+                   "FolderPath": "/tmp/.cache/implant", "SHA1": implant_sha1, "SHA256": implant_sha256,
+                   "ProcessId": 4242, "ProcessCommandLine": "/tmp/.cache/implant --beacon",
+                   "InitiatingProcessId": 4000, "InitiatingProcessFileName": "bash",
+                   "InitiatingProcessFolderPath": "/usr/bin/bash", "InitiatingProcessSHA1": bash_sha1,
+                   "ReportId": 1}),
+            json!({"Timestamp": ago(180), "DeviceId": b.id, "DeviceName": format!("{prefix}-b"),
+                   "ActionType": "ProcessCreated", "FileName": "implant",
+                   "FolderPath": "/var/tmp/implant", "SHA1": implant_sha1, "SHA256": implant_sha256,
+                   "ProcessId": 777, "ReportId": 2}),
+        ],
+    )
+    .await;
+    s.import(
+        token,
+        "DeviceFileEvents",
+        &[
+            json!({"Timestamp": ago(15), "DeviceId": a.id, "DeviceName": format!("{prefix}-a"),
+                 "ActionType": "FileCreated", "FileName": "implant-update.service",
+                 "FolderPath": "/etc/systemd/system/implant-update.service", "SHA1": unit_sha1,
+                 "InitiatingProcessId": 4242, "InitiatingProcessFileName": "implant",
+                 "ReportId": 3}),
+        ],
+    )
+    .await;
+    s.import(
+        token,
+        "DeviceNetworkEvents",
+        &[
+            json!({"Timestamp": ago(2), "DeviceId": a.id, "DeviceName": format!("{prefix}-a"),
+                 "ActionType": "ConnectionSuccess", "RemoteIP": C2, "RemotePort": 443,
+                 "LocalIP": "10.1.2.3", "InitiatingProcessId": 4242,
+                 "InitiatingProcessFileName": "implant",
+                 "InitiatingProcessFolderPath": "/tmp/.cache/implant",
+                 "InitiatingProcessSHA1": implant_sha1, "InitiatingProcessSHA256": implant_sha256,
+                 "ReportId": 4}),
+        ],
+    )
+    .await;
+    Story {
+        a,
+        b,
+        implant_sha1,
+        implant_sha256,
+        unit_sha1,
+    }
+}
+
+/// A medium-severity device alert on `machine` about the implant file, stored as a detection
+/// would (through the store, which correlates it and queues its investigation).
+async fn device_alert(b: &Backend, s: &Server, id: &str, machine: &str, story: &Story) -> Alert {
+    use rampart_store::prelude::*;
+    let tenant = s.tenant.parse().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let mut a = rampart_core::alert::synthetic(1, tenant, now, 1);
+    a.id = id.into();
+    a.machine_id = Some(machine.to_owned());
+    a.computer_dns_name = None;
+    a.severity = Severity::Medium;
+    a.category = "Execution".into();
+    a.title = "Unknown binary run from a hidden temp folder".into();
+    a.detection_source = "CustomDetection".into();
+    a.status = rampart_core::alert::AlertStatus::New;
+    a.first_event_time = Some(now - time::Duration::minutes(20));
+    a.alert_creation_time = Some(now);
+    a.related_user = None;
+    a.evidence = vec![Evidence {
+        entity_type: "File".into(),
+        sha1: Some(story.implant_sha1.clone()),
+        sha256: Some(story.implant_sha256.clone()),
+        file_name: Some("implant".into()),
+        file_path: Some("/tmp/.cache".into()),
+        ..Default::default()
+    }];
+    b.store()
+        .await
+        .insert_alerts(&AuditContext::system("test-detect"), tenant, &[a])
+        .await
+        .unwrap()
+        .remove(0)
+}
+
+async fn import_c2_alert(s: &Server, token: &str, external_id: &str) -> Value {
+    let (st, res) = s
+        .post(
+            "/api/alerts/import",
+            token,
+            json!({"Alerts": [{"sourceProduct": "Contoso NDR", "externalId": external_id,
+                "title": format!("C2 traffic from 10.1.2.3 to {C2}"), "severity": "High",
+                "category": "CommandAndControl",
+                "lastEventTime": at(OffsetDateTime::now_utc() - time::Duration::minutes(2)),
+                "evidence": [{"entityType": "Device", "ipAddress": "10.1.2.3"},
+                             {"entityType": "Ip", "ipAddress": C2}]}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{res}");
+    assert_eq!(res["value"][0]["isFailed"], false, "{res}");
+    let id = res["value"][0]["id"].as_str().unwrap();
+    let (st, alert) = s.get(&format!("/api/alerts/{id}"), Some(token)).await;
+    assert_eq!(st, 200, "{alert}");
+    alert
+}
+
+/// Asks `probe` again until it gives something, for up to 30 s.
+async fn eventually<F, Fut>(what: &str, mut probe: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<Value>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The investigation of an alert, once it ran (it is `Running` from its claim) and is in
+/// one of `states`.
+async fn investigation(s: &Server, token: &str, alert: &str, states: &[&str]) -> Value {
+    eventually(
+        &format!("the investigation of {alert} in {states:?}"),
+        || async {
+            let (_, a) = s.get(&format!("/api/alerts/{alert}"), Some(token)).await;
+            let id = a["investigationId"].as_i64()?;
+            let (st, inv) = s
+                .get(&format!("/api/investigations/{id}"), Some(token))
+                .await;
+            assert_eq!(st, 200, "{inv}");
+            (!inv["automationLevel"].is_null()
+                && states.contains(&inv["state"].as_str().unwrap_or_default()))
+            .then_some(inv)
+        },
+    )
+    .await
+}
+
+fn entity<'a>(inv: &'a Value, name: &str) -> &'a Value {
+    inv["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no entity {name} in {inv}"))
+}
+
+async fn remediation_actions(s: &Server, token: &str, investigation: &Value) -> Vec<Value> {
+    let (st, v) = s
+        .get(
+            &format!(
+                "/api/remediationactions?$filter=investigationId eq '{}'",
+                investigation["id"].as_str().unwrap()
+            ),
+            Some(token),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["value"].as_array().unwrap().clone()
+}
+
+fn of_type<'a>(actions: &'a [Value], t: &str, value: Option<&str>) -> &'a Value {
+    actions
+        .iter()
+        .find(|a| {
+            a["actionType"] == t && value.is_none_or(|v| a["indicatorValue"] == v || a["sha1"] == v)
+        })
+        .unwrap_or_else(|| panic!("no {t} {value:?} in {actions:?}"))
+}
+
+/// The machine actions automated investigations asked of a device, as (type, sha1). (Others
+/// come too: a shared hash that blocks with remediation quarantines where it is seen.)
+async fn machine_actions(s: &Server, token: &str, machine: &str) -> Vec<(String, String)> {
+    let (st, v) = s
+        .get(
+            &format!("/api/machineactions?$filter=machineId eq '{machine}'"),
+            Some(token),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["requestSource"] == "AutomatedInvestigation")
+        .map(|a| {
+            (
+                a["type"].as_str().unwrap().to_owned(),
+                a["relatedFileInfo"]["fileIdentifier"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Plays the agent: carries out every command handed to `device` until none come for a
+/// second.
+async fn agent_completes_everything(s: &Server, device: &Device) -> usize {
+    let mut done = 0;
+    let mut idle_since = Instant::now();
+    while idle_since.elapsed() < Duration::from_secs(1) {
+        let v = poll(s, device, 0, &[]).await;
+        let commands = v["commands"].as_array().cloned().unwrap_or_default();
+        if commands.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        for c in commands {
+            let id = c["id"].as_str().unwrap();
+            let (st, r) = report(s, device, id, "Succeeded", "done").await;
+            assert_eq!(st, 200, "{r}");
+            done += 1;
+        }
+        idle_since = Instant::now();
+    }
+    done
+}
+
+async fn indicator(s: &Server, token: &str, value: &str) -> Option<Value> {
+    let (st, v) = s
+        .get(
+            &format!("/api/indicators?$filter=indicatorValue eq '{value}'"),
+            Some(token),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["value"].as_array().unwrap().first().cloned()
+}
+
+#[tokio::test]
+async fn under_full_automation_a_c2_alert_is_investigated_and_remediated_unattended() {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, b) in backends(dir.path()).into_iter().enumerate() {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        let token = s.token_with(ROLES).await;
+        let story = stage(&s, &token, "full", n as u64).await;
+        let name = b.name;
+
+        // The device's own alert: a medium-severity finding makes the file suspicious, and
+        // nothing more — the investigation finds no threat.
+        let first = device_alert(&b, &s, &format!("da-air-{n}"), &story.a.id, &story).await;
+        let benign = investigation(&s, &token, &first.id, &["Benign"]).await;
+        assert_eq!(
+            entity(&benign, "/tmp/.cache/implant")["verdict"],
+            "Suspicious",
+            "{name}"
+        );
+        assert_eq!(benign["automationLevel"], "FullRemediation");
+
+        // The network sensor's alert lands on the device that had 10.1.2.3, in the incident
+        // of its device alert.
+        let c2 = import_c2_alert(&s, &token, &format!("ndr-{n}")).await;
+        assert_eq!(c2["machineId"], story.a.id.as_str(), "{name}: {c2}");
+        assert_eq!(c2["incidentId"], json!(first.incident_id), "{name}: {c2}");
+
+        // The investigation: the C2 address named by a High alert condemns the process that
+        // contacted it, its image and the unit it installed; bash, its parent, is clean.
+        let inv = investigation(
+            &s,
+            &token,
+            c2["id"].as_str().unwrap(),
+            &["Running", "SuccessfullyRemediated"],
+        )
+        .await;
+        assert_eq!(entity(&inv, C2)["verdict"], "Malicious", "{name}: {inv}");
+        let implant = entity(&inv, "implant (pid 4242)");
+        assert_eq!(implant["verdict"], "Malicious");
+        assert_eq!(
+            implant["reasons"][0],
+            format!("connected to malicious {C2}")
+        );
+        let file = entity(&inv, "/tmp/.cache/implant");
+        assert_eq!(file["verdict"], "Malicious");
+        assert_eq!(file["sha1"], story.implant_sha1.as_str());
+        assert_eq!(
+            entity(
+                &inv,
+                "systemd unit /etc/systemd/system/implant-update.service"
+            )["verdict"],
+            "Malicious"
+        );
+        assert_eq!(entity(&inv, "bash (pid 4000)")["verdict"], "Clean");
+        assert_eq!(entity(&inv, "/usr/bin/bash")["verdict"], "Clean");
+        assert!(
+            inv["relations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["kind"] == "ConnectedTo"
+                    && r["from"] == implant["id"]
+                    && r["to"] == entity(&inv, C2)["id"]),
+            "{inv}"
+        );
+
+        // Every remediation ran without asking: quarantine (which stops the process), the
+        // unit removed, the hash and the address blocked, the device isolated.
+        let actions = remediation_actions(&s, &token, &inv).await;
+        assert_eq!(actions.len(), 5, "{name}: {actions:?}");
+        assert!(actions.iter().all(|a| a["approvalRequired"] == false));
+        of_type(&actions, "QuarantineFile", Some(&story.implant_sha1));
+        of_type(&actions, "RemovePersistence", Some(&story.unit_sha1));
+        of_type(&actions, "IsolateDevice", None);
+        let block = of_type(&actions, "BlockIndicator", Some(&story.implant_sha256));
+        assert_eq!(block["status"], "Completed");
+        assert_eq!(
+            of_type(&actions, "BlockIndicator", Some(C2))["status"],
+            "Completed"
+        );
+        let mut on_a = machine_actions(&s, &token, &story.a.id).await;
+        on_a.sort();
+        let mut expected = vec![
+            ("Isolate".to_owned(), String::new()),
+            (
+                "StopAndQuarantineFile".to_owned(),
+                story.implant_sha1.clone(),
+            ),
+            ("StopAndQuarantineFile".to_owned(), story.unit_sha1.clone()),
+        ];
+        expected.sort();
+        assert_eq!(on_a, expected, "{name}");
+
+        // The hash is blocked tenant-wide, and every agent gets it.
+        let shared = indicator(&s, &token, &story.implant_sha256)
+            .await
+            .expect("the hash is blocked");
+        assert_eq!(shared["action"], "BlockAndRemediate");
+        assert_eq!(shared["id"], block["indicatorId"]);
+        assert_eq!(indicator(&s, &token, C2).await.unwrap()["action"], "Block");
+        for device in [&story.a, &story.b] {
+            let set: Value = s
+                .http
+                .get(format!("{}/agent/v1/indicators", s.url))
+                .header("authorization", &device.auth)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(
+                set["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["hash"] == story.implant_sha256.as_str()),
+                "{name}: {set}"
+            );
+        }
+
+        // The agent carries the actions out; the investigation ends remediated.
+        assert!(
+            agent_completes_everything(&s, &story.a).await >= 3,
+            "{name}"
+        );
+        investigation(
+            &s,
+            &token,
+            c2["id"].as_str().unwrap(),
+            &["SuccessfullyRemediated"],
+        )
+        .await;
+        let (_, c2_now) = s
+            .get(
+                &format!("/api/alerts/{}", c2["id"].as_str().unwrap()),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(c2_now["investigationState"], "SuccessfullyRemediated");
+
+        // The retro-hunt of the blocked hash finds the second device; its alert joins the
+        // incident and its own investigation quarantines the file there.
+        let on_b = eventually("the retro-hunt alert on the second device", || async {
+            let (_, v) = s
+                .get(
+                    &format!("/api/alerts?$filter=machineId eq '{}'", story.b.id),
+                    Some(&token),
+                )
+                .await;
+            v["value"].as_array().and_then(|a| a.first()).cloned()
+        })
+        .await;
+        assert_eq!(
+            on_b["incidentId"],
+            json!(first.incident_id),
+            "{name}: {on_b}"
+        );
+        let inv_b = investigation(
+            &s,
+            &token,
+            on_b["id"].as_str().unwrap(),
+            &["Running", "SuccessfullyRemediated"],
+        )
+        .await;
+        assert_eq!(
+            entity(&inv_b, "/var/tmp/implant")["verdict"],
+            "Malicious",
+            "{inv_b}"
+        );
+        let on_b_actions = remediation_actions(&s, &token, &inv_b).await;
+        let quarantine = of_type(&on_b_actions, "QuarantineFile", Some(&story.implant_sha1));
+        let (st, ma) = s
+            .get(
+                &format!(
+                    "/api/machineactions/{}",
+                    quarantine["machineActionId"].as_str().unwrap()
+                ),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(st, 200, "{ma}");
+        assert_eq!(
+            (ma["type"].as_str(), ma["machineId"].as_str()),
+            (Some("StopAndQuarantineFile"), Some(story.b.id.as_str()))
+        );
+        assert!(
+            on_b_actions
+                .iter()
+                .all(|a| a["actionType"] != "BlockIndicator"),
+            "the hash is blocked already: {on_b_actions:?}"
+        );
+
+        // Undo: the isolation is released.
+        let isolation = of_type(&actions, "IsolateDevice", None)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let undo = |comment: Value| {
+            let (s, token, id) = (&s, &token, isolation.clone());
+            async move {
+                s.post(
+                    &format!("/api/remediationactions/{id}/undo"),
+                    token,
+                    comment,
+                )
+                .await
+            }
+        };
+        let (st, e) = undo(json!({})).await;
+        assert_eq!(st, 400, "{e}");
+        assert_mde_error(&e, "MissingRequiredParameter");
+        let (st, undone) = undo(json!({"Comment": "false alarm on the isolation"})).await;
+        assert_eq!(st, 200, "{name}: {undone}");
+        assert_eq!(undone["status"], "Undone");
+        assert!(undone["undoMachineActionId"].is_string());
+        assert!(
+            machine_actions(&s, &token, &story.a.id)
+                .await
+                .contains(&("Unisolate".to_owned(), String::new()))
+        );
+        let (st, e) = undo(json!({"Comment": "again"})).await;
+        assert_eq!(st, 409, "{e}");
+    }
+}
+
+#[tokio::test]
+async fn under_semi_automation_actions_wait_in_the_action_center() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let token = s.token_with(ROLES).await;
+    let admin = s.token_with("SecurityConfiguration.ReadWrite.All").await;
+    for (name, pattern, level) in [
+        ("Semi", "semi-*", "SemiApprovalNonTempFolders"),
+        ("Hands off", "hands-*", "NoAutomatedResponse"),
+    ] {
+        let (st, g) = s
+            .send(
+                "POST",
+                "/api/machinegroups",
+                &admin,
+                Some(
+                    json!({"name": name, "rank": 1 + u64::from(level == "NoAutomatedResponse"),
+                    "rules": [{"kind": "NamePattern", "value": pattern}],
+                    "automationLevel": level}),
+                ),
+            )
+            .await;
+        assert_eq!(st, 201, "{g}");
+    }
+    let story = stage(&s, &token, "semi", 9).await;
+
+    // No automated response: the alert gets no investigation, and none can be started.
+    let hands = enroll(&s, "hands-1.corp.example").await;
+    let untouched = device_alert(b, &s, "da-hands", &hands.id, &story).await;
+    assert!(untouched.investigation_id.is_none());
+    let (st, e) = s
+        .post(
+            &format!("/api/machines/{}/startInvestigation", hands.id),
+            &token,
+            json!({"Comment": "look"}),
+        )
+        .await;
+    assert_eq!(st, 403, "{e}");
+    assert!(assert_mde_error(&e, "DisallowedOperation").contains("NoAutomatedResponse"));
+
+    let c2 = import_c2_alert(&s, &token, "ndr-semi").await;
+    let inv = investigation(&s, &token, c2["id"].as_str().unwrap(), &["PendingApproval"]).await;
+    assert_eq!(inv["automationLevel"], "SemiApprovalNonTempFolders");
+    let actions = remediation_actions(&s, &token, &inv).await;
+    // The implant is in a temp folder: quarantined and blocked at once. The unit (a core
+    // folder), the address and the isolation wait for an analyst.
+    let status = |t: &str, v: Option<&str>| of_type(&actions, t, v)["status"].clone();
+    assert_eq!(
+        status("QuarantineFile", Some(&story.implant_sha1)),
+        "Running"
+    );
+    assert_eq!(
+        status("BlockIndicator", Some(&story.implant_sha256)),
+        "Completed"
+    );
+    for (t, v) in [
+        ("RemovePersistence", Some(story.unit_sha1.as_str())),
+        ("BlockIndicator", Some(C2)),
+        ("IsolateDevice", None),
+    ] {
+        let a = of_type(&actions, t, v);
+        assert_eq!(
+            (a["status"].as_str(), a["approvalRequired"].as_bool()),
+            (Some("PendingApproval"), Some(true)),
+            "{a}"
+        );
+        assert!(a["expirationTime"].is_string());
+    }
+    assert!(
+        indicator(&s, &token, C2).await.is_none(),
+        "not before approval"
+    );
+    assert_eq!(
+        machine_actions(&s, &token, &story.a.id).await,
+        vec![(
+            "StopAndQuarantineFile".to_owned(),
+            story.implant_sha1.clone()
+        )]
+    );
+    let (st, pending) = s
+        .get(
+            "/api/remediationactions?$filter=status eq 'PendingApproval'",
+            Some(&token),
+        )
+        .await;
+    assert_eq!((st, pending["value"].as_array().unwrap().len()), (200, 3));
+
+    let decide = |t: &'static str, v: Option<String>, verb: &'static str, body: Value| {
+        let id = of_type(&actions, t, v.as_deref())["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (s, token) = (&s, &token);
+        async move {
+            s.post(&format!("/api/remediationactions/{id}/{verb}"), token, body)
+                .await
+        }
+    };
+    let reader = s.token_with("Alert.Read.All").await;
+    let id = of_type(&actions, "IsolateDevice", None)["id"]
+        .as_str()
+        .unwrap();
+    let (st, _) = s
+        .post(
+            &format!("/api/remediationactions/{id}/reject"),
+            &reader,
+            json!({"Comment": "no"}),
+        )
+        .await;
+    assert_eq!(st, 403, "deciding needs Alert.ReadWrite");
+
+    let (st, r) = decide(
+        "IsolateDevice",
+        None,
+        "reject",
+        json!({"Comment": "a server; contain it by hand"}),
+    )
+    .await;
+    assert_eq!((st, r["status"].as_str()), (200, Some("Rejected")), "{r}");
+    assert_eq!(r["decisionComment"], "a server; contain it by hand");
+    let (st, e) = decide(
+        "IsolateDevice",
+        None,
+        "approve",
+        json!({"Comment": "changed my mind"}),
+    )
+    .await;
+    assert_eq!(st, 409, "a decided action stays decided: {e}");
+    let (st, r) = decide(
+        "RemovePersistence",
+        Some(story.unit_sha1.clone()),
+        "approve",
+        json!({"Comment": "remove it"}),
+    )
+    .await;
+    assert_eq!((st, r["status"].as_str()), (200, Some("Running")), "{r}");
+    assert!(r["machineActionId"].is_string());
+    let (st, r) = decide(
+        "BlockIndicator",
+        Some(C2.into()),
+        "approve",
+        json!({"Comment": "block"}),
+    )
+    .await;
+    assert_eq!((st, r["status"].as_str()), (200, Some("Completed")), "{r}");
+    assert_eq!(indicator(&s, &token, C2).await.unwrap()["action"], "Block");
+    let (st, e) = s
+        .post(
+            "/api/remediationactions/999999/approve",
+            &token,
+            json!({"Comment": "x"}),
+        )
+        .await;
+    assert_eq!(st, 404, "{e}");
+
+    // The agent quarantines both files; one action rejected: partially remediated.
+    let carried = agent_completes_everything(&s, &story.a).await;
+    let (_, all) = s
+        .get(
+            &format!("/api/machineactions?$filter=machineId eq '{}'", story.a.id),
+            Some(&token),
+        )
+        .await;
+    assert!(carried >= 2, "{all}");
+    let done = investigation(
+        &s,
+        &token,
+        c2["id"].as_str().unwrap(),
+        &["PartiallyRemediated"],
+    )
+    .await;
+    assert!(done["endTime"].is_string(), "{done}");
+}

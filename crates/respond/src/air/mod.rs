@@ -1,0 +1,602 @@
+//! Automated investigation and remediation (AIR).
+//!
+//! The store queues an investigation with every new alert of a machine whose device group
+//! allows automation, and `startInvestigation` queues one on request. The [`Investigator`]
+//! claims queued investigations (any server may; the claim is an optimistic update, so each
+//! runs once), gathers evidence from telemetry ([`evidence`]), judges every entity
+//! (`rampart_core::investigation`), and proposes remediation (`rampart_core::remediation`):
+//! what the automation level lets run now is carried out through machine actions and shared
+//! indicators ([`remediate`]); the rest waits in the action center for an analyst, for at
+//! most 7 days. A sweep follows running actions to their end and settles each
+//! investigation's state from its actions.
+
+pub mod evidence;
+pub mod remediate;
+
+use evidence::{Gatherer, PREVALENCE_WINDOW, Scope};
+use rampart_core::TenantId;
+use rampart_core::alert::{Alert, InvestigationState};
+use rampart_core::audit::AuditContext;
+use rampart_core::investigation::{Investigation, Verdict};
+use rampart_core::machine::{AutomationLevel, UNGROUPED_AUTOMATION};
+use rampart_core::remediation::{
+    APPROVAL_TIMEOUT, RemediationAction, RemediationStatus, RemediationType, investigation_state,
+    needs_approval, propose,
+};
+use rampart_core::{ErrorCode, Rejection};
+use rampart_detect::IndicatorMatcher;
+use rampart_store::{Store, StoreError};
+use rampart_telemetry::EventStore;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// How the investigator runs.
+#[derive(Clone, Debug)]
+pub struct InvestigatorConfig {
+    /// How often it looks for queued investigations.
+    pub poll: Duration,
+    /// How often it follows running and pending remediation actions.
+    pub sweep: Duration,
+    /// How far before the alert's first event the evidence is looked for.
+    pub lookback: time::Duration,
+    /// Each evidence query's time limit.
+    pub query_timeout: Duration,
+}
+
+impl Default for InvestigatorConfig {
+    fn default() -> Self {
+        InvestigatorConfig {
+            poll: Duration::from_millis(250),
+            sweep: Duration::from_secs(2),
+            lookback: time::Duration::hours(24),
+            query_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Investigations claimed per look.
+const CLAIM_BATCH: u32 = 16;
+/// Open remediation actions followed per sweep.
+const SWEEP_BATCH: u32 = 500;
+/// Earlier remediation actions of a device checked for ones a new proposal would repeat.
+const EARLIER_ACTIONS: u32 = 500;
+/// Alerts a machine investigation started by hand looks into.
+const MACHINE_ALERTS: u32 = 20;
+
+pub struct Investigator {
+    store: Arc<dyn Store>,
+    events: EventStore,
+    indicators: Arc<IndicatorMatcher>,
+    config: InvestigatorConfig,
+}
+
+fn ctx() -> AuditContext {
+    AuditContext::system("automated-investigation")
+}
+
+impl Investigator {
+    pub fn new(
+        store: Arc<dyn Store>,
+        events: EventStore,
+        indicators: Arc<IndicatorMatcher>,
+        config: InvestigatorConfig,
+    ) -> Arc<Self> {
+        Arc::new(Investigator {
+            store,
+            events,
+            indicators,
+            config,
+        })
+    }
+
+    /// Runs queued investigations and sweeps remediation actions until the runtime stops.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut poll = tokio::time::interval(me.config.poll);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_sweep = std::time::Instant::now();
+            loop {
+                poll.tick().await;
+                if let Err(e) = me.run_queued().await {
+                    tracing::warn!("automated investigations: {e}");
+                }
+                if last_sweep.elapsed() >= me.config.sweep {
+                    last_sweep = std::time::Instant::now();
+                    if let Err(e) = me.sweep(OffsetDateTime::now_utc()).await {
+                        tracing::warn!("remediation sweep: {e}");
+                    }
+                }
+            }
+        })
+    }
+
+    /// Claims and runs the queued investigations; returns how many ran.
+    pub async fn run_queued(&self) -> Result<usize, StoreError> {
+        let queued = self
+            .store
+            .investigations_in(&[InvestigationState::Queued], CLAIM_BATCH)
+            .await?;
+        let mut ran = 0;
+        for (tenant, inv) in queued {
+            let claimed = self
+                .store
+                .update_investigation(
+                    &ctx(),
+                    tenant,
+                    &inv.id,
+                    "Start",
+                    Box::new(|i: &mut Investigation| {
+                        if i.state != InvestigationState::Queued {
+                            return Err(Rejection::new(ErrorCode::Conflict, "claimed elsewhere"));
+                        }
+                        i.state = InvestigationState::Running;
+                        Ok(())
+                    }),
+                )
+                .await;
+            let inv = match claimed {
+                Ok(Some(inv)) => inv,
+                Ok(None) | Err(StoreError::Rejected(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            ran += 1;
+            if let Err(e) = self.investigate(tenant, &inv).await {
+                tracing::warn!(%tenant, investigation = inv.id, "investigation failed: {e}");
+                self.finish(tenant, &inv.id, |i, now| {
+                    i.settle(InvestigationState::Failed, format!("Failed: {e}"), now)
+                })
+                .await?;
+            }
+        }
+        Ok(ran)
+    }
+
+    async fn investigate(&self, tenant: TenantId, inv: &Investigation) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let Some(machine_id) = inv.machine_id.as_deref() else {
+            return self
+                .finish(tenant, &inv.id, |i, now| {
+                    i.settle(
+                        InvestigationState::UnsupportedAlertType,
+                        "The alert names no device.".into(),
+                        now,
+                    )
+                })
+                .await;
+        };
+        let Some(machine) = self.store.get_machine(tenant, machine_id).await? else {
+            return self
+                .finish(tenant, &inv.id, |i, now| {
+                    i.settle(
+                        InvestigationState::Failed,
+                        format!("Device {machine_id} is unknown."),
+                        now,
+                    )
+                })
+                .await;
+        };
+        let level = self
+            .store
+            .automation_level(tenant, &machine.id)
+            .await?
+            .unwrap_or(UNGROUPED_AUTOMATION);
+        if level == AutomationLevel::NoAutomatedResponse {
+            return self
+                .finish(tenant, &inv.id, |i, now| {
+                    i.automation_level = Some(level);
+                    i.settle(
+                        InvestigationState::TerminatedBySystem,
+                        "The device group's automation level is NoAutomatedResponse.".into(),
+                        now,
+                    )
+                })
+                .await;
+        }
+        let alerts: Vec<Alert> = match &inv.triggering_alert_id {
+            Some(id) => self
+                .store
+                .get_alert_doc(tenant, id)
+                .await?
+                .into_iter()
+                .collect(),
+            None => {
+                self.store
+                    .open_alerts_of_machine(tenant, &machine.id, MACHINE_ALERTS)
+                    .await?
+            }
+        };
+        let first_event = alerts
+            .iter()
+            .filter_map(|a| a.first_event_time.or(a.alert_creation_time))
+            .min()
+            .unwrap_or(now)
+            .min(now);
+        let scope = Scope {
+            device_id: &machine.id,
+            from: first_event - self.config.lookback,
+            to: now,
+            group_id: machine.rbac_group_id.to_string(),
+            group_name: machine.rbac_group_name.clone(),
+        };
+        let nanos = |t: OffsetDateTime| i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        let session = self
+            .events
+            .session_within(
+                tenant,
+                Some(nanos(scope.from.min(scope.to - PREVALENCE_WINDOW))),
+                Some(nanos(now + time::Duration::minutes(1))),
+            )
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("opening the event store: {e}")))?;
+        let mut gatherer = Gatherer::new(&session, scope, self.config.query_timeout);
+        for a in &alerts {
+            gatherer.seed(a);
+        }
+        gatherer.expand().await;
+        gatherer.indicators(self.indicators.index(), tenant, now.unix_timestamp());
+        let fleet = gatherer.prevalence().await;
+        let gaps = std::mem::take(&mut gatherer.gaps);
+        let blocked = std::mem::take(&mut gatherer.blocked);
+        let mut graph = gatherer.graph;
+        graph.judge(fleet);
+
+        let policy = self.store.signal_sharing_policy(tenant).await?;
+        let shared = if policy.enabled {
+            policy.types.clone()
+        } else {
+            Vec::new()
+        };
+        let earlier = self
+            .store
+            .remediation_actions_of_machine(tenant, &machine.id, EARLIER_ACTIONS)
+            .await?;
+        let proposed = propose(&graph.entities, &graph.relations, &shared, now);
+        let all_proposed = proposed.len();
+        let proposals: Vec<_> = proposed
+            .into_iter()
+            .filter(|p| {
+                !(p.kind == RemediationType::BlockIndicator && blocked.contains(&p.entity))
+                    && !earlier.iter().any(|e| p.is_covered_by(e))
+            })
+            .collect();
+        let covered = all_proposed - proposals.len();
+        let actions: Vec<RemediationAction> = proposals
+            .into_iter()
+            .filter_map(|p| {
+                let approval = needs_approval(level, p.kind, p.path.as_deref())?;
+                let e = &graph.entities[p.entity];
+                Some(RemediationAction {
+                    id: String::new(),
+                    investigation_id: inv.id.clone(),
+                    machine_id: machine.id.clone(),
+                    computer_dns_name: Some(machine.computer_dns_name.clone()),
+                    action_type: p.kind,
+                    entity_name: e.name.clone(),
+                    entity_id: e.id,
+                    sha1: p.sha1,
+                    file_path: p.path,
+                    indicator_type: p.indicator.as_ref().map(|i| i.0),
+                    indicator_value: p.indicator.map(|i| i.1),
+                    reasons: e.reasons.clone(),
+                    status: if approval {
+                        RemediationStatus::PendingApproval
+                    } else {
+                        RemediationStatus::Running
+                    },
+                    status_details: None,
+                    approval_required: approval,
+                    created_time: now,
+                    last_update_time: now,
+                    expiration_time: approval.then_some(now + APPROVAL_TIMEOUT),
+                    decided_by: None,
+                    decision_comment: None,
+                    decision_time: None,
+                    machine_action_id: None,
+                    undo_machine_action_id: None,
+                    indicator_id: None,
+                })
+            })
+            .collect();
+        let actions = self
+            .store
+            .create_remediation_actions(&ctx(), tenant, actions)
+            .await?;
+        for a in actions.iter().filter(|a| !a.approval_required) {
+            let outcome =
+                remediate::execute(self.store.as_ref(), &self.indicators, &ctx(), tenant, a)
+                    .await
+                    .map_err(|e| e.to_string());
+            self.store
+                .update_remediation_action(
+                    &ctx(),
+                    tenant,
+                    &a.id,
+                    "Execute",
+                    Box::new(|r: &mut RemediationAction| {
+                        match &outcome {
+                            Ok(how) => r.executed(how.clone(), now),
+                            Err(e) => {
+                                r.status = RemediationStatus::Failed;
+                                r.status_details = Some(e.clone());
+                                r.last_update_time = now;
+                            }
+                        }
+                        Ok(())
+                    }),
+                )
+                .await?;
+        }
+        let malicious = graph
+            .entities
+            .iter()
+            .filter(|e| e.verdict == Verdict::Malicious)
+            .count();
+        let suspicious = graph
+            .entities
+            .iter()
+            .filter(|e| e.verdict == Verdict::Suspicious)
+            .count();
+        let examined = graph.entities.len();
+        let (entities, relations) = graph.into_parts();
+        let mut findings = format!(
+            "{examined} entities examined: {malicious} malicious, {suspicious} suspicious."
+        );
+        if !gaps.is_empty() {
+            findings.push_str(&format!(" Not examined: {}.", gaps.join("; ")));
+        }
+        let proposed = actions.len();
+        tracing::info!(
+            %tenant,
+            investigation = inv.id,
+            examined,
+            malicious,
+            proposed,
+            covered,
+            "investigation ran"
+        );
+        self.finish(tenant, &inv.id, move |i, now| {
+            i.automation_level = Some(level);
+            i.entities = entities.clone();
+            i.relations = relations.clone();
+            i.state = InvestigationState::Running;
+            i.status_details = Some(findings.clone());
+            if malicious == 0 {
+                i.settle(InvestigationState::Benign, findings.clone(), now);
+            } else if proposed == 0 && covered > 0 {
+                // Another investigation of the same story already remediates all of it.
+                i.settle(
+                    InvestigationState::SuccessfullyRemediated,
+                    format!("{findings} All {covered} remediation actions were already taken."),
+                    now,
+                );
+            } else if proposed == 0 {
+                i.settle(
+                    InvestigationState::PartiallyInvestigated,
+                    format!("{findings} No remediation applies."),
+                    now,
+                );
+            }
+        })
+        .await?;
+        if malicious > 0 && proposed > 0 {
+            self.settle(tenant, &inv.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies `change` to an investigation and lets its alert follow its state.
+    async fn finish(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        change: impl Fn(&mut Investigation, OffsetDateTime) + Send + Sync,
+    ) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let updated = self
+            .store
+            .update_investigation(
+                &ctx(),
+                tenant,
+                id,
+                "Update",
+                Box::new(|i: &mut Investigation| {
+                    change(i, now);
+                    Ok(())
+                }),
+            )
+            .await?;
+        if let Some(inv) = updated
+            && let Some(alert) = &inv.triggering_alert_id
+        {
+            let state = inv.state;
+            self.store
+                .update_alert(
+                    &ctx(),
+                    tenant,
+                    alert,
+                    "FollowInvestigation",
+                    Box::new(move |a: &mut Alert| {
+                        a.investigation_state = Some(state);
+                        Ok(())
+                    }),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sets an investigation's state from its remediation actions.
+    async fn settle(&self, tenant: TenantId, id: &str) -> Result<(), StoreError> {
+        let actions = self.store.remediation_actions_of(tenant, id).await?;
+        let Some((state, summary)) = investigation_state(&actions) else {
+            return Ok(());
+        };
+        let current = self.store.get_investigation(tenant, id).await?;
+        if current.as_ref().is_some_and(|i| {
+            i.state == state
+                && i.status_details
+                    .as_deref()
+                    .is_some_and(|d| d.ends_with(&summary))
+        }) {
+            return Ok(());
+        }
+        self.finish(tenant, id, |i, now| {
+            let findings = i
+                .status_details
+                .as_deref()
+                .and_then(|d| d.split(" | ").next())
+                .unwrap_or_default()
+                .to_owned();
+            i.settle(state, format!("{findings} | {summary}"), now);
+        })
+        .await
+    }
+
+    /// Expires actions that waited too long for approval, follows running ones to their
+    /// machine action's end, and settles the investigations they belong to.
+    pub async fn sweep(&self, now: OffsetDateTime) -> Result<(), StoreError> {
+        let open = self.store.open_remediation_actions(SWEEP_BATCH).await?;
+        let mut touched = BTreeSet::new();
+        for (tenant, a) in open {
+            let follow = match (&a.status, &a.machine_action_id) {
+                (RemediationStatus::Running, Some(id)) => self
+                    .store
+                    .get_machine_action(tenant, id)
+                    .await?
+                    .map(|m| m.status()),
+                _ => None,
+            };
+            let changed = self
+                .store
+                .update_remediation_action(
+                    &ctx(),
+                    tenant,
+                    &a.id,
+                    "Follow",
+                    Box::new(move |r: &mut RemediationAction| {
+                        let moved = r.expire(now) || follow.is_some_and(|s| r.follow(s, now));
+                        if moved {
+                            Ok(())
+                        } else {
+                            Err(Rejection::new(ErrorCode::Conflict, "unchanged"))
+                        }
+                    }),
+                )
+                .await;
+            match changed {
+                Ok(Some(_)) => {
+                    touched.insert((tenant, a.investigation_id.clone()));
+                }
+                Ok(None) | Err(StoreError::Rejected(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for (tenant, id) in touched {
+            self.settle(tenant, &id).await?;
+        }
+        Ok(())
+    }
+
+    /// An analyst approves a pending action: it is carried out at once.
+    pub async fn approve(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        id: &str,
+        by: &str,
+        comment: &str,
+    ) -> Result<Option<RemediationAction>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let Some(action) = self.store.get_remediation_action(tenant, id).await? else {
+            return Ok(None);
+        };
+        action.check_pending(now)?;
+        let how =
+            remediate::execute(self.store.as_ref(), &self.indicators, ctx, tenant, &action).await?;
+        let updated = self
+            .store
+            .update_remediation_action(
+                ctx,
+                tenant,
+                id,
+                "Approve",
+                Box::new(|r: &mut RemediationAction| {
+                    r.check_pending(now)?;
+                    r.decide(by, comment, now);
+                    r.executed(how.clone(), now);
+                    Ok(())
+                }),
+            )
+            .await?;
+        self.settle(tenant, &action.investigation_id).await?;
+        Ok(updated)
+    }
+
+    /// An analyst rejects a pending action: it never runs.
+    pub async fn reject(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        id: &str,
+        by: &str,
+        comment: &str,
+    ) -> Result<Option<RemediationAction>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let updated = self
+            .store
+            .update_remediation_action(
+                ctx,
+                tenant,
+                id,
+                "Reject",
+                Box::new(|r: &mut RemediationAction| r.reject(by, comment, now)),
+            )
+            .await?;
+        if let Some(a) = &updated {
+            self.settle(tenant, &a.investigation_id).await?;
+        }
+        Ok(updated)
+    }
+
+    /// An analyst undoes a completed action: the file is restored, the device released, the
+    /// indicator deleted.
+    pub async fn undo(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        id: &str,
+        by: &str,
+        comment: &str,
+    ) -> Result<Option<RemediationAction>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let Some(action) = self.store.get_remediation_action(tenant, id).await? else {
+            return Ok(None);
+        };
+        action.check_undoable()?;
+        let undo_action = remediate::undo(
+            self.store.as_ref(),
+            &self.indicators,
+            ctx,
+            tenant,
+            &action,
+            comment,
+        )
+        .await?;
+        self.store
+            .update_remediation_action(
+                ctx,
+                tenant,
+                id,
+                "Undo",
+                Box::new(|r: &mut RemediationAction| {
+                    r.check_undoable()?;
+                    r.undone(by, comment, undo_action.clone(), now);
+                    Ok(())
+                }),
+            )
+            .await
+    }
+}

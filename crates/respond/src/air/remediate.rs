@@ -1,0 +1,166 @@
+//! Carrying remediation actions out and taking them back: machine actions for what happens
+//! on the device, shared indicators for what the tenant blocks.
+
+use crate::signal::store_requests;
+use rampart_core::audit::AuditContext;
+use rampart_core::machine_action::{
+    ActionRequest, ActionSubmission, IdempotencyKey, IsolationType, RequestedAction,
+};
+use rampart_core::remediation::{Execution, RemediationAction, RemediationType};
+use rampart_core::signal::{Origin, entity_request};
+use rampart_core::{ErrorCode, Rejection, TenantId};
+use rampart_detect::IndicatorMatcher;
+use rampart_detect::indicators::Change;
+use rampart_store::{Store, StoreError};
+use time::OffsetDateTime;
+
+/// Who the machine actions of investigations name as their requestor.
+pub const REQUESTOR: &str = "Automated investigation";
+/// The client id idempotency keys of investigations' machine actions are scoped to.
+const CLIENT_ID: &str = "rampart-air";
+/// Machine action comments are kept short (the entity's name and the deciding reason).
+const MAX_COMMENT: usize = 500;
+
+/// Carries `action` out: submits its machine action (idempotently: carrying out the same
+/// action twice submits one) or stores its indicator.
+pub async fn execute(
+    store: &dyn Store,
+    matcher: &IndicatorMatcher,
+    ctx: &AuditContext,
+    tenant: TenantId,
+    action: &RemediationAction,
+) -> Result<Execution, StoreError> {
+    let request = match action.action_type {
+        RemediationType::QuarantineFile | RemediationType::RemovePersistence => {
+            RequestedAction::StopAndQuarantineFile {
+                sha1: sha1_of(action)?,
+            }
+        }
+        RemediationType::IsolateDevice => RequestedAction::Isolate {
+            isolation: IsolationType::Full,
+        },
+        RemediationType::BlockIndicator => return block(store, matcher, ctx, tenant, action).await,
+    };
+    let comment = format!(
+        "Automated investigation {}: {} ({})",
+        action.investigation_id,
+        action.entity_name,
+        action.reasons.first().map_or("malicious", String::as_str)
+    );
+    let comment: String = comment.chars().take(MAX_COMMENT).collect();
+    let id = submit(store, ctx, tenant, action, request, comment, "").await?;
+    Ok(Execution::MachineAction(id))
+}
+
+/// Takes a completed action back: restores the quarantined file, releases the device, or
+/// deletes the indicator. Returns the machine action that undoes it, if one does.
+pub async fn undo(
+    store: &dyn Store,
+    matcher: &IndicatorMatcher,
+    ctx: &AuditContext,
+    tenant: TenantId,
+    action: &RemediationAction,
+    comment: &str,
+) -> Result<Option<String>, StoreError> {
+    let request = match action.action_type {
+        RemediationType::QuarantineFile | RemediationType::RemovePersistence => {
+            RequestedAction::RestoreQuarantinedFile {
+                sha1: sha1_of(action)?,
+            }
+        }
+        RemediationType::IsolateDevice => RequestedAction::Unisolate,
+        RemediationType::BlockIndicator => {
+            if let Some(id) = &action.indicator_id {
+                store.delete_indicator(ctx, tenant, id, None).await?;
+                matcher.apply(tenant, &[Change::Remove { id: id.clone() }]);
+            }
+            return Ok(None);
+        }
+    };
+    let comment: String = format!(
+        "Undo of remediation action {} (investigation {}): {comment}",
+        action.id, action.investigation_id
+    )
+    .chars()
+    .take(MAX_COMMENT)
+    .collect();
+    submit(store, ctx, tenant, action, request, comment, ":undo")
+        .await
+        .map(Some)
+}
+
+async fn submit(
+    store: &dyn Store,
+    ctx: &AuditContext,
+    tenant: TenantId,
+    action: &RemediationAction,
+    request: RequestedAction,
+    comment: String,
+    key_suffix: &str,
+) -> Result<String, StoreError> {
+    let submission = ActionSubmission {
+        machine_id: action.machine_id.clone(),
+        request: ActionRequest::new(request, Some(comment), None)?,
+        requestor: REQUESTOR.into(),
+        request_source: Some("AutomatedInvestigation".into()),
+        idempotency: Some(IdempotencyKey {
+            client_id: CLIENT_ID.into(),
+            key: format!("remediation:{}:{}{key_suffix}", tenant, action.id),
+        }),
+    };
+    Ok(store
+        .submit_machine_action(ctx, tenant, &submission)
+        .await?
+        .action
+        .id)
+}
+
+async fn block(
+    store: &dyn Store,
+    matcher: &IndicatorMatcher,
+    ctx: &AuditContext,
+    tenant: TenantId,
+    action: &RemediationAction,
+) -> Result<Execution, StoreError> {
+    let now = OffsetDateTime::now_utc();
+    let (Some(kind), Some(value)) = (action.indicator_type, &action.indicator_value) else {
+        return Err(refused(action, "it names no indicator"));
+    };
+    let policy = store.signal_sharing_policy(tenant).await?;
+    let origin = Origin {
+        label: format!("investigation {}", action.investigation_id),
+        title: format!("Automated investigation {}", action.investigation_id),
+        external_id: format!("rampart-air:{}", action.investigation_id),
+        severity: rampart_core::alert::Severity::High,
+    };
+    let why = action.reasons.first().map_or("malicious", String::as_str);
+    let request = entity_request(kind, value, &origin, &format!("{why}."), now, &policy)
+        .ok_or_else(|| {
+            refused(
+                action,
+                &format!(
+                    "the tenant's signal sharing policy does not share {} indicators",
+                    kind.as_str()
+                ),
+            )
+        })?;
+    let stored = store_requests(store, matcher, ctx, tenant, vec![request], now).await?;
+    match stored.into_iter().next() {
+        Some(i) => Ok(Execution::Indicator(i.id)),
+        None => Err(refused(action, "the indicator rules refused the value")),
+    }
+}
+
+fn sha1_of(action: &RemediationAction) -> Result<String, StoreError> {
+    action
+        .sha1
+        .clone()
+        .ok_or_else(|| refused(action, "it names no SHA-1"))
+}
+
+fn refused(action: &RemediationAction, why: &str) -> StoreError {
+    StoreError::Rejected(Rejection::new(
+        ErrorCode::InvalidInput,
+        format!("Remediation action {} cannot run: {why}.", action.id),
+    ))
+}

@@ -1,0 +1,337 @@
+//! Automated investigations as the investigator works them, and the action center's
+//! remediation actions.
+//!
+//! An investigation is queued in the transaction that stores its alert (see
+//! [`queue_for_alert`]), so no alert of a machine whose group allows automation is ever left
+//! uninvestigated, whichever path raised it; the investigator (`rampart-respond`) picks queued
+//! ones up by state, across tenants.
+
+use crate::SqlStore;
+use crate::document::{Document, decode, time as time_column};
+use crate::error::{Result, StoreError};
+use crate::machines::Change;
+use crate::sql::SqlValue;
+use async_trait::async_trait;
+use rampart_core::TenantId;
+use rampart_core::alert::{Alert, AlertStatus, InvestigationState};
+use rampart_core::audit::AuditContext;
+use rampart_core::investigation::Investigation;
+use rampart_core::machine::{AutomationLevel, UNGROUPED_AUTOMATION};
+use rampart_core::remediation::{REMEDIATION_ACTIONS, RemediationAction, RemediationStatus};
+use sqlx::Row;
+use time::OffsetDateTime;
+
+impl Document for RemediationAction {
+    const TABLE: &'static str = "remediation_actions";
+    const ENTITY: &'static str = "RemediationAction";
+    const KEY_COLUMN: &'static str = "id";
+    const SET: &'static rampart_core::odata::EntitySet = &REMEDIATION_ACTIONS;
+
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+
+    fn columns(&self) -> Vec<(&'static str, SqlValue)> {
+        vec![
+            (
+                "investigation_id",
+                SqlValue::Text(self.investigation_id.clone()),
+            ),
+            ("machine_id", SqlValue::Text(self.machine_id.clone())),
+            (
+                "action_type",
+                SqlValue::Text(self.action_type.as_str().into()),
+            ),
+            ("status", SqlValue::Text(self.status.as_str().into())),
+            ("created_time", time_column(Some(self.created_time))),
+        ]
+    }
+}
+
+#[async_trait]
+pub trait InvestigationStore: Send + Sync {
+    async fn update_investigation(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        id: &str,
+        action: &str,
+        change: Change<'_, Investigation>,
+    ) -> Result<Option<Investigation>>;
+    /// Investigations of any tenant in one of `states`, oldest first.
+    async fn investigations_in(
+        &self,
+        states: &[InvestigationState],
+        limit: u32,
+    ) -> Result<Vec<(TenantId, Investigation)>>;
+    /// The automation level of a machine's device group; `None` when the machine is unknown.
+    async fn automation_level(
+        &self,
+        tenant: TenantId,
+        machine_id: &str,
+    ) -> Result<Option<AutomationLevel>>;
+    /// The newest alerts of a machine that are not resolved, newest first: what an
+    /// investigation an analyst started on the machine looks into.
+    async fn open_alerts_of_machine(
+        &self,
+        tenant: TenantId,
+        machine_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Alert>>;
+    /// Stores new remediation actions, giving each the tenant's next id.
+    async fn create_remediation_actions(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        actions: Vec<RemediationAction>,
+    ) -> Result<Vec<RemediationAction>>;
+    async fn get_remediation_action(
+        &self,
+        tenant: TenantId,
+        id: &str,
+    ) -> Result<Option<RemediationAction>>;
+    async fn update_remediation_action(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        id: &str,
+        action: &str,
+        change: Change<'_, RemediationAction>,
+    ) -> Result<Option<RemediationAction>>;
+    /// The remediation actions of one investigation, in the order they were proposed.
+    async fn remediation_actions_of(
+        &self,
+        tenant: TenantId,
+        investigation_id: &str,
+    ) -> Result<Vec<RemediationAction>>;
+    /// The newest remediation actions of a machine (at most `limit`), newest first.
+    async fn remediation_actions_of_machine(
+        &self,
+        tenant: TenantId,
+        machine_id: &str,
+        limit: u32,
+    ) -> Result<Vec<RemediationAction>>;
+    /// Pending and running remediation actions of any tenant, oldest first.
+    async fn open_remediation_actions(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, RemediationAction)>>;
+}
+
+fn tenant_of(row: &sqlx::any::AnyRow) -> Result<TenantId> {
+    let t: String = row.try_get("tenant_id")?;
+    t.parse()
+        .map_err(|_| StoreError::Corrupt(format!("tenant id '{t}'")))
+}
+
+async fn automation_level_on(
+    conn: &mut sqlx::AnyConnection,
+    tenant: TenantId,
+    machine_id: &str,
+) -> Result<Option<AutomationLevel>> {
+    let row = sqlx::query(
+        "SELECT g.automation_level AS level FROM machines m LEFT JOIN machine_groups g \
+         ON g.tenant_id = m.tenant_id AND g.id = m.rbac_group_id \
+         WHERE m.tenant_id = $1 AND m.id = $2",
+    )
+    .bind(tenant.to_string())
+    .bind(machine_id.to_ascii_lowercase())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let level: Option<String> = row.try_get("level")?;
+    Ok(Some(match level {
+        Some(l) => l
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("automation level: {e}")))?,
+        None => UNGROUPED_AUTOMATION,
+    }))
+}
+
+/// Queues an automated investigation of a new alert when its machine is known and its group's
+/// automation level lets investigations run, and links the alert to it (`investigationId`,
+/// `investigationState`). Runs in the transaction that stores the alert.
+pub(crate) async fn queue_for_alert(
+    conn: &mut sqlx::AnyConnection,
+    ctx: &AuditContext,
+    tenant: TenantId,
+    alert: &mut Alert,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let Some(machine) = alert.machine_id.clone() else {
+        return Ok(());
+    };
+    if alert.investigation_id.is_some() || alert.status == AlertStatus::Resolved {
+        return Ok(());
+    }
+    match automation_level_on(conn, tenant, &machine).await? {
+        None | Some(AutomationLevel::NoAutomatedResponse) => return Ok(()),
+        Some(_) => {}
+    }
+    let id = crate::counters::reserve(conn, tenant, "investigation", 1).await?;
+    let mut inv = Investigation::queued(&machine, alert.computer_dns_name.clone(), now);
+    inv.id = id.to_string();
+    inv.triggering_alert_id = Some(alert.id.clone());
+    inv.requestor = Some("Automated investigation".into());
+    crate::document::insert(conn, ctx, tenant, std::slice::from_ref(&inv)).await?;
+    alert.investigation_id = Some(id);
+    alert.investigation_state = Some(InvestigationState::Queued);
+    Ok(())
+}
+
+#[async_trait]
+impl InvestigationStore for SqlStore {
+    async fn update_investigation(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        id: &str,
+        action: &str,
+        mut change: Change<'_, Investigation>,
+    ) -> Result<Option<Investigation>> {
+        self.update_doc::<Investigation>(ctx, tenant, id, action, |i| change(i))
+            .await
+    }
+
+    async fn investigations_in(
+        &self,
+        states: &[InvestigationState],
+        limit: u32,
+    ) -> Result<Vec<(TenantId, Investigation)>> {
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut b = crate::sql::SqlBuilder::new(self.dialect);
+        b.push("SELECT tenant_id, body FROM investigations WHERE state IN ")
+            .push_list(states.iter().map(|s| SqlValue::Text(s.as_str().into())))
+            .push(" ORDER BY seq LIMIT ")
+            .push_param(SqlValue::Int(i64::from(limit)));
+        let rows = b.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((tenant_of(r)?, decode(&r.try_get::<String, _>("body")?)?)))
+            .collect()
+    }
+
+    async fn automation_level(
+        &self,
+        tenant: TenantId,
+        machine_id: &str,
+    ) -> Result<Option<AutomationLevel>> {
+        let mut conn = self.pool.acquire().await?;
+        automation_level_on(&mut conn, tenant, machine_id).await
+    }
+
+    async fn open_alerts_of_machine(
+        &self,
+        tenant: TenantId,
+        machine_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Alert>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM alerts WHERE tenant_id = $1 AND machine_id = $2 AND status <> $3 ORDER BY seq DESC LIMIT $4",
+        )
+        .bind(tenant.to_string())
+        .bind(machine_id.to_ascii_lowercase())
+        .bind(AlertStatus::Resolved.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|b| decode(b)).collect()
+    }
+
+    async fn create_remediation_actions(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        mut actions: Vec<RemediationAction>,
+    ) -> Result<Vec<RemediationAction>> {
+        if actions.is_empty() {
+            return Ok(actions);
+        }
+        let mut tx = self.pool.begin().await?;
+        let n = i64::try_from(actions.len()).unwrap_or(i64::MAX);
+        let first = crate::counters::reserve(&mut tx, tenant, "remediation", n).await?;
+        for (a, id) in actions.iter_mut().zip(first..) {
+            a.id = id.to_string();
+        }
+        crate::document::insert(&mut tx, ctx, tenant, &actions).await?;
+        tx.commit().await?;
+        Ok(actions)
+    }
+
+    async fn get_remediation_action(
+        &self,
+        tenant: TenantId,
+        id: &str,
+    ) -> Result<Option<RemediationAction>> {
+        self.get_doc::<RemediationAction>(tenant, id).await
+    }
+
+    async fn update_remediation_action(
+        &self,
+        ctx: &AuditContext,
+        tenant: TenantId,
+        id: &str,
+        action: &str,
+        mut change: Change<'_, RemediationAction>,
+    ) -> Result<Option<RemediationAction>> {
+        self.update_doc::<RemediationAction>(ctx, tenant, id, action, |a| change(a))
+            .await
+    }
+
+    async fn remediation_actions_of(
+        &self,
+        tenant: TenantId,
+        investigation_id: &str,
+    ) -> Result<Vec<RemediationAction>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM remediation_actions WHERE tenant_id = $1 AND investigation_id = $2 ORDER BY seq",
+        )
+        .bind(tenant.to_string())
+        .bind(investigation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|b| decode(b)).collect()
+    }
+
+    async fn remediation_actions_of_machine(
+        &self,
+        tenant: TenantId,
+        machine_id: &str,
+        limit: u32,
+    ) -> Result<Vec<RemediationAction>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM remediation_actions WHERE tenant_id = $1 AND machine_id = $2 ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(tenant.to_string())
+        .bind(machine_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|b| decode(b)).collect()
+    }
+
+    async fn open_remediation_actions(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, RemediationAction)>> {
+        let mut b = crate::sql::SqlBuilder::new(self.dialect);
+        b.push("SELECT tenant_id, body FROM remediation_actions WHERE status IN ")
+            .push_list(
+                [
+                    RemediationStatus::PendingApproval,
+                    RemediationStatus::Running,
+                ]
+                .iter()
+                .map(|s| SqlValue::Text(s.as_str().into())),
+            )
+            .push(" ORDER BY seq LIMIT ")
+            .push_param(SqlValue::Int(i64::from(limit)));
+        let rows = b.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((tenant_of(r)?, decode(&r.try_get::<String, _>("body")?)?)))
+            .collect()
+    }
+}
