@@ -469,6 +469,11 @@ impl Investigator {
                     .map(|m| m.status()),
                 _ => None,
             };
+            // Most open actions are still waiting: look before writing.
+            let mut probe = a.clone();
+            if !(probe.expire(now) || follow.is_some_and(|s| probe.follow(s, now))) {
+                continue;
+            }
             let changed = self
                 .store
                 .update_remediation_action(
