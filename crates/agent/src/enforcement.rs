@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 /// File-hash indicators (lower-case hex of any algorithm; the lengths tell them apart) →
 /// action, indicator id and title: what the exec guard and the antivirus scanner decide with.
@@ -74,6 +74,9 @@ pub struct IndicatorSync {
     pub addresses: AddressBlock,
     /// Time between two asks.
     pub interval: Duration,
+    /// Rung by the command channel when the server says the tenant's indicators changed: ask
+    /// at once.
+    pub changed: Arc<Notify>,
     /// Set when the device is being offboarded: nothing is enforced any more.
     pub offboarded: Arc<AtomicBool>,
 }
@@ -120,6 +123,7 @@ impl IndicatorSync {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
+                _ = self.changed.notified() => {}
                 _ = shutdown.changed() => return,
             }
         }

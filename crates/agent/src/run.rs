@@ -307,6 +307,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     let (channel_stop_tx, channel_stop_rx) = watch::channel(false);
     let offboard = Arc::new(OffboardSignal::default());
     let offboarded = Arc::new(AtomicBool::new(false));
+    let indicators_changed = Arc::new(tokio::sync::Notify::new());
     let channel = tokio::spawn(
         CommandChannel {
             client: client.clone(),
@@ -333,6 +334,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
             }),
             config: config.channel.clone(),
             offboard: Arc::clone(&offboard),
+            indicators_changed: Arc::clone(&indicators_changed),
         }
         .run(channel_stop_rx),
     );
@@ -345,6 +347,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
             scanner: Arc::clone(&scanner),
             addresses,
             interval: config.indicator_sync_interval,
+            changed: indicators_changed,
             offboarded,
         }
         .run(channel_stop_tx.subscribe()),

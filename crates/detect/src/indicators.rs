@@ -32,7 +32,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc, watch};
 
 /// `detectionSource` of the alerts indicators raise.
 pub const DETECTION_SOURCE: &str = "CustomTI";
@@ -78,6 +78,12 @@ pub struct IndicatorMatcher {
     queue: OnceLock<mpsc::Sender<Found>>,
     retro: OnceLock<mpsc::Sender<(TenantId, Box<Indicator>)>>,
     sync: Mutex<SyncState>,
+    /// The tenants' indicator generations as last read from the store, for whoever waits on
+    /// a change (agents' held command polls answer at once, so devices enforce a new
+    /// indicator within moments instead of at their next sync).
+    published: watch::Sender<Arc<HashMap<TenantId, i64>>>,
+    /// Rung by [`IndicatorMatcher::apply`]: read and publish the generations now.
+    changed_here: Notify,
 }
 
 /// What the matcher knows of the store's indicator generations (see [`IndicatorMatcher::start`]).
@@ -171,6 +177,8 @@ impl IndicatorMatcher {
             queue: OnceLock::new(),
             retro: OnceLock::new(),
             sync: Mutex::default(),
+            published: watch::Sender::new(Arc::default()),
+            changed_here: Notify::new(),
         }
     }
 
@@ -181,6 +189,24 @@ impl IndicatorMatcher {
     /// How far back new and changed indicators are searched for.
     pub fn lookback(&self) -> Duration {
         self.lookback
+    }
+
+    /// The tenants' indicator generations, changing as the store's do: at once for changes
+    /// made through this server, within a second for those made through another (empty until
+    /// [`IndicatorMatcher::start`]).
+    pub fn generations(&self) -> watch::Receiver<Arc<HashMap<TenantId, i64>>> {
+        self.published.subscribe()
+    }
+
+    fn publish(&self, generations: &[(TenantId, i64)]) {
+        let fresh: HashMap<TenantId, i64> = generations.iter().copied().collect();
+        self.published.send_if_modified(|current| {
+            let moved = **current != fresh;
+            if moved {
+                *current = Arc::new(fresh);
+            }
+            moved
+        });
     }
 
     /// The index, for lookups outside ingestion.
@@ -196,6 +222,7 @@ impl IndicatorMatcher {
     pub async fn start(self: &Arc<Self>) -> Result<usize, StoreError> {
         // Read before loading: a change made while loading shows as a newer generation.
         let generations = self.store.indicator_generations().await?;
+        self.publish(&generations);
         lock(&self.sync).seen = generations.into_iter().collect();
         let loaded = self.load().await?;
         let (tx, mut rx) = mpsc::channel::<Found>(QUEUE);
@@ -222,7 +249,10 @@ impl IndicatorMatcher {
         let mut tick = tokio::time::interval(SYNC_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.changed_here.notified() => {}
+            }
             // Own changes counted before the read were committed before it.
             let own = std::mem::take(&mut lock(&self.sync).own);
             let generations = match self.store.indicator_generations().await {
@@ -236,6 +266,7 @@ impl IndicatorMatcher {
                     continue;
                 }
             };
+            self.publish(&generations);
             let mut stale = Vec::new();
             {
                 let mut sync = lock(&self.sync);
@@ -349,6 +380,7 @@ impl IndicatorMatcher {
                 missed.extend_from_slice(changes);
             }
         }
+        self.changed_here.notify_one();
         let Some(retro) = self.retro.get() else {
             return;
         };

@@ -435,6 +435,11 @@ pub struct PollRequest {
     /// lost), and names among these the ones it no longer waits for.
     #[serde(default)]
     pub running: Vec<String>,
+    /// The tenant's indicator generation the agent last heard of (from an earlier answer).
+    /// When the tenant's moves on, the server answers at once with the new one, so the agent
+    /// fetches the indicators it enforces now instead of at its next sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indicator_generation: Option<i64>,
 }
 
 /// The answer to a poll.
@@ -447,6 +452,10 @@ pub struct PollResponse {
     /// the agent stops them if it can and forgets their results.
     #[serde(default)]
     pub cancelled: Vec<String>,
+    /// The tenant's indicator generation as the server knows it (absent from servers older
+    /// than the field, and before the server has read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indicator_generation: Option<i64>,
 }
 
 impl PollResponse {

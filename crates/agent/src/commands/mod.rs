@@ -210,6 +210,8 @@ pub struct CommandChannel {
     pub executor: Arc<Executor>,
     pub config: ChannelConfig,
     pub offboard: Arc<OffboardSignal>,
+    /// Rung when the tenant's indicators changed: the indicator sync fetches them at once.
+    pub indicators_changed: Arc<Notify>,
 }
 
 impl CommandChannel {
@@ -228,10 +230,12 @@ impl CommandChannel {
 
     async fn poll(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>, finished: Arc<Notify>) {
         let mut backoff = Backoff::new(self.config.backoff_base, self.config.backoff_cap);
+        let mut generation = None;
         while !*shutdown.borrow() {
             let request = PollRequest {
                 wait_seconds: self.config.wait.as_secs() as u32,
                 running: self.journal().held(),
+                indicator_generation: generation,
             };
             let reply = tokio::select! {
                 r = self.client.poll(&self.authorization, &request) => r,
@@ -240,6 +244,14 @@ impl CommandChannel {
             let pause = match reply {
                 Reply::Done(answer) => {
                     backoff.reset();
+                    if answer.indicator_generation.is_some()
+                        && answer.indicator_generation != generation
+                    {
+                        // The first one heard may be news too: the sync finds out (a 304
+                        // costs little).
+                        generation = answer.indicator_generation;
+                        self.indicators_changed.notify_one();
+                    }
                     self.take(answer, &finished);
                     continue;
                 }

@@ -313,6 +313,7 @@ async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server
             backoff_cap: Duration::from_millis(100),
         },
         offboard: Arc::default(),
+        indicators_changed: Arc::default(),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(channel.run(stopped));

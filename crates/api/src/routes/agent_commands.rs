@@ -5,7 +5,10 @@
 //!   in order: `Unisolate` is not handed out while the `Isolate` before it runs). With nothing
 //!   to hand out it holds the request up to `waitSeconds` and answers as soon as the machine's
 //!   queue changes (the store's [`ActionBell`](rampart_store::ActionBell)), so a connected agent
-//!   gets a command well within a second of its submission.
+//!   gets a command well within a second of its submission. Every answer carries the tenant's
+//!   indicator generation; a poll that names an older one is answered at once, so the agent
+//!   fetches the indicators it enforces right away (a new block reaches every connected
+//!   device within moments, not at its next periodic sync).
 //! * `POST /agent/v1/commands/{id}` — the agent's progress on one command; `Succeeded` and
 //!   `Failed` complete the machine action.
 //!
@@ -77,20 +80,36 @@ pub async fn poll(State(state): State<AppState>, req: Request) -> ApiResult<Json
         .action_bell()
         .listen(device.tenant, &device.device_id);
     let mut stopping = state.stopping.subscribe();
+    let mut generations = state.indicators.generations();
+    let mut watching_generations = true;
     loop {
         // Listen before looking, so that a ring between the look and the wait is not lost.
         let rung = bell.notified();
         tokio::pin!(rung);
         rung.as_mut().enable();
-        let answer = collect(&state, &device, &poll.running).await?;
+        // A tenant that never had an indicator is at generation 0.
+        let generation = Some(
+            generations
+                .borrow_and_update()
+                .get(&device.tenant)
+                .copied()
+                .unwrap_or(0),
+        );
+        let mut answer = collect(&state, &device, &poll.running).await?;
+        answer.indicator_generation = generation;
+        // The agent enforces an older set of indicators: answer now, it fetches the new one.
+        let news = poll.indicator_generation.is_some() && generation != poll.indicator_generation;
         let now = Instant::now();
-        if !answer.is_empty() || now >= deadline || *stopping.borrow() {
+        if !answer.is_empty() || news || now >= deadline || *stopping.borrow() {
             return Ok(Json(answer));
         }
         tokio::select! {
             _ = &mut rung => {}
             _ = tokio::time::sleep_until(deadline.min(now + RECHECK)) => {}
             _ = stopping.changed() => {}
+            changed = generations.changed(), if watching_generations => {
+                watching_generations = changed.is_ok();
+            }
         }
     }
 }

@@ -231,6 +231,16 @@ fn polls_and_their_answers_have_defaults_and_camel_case_names() {
     let p: PollRequest = serde_json::from_str(r#"{"waitSeconds": 30, "running": ["a"]}"#).unwrap();
     assert_eq!((p.wait_seconds, p.running), (30, vec!["a".to_owned()]));
     assert!(serde_json::from_str::<PollRequest>(r#"{"waitSeconds": -1}"#).is_err());
+    // The indicator generation is optional both ways (agents and servers older than it).
+    let p: PollRequest = serde_json::from_str(r#"{"indicatorGeneration": 7}"#).unwrap();
+    assert_eq!(p.indicator_generation, Some(7));
+    assert_eq!(
+        serde_json::to_value(PollRequest::default()).unwrap(),
+        serde_json::json!({"waitSeconds": 0, "running": []})
+    );
+    let r: PollResponse =
+        serde_json::from_str(r#"{"commands": [], "indicatorGeneration": 3}"#).unwrap();
+    assert_eq!((r.indicator_generation, r.is_empty()), (Some(3), true));
 
     let r: PollResponse = serde_json::from_str(r#"{"commands": []}"#).unwrap();
     assert!(r.is_empty());

@@ -115,7 +115,11 @@ async fn actions_reach_the_agent_as_commands_and_its_results_complete_them() {
         assert_eq!(v["commands"][0]["id"], isolate.as_str(), "{n}");
         // Listed: not again, and nothing else to do.
         let v = poll(&s, &device, 0, &[&isolate]).await;
-        assert_eq!(v, json!({ "commands": [], "cancelled": [] }), "{n}");
+        assert_eq!(
+            v,
+            json!({ "commands": [], "cancelled": [], "indicatorGeneration": 0 }),
+            "{n}"
+        );
         // Another device sees none of it, and cannot report on it.
         assert_eq!(poll(&s, &other, 0, &[]).await["commands"], json!([]), "{n}");
         let (st, v) = report(&s, &other, &isolate, "Succeeded", "").await;
@@ -520,5 +524,92 @@ async fn a_package_is_taken_only_for_a_running_collection_of_its_own_device() {
             .unwrap();
         assert_eq!(got.status().as_u16(), 200, "{n}");
         assert_eq!(got.bytes().await.unwrap().to_vec(), body, "{n}");
+    }
+}
+
+/// Signal sharing's promise: a new block reaches connected devices at once. A held poll that
+/// names the indicator generation its agent enforces is answered as soon as the tenant's moves
+/// on, with the new one, and the agent's next indicator sync has the new indicator.
+#[tokio::test]
+async fn a_held_poll_answers_when_the_tenants_indicators_change() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        let device = enroll(&s, "web-1.corp.example").await;
+        let n = b.name;
+        let first = poll(&s, &device, 0, &[]).await;
+        let known = first["indicatorGeneration"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{n}: every answer names the generation: {first}"));
+        // Holding with the current generation: nothing to say, so it waits.
+        let held = {
+            let (s, device) = (&s, &device);
+            async move {
+                let started = Instant::now();
+                let v = device_post(
+                    s,
+                    device,
+                    "/agent/v1/commands/poll",
+                    json!({ "waitSeconds": 25, "running": [], "indicatorGeneration": known }),
+                )
+                .await;
+                (v, started.elapsed())
+            }
+        };
+        let ti = s.token_with("Ti.ReadWrite.All").await;
+        let submit = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (st, v) = s
+                .post(
+                    "/api/indicators",
+                    &ti,
+                    json!({"indicatorValue": "a1".repeat(32), "indicatorType": "FileSha256",
+                           "action": "Block", "title": "t", "description": "d"}),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+        };
+        let ((st, answer), waited) = tokio::join!(held, submit).0;
+        assert_eq!(st, 200, "{n}: {answer}");
+        assert_eq!(answer["commands"], json!([]), "{n}");
+        assert!(
+            answer["indicatorGeneration"].as_i64() > Some(known),
+            "{n}: {answer}"
+        );
+        assert!(
+            waited < Duration::from_secs(20),
+            "{n}: the poll was held to its end ({waited:?}) instead of answering the change"
+        );
+        let set: Value = s
+            .http
+            .get(format!("{}/agent/v1/indicators", s.url))
+            .header("authorization", &device.auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            set["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["hash"] == "a1".repeat(32).as_str()),
+            "{n}: {set}"
+        );
+        // Naming the current generation again: held, as before (answered at its end).
+        let v = device_post(
+            &s,
+            &device,
+            "/agent/v1/commands/poll",
+            json!({ "waitSeconds": 1, "running": [],
+                    "indicatorGeneration": answer["indicatorGeneration"] }),
+        )
+        .await;
+        assert_eq!(
+            v.1["indicatorGeneration"], answer["indicatorGeneration"],
+            "{n}"
+        );
     }
 }
