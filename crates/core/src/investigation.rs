@@ -31,6 +31,11 @@ pub struct Investigation {
     /// Who asked for it and why (Rampart): `startInvestigation`'s requestor and `Comment`.
     pub requestor: Option<String>,
     pub requestor_comment: Option<String>,
+    /// When an investigator took it up (Rampart): one that took it up and stopped mid-way
+    /// leaves it `Running` with this time, and it is queued again.
+    #[serde(with = "crate::timefmt::option", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub claimed_time: Option<OffsetDateTime>,
     /// The device group's automation level when the investigation ran (Rampart).
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -58,6 +63,7 @@ impl Investigation {
             triggering_alert_id: None,
             requestor: None,
             requestor_comment: None,
+            claimed_time: None,
             automation_level: None,
             entities: Vec::new(),
             relations: Vec::new(),

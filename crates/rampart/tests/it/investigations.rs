@@ -685,3 +685,66 @@ async fn under_semi_automation_actions_wait_in_the_action_center() {
     .await;
     assert!(done["endTime"].is_string(), "{done}");
 }
+
+/// A server that stopped in the middle of an investigation leaves it `Running`; the next
+/// server to start finds it abandoned, queues it again and runs it to its end.
+#[tokio::test]
+async fn an_investigation_abandoned_mid_way_is_run_again() {
+    use rampart_store::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let store = b.store().await;
+    let tenant = store.ensure_default_tenant().await.unwrap().id;
+    let machine = crate::harness::seed_machine(b, &tenant.to_string(), "web-9.corp.example").await;
+    let long_ago = OffsetDateTime::now_utc() - time::Duration::minutes(11);
+    let mut abandoned = rampart_core::investigation::Investigation::queued(
+        &machine.id,
+        Some(machine.computer_dns_name.clone()),
+        long_ago,
+    );
+    abandoned.state = rampart_core::alert::InvestigationState::Running;
+    abandoned.claimed_time = Some(long_ago);
+    let ctx = AuditContext::system("test-seed");
+    let abandoned = store
+        .create_investigation(&ctx, tenant, abandoned)
+        .await
+        .unwrap();
+    // One claimed a moment ago is still being worked on: left alone.
+    let mut busy = rampart_core::investigation::Investigation::queued(&machine.id, None, long_ago);
+    busy.state = rampart_core::alert::InvestigationState::Running;
+    busy.claimed_time = Some(OffsetDateTime::now_utc());
+    let busy = store
+        .create_investigation(&ctx, tenant, busy)
+        .await
+        .unwrap();
+    drop(store);
+
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let token = s.token_with("Alert.Read.All").await;
+    let done = eventually("the abandoned investigation to be run again", || async {
+        let (_, i) = s
+            .get(
+                &format!("/api/investigations/{}", abandoned.id),
+                Some(&token),
+            )
+            .await;
+        (!i["automationLevel"].is_null()).then_some(i)
+    })
+    .await;
+    // Nothing to look into on the machine: no threats found.
+    assert_eq!(done["state"], "Benign", "{done}");
+    let claimed = OffsetDateTime::parse(
+        done["claimedTime"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(claimed > long_ago + time::Duration::minutes(5), "{done}");
+    let (_, still) = s
+        .get(&format!("/api/investigations/{}", busy.id), Some(&token))
+        .await;
+    assert_eq!(
+        (still["state"].as_str(), still["automationLevel"].is_null()),
+        (Some("Running"), true),
+        "{still}"
+    );
+}

@@ -60,6 +60,10 @@ impl Default for InvestigatorConfig {
 const CLAIM_BATCH: u32 = 16;
 /// Open remediation actions followed per sweep.
 const SWEEP_BATCH: u32 = 500;
+/// An investigation claimed this long ago whose analysis never finished is queued again.
+pub const ABANDONED_AFTER: time::Duration = time::Duration::minutes(10);
+/// How often abandoned investigations are looked for.
+const RESCUE_EVERY: Duration = Duration::from_secs(60);
 /// Earlier remediation actions of a device checked for ones a new proposal would repeat.
 const EARLIER_ACTIONS: u32 = 500;
 /// Alerts a machine investigation started by hand looks into.
@@ -98,10 +102,20 @@ impl Investigator {
             let mut poll = tokio::time::interval(me.config.poll);
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_sweep = std::time::Instant::now();
+            // The first look for abandoned investigations comes at once: a restart is when
+            // the ones this server left behind are found.
+            let now = std::time::Instant::now();
+            let mut last_rescue = now.checked_sub(RESCUE_EVERY).unwrap_or(now);
             loop {
                 poll.tick().await;
                 if let Err(e) = me.run_queued().await {
                     tracing::warn!("automated investigations: {e}");
+                }
+                if last_rescue.elapsed() >= RESCUE_EVERY {
+                    last_rescue = std::time::Instant::now();
+                    if let Err(e) = me.requeue_abandoned(OffsetDateTime::now_utc()).await {
+                        tracing::warn!("abandoned investigations: {e}");
+                    }
                 }
                 if last_sweep.elapsed() >= me.config.sweep {
                     last_sweep = std::time::Instant::now();
@@ -133,6 +147,7 @@ impl Investigator {
                             return Err(Rejection::new(ErrorCode::Conflict, "claimed elsewhere"));
                         }
                         i.state = InvestigationState::Running;
+                        i.claimed_time = Some(OffsetDateTime::now_utc());
                         Ok(())
                     }),
                 )
@@ -453,6 +468,52 @@ impl Investigator {
             i.settle(state, format!("{findings} | {summary}"), now);
         })
         .await
+    }
+
+    /// Queues again the investigations a server claimed and never finished analysing (it
+    /// stopped mid-way): claimed more than [`ABANDONED_AFTER`] ago (or by a server too old to
+    /// say when) and still without the automation level their analysis records.
+    pub async fn requeue_abandoned(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let running = self
+            .store
+            .investigations_in(&[InvestigationState::Running], SWEEP_BATCH)
+            .await?;
+        let mut requeued = 0;
+        for (tenant, inv) in running {
+            let abandoned = |i: &Investigation| {
+                i.state == InvestigationState::Running
+                    && i.automation_level.is_none()
+                    && i.claimed_time.is_none_or(|t| now - t > ABANDONED_AFTER)
+            };
+            if !abandoned(&inv) {
+                continue;
+            }
+            let changed = self
+                .store
+                .update_investigation(
+                    &ctx(),
+                    tenant,
+                    &inv.id,
+                    "Requeue",
+                    Box::new(|i: &mut Investigation| {
+                        if !abandoned(i) {
+                            return Err(Rejection::new(ErrorCode::Conflict, "not abandoned"));
+                        }
+                        i.state = InvestigationState::Queued;
+                        Ok(())
+                    }),
+                )
+                .await;
+            match changed {
+                Ok(Some(_)) => {
+                    tracing::warn!(%tenant, investigation = inv.id, "abandoned investigation queued again");
+                    requeued += 1;
+                }
+                Ok(None) | Err(StoreError::Rejected(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(requeued)
     }
 
     /// Expires actions that waited too long for approval, follows running ones to their
