@@ -8,7 +8,7 @@
 use crate::alert::InvestigationState;
 use crate::indicator::{IndicatorType, is_internal_ip};
 use crate::investigation::{EntityType, InvestigatedEntity, Relation, RelationKind, Verdict};
-use crate::machine::AutomationLevel;
+use crate::machine::{AutomationLevel, Machine};
 use crate::machine_action::ActionStatus;
 use crate::odata::{EntitySet, Field, FieldType};
 use crate::{ErrorCode, Rejection};
@@ -106,6 +106,58 @@ pub enum Execution {
 }
 
 impl RemediationAction {
+    /// The action of investigation `investigation_id` for proposal `p` on `machine`:
+    /// pending approval for [`APPROVAL_TIMEOUT`] when `approval` says so, else to be carried
+    /// out at once.
+    pub fn proposed(
+        p: Proposal,
+        entities: &[InvestigatedEntity],
+        investigation_id: &str,
+        machine: &Machine,
+        approval: bool,
+        now: OffsetDateTime,
+    ) -> RemediationAction {
+        let entity = &entities[p.entity];
+        let (indicator_type, indicator_value) = p.indicator.unzip();
+        RemediationAction {
+            id: String::new(),
+            investigation_id: investigation_id.to_owned(),
+            machine_id: machine.id.clone(),
+            computer_dns_name: Some(machine.computer_dns_name.clone()),
+            action_type: p.kind,
+            entity_name: entity.name.clone(),
+            entity_id: entity.id,
+            sha1: p.sha1,
+            file_path: p.path,
+            indicator_type,
+            indicator_value,
+            reasons: entity.reasons.clone(),
+            status: if approval {
+                RemediationStatus::PendingApproval
+            } else {
+                RemediationStatus::Running
+            },
+            status_details: None,
+            approval_required: approval,
+            created_time: now,
+            last_update_time: now,
+            expiration_time: approval.then_some(now + APPROVAL_TIMEOUT),
+            decided_by: None,
+            decision_comment: None,
+            decision_time: None,
+            machine_action_id: None,
+            undo_machine_action_id: None,
+            indicator_id: None,
+        }
+    }
+
+    /// Records that carrying it out failed, and why.
+    pub fn failed(&mut self, why: &str, now: OffsetDateTime) {
+        self.status = RemediationStatus::Failed;
+        self.status_details = Some(why.to_owned());
+        self.last_update_time = now;
+    }
+
     fn refuse(&self, what: &str) -> Rejection {
         Rejection::new(
             ErrorCode::Conflict,

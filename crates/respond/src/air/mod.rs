@@ -17,11 +17,11 @@ use evidence::{Gatherer, PREVALENCE_WINDOW, Scope};
 use rampart_core::TenantId;
 use rampart_core::alert::{Alert, InvestigationState};
 use rampart_core::audit::AuditContext;
-use rampart_core::investigation::{Investigation, Verdict};
-use rampart_core::machine::{AutomationLevel, UNGROUPED_AUTOMATION};
+use rampart_core::investigation::{EvidenceGraph, Investigation, Verdict};
+use rampart_core::machine::{AutomationLevel, Machine, UNGROUPED_AUTOMATION};
 use rampart_core::remediation::{
-    APPROVAL_TIMEOUT, RemediationAction, RemediationStatus, RemediationType, investigation_state,
-    needs_approval, propose,
+    RemediationAction, RemediationStatus, RemediationType, investigation_state, needs_approval,
+    propose,
 };
 use rampart_core::{ErrorCode, Rejection};
 use rampart_detect::IndicatorMatcher;
@@ -68,6 +68,14 @@ const RESCUE_EVERY: Duration = Duration::from_secs(60);
 const EARLIER_ACTIONS: u32 = 500;
 /// Alerts a machine investigation started by hand looks into.
 const MACHINE_ALERTS: u32 = 20;
+
+/// What the evidence says: the judged graph, the queries that failed, and the entities a
+/// blocking indicator covers already.
+struct Findings {
+    graph: EvidenceGraph,
+    gaps: Vec<String>,
+    blocked: std::collections::HashSet<usize>,
+}
 
 pub struct Investigator {
     store: Arc<dyn Store>,
@@ -229,34 +237,13 @@ impl Investigator {
             .min()
             .unwrap_or(now)
             .min(now);
-        let scope = Scope {
-            device_id: &machine.id,
-            from: first_event - self.config.lookback,
-            to: now,
-            group_id: machine.rbac_group_id.to_string(),
-            group_name: machine.rbac_group_name.clone(),
-        };
-        let nanos = |t: OffsetDateTime| i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX);
-        let session = self
-            .events
-            .session_within(
-                tenant,
-                Some(nanos(scope.from.min(scope.to - PREVALENCE_WINDOW))),
-                Some(nanos(now + time::Duration::minutes(1))),
-            )
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("opening the event store: {e}")))?;
-        let mut gatherer = Gatherer::new(&session, scope, self.config.query_timeout);
-        for a in &alerts {
-            gatherer.seed(a);
-        }
-        gatherer.expand().await;
-        gatherer.indicators(self.indicators.index(), tenant, now.unix_timestamp());
-        let fleet = gatherer.prevalence().await;
-        let gaps = std::mem::take(&mut gatherer.gaps);
-        let blocked = std::mem::take(&mut gatherer.blocked);
-        let mut graph = gatherer.graph;
-        graph.judge(fleet);
+        let Findings {
+            graph,
+            gaps,
+            blocked,
+        } = self
+            .gather(tenant, &machine, &alerts, first_event, now)
+            .await?;
 
         let policy = self.store.signal_sharing_policy(tenant).await?;
         let shared = if policy.enabled {
@@ -282,68 +269,21 @@ impl Investigator {
             .into_iter()
             .filter_map(|p| {
                 let approval = needs_approval(level, p.kind, p.path.as_deref())?;
-                let e = &graph.entities[p.entity];
-                Some(RemediationAction {
-                    id: String::new(),
-                    investigation_id: inv.id.clone(),
-                    machine_id: machine.id.clone(),
-                    computer_dns_name: Some(machine.computer_dns_name.clone()),
-                    action_type: p.kind,
-                    entity_name: e.name.clone(),
-                    entity_id: e.id,
-                    sha1: p.sha1,
-                    file_path: p.path,
-                    indicator_type: p.indicator.as_ref().map(|i| i.0),
-                    indicator_value: p.indicator.map(|i| i.1),
-                    reasons: e.reasons.clone(),
-                    status: if approval {
-                        RemediationStatus::PendingApproval
-                    } else {
-                        RemediationStatus::Running
-                    },
-                    status_details: None,
-                    approval_required: approval,
-                    created_time: now,
-                    last_update_time: now,
-                    expiration_time: approval.then_some(now + APPROVAL_TIMEOUT),
-                    decided_by: None,
-                    decision_comment: None,
-                    decision_time: None,
-                    machine_action_id: None,
-                    undo_machine_action_id: None,
-                    indicator_id: None,
-                })
+                Some(RemediationAction::proposed(
+                    p,
+                    &graph.entities,
+                    &inv.id,
+                    &machine,
+                    approval,
+                    now,
+                ))
             })
             .collect();
         let actions = self
             .store
             .create_remediation_actions(&ctx(), tenant, actions)
             .await?;
-        for a in actions.iter().filter(|a| !a.approval_required) {
-            let outcome =
-                remediate::execute(self.store.as_ref(), &self.indicators, &ctx(), tenant, a)
-                    .await
-                    .map_err(|e| e.to_string());
-            self.store
-                .update_remediation_action(
-                    &ctx(),
-                    tenant,
-                    &a.id,
-                    "Execute",
-                    Box::new(|r: &mut RemediationAction| {
-                        match &outcome {
-                            Ok(how) => r.executed(how.clone(), now),
-                            Err(e) => {
-                                r.status = RemediationStatus::Failed;
-                                r.status_details = Some(e.clone());
-                                r.last_update_time = now;
-                            }
-                        }
-                        Ok(())
-                    }),
-                )
-                .await?;
-        }
+        self.run_automatic(tenant, &actions, now).await?;
         let malicious = graph
             .entities
             .iter()
@@ -398,6 +338,81 @@ impl Investigator {
         .await?;
         if malicious > 0 && proposed > 0 {
             self.settle(tenant, &inv.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Gathers the evidence of an investigation from the device's telemetry and judges it.
+    async fn gather(
+        &self,
+        tenant: TenantId,
+        machine: &Machine,
+        alerts: &[Alert],
+        first_event: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Findings, StoreError> {
+        let scope = Scope {
+            device_id: &machine.id,
+            from: first_event - self.config.lookback,
+            to: now,
+            group_id: machine.rbac_group_id.to_string(),
+            group_name: machine.rbac_group_name.clone(),
+        };
+        let nanos = |t: OffsetDateTime| i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        let session = self
+            .events
+            .session_within(
+                tenant,
+                Some(nanos(scope.from.min(scope.to - PREVALENCE_WINDOW))),
+                Some(nanos(now + time::Duration::minutes(1))),
+            )
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("opening the event store: {e}")))?;
+        let mut gatherer = Gatherer::new(&session, scope, self.config.query_timeout);
+        for a in alerts {
+            gatherer.seed(a);
+        }
+        gatherer.expand().await;
+        gatherer.indicators(self.indicators.index(), tenant, now.unix_timestamp());
+        let fleet = gatherer.prevalence().await;
+        let gaps = std::mem::take(&mut gatherer.gaps);
+        let blocked = std::mem::take(&mut gatherer.blocked);
+        let mut graph = gatherer.graph;
+        graph.judge(fleet);
+        Ok(Findings {
+            graph,
+            gaps,
+            blocked,
+        })
+    }
+
+    /// Carries out, at once, the actions that need no approval.
+    async fn run_automatic(
+        &self,
+        tenant: TenantId,
+        actions: &[RemediationAction],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        for a in actions.iter().filter(|a| !a.approval_required) {
+            let outcome =
+                remediate::execute(self.store.as_ref(), &self.indicators, &ctx(), tenant, a)
+                    .await
+                    .map_err(|e| e.to_string());
+            self.store
+                .update_remediation_action(
+                    &ctx(),
+                    tenant,
+                    &a.id,
+                    "Execute",
+                    Box::new(|r: &mut RemediationAction| {
+                        match &outcome {
+                            Ok(how) => r.executed(how.clone(), now),
+                            Err(e) => r.failed(e, now),
+                        }
+                        Ok(())
+                    }),
+                )
+                .await?;
         }
         Ok(())
     }
