@@ -12,10 +12,12 @@
 //!
 //! Run with a high file limit: `ulimit -n 65536` (one connection per agent on both sides).
 
+mod fleet;
 mod serve;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use fleet::{enroll_devices, ms, percentile, summary};
 use serde_json::{Value, json};
 use serve::token;
 use std::collections::HashMap;
@@ -58,15 +60,6 @@ fn usage(pid: u32) -> anyhow::Result<(u64, f64)> {
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
     Ok((rss_kb * 1024, ticks / 100.0))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
 /// What the agents saw: when each command (by id) arrived.
@@ -145,44 +138,9 @@ async fn main() -> anyhow::Result<()> {
         .timeout(Duration::from_secs(u64::from(args.wait) + 30))
         .build()?;
     let admin = token(&http, &url, &app).await?;
-    let enrollment: Value = http
-        .post(format!("{url}/api/enrollmentTokens"))
-        .bearer_auth(&admin)
-        .json(&json!({ "name": "bench", "maxUses": args.agents }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let secret = enrollment["token"]
-        .as_str()
-        .with_context(|| format!("enrollment token: {enrollment}"))?
-        .to_owned();
-
     // Enroll every device, 64 at a time.
     let t = Instant::now();
-    let mut devices: Vec<(String, String)> = Vec::with_capacity(args.agents);
-    for chunk in (0..args.agents).collect::<Vec<_>>().chunks(64) {
-        let mut joins = Vec::new();
-        for i in chunk {
-            let (http, url, secret) = (http.clone(), url.clone(), secret.clone());
-            let name = format!("bench-{i:05}.corp.example");
-            joins.push(tokio::spawn(async move {
-                let v: Value = http
-                    .post(format!("{url}/agent/v1/enroll"))
-                    .json(&json!({ "enrollmentToken": secret, "computerDnsName": name, "osPlatform": "Linux" }))
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
-                let id = v["deviceId"].as_str().with_context(|| format!("enroll: {v}"))?.to_owned();
-                let auth = format!("Device {id}:{}", v["deviceSecret"].as_str().unwrap_or_default());
-                anyhow::Ok((id, auth))
-            }));
-        }
-        for j in joins {
-            devices.push(j.await??);
-        }
-    }
+    let devices = enroll_devices(&http, &url, &admin, args.agents).await?;
     println!(
         "enrolled {} devices in {:.1} s",
         devices.len(),
@@ -319,11 +277,8 @@ async fn main() -> anyhow::Result<()> {
     );
     if !latencies.is_empty() {
         println!(
-            "push latency (submission sent -> agent has it): p50 {}  p90 {}  p99 {}  max {}",
-            ms(percentile(&latencies, 0.5)),
-            ms(percentile(&latencies, 0.9)),
-            ms(percentile(&latencies, 0.99)),
-            ms(*latencies.last().unwrap())
+            "push latency (submission sent -> agent has it): {}",
+            summary(&mut latencies)
         );
     }
     println!(
