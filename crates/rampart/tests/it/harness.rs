@@ -603,6 +603,19 @@ pub async fn seed_remediation_action(
     machine: &rampart_core::machine::Machine,
     investigation: &rampart_core::investigation::Investigation,
 ) -> String {
+    let expires = time::OffsetDateTime::now_utc() + rampart_core::remediation::APPROVAL_TIMEOUT;
+    seed_pending_remediation(backend, tenant, machine, investigation, expires).await
+}
+
+/// Seeds a remediation action of `investigation` on `machine`, pending approval until
+/// `expires`.
+pub async fn seed_pending_remediation(
+    backend: &Backend,
+    tenant: &str,
+    machine: &rampart_core::machine::Machine,
+    investigation: &rampart_core::investigation::Investigation,
+    expires: time::OffsetDateTime,
+) -> String {
     use rampart_core::remediation::{RemediationAction, RemediationStatus, RemediationType};
     use rampart_store::prelude::*;
     let store = backend.store().await;
@@ -625,7 +638,7 @@ pub async fn seed_remediation_action(
         approval_required: true,
         created_time: now,
         last_update_time: now,
-        expiration_time: Some(now + rampart_core::remediation::APPROVAL_TIMEOUT),
+        expiration_time: Some(expires),
         decided_by: None,
         decision_comment: None,
         decision_time: None,

@@ -748,3 +748,68 @@ async fn an_investigation_abandoned_mid_way_is_run_again() {
         "{still}"
     );
 }
+
+/// An action nobody approved within 7 days expires (treated as rejected), and its
+/// investigation, with nothing else to do, ends terminated by the system.
+#[tokio::test]
+async fn pending_actions_expire_and_their_investigation_ends() {
+    use rampart_store::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let machine = crate::harness::seed_machine(b, &s.tenant, "web-8.corp.example").await;
+    let store = b.store().await;
+    let tenant = s.tenant.parse().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let mut waiting = rampart_core::investigation::Investigation::queued(
+        &machine.id,
+        None,
+        now - time::Duration::days(8),
+    );
+    // As the investigator leaves one that waits for an analyst.
+    waiting.state = rampart_core::alert::InvestigationState::PendingApproval;
+    waiting.claimed_time = Some(now - time::Duration::days(8));
+    waiting.automation_level = Some(rampart_core::machine::AutomationLevel::SemiApprovalAllFolders);
+    waiting.status_details = Some("1 entities examined: 1 malicious, 0 suspicious.".into());
+    let waiting = store
+        .create_investigation(&AuditContext::system("test-seed"), tenant, waiting)
+        .await
+        .unwrap();
+    let expired = crate::harness::seed_pending_remediation(
+        b,
+        &s.tenant,
+        &machine,
+        &waiting,
+        now - time::Duration::minutes(1),
+    )
+    .await;
+    let token = s.token_with("Alert.ReadWrite.All").await;
+    let action = eventually("the action to expire", || async {
+        let (_, a) = s
+            .get(&format!("/api/remediationactions/{expired}"), Some(&token))
+            .await;
+        (a["status"] == "Expired").then_some(a)
+    })
+    .await;
+    assert_eq!(action["statusDetails"], "Not approved within 7 days.");
+    let (st, e) = s
+        .post(
+            &format!("/api/remediationactions/{expired}/approve"),
+            &token,
+            json!({"Comment": "too late"}),
+        )
+        .await;
+    assert_eq!(st, 409, "{e}");
+    let inv = eventually("the investigation to end", || async {
+        let (_, i) = s
+            .get(&format!("/api/investigations/{}", waiting.id), Some(&token))
+            .await;
+        (i["state"] == "TerminatedBySystem").then_some(i)
+    })
+    .await;
+    assert!(inv["endTime"].is_string(), "{inv}");
+    assert!(
+        inv["statusDetails"].as_str().unwrap().contains("1 expired"),
+        "{inv}"
+    );
+}
