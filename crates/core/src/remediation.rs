@@ -443,15 +443,14 @@ pub fn propose(
 }
 
 impl Proposal {
-    /// Whether `existing` (an earlier action on the same device) already does what this
-    /// proposes — pending, running or done — so proposing it again would only repeat it
-    /// (another alert of the same story, a retro-hunt hit on a device being remediated).
+    /// Whether `existing` (an earlier action on the same device) already settles what this
+    /// proposes: pending, running or done — proposing it again would only repeat it (another
+    /// alert of the same story, a retro-hunt hit on a device being remediated) — or rejected
+    /// or undone by an analyst, whose decision automation does not fight.
     pub fn is_covered_by(&self, existing: &RemediationAction) -> bool {
-        matches!(
+        !matches!(
             existing.status,
-            RemediationStatus::PendingApproval
-                | RemediationStatus::Running
-                | RemediationStatus::Completed
+            RemediationStatus::Failed | RemediationStatus::Expired
         ) && existing.action_type == self.kind
             && existing.sha1 == self.sha1
             && existing.indicator_type == self.indicator.as_ref().map(|i| i.0)
@@ -643,6 +642,29 @@ mod tests {
         assert!(a.expire(now + APPROVAL_TIMEOUT));
         assert_eq!(a.status, RemediationStatus::Expired);
         assert!(a.reject("x", "y", now).is_err());
+    }
+
+    #[test]
+    fn a_proposal_is_not_repeated_nor_made_against_an_analysts_decision() {
+        use RemediationStatus::*;
+        let p = Proposal {
+            kind: RemediationType::QuarantineFile,
+            entity: 0,
+            path: None,
+            sha1: Some("a".repeat(40)),
+            indicator: None,
+        };
+        let earlier = |status, sha1: &str| RemediationAction {
+            sha1: Some(sha1.into()),
+            ..action(status)
+        };
+        for s in [PendingApproval, Running, Completed, Rejected, Undone] {
+            assert!(p.is_covered_by(&earlier(s, &"a".repeat(40))), "{s:?}");
+        }
+        for s in [Failed, Expired] {
+            assert!(!p.is_covered_by(&earlier(s, &"a".repeat(40))), "{s:?}");
+        }
+        assert!(!p.is_covered_by(&earlier(Completed, &"b".repeat(40))));
     }
 
     #[test]

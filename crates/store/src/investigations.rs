@@ -17,6 +17,7 @@ use rampart_core::alert::{Alert, AlertStatus, InvestigationState};
 use rampart_core::audit::AuditContext;
 use rampart_core::investigation::Investigation;
 use rampart_core::machine::{AutomationLevel, UNGROUPED_AUTOMATION};
+use rampart_core::machine_action::{ActionStatus, ActionType, MachineAction};
 use rampart_core::remediation::{REMEDIATION_ACTIONS, RemediationAction, RemediationStatus};
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -116,6 +117,9 @@ pub trait InvestigationStore: Send + Sync {
         &self,
         limit: u32,
     ) -> Result<Vec<(TenantId, RemediationAction)>>;
+    /// The SHA-1s of the files someone asked to restore from quarantine on a machine (the
+    /// newest 500 requests not cancelled or failed): automation does not quarantine them again.
+    async fn restored_files(&self, tenant: TenantId, machine_id: &str) -> Result<Vec<String>>;
 }
 
 fn tenant_of(row: &sqlx::any::AnyRow) -> Result<TenantId> {
@@ -311,6 +315,28 @@ impl InvestigationStore for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|b| decode(b)).collect()
+    }
+
+    async fn restored_files(&self, tenant: TenantId, machine_id: &str) -> Result<Vec<String>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM machine_actions WHERE tenant_id = $1 AND machine_id = $2 AND type = $3 \
+             AND status NOT IN ($4, $5) ORDER BY seq DESC LIMIT 500",
+        )
+        .bind(tenant.to_string())
+        .bind(machine_id.to_ascii_lowercase())
+        .bind(ActionType::RestoreQuarantinedFile.as_str())
+        .bind(ActionStatus::Cancelled.as_str())
+        .bind(ActionStatus::Failed.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut sha1s = Vec::new();
+        for body in &rows {
+            let action: MachineAction = decode(body)?;
+            if let Some(h) = action.sha1() {
+                sha1s.push(h.to_ascii_lowercase());
+            }
+        }
+        Ok(sha1s)
     }
 
     async fn open_remediation_actions(

@@ -813,3 +813,41 @@ async fn pending_actions_expire_and_their_investigation_ends() {
         "{inv}"
     );
 }
+
+/// An analyst who asked for a file back from quarantine has the last word: an investigation
+/// that finds it malicious again does not quarantine it again (it still blocks it, and does
+/// the rest).
+#[tokio::test]
+async fn a_file_an_analyst_restored_is_not_quarantined_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let token = s.token_with(ROLES).await;
+    let story = stage(&s, &token, "restored", 21).await;
+    let analyst = s.token_with("Machine.StopAndQuarantine").await;
+    let (st, v) = s
+        .post(
+            &format!("/api/machines/{}/restoreQuarantinedFile", story.a.id),
+            &analyst,
+            json!({"Comment": "our own build tool", "Sha1": story.implant_sha1}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+
+    let c2 = import_c2_alert(&s, &token, "ndr-restored").await;
+    let inv = investigation(
+        &s,
+        &token,
+        c2["id"].as_str().unwrap(),
+        &["Running", "SuccessfullyRemediated"],
+    )
+    .await;
+    assert_eq!(entity(&inv, "/tmp/.cache/implant")["verdict"], "Malicious");
+    let actions = remediation_actions(&s, &token, &inv).await;
+    assert!(
+        actions.iter().all(|a| a["actionType"] != "QuarantineFile"),
+        "{actions:?}"
+    );
+    of_type(&actions, "BlockIndicator", Some(&story.implant_sha256));
+    of_type(&actions, "RemovePersistence", Some(&story.unit_sha1));
+}

@@ -255,13 +255,19 @@ impl Investigator {
             .store
             .remediation_actions_of_machine(tenant, &machine.id, EARLIER_ACTIONS)
             .await?;
+        let restored = self.store.restored_files(tenant, &machine.id).await?;
         let proposed = propose(&graph.entities, &graph.relations, &shared, now);
         let all_proposed = proposed.len();
         let proposals: Vec<_> = proposed
             .into_iter()
             .filter(|p| {
-                !(p.kind == RemediationType::BlockIndicator && blocked.contains(&p.entity))
-                    && !earlier.iter().any(|e| p.is_covered_by(e))
+                let blocked_already =
+                    p.kind == RemediationType::BlockIndicator && blocked.contains(&p.entity);
+                let repeated = earlier.iter().any(|e| p.is_covered_by(e));
+                // An analyst asked for the file back: quarantining it again would undo that.
+                let restored_by_hand = p.kind != RemediationType::BlockIndicator
+                    && p.sha1.as_ref().is_some_and(|h| restored.contains(h));
+                !(blocked_already || repeated || restored_by_hand)
             })
             .collect();
         let covered = all_proposed - proposals.len();
@@ -321,10 +327,14 @@ impl Investigator {
             if malicious == 0 {
                 i.settle(InvestigationState::Benign, findings.clone(), now);
             } else if proposed == 0 && covered > 0 {
-                // Another investigation of the same story already remediates all of it.
+                // Another investigation of the same story already remediates all of it (or an
+                // analyst decided against it).
                 i.settle(
                     InvestigationState::SuccessfullyRemediated,
-                    format!("{findings} All {covered} remediation actions were already taken."),
+                    format!(
+                        "{findings} All {covered} remediation actions were already taken, \
+                         or declined by an analyst."
+                    ),
                     now,
                 );
             } else if proposed == 0 {
