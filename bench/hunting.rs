@@ -498,7 +498,7 @@ async fn ensure_data(args: &Args, tenant: TenantId) -> anyhow::Result<()> {
         if store.stats().hot_bytes > FLUSH_BYTES {
             store.flush().await?;
         }
-        if batches % 100 == 0 {
+        if batches.is_multiple_of(100) {
             print!(
                 "\r  {rows} rows stored, {:.0} rows/s",
                 rows as f64 / t.elapsed().as_secs_f64()

@@ -130,7 +130,7 @@ struct Event {
 }
 
 fn event(n: u64, indicators: u64) -> Event {
-    let hit = n % 100 == 0;
+    let hit = n.is_multiple_of(100);
     let (kind, v) = if hit {
         value(mix(n) % indicators)
     } else {

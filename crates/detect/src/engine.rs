@@ -62,13 +62,16 @@ struct Ingested {
     batch: RecordBatch,
 }
 
+/// The continuous rules of one tenant's table.
+type LiveRules = Vec<Arc<LiveRule>>;
+
 /// The detection engine of a server.
 pub struct DetectionEngine {
     store: Arc<dyn Store>,
     events: EventStore,
     config: EngineConfig,
     /// Active continuous rules by tenant and table.
-    continuous: RwLock<HashMap<(TenantId, &'static str), Vec<Arc<LiveRule>>>>,
+    continuous: RwLock<HashMap<(TenantId, &'static str), LiveRules>>,
     /// Set once the continuous evaluator runs; before that, batches are not queued.
     queue: OnceLock<mpsc::Sender<Ingested>>,
     /// The agents' antivirus findings, a built-in rule of every tenant.

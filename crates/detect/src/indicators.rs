@@ -74,7 +74,7 @@ pub struct IndicatorMatcher {
     events: EventStore,
     /// How far back a new or changed indicator is searched for; zero turns that off.
     lookback: Duration,
-    groups: Mutex<HashMap<(TenantId, String), (Instant, Option<(String, String)>)>>,
+    groups: Mutex<HashMap<(TenantId, String), CachedGroup>>,
     queue: OnceLock<mpsc::Sender<Found>>,
     retro: OnceLock<mpsc::Sender<(TenantId, Box<Indicator>)>>,
     sync: Mutex<SyncState>,
@@ -85,6 +85,9 @@ pub struct IndicatorMatcher {
     /// Rung by [`IndicatorMatcher::apply`]: read and publish the generations now.
     changed_here: Notify,
 }
+
+/// A machine's device group (id and name; `None` when it has none) as looked up at an instant.
+type CachedGroup = (Instant, Option<(String, String)>);
 
 /// What the matcher knows of the store's indicator generations (see [`IndicatorMatcher::start`]).
 #[derive(Default)]

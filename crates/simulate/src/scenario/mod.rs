@@ -365,6 +365,7 @@ fn image_load(
 }
 
 /// A labelled logon row recorded by process `by`.
+#[allow(clippy::too_many_arguments)] // as the other row writers here, plus the logon
 fn logon(
     w: &mut World<'_>,
     out: &mut Out<'_>,

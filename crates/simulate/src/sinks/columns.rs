@@ -40,7 +40,7 @@ struct Col {
 /// Sets bit `i` of an LSB-first bitmap that holds exactly `i` bits.
 #[inline]
 fn push_bit(bits: &mut Vec<u8>, i: usize, v: bool) {
-    if i % 8 == 0 {
+    if i.is_multiple_of(8) {
         bits.push(0);
     }
     if v && let Some(last) = bits.last_mut() {
@@ -51,7 +51,7 @@ fn push_bit(bits: &mut Vec<u8>, i: usize, v: bool) {
 /// Keeps the first `rows` bits of a bitmap (later bits cleared, as appends only set bits).
 fn truncate_bits(bits: &mut Vec<u8>, rows: usize) {
     bits.truncate(rows.div_ceil(8));
-    if rows % 8 != 0
+    if !rows.is_multiple_of(8)
         && let Some(last) = bits.last_mut()
     {
         *last &= (1u8 << (rows % 8)) - 1;
@@ -192,7 +192,7 @@ impl Col {
                     .with_timezone(rampart_telemetry::arrow_schema::UTC),
             ),
             Data::Str { offsets, bytes } => {
-                let o = std::mem::replace(offsets, Vec::new());
+                let o = std::mem::take(offsets);
                 offsets.push(0);
                 let bytes = std::mem::take(bytes);
                 // SAFETY: `o` starts at 0 and only grows, ends at `bytes.len()`, and every

@@ -39,7 +39,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
@@ -215,11 +215,8 @@ impl ParquetSink {
         }
         drop(job);
         // Give the builder the buffers of an encoded batch of its table.
-        loop {
-            match self.recycled.try_recv() {
-                Ok((s, b)) => self.spare[s].push(b),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        while let Ok((s, b)) = self.recycled.try_recv() {
+            self.spare[s].push(b);
         }
         let spare = self.spare[slot].pop();
         if let Some(cols) = self.tables[slot].as_mut() {
