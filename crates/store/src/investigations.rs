@@ -117,6 +117,8 @@ pub trait InvestigationStore: Send + Sync {
         &self,
         limit: u32,
     ) -> Result<Vec<(TenantId, RemediationAction)>>;
+    /// How many machines the tenant has: the fleet a file's prevalence is measured against.
+    async fn machine_count(&self, tenant: TenantId) -> Result<u64>;
     /// The SHA-1s of the files someone asked to restore from quarantine on a machine (the
     /// newest 500 requests not cancelled or failed): automation does not quarantine them again.
     async fn restored_files(&self, tenant: TenantId, machine_id: &str) -> Result<Vec<String>>;
@@ -315,6 +317,14 @@ impl InvestigationStore for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|b| decode(b)).collect()
+    }
+
+    async fn machine_count(&self, tenant: TenantId) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM machines WHERE tenant_id = $1")
+            .bind(tenant.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn restored_files(&self, tenant: TenantId, machine_id: &str) -> Result<Vec<String>> {

@@ -331,6 +331,7 @@ async fn under_full_automation_a_c2_alert_is_investigated_and_remediated_unatten
         let file = entity(&inv, "/tmp/.cache/implant");
         assert_eq!(file["verdict"], "Malicious");
         assert_eq!(file["sha1"], story.implant_sha1.as_str());
+        assert_eq!(file["prevalence"], 2, "both devices ran it: {file}");
         assert_eq!(
             entity(
                 &inv,

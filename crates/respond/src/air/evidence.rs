@@ -374,33 +374,30 @@ impl<'a> Gatherer<'a> {
         }
     }
 
-    /// How many devices saw each file (by SHA-1) in the prevalence window; returns the number
-    /// of devices that reported at all, the fleet the counts are measured against.
-    pub async fn prevalence(&mut self) -> u64 {
+    /// How many devices saw each file (by SHA-1) in the prevalence window; returns the fleet
+    /// the counts are measured against: `machines`, or more when more devices reported a file
+    /// (telemetry imported for devices the store does not know).
+    pub async fn prevalence(&mut self, machines: u64) -> u64 {
         let (sha1, _) = self.file_hashes();
         let since = datetime(self.scope.to - PREVALENCE_WINDOW);
-        let fleet_q = format!(
-            "DeviceProcessEvents | where Timestamp >= {since} | summarize Devices = dcount(DeviceId)"
-        );
-        let mut fleet = self
-            .query("fleet size", &fleet_q)
-            .await
-            .first()
-            .and_then(|r| r.int("Devices"))
-            .unwrap_or(0)
-            .max(1) as u64;
+        let mut fleet = machines.max(1);
         if sha1.is_empty() {
             return fleet;
         }
-        let mut seen: HashMap<String, HashSet<String>> = HashMap::new();
+        // Devices per file in each table; the larger count is a lower bound of the devices
+        // that saw it at all (one row per file, however many devices).
+        let mut seen: HashMap<String, u64> = HashMap::new();
         for table in ["DeviceProcessEvents", "DeviceFileEvents"] {
             let q = format!(
-                "{table} | where Timestamp >= {since} and SHA1 in ({}) | distinct SHA1, DeviceId",
+                "{table} | where Timestamp >= {since} and SHA1 in ({}) \
+                 | summarize Devices = dcount(DeviceId) by SHA1",
                 sha1.join(", ")
             );
             for row in self.query("file prevalence", &q).await {
-                if let (Some(h), Some(d)) = (row.hex("SHA1"), row.text("DeviceId")) {
-                    seen.entry(h).or_default().insert(d);
+                if let (Some(h), Some(n)) = (row.hex("SHA1"), row.int("Devices")) {
+                    let n = u64::try_from(n).unwrap_or(0);
+                    let count = seen.entry(h).or_default();
+                    *count = (*count).max(n);
                 }
             }
         }
@@ -408,9 +405,7 @@ impl<'a> Gatherer<'a> {
             if matches!(e.entity_type, EntityType::File | EntityType::Persistence)
                 && let Some(h) = &e.sha1
             {
-                let n = seen
-                    .get(&h.to_ascii_lowercase())
-                    .map_or(0, |d| d.len() as u64);
+                let n = seen.get(&h.to_ascii_lowercase()).copied().unwrap_or(0);
                 e.prevalence = Some(n);
                 fleet = fleet.max(n);
             }

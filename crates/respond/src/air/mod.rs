@@ -384,7 +384,8 @@ impl Investigator {
         }
         gatherer.expand().await;
         gatherer.indicators(self.indicators.index(), tenant, now.unix_timestamp());
-        let fleet = gatherer.prevalence().await;
+        let machines = self.store.machine_count(tenant).await?;
+        let fleet = gatherer.prevalence(machines).await;
         let gaps = std::mem::take(&mut gatherer.gaps);
         let blocked = std::mem::take(&mut gatherer.blocked);
         let mut graph = gatherer.graph;
