@@ -15,11 +15,10 @@
 mod fleet;
 mod serve;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
-use fleet::{enroll_devices, ms, percentile, summary};
+use fleet::{Fleet, ms, percentile, summary};
 use serde_json::{Value, json};
-use serve::token;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -123,29 +122,15 @@ async fn agent(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let data = std::env::temp_dir().join(format!("rampart-channel-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&data)?;
-    let app = serve::create_app(
+    let fleet = Fleet::start(
         &args.rampart,
-        &data,
         "channel-bench",
         "Machine.Isolate,Machine.Scan,Machine.Read.All,SecurityConfiguration.ReadWrite.All",
-    )?;
-    let server = serve::serve(&args.rampart, &data).await?;
-    let url = server.url.clone();
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::MAX)
-        .timeout(Duration::from_secs(u64::from(args.wait) + 30))
-        .build()?;
-    let admin = token(&http, &url, &app).await?;
-    // Enroll every device, 64 at a time.
-    let t = Instant::now();
-    let devices = enroll_devices(&http, &url, &admin, args.agents).await?;
-    println!(
-        "enrolled {} devices in {:.1} s",
-        devices.len(),
-        t.elapsed().as_secs_f64()
-    );
+        args.agents,
+        Duration::from_secs(u64::from(args.wait) + 30),
+    )
+    .await?;
+    let (server, url, http, devices) = (&fleet.server, &fleet.url, &fleet.http, &fleet.devices);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss_before, _) = usage(server.child.id())?;
 
@@ -153,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
     let connected = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(tokio::sync::Notify::new());
     let mut agents = Vec::with_capacity(devices.len());
-    for (_, auth) in &devices {
+    for (_, auth) in devices {
         agents.push(tokio::spawn(agent(
             http.clone(),
             url.clone(),
@@ -164,20 +149,11 @@ async fn main() -> anyhow::Result<()> {
             Arc::clone(&stop),
         )));
     }
-    let t = Instant::now();
-    while connected.load(Ordering::Relaxed) < devices.len() {
-        if t.elapsed() > Duration::from_secs(300) {
-            bail!(
-                "only {} agents connected",
-                connected.load(Ordering::Relaxed)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let took = fleet.wait_connected(&connected).await?;
     println!(
         "{} agents polling after {:.1} s",
         devices.len(),
-        t.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
     // Let every first (non-waiting) poll come back as a held one.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -201,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
     floor.sort();
 
     // Submit, at the rate, to devices in a shuffled order (an LCG: deterministic, no rand).
-    let actor = token(&http, &url, &app).await?;
+    let actor = fleet.token.clone();
     let mut order: Vec<usize> = (0..devices.len()).collect();
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     for i in (1..order.len()).rev() {
@@ -299,7 +275,5 @@ async fn main() -> anyhow::Result<()> {
         "server CPU while idle with every agent connected: {:.1}% of one core",
         idle_cpu * 100.0
     );
-    drop(server);
-    let _ = std::fs::remove_dir_all(&data);
     Ok(())
 }

@@ -1,13 +1,91 @@
-//! What the benches that simulate a fleet of agents share: enrolling the devices over HTTP, and
-//! reading latencies.
+//! What the benches that simulate a fleet of agents share: a server on a fresh data dir with
+//! its devices enrolled over HTTP, waiting for the agents to connect, and reading latencies.
 
-use anyhow::Context;
+use crate::serve::{self, Served};
+use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A real `rampart serve` on a fresh data dir (removed when dropped), an app's token on it,
+/// and `n` enrolled devices.
+pub struct Fleet {
+    pub server: Served,
+    pub url: String,
+    pub http: reqwest::Client,
+    pub token: String,
+    /// Each device's id and `Authorization` value.
+    pub devices: Vec<(String, String)>,
+    data: PathBuf,
+}
+
+impl Fleet {
+    /// Starts the server, creates the app `name` with `roles`, and enrolls `n` devices. The
+    /// client's requests time out after `timeout` (longer than any poll is held).
+    pub async fn start(
+        rampart: &str,
+        name: &str,
+        roles: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Fleet> {
+        let data = std::env::temp_dir().join(format!("rampart-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&data)?;
+        let app = serve::create_app(rampart, &data, name, roles)?;
+        let server = serve::serve(rampart, &data).await?;
+        let url = server.url.clone();
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(usize::MAX)
+            .timeout(timeout)
+            .build()?;
+        let token = serve::token(&http, &url, &app).await?;
+        let t = Instant::now();
+        let devices = enroll_devices(&http, &url, &token, n).await?;
+        println!(
+            "enrolled {} devices in {:.1} s",
+            devices.len(),
+            t.elapsed().as_secs_f64()
+        );
+        Ok(Fleet {
+            server,
+            url,
+            http,
+            token,
+            devices,
+            data,
+        })
+    }
+
+    /// Waits (up to 5 minutes) until `connected` counts every device; returns how long it took.
+    pub async fn wait_connected(&self, connected: &AtomicUsize) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        while connected.load(Ordering::Relaxed) < self.devices.len() {
+            if t.elapsed() > Duration::from_secs(300) {
+                bail!(
+                    "only {} of {} agents connected",
+                    connected.load(Ordering::Relaxed),
+                    self.devices.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(t.elapsed())
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        // The server first: its data dir goes next.
+        let _ = self.server.child.kill();
+        let _ = self.server.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
 
 /// Enrolls `n` devices with a fresh enrollment token, 64 at a time, as `bench-NNNNN.corp.example`;
 /// returns each one's id and `Authorization` value.
-pub async fn enroll_devices(
+async fn enroll_devices(
     http: &reqwest::Client,
     url: &str,
     admin: &str,

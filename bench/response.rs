@@ -22,9 +22,8 @@ mod serve;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use fleet::{enroll_devices, summary};
+use fleet::{Fleet, summary};
 use serde_json::{Value, json};
-use serve::token;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -138,28 +137,15 @@ async fn post(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let data = std::env::temp_dir().join(format!("rampart-response-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&data)?;
-    let app = serve::create_app(
+    let fleet = Fleet::start(
         &args.rampart,
-        &data,
         "response-bench",
         "Alert.ReadWrite.All,Ti.ReadWrite.All,SecurityConfiguration.ReadWrite.All",
-    )?;
-    let server = serve::serve(&args.rampart, &data).await?;
-    let url = server.url.clone();
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::MAX)
-        .timeout(Duration::from_secs(60))
-        .build()?;
-    let api = token(&http, &url, &app).await?;
-    let t = Instant::now();
-    let devices = enroll_devices(&http, &url, &api, args.agents).await?;
-    println!(
-        "enrolled {} devices in {:.1} s",
-        devices.len(),
-        t.elapsed().as_secs_f64()
-    );
+        args.agents,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let (url, http, devices, api) = (&fleet.url, &fleet.http, &fleet.devices, &fleet.token);
 
     let enforced: Enforced = Arc::default();
     let connected = Arc::new(AtomicUsize::new(0));
@@ -175,13 +161,7 @@ async fn main() -> anyhow::Result<()> {
             Arc::clone(&stop),
         ));
     }
-    let t = Instant::now();
-    while connected.load(Ordering::Relaxed) < devices.len() {
-        if t.elapsed() > Duration::from_secs(300) {
-            bail!("only {} agents synced", connected.load(Ordering::Relaxed));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    fleet.wait_connected(&connected).await?;
     // Let every first poll come back as a held one.
     tokio::time::sleep(Duration::from_secs(3)).await;
     println!("{} agents holding polls", devices.len());
@@ -227,9 +207,9 @@ async fn main() -> anyhow::Result<()> {
     for k in 0..args.verdicts {
         let sha256 = format!("{:064x}", 0xbe9c_0000_u64 + k as u64);
         let v = post(
-            &http,
+            http,
             &format!("{url}/api/alerts/import"),
-            &api,
+            api,
             json!({"Alerts": [{"sourceProduct": "Bench EDR", "externalId": format!("verdict-{k}"),
                 "title": "Suspicious file", "severity": "Medium", "category": "Malware",
                 "lastEventTime": rampart_core::timefmt::format(time::OffsetDateTime::now_utc()),
@@ -243,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
         let sent = Instant::now();
         let resp = http
             .patch(format!("{url}/api/alerts/{id}"))
-            .bearer_auth(&api)
+            .bearer_auth(api)
             .json(&json!({"classification": "TruePositive", "determination": "Malware"}))
             .send()
             .await?;
@@ -286,9 +266,9 @@ async fn main() -> anyhow::Result<()> {
         let device = &devices[k % devices.len()].0;
         let sent = Instant::now();
         let v = post(
-            &http,
+            http,
             &format!("{url}/api/alerts/import"),
-            &api,
+            api,
             json!({"Alerts": [{"sourceProduct": "Bench NDR", "externalId": format!("ndr-{k}"),
                 "title": "Beaconing to a rare domain", "severity": "Medium",
                 "category": "CommandAndControl",
@@ -305,7 +285,7 @@ async fn main() -> anyhow::Result<()> {
         let investigation = item["id"].as_str().context("imported alert id")?.to_owned();
         let a: Value = http
             .get(format!("{url}/api/alerts/{investigation}"))
-            .bearer_auth(&api)
+            .bearer_auth(api)
             .send()
             .await?
             .json()
@@ -318,7 +298,7 @@ async fn main() -> anyhow::Result<()> {
         loop {
             let i: Value = http
                 .get(format!("{url}/api/investigations/{inv}"))
-                .bearer_auth(&api)
+                .bearer_auth(api)
                 .send()
                 .await?
                 .json()
@@ -360,7 +340,5 @@ async fn main() -> anyhow::Result<()> {
         summary(&mut unchanged)
     );
     stop.notify_waiters();
-    drop(server);
-    let _ = std::fs::remove_dir_all(&data);
     Ok(())
 }

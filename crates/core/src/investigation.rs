@@ -46,6 +46,10 @@ pub struct Investigation {
     /// How the entities relate: who spawned, ran, wrote or contacted what (Rampart).
     #[serde(default)]
     pub relations: Vec<Relation>,
+    /// The evidence that could not be gathered, and why (Rampart): what the verdicts could not
+    /// take into account.
+    #[serde(default)]
+    pub not_examined: Vec<String>,
 }
 
 impl Investigation {
@@ -67,7 +71,24 @@ impl Investigation {
             automation_level: None,
             entities: Vec::new(),
             relations: Vec::new(),
+            not_examined: Vec::new(),
         }
+    }
+
+    /// What the evidence showed, in a line: the entities examined by verdict, and what could
+    /// not be examined.
+    pub fn findings(&self) -> String {
+        let count = |v: Verdict| self.entities.iter().filter(|e| e.verdict == v).count();
+        let mut line = format!(
+            "{} entities examined: {} malicious, {} suspicious.",
+            self.entities.len(),
+            count(Verdict::Malicious),
+            count(Verdict::Suspicious)
+        );
+        if !self.not_examined.is_empty() {
+            line.push_str(&format!(" Not examined: {}.", self.not_examined.join("; ")));
+        }
+        line
     }
 
     /// Whether the investigation has ended (nothing will change it any more).

@@ -252,6 +252,12 @@ impl RemediationAction {
         true
     }
 
+    /// Moves it on by itself: expires it when it waited too long for approval, or follows its
+    /// machine action (`machine_action`, when running) to its end. Returns whether it moved.
+    pub fn advance(&mut self, machine_action: Option<ActionStatus>, now: OffsetDateTime) -> bool {
+        self.expire(now) || machine_action.is_some_and(|s| self.follow(s, now))
+    }
+
     /// Whether it can be undone, and if not why.
     pub fn check_undoable(&self) -> Result<(), Rejection> {
         if self.status != RemediationStatus::Completed {

@@ -187,6 +187,30 @@ pub(crate) async fn queue_for_alert(
     Ok(())
 }
 
+impl SqlStore {
+    /// Documents of any tenant whose `column` holds one of `states`, oldest first.
+    async fn in_states<D: Document>(
+        &self,
+        column: &str,
+        states: impl Iterator<Item = &'static str>,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, D)>> {
+        let mut b = crate::sql::SqlBuilder::new(self.dialect);
+        b.push("SELECT tenant_id, body FROM ")
+            .push(D::TABLE)
+            .push(" WHERE ")
+            .push(column)
+            .push(" IN ")
+            .push_list(states.map(|s| SqlValue::Text(s.into())))
+            .push(" ORDER BY seq LIMIT ")
+            .push_param(SqlValue::Int(i64::from(limit)));
+        let rows = b.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((tenant_of(r)?, decode(&r.try_get::<String, _>("body")?)?)))
+            .collect()
+    }
+}
+
 #[async_trait]
 impl InvestigationStore for SqlStore {
     async fn update_investigation(
@@ -206,18 +230,8 @@ impl InvestigationStore for SqlStore {
         states: &[InvestigationState],
         limit: u32,
     ) -> Result<Vec<(TenantId, Investigation)>> {
-        if states.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut b = crate::sql::SqlBuilder::new(self.dialect);
-        b.push("SELECT tenant_id, body FROM investigations WHERE state IN ")
-            .push_list(states.iter().map(|s| SqlValue::Text(s.as_str().into())))
-            .push(" ORDER BY seq LIMIT ")
-            .push_param(SqlValue::Int(i64::from(limit)));
-        let rows = b.query().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok((tenant_of(r)?, decode(&r.try_get::<String, _>("body")?)?)))
-            .collect()
+        self.in_states("state", states.iter().map(|s| s.as_str()), limit)
+            .await
     }
 
     async fn automation_level(
@@ -353,21 +367,11 @@ impl InvestigationStore for SqlStore {
         &self,
         limit: u32,
     ) -> Result<Vec<(TenantId, RemediationAction)>> {
-        let mut b = crate::sql::SqlBuilder::new(self.dialect);
-        b.push("SELECT tenant_id, body FROM remediation_actions WHERE status IN ")
-            .push_list(
-                [
-                    RemediationStatus::PendingApproval,
-                    RemediationStatus::Running,
-                ]
-                .iter()
-                .map(|s| SqlValue::Text(s.as_str().into())),
-            )
-            .push(" ORDER BY seq LIMIT ")
-            .push_param(SqlValue::Int(i64::from(limit)));
-        let rows = b.query().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok((tenant_of(r)?, decode(&r.try_get::<String, _>("body")?)?)))
-            .collect()
+        let open = [
+            RemediationStatus::PendingApproval,
+            RemediationStatus::Running,
+        ];
+        self.in_states("status", open.iter().map(|s| s.as_str()), limit)
+            .await
     }
 }

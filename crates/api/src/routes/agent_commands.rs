@@ -35,6 +35,7 @@ use rampart_proto::command::{
     Command, CommandKind, CommandState, CommandUpdate, IsolationType, LiveCommand, PollRequest,
     PollResponse, ScanType, UpdateAck,
 };
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -88,27 +89,31 @@ pub async fn poll(State(state): State<AppState>, req: Request) -> ApiResult<Json
         tokio::pin!(rung);
         rung.as_mut().enable();
         // A tenant that never had an indicator is at generation 0.
-        let generation = Some(
-            generations
-                .borrow_and_update()
-                .get(&device.tenant)
-                .copied()
-                .unwrap_or(0),
-        );
+        let generation_of =
+            |g: &HashMap<TenantId, i64>| g.get(&device.tenant).copied().unwrap_or(0);
+        let generation = generation_of(&generations.borrow_and_update());
         let mut answer = collect(&state, &device, &poll.running).await?;
-        answer.indicator_generation = generation;
+        answer.indicator_generation = Some(generation);
         // The agent enforces an older set of indicators: answer now, it fetches the new one.
-        let news = poll.indicator_generation.is_some() && generation != poll.indicator_generation;
+        let news = poll.indicator_generation.is_some_and(|g| g != generation);
         let now = Instant::now();
         if !answer.is_empty() || news || now >= deadline || *stopping.borrow() {
             return Ok(Json(answer));
         }
-        tokio::select! {
-            _ = &mut rung => {}
-            _ = tokio::time::sleep_until(deadline.min(now + RECHECK)) => {}
-            _ = stopping.changed() => {}
-            changed = generations.changed(), if watching_generations => {
-                watching_generations = changed.is_ok();
+        let look_again = tokio::time::sleep_until(deadline.min(now + RECHECK));
+        tokio::pin!(look_again);
+        loop {
+            tokio::select! {
+                _ = &mut rung => break,
+                _ = &mut look_again => break,
+                _ = stopping.changed() => break,
+                changed = generations.changed(), if watching_generations => {
+                    watching_generations = changed.is_ok();
+                    // Every tenant's change wakes every poll: look again only for this one's.
+                    if generation_of(&generations.borrow_and_update()) != generation {
+                        break;
+                    }
+                }
             }
         }
     }

@@ -13,16 +13,15 @@ use axum::Extension;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
+use rampart_core::Permission as P;
+use rampart_core::machine_action::check_comment;
 use rampart_core::remediation::RemediationAction;
-use rampart_core::{ErrorCode, Permission as P};
 use rampart_store::Collection;
 use serde::Deserialize;
 
 const READ: &[P] = &[P::AlertRead, P::AlertReadWrite];
 const DECIDE: &[P] = &[P::AlertReadWrite];
 const TAG: &str = "Investigations";
-/// The longest comment a decision takes.
-const MAX_COMMENT: usize = 1_000;
 
 pub fn add(r: ApiRoutes) -> ApiRoutes {
     r.add(
@@ -124,26 +123,6 @@ pub struct DecisionBody {
     comment: Option<String>,
 }
 
-fn comment(body: DecisionBody) -> ApiResult<String> {
-    let c = body
-        .comment
-        .map(|c| c.trim().to_owned())
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::MissingRequiredParameter,
-                "Comment is required (request body keys are case-sensitive).",
-            )
-        })?;
-    if c.chars().count() > MAX_COMMENT {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequestBody,
-            format!("Comment: at most {MAX_COMMENT} characters"),
-        ));
-    }
-    Ok(c)
-}
-
 macro_rules! decision_route {
     ($name:ident, $method:ident) => {
         pub async fn $name(
@@ -152,7 +131,7 @@ macro_rules! decision_route {
             Path(id): Path<String>,
             JsonBody(body): JsonBody<DecisionBody>,
         ) -> ApiResult<Response> {
-            let comment = comment(body)?;
+            let comment = check_comment(body.comment)?;
             let a = state
                 .investigator
                 .$method(

@@ -598,18 +598,44 @@ async fn a_held_poll_answers_when_the_tenants_indicators_change() {
                 .any(|f| f["hash"] == "a1".repeat(32).as_str()),
             "{n}: {set}"
         );
-        // Naming the current generation again: held, as before (answered at its end).
-        let v = device_post(
-            &s,
-            &device,
-            "/agent/v1/commands/poll",
-            json!({ "waitSeconds": 1, "running": [],
-                    "indicatorGeneration": answer["indicatorGeneration"] }),
-        )
-        .await;
+        // Naming the current generation again: held to its end, even while another tenant's
+        // indicators change (that news is not this device's).
+        let other = b.create_tenant("Other");
+        let other_ti = s
+            .token(&b.create_app(Some(&other), "Ti.ReadWrite.All"))
+            .await;
+        let held = async {
+            let started = Instant::now();
+            let v = device_post(
+                &s,
+                &device,
+                "/agent/v1/commands/poll",
+                json!({ "waitSeconds": 2, "running": [],
+                        "indicatorGeneration": answer["indicatorGeneration"] }),
+            )
+            .await;
+            (v, started.elapsed())
+        };
+        let elsewhere = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let (st, v) = s
+                .post(
+                    "/api/indicators",
+                    &other_ti,
+                    json!({"indicatorValue": "b2".repeat(32), "indicatorType": "FileSha256",
+                           "action": "Block", "title": "t", "description": "d"}),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+        };
+        let ((v, waited), ()) = tokio::join!(held, elsewhere);
         assert_eq!(
             v.1["indicatorGeneration"], answer["indicatorGeneration"],
             "{n}"
+        );
+        assert!(
+            waited >= Duration::from_millis(1900),
+            "{n}: another tenant's change answered the poll after {waited:?}"
         );
     }
 }

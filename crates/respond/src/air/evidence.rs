@@ -692,38 +692,36 @@ fn rows(batches: &[RecordBatch]) -> Vec<Row> {
     let mut out = Vec::new();
     for batch in batches {
         let schema = batch.schema();
-        let mut columns = Vec::new();
+        // Timestamps as nanoseconds; every other column as the text Arrow displays.
+        let mut times = Vec::new();
+        let mut texts = Vec::new();
         for (i, field) in schema.fields().iter().enumerate() {
             let array = batch.column(i);
-            let array = match field.data_type() {
+            match field.data_type() {
                 DataType::Timestamp(_, _) => {
-                    match cast(array, &DataType::Timestamp(TimeUnit::Nanosecond, None)) {
-                        Ok(a) => a,
-                        Err(_) => continue,
+                    if let Ok(a) = cast(array, &DataType::Timestamp(TimeUnit::Nanosecond, None)) {
+                        times.push((field.name(), a));
                     }
                 }
-                _ => array.clone(),
-            };
-            columns.push((field.name().clone(), array));
+                _ => {
+                    if let Ok(f) = ArrayFormatter::try_new(array.as_ref(), &options) {
+                        texts.push((field.name(), array, f));
+                    }
+                }
+            }
         }
         for row in 0..batch.num_rows() {
             let mut cells = HashMap::new();
-            for (name, array) in &columns {
-                if array.is_null(row) {
-                    continue;
+            for (name, a) in &times {
+                if !a.is_null(row) {
+                    let ns = a.as_primitive::<TimestampNanosecondType>().value(row);
+                    cells.insert((*name).clone(), ns.to_string());
                 }
-                let v = if let DataType::Timestamp(_, _) = array.data_type() {
-                    array
-                        .as_primitive::<TimestampNanosecondType>()
-                        .value(row)
-                        .to_string()
-                } else {
-                    match ArrayFormatter::try_new(array.as_ref(), &options) {
-                        Ok(f) => f.value(row).to_string(),
-                        Err(_) => continue,
-                    }
-                };
-                cells.insert(name.clone(), v);
+            }
+            for (name, a, f) in &texts {
+                if !a.is_null(row) {
+                    cells.insert((*name).clone(), f.value(row).to_string());
+                }
             }
             out.push(Row(cells));
         }

@@ -295,19 +295,8 @@ impl Investigator {
             .iter()
             .filter(|e| e.verdict == Verdict::Malicious)
             .count();
-        let suspicious = graph
-            .entities
-            .iter()
-            .filter(|e| e.verdict == Verdict::Suspicious)
-            .count();
         let examined = graph.entities.len();
         let (entities, relations) = graph.into_parts();
-        let mut findings = format!(
-            "{examined} entities examined: {malicious} malicious, {suspicious} suspicious."
-        );
-        if !gaps.is_empty() {
-            findings.push_str(&format!(" Not examined: {}.", gaps.join("; ")));
-        }
         let proposed = actions.len();
         tracing::info!(
             %tenant,
@@ -322,10 +311,10 @@ impl Investigator {
             i.automation_level = Some(level);
             i.entities = entities.clone();
             i.relations = relations.clone();
-            i.state = InvestigationState::Running;
-            i.status_details = Some(findings.clone());
+            i.not_examined = gaps.clone();
+            let findings = i.findings();
             if malicious == 0 {
-                i.settle(InvestigationState::Benign, findings.clone(), now);
+                i.settle(InvestigationState::Benign, findings, now);
             } else if proposed == 0 && covered > 0 {
                 // Another investigation of the same story already remediates all of it (or an
                 // analyst decided against it).
@@ -343,6 +332,9 @@ impl Investigator {
                     format!("{findings} No remediation applies."),
                     now,
                 );
+            } else {
+                // The actions decide; `settle` below says how.
+                i.status_details = Some(findings);
             }
         })
         .await?;
@@ -476,22 +468,16 @@ impl Investigator {
             return Ok(());
         };
         let current = self.store.get_investigation(tenant, id).await?;
-        if current.as_ref().is_some_and(|i| {
-            i.state == state
-                && i.status_details
-                    .as_deref()
-                    .is_some_and(|d| d.ends_with(&summary))
-        }) {
+        let details = |i: &Investigation| format!("{} {summary}", i.findings());
+        if current
+            .as_ref()
+            .is_some_and(|i| i.state == state && i.status_details == Some(details(i)))
+        {
             return Ok(());
         }
         self.finish(tenant, id, |i, now| {
-            let findings = i
-                .status_details
-                .as_deref()
-                .and_then(|d| d.split(" | ").next())
-                .unwrap_or_default()
-                .to_owned();
-            i.settle(state, format!("{findings} | {summary}"), now);
+            let d = details(i);
+            i.settle(state, d, now);
         })
         .await
     }
@@ -557,8 +543,7 @@ impl Investigator {
                 _ => None,
             };
             // Most open actions are still waiting: look before writing.
-            let mut probe = a.clone();
-            if !(probe.expire(now) || follow.is_some_and(|s| probe.follow(s, now))) {
+            if !a.clone().advance(follow, now) {
                 continue;
             }
             let changed = self
@@ -569,8 +554,7 @@ impl Investigator {
                     &a.id,
                     "Follow",
                     Box::new(move |r: &mut RemediationAction| {
-                        let moved = r.expire(now) || follow.is_some_and(|s| r.follow(s, now));
-                        if moved {
+                        if r.advance(follow, now) {
                             Ok(())
                         } else {
                             Err(Rejection::new(ErrorCode::Conflict, "unchanged"))

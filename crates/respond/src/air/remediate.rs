@@ -4,7 +4,8 @@
 use crate::signal::store_requests;
 use rampart_core::audit::AuditContext;
 use rampart_core::machine_action::{
-    ActionRequest, ActionSubmission, IdempotencyKey, IsolationType, RequestedAction,
+    ActionRequest, ActionSubmission, IdempotencyKey, IsolationType, MAX_COMMENT_LEN,
+    RequestedAction,
 };
 use rampart_core::remediation::{Execution, RemediationAction, RemediationType};
 use rampart_core::signal::{Origin, entity_request};
@@ -18,8 +19,6 @@ use time::OffsetDateTime;
 pub const REQUESTOR: &str = "Automated investigation";
 /// The client id idempotency keys of investigations' machine actions are scoped to.
 const CLIENT_ID: &str = "rampart-air";
-/// Machine action comments are kept short (the entity's name and the deciding reason).
-const MAX_COMMENT: usize = 500;
 
 /// Carries `action` out: submits its machine action (idempotently: carrying out the same
 /// action twice submits one) or stores its indicator.
@@ -47,7 +46,7 @@ pub async fn execute(
         action.entity_name,
         action.reasons.first().map_or("malicious", String::as_str)
     );
-    let comment: String = comment.chars().take(MAX_COMMENT).collect();
+    let comment: String = comment.chars().take(MAX_COMMENT_LEN).collect();
     let id = submit(store, ctx, tenant, action, request, comment, "").await?;
     Ok(Execution::MachineAction(id))
 }
@@ -82,7 +81,7 @@ pub async fn undo(
         action.id, action.investigation_id
     )
     .chars()
-    .take(MAX_COMMENT)
+    .take(MAX_COMMENT_LEN)
     .collect();
     submit(store, ctx, tenant, action, request, comment, ":undo")
         .await
