@@ -18,6 +18,16 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
 /// with `mode` (so the content is never readable with a wider mode, even briefly), flushed to
 /// disk, renamed over `path`, and the directory flushed so that the rename survives a crash.
 pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    write_atomically(path, bytes, mode, None)
+}
+
+/// As [`atomic_write`], the file owned by `uid`:`gid` from the start (a file of a user's the
+/// agent rewrites for them, which its owner's programs check the ownership of).
+pub fn atomic_write_as(path: &Path, bytes: &[u8], mode: u32, uid: u32, gid: u32) -> Result<()> {
+    write_atomically(path, bytes, mode, Some((uid, gid)))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -35,6 +45,9 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             .truncate(true)
             .mode(mode)
             .open(&tmp)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        }
         // A temporary file left by a crash may have been created with another mode.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
@@ -62,6 +75,32 @@ pub fn read_json_or_default<T: serde::de::DeserializeOwned + Default>(path: &Pat
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
         Err(e) => Err(io_err(format!("reading {}", path.display()))(e)),
     }
+}
+
+/// The JSON records `<dir>/*/<name>`, one per subdirectory, with their subdirectories; none
+/// when `dir` does not exist. A subdirectory without its record is skipped (a removal cut
+/// short), a malformed record logged and skipped.
+pub fn read_records<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+) -> Result<Vec<(std::path::PathBuf, T)>> {
+    let listing = match fs::read_dir(dir) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(format!("reading {}", dir.display()))(e)),
+    };
+    let mut out = Vec::new();
+    for sub in listing.flatten().map(|e| e.path()) {
+        let record = sub.join(name);
+        let Ok(bytes) = fs::read(&record) else {
+            continue;
+        };
+        match serde_json::from_slice::<T>(&bytes) {
+            Ok(r) => out.push((sub, r)),
+            Err(e) => tracing::warn!("{}: {e}", record.display()),
+        }
+    }
+    Ok(out)
 }
 
 /// Writes `value` to `path` as JSON, atomically, readable by the agent only (0600).

@@ -10,7 +10,7 @@
 //! taken its place meanwhile (then the entry stays, and the command says why).
 
 use crate::error::{Error, Result, io_err};
-use crate::fsutil::{ensure_dir, sync_dir, write_json};
+use crate::fsutil::{ensure_dir, read_records, sync_dir, write_json};
 use crate::scan::{Finding, Scanner};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -137,23 +137,8 @@ impl Quarantine {
 
     /// The entries in the store, with their directories.
     pub fn entries(&self) -> Result<Vec<(PathBuf, Entry)>> {
-        let listing = match fs::read_dir(&self.dir) {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(format!("reading {}", self.dir.display()))(e)),
-        };
-        let mut out = Vec::new();
-        for dir in listing.flatten().map(|e| e.path()) {
-            let record = dir.join("entry.json");
-            let Ok(bytes) = fs::read(&record) else {
-                continue;
-            };
-            match serde_json::from_slice::<Entry>(&bytes) {
-                Ok(entry) if dir.join("content").exists() => out.push((dir, entry)),
-                Ok(_) => {}
-                Err(e) => tracing::warn!("{}: {e}", record.display()),
-            }
-        }
+        let mut out: Vec<(PathBuf, Entry)> = read_records(&self.dir, "entry.json")?;
+        out.retain(|(dir, _)| dir.join("content").exists());
         out.sort_by_key(|e| e.1.quarantined_at);
         Ok(out)
     }

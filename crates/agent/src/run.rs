@@ -8,6 +8,7 @@ use crate::commands::journal::Journal;
 use crate::commands::live_response::LiveResponder;
 use crate::commands::offboard::Offboarding;
 use crate::commands::package::PackageCollector;
+use crate::commands::persistence::PersistenceStore;
 use crate::commands::restrict::ExecControl;
 use crate::commands::{ChannelConfig, CommandChannel, Executor, OffboardSignal};
 use crate::credentials::Credentials;
@@ -326,6 +327,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
                     authorization: creds.authorization(),
                 },
                 live: LiveResponder::new(&config.state_dir, client.clone(), creds.authorization()),
+                persistence: PersistenceStore::new(&config.state_dir),
                 offboarding: Offboarding {
                     state_dir: config.state_dir.clone(),
                     addresses: addresses.clone(),

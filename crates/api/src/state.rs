@@ -33,6 +33,9 @@ pub struct ApiConfig {
     /// Days investigation packages and live response results are kept; 0 keeps them until
     /// deleted by hand.
     pub response_file_days: u32,
+    /// Seconds an automated investigation waits for a connected device to answer its live
+    /// look before it goes on with telemetry alone.
+    pub live_evidence_wait_secs: u64,
     /// Advanced-hunting limits (`[api.hunting]`).
     pub hunting: crate::routes::hunting::HuntingConfig,
 }
@@ -48,6 +51,7 @@ impl Default for ApiConfig {
             detection_tick_secs: 30,
             indicator_retrohunt_days: 30,
             response_file_days: 30,
+            live_evidence_wait_secs: 60,
             hunting: Default::default(),
         }
     }
@@ -109,7 +113,12 @@ impl AppState {
             store.clone(),
             events.clone(),
             indicators.clone(),
-            rampart_respond::air::InvestigatorConfig::default(),
+            rampart_respond::air::InvestigatorConfig {
+                live_evidence_wait: time::Duration::seconds(
+                    i64::try_from(config.live_evidence_wait_secs).unwrap_or(i64::MAX),
+                ),
+                ..rampart_respond::air::InvestigatorConfig::default()
+            },
         );
         Ok(AppState {
             detections,

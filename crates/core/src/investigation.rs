@@ -5,9 +5,13 @@
 //! module holds its shape and the rules that give each entity a verdict, so the rules are
 //! plain functions that tests can drive without a server.
 
+use crate::action_target::{
+    EvidenceRequest, FileProbe, LiveEvidence, MAX_PROBED, ProcessTarget, check_path,
+};
 use crate::alert::InvestigationState;
 use crate::machine::AutomationLevel;
 use crate::odata::{EntitySet, Field, FieldType};
+use crate::remediation::{FolderClass, folder_class};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -50,6 +54,10 @@ pub struct Investigation {
     /// take into account.
     #[serde(default)]
     pub not_examined: Vec<String>,
+    /// The machine action that looks at the device live for this investigation (Rampart); the
+    /// investigation is `PendingResource` while it waits for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_evidence_action_id: Option<String>,
 }
 
 impl Investigation {
@@ -72,6 +80,7 @@ impl Investigation {
             entities: Vec::new(),
             relations: Vec::new(),
             not_examined: Vec::new(),
+            live_evidence_action_id: None,
         }
     }
 
@@ -133,6 +142,12 @@ string_enum!(
     Verdict { Malicious, Suspicious, Clean }
 );
 string_enum!(
+    /// An entity as the device showed it live: a process `Running` or `NotRunning` (gone, or
+    /// its id now taken by another program); a file `Present`, `Absent`, or `Changed` (there
+    /// with other content).
+    LiveState { Running, NotRunning, Present, Absent, Changed }
+);
+string_enum!(
     /// An edge of the evidence graph, read "from <kind> to": a process `Spawned` a process,
     /// a file is the `ImageOf` a process, a process `ConnectedTo` an address or URL, `Wrote`
     /// a file or `Created` a persistence entry, a user `LoggedOn` (to the device).
@@ -164,6 +179,18 @@ pub struct InvestigatedEntity {
     pub reasons: Vec<String>,
     /// Devices of the tenant that saw this file (files only; `None` when not looked up).
     pub prevalence: Option<u64>,
+    /// Persistence: the entries the malicious process added, when its command line shows
+    /// them (the public keys it put in `authorized_keys`, the line it echoed into a crontab).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<String>,
+    /// What the device said of it when the investigation looked live (`None`: not looked at,
+    /// or the device did not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub live_state: Option<LiveState>,
+    /// A blocking indicator covers it already: blocking it again would change nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
 }
 
 /// An edge of the evidence graph.
@@ -219,6 +246,11 @@ impl EvidenceGraph {
             x.path = x.path.take().or(e.path);
             x.command_line = x.command_line.take().or(e.command_line);
             x.last_seen = x.last_seen.max(e.last_seen);
+            for entry in e.entries {
+                if !x.entries.contains(&entry) {
+                    x.entries.push(entry);
+                }
+            }
             return i;
         }
         e.id = self.entities.len();
@@ -249,7 +281,7 @@ impl EvidenceGraph {
     ///   process, or contacted a malicious address or URL;
     /// * a file is malicious when it is the image of a malicious process or was written by
     ///   one, and a persistence entry when a malicious process created it — unless the file
-    ///   is prevalent in the fleet;
+    ///   is prevalent in the fleet, or is a system file (core folder) a malicious process ran;
     /// * what a malicious process contacted is suspicious.
     ///
     /// An `Allowed` indicator decides for its entity and is never overruled. Deterministic:
@@ -280,6 +312,16 @@ impl EvidenceGraph {
             .entities
             .iter()
             .map(|e| e.prevalence.is_some_and(|p| is_prevalent(p, fleet)))
+            .collect();
+        // A system file a malicious process ran is still everyone's shell or interpreter; one a
+        // malicious process wrote into a system folder is not spared.
+        let system_image: Vec<bool> = self
+            .entities
+            .iter()
+            .map(|e| {
+                e.entity_type == EntityType::File
+                    && e.path.as_deref().map(folder_class) == Some(FolderClass::Core)
+            })
             .collect();
         loop {
             let mut changed = false;
@@ -318,11 +360,17 @@ impl EvidenceGraph {
                 if allowed[target] || e.verdict == Verdict::Malicious {
                     continue;
                 }
-                if prevalent[target] {
-                    let note = format!(
+                let spared = if prevalent[target] {
+                    Some(format!(
                         "prevalent (seen on {} devices): not condemned by association",
                         e.prevalence.unwrap_or(0)
-                    );
+                    ))
+                } else if r.kind == RelationKind::ImageOf && system_image[target] {
+                    Some("a system file (core folder): not condemned by the process it ran".into())
+                } else {
+                    None
+                };
+                if let Some(note) = spared {
                     if !e.reasons.contains(&note) {
                         e.reasons.push(note);
                         changed = true;
@@ -415,7 +463,183 @@ pub fn entity(entity_type: EntityType, name: impl Into<String>) -> InvestigatedE
         verdict: Verdict::Clean,
         reasons: Vec::new(),
         prevalence: None,
+        entries: Vec::new(),
+        live_state: None,
+        blocked: false,
     }
+}
+
+/// What an investigation asks the device to show live: whether its malicious and suspicious
+/// processes still run (the image the telemetry saw), and whether its malicious and suspicious
+/// files and persistence files are still there. `None` when there is nothing to ask.
+pub fn live_request(
+    investigation_id: &str,
+    entities: &[InvestigatedEntity],
+) -> Option<EvidenceRequest> {
+    let of_interest = |e: &&InvestigatedEntity| e.verdict != Verdict::Clean;
+    fn usable(p: &Option<String>) -> Option<&str> {
+        p.as_deref().filter(|p| check_path("path", p).is_ok())
+    }
+    let processes: Vec<ProcessTarget> = entities
+        .iter()
+        .filter(of_interest)
+        .filter(|e| e.entity_type == EntityType::Process)
+        .filter_map(|e| {
+            let pid = e
+                .process_id
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p > 1)?;
+            Some(ProcessTarget {
+                pid,
+                image_path: usable(&e.path)?.to_owned(),
+            })
+        })
+        .take(MAX_PROBED)
+        .collect();
+    let mut files: Vec<FileProbe> = Vec::new();
+    for e in entities
+        .iter()
+        .filter(of_interest)
+        .filter(|e| matches!(e.entity_type, EntityType::File | EntityType::Persistence))
+    {
+        if let Some(path) = usable(&e.path)
+            && files.len() < MAX_PROBED
+            && !files.iter().any(|f| f.path == path)
+        {
+            files.push(FileProbe {
+                path: path.to_owned(),
+                sha1: e.sha1.clone(),
+            });
+        }
+    }
+    (!processes.is_empty() || !files.is_empty()).then(|| EvidenceRequest {
+        investigation_id: investigation_id.to_owned(),
+        processes,
+        files,
+    })
+}
+
+/// Records on the entities what the device showed live.
+pub fn apply_live(
+    entities: &mut [InvestigatedEntity],
+    asked: &EvidenceRequest,
+    seen: &LiveEvidence,
+) {
+    for (a, s) in asked.processes.iter().zip(&seen.processes) {
+        for e in entities.iter_mut().filter(|e| {
+            e.entity_type == EntityType::Process
+                && e.process_id == Some(i64::from(a.pid))
+                && e.path.as_deref() == Some(a.image_path.as_str())
+        }) {
+            e.live_state = Some(if s.running {
+                LiveState::Running
+            } else {
+                LiveState::NotRunning
+            });
+        }
+    }
+    for s in &seen.files {
+        for e in entities.iter_mut().filter(|e| {
+            matches!(e.entity_type, EntityType::File | EntityType::Persistence)
+                && e.path.as_deref() == Some(s.path.as_str())
+        }) {
+            let changed = match (&e.sha1, &s.sha1) {
+                (Some(then), Some(now)) => !then.eq_ignore_ascii_case(now),
+                _ => false,
+            };
+            e.live_state = Some(match (s.exists, changed) {
+                (false, _) => LiveState::Absent,
+                (true, true) => LiveState::Changed,
+                (true, false) => LiveState::Present,
+            });
+        }
+    }
+}
+
+/// How a persistence location holds its entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PersistenceShape {
+    /// The file is the entry: a cron.d file, a systemd unit, an init or profile.d script.
+    /// Taking it out takes out nothing else.
+    OwnFile,
+    /// The entry is lines of a file with other entries: a crontab, `authorized_keys`, a shell
+    /// rc file, `ld.so.preload`. Only the attacker's lines may go.
+    Lines,
+}
+
+/// The shape of the persistence location at `path`; `None` when it is not one.
+pub fn persistence_shape(path: &str) -> Option<PersistenceShape> {
+    let kind = persistence_kind(path)?;
+    let own_file = match kind {
+        "systemd unit" => true,
+        "cron entry" => [
+            "/etc/cron.d/",
+            "/etc/cron.hourly/",
+            "/etc/cron.daily/",
+            "/etc/cron.weekly/",
+            "/etc/cron.monthly/",
+        ]
+        .iter()
+        .any(|d| path.starts_with(d)),
+        _ => path.starts_with("/etc/init.d/") || path.starts_with("/etc/profile.d/"),
+    };
+    Some(if own_file {
+        PersistenceShape::OwnFile
+    } else {
+        PersistenceShape::Lines
+    })
+}
+
+/// The entries `command_line` adds to the persistence file at `path`, as far as it shows
+/// them: for `authorized_keys`, the public keys it names (their base64 blobs, which every
+/// OpenSSH key type starts with `AAAA`); for other files it writes to with `>>`, the text it
+/// echoes. Empty when the command line does not show them (the key came from a download, say).
+pub fn added_entries(path: &str, command_line: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |e: &str| {
+        let e = e.trim();
+        if e.len() >= crate::action_target::MIN_ENTRY_LEN
+            && e.len() <= crate::action_target::MAX_ENTRY_LEN
+            && !out.iter().any(|x| x == e)
+            && out.len() < crate::action_target::MAX_ENTRIES
+        {
+            out.push(e.to_owned());
+        }
+    };
+    if persistence_kind(path) == Some("authorized key") {
+        for token in command_line.split(|c: char| c.is_whitespace() || "'\"`;|&<>()".contains(c)) {
+            let is_blob = token.starts_with("AAAA")
+                && token.len() >= 40
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=');
+            if is_blob {
+                push(token);
+            }
+        }
+        return out;
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if !command_line.contains(">>") || name.is_empty() || !command_line.contains(name) {
+        return out;
+    }
+    // `echo '…' >> file`, `printf "…\n" >> file`: the quoted text before the redirection.
+    for part in command_line.split(">>") {
+        let Some(at) = ["echo ", "printf "]
+            .iter()
+            .filter_map(|w| part.rfind(w))
+            .max()
+        else {
+            continue;
+        };
+        let rest = part[at..].split_once(' ').map_or("", |(_, r)| r).trim();
+        let text = match rest.chars().next() {
+            Some(q @ ('\'' | '"')) => rest[1..].rsplit_once(q).map_or("", |(t, _)| t),
+            _ => rest,
+        };
+        push(text.trim_end_matches("\\n"));
+    }
+    out
 }
 
 /// Where a persistence entry lives on Linux: crontabs, systemd units, SSH authorized keys,
@@ -513,6 +737,25 @@ mod tests {
     }
 
     #[test]
+    fn a_system_file_is_not_condemned_by_the_process_it_ran_but_one_written_there_is() {
+        let mut g = EvidenceGraph::default();
+        let ip = g.add(entity(EntityType::Ip, "198.51.100.7"));
+        g.signal(ip, Signal::Malicious("named by High alert 1".into()));
+        // A small fleet: bash is on one device only, so prevalence cannot spare it.
+        let shell = process(&mut g, 4300, "/usr/bin/bash");
+        let bash = file(&mut g, &"b".repeat(40), "/usr/bin/bash", 1);
+        let planted = file(&mut g, &"c".repeat(40), "/usr/bin/.sshd", 1);
+        g.relate(shell, ip, RelationKind::ConnectedTo);
+        g.relate(bash, shell, RelationKind::ImageOf);
+        g.relate(shell, planted, RelationKind::Wrote);
+        g.judge(2);
+        assert_eq!(g.entities[shell].verdict, Verdict::Malicious);
+        assert_eq!(g.entities[bash].verdict, Verdict::Clean);
+        assert!(g.entities[bash].reasons[0].starts_with("a system file"));
+        assert_eq!(g.entities[planted].verdict, Verdict::Malicious);
+    }
+
+    #[test]
     fn an_allowed_indicator_is_never_overruled() {
         let mut g = EvidenceGraph::default();
         let ip = g.add(entity(EntityType::Ip, "198.51.100.7"));
@@ -551,6 +794,101 @@ mod tests {
         assert_eq!(g.entities[a].sha256.as_deref(), Some(&*"f".repeat(64)));
         assert_eq!(process(&mut g, 5, "/bin/x"), process(&mut g, 5, "/bin/x"));
         assert_ne!(process(&mut g, 5, "/bin/x"), process(&mut g, 5, "/bin/y"));
+    }
+
+    #[test]
+    fn the_live_look_asks_about_what_is_not_clean_and_its_answer_is_recorded() {
+        use crate::action_target::{FileState, ProcessState};
+        let mut g = EvidenceGraph::default();
+        let mut p = entity(EntityType::Process, "implant (pid 42)");
+        p.process_id = Some(42);
+        p.path = Some("/tmp/implant".into());
+        let p = g.add(p);
+        g.signal(p, Signal::Malicious("alert".into()));
+        let f = file(&mut g, &"a".repeat(40), "/tmp/implant", 1);
+        g.relate(f, p, RelationKind::ImageOf);
+        let mut clean = entity(EntityType::Process, "cron (pid 7)");
+        clean.process_id = Some(7);
+        clean.path = Some("/usr/sbin/cron".into());
+        g.add(clean);
+        g.judge(10);
+        let (mut entities, _) = g.into_parts();
+        let asked = live_request("5", &entities).unwrap();
+        assert_eq!(asked.processes.len(), 1);
+        assert_eq!(asked.processes[0].pid, 42);
+        assert_eq!(asked.files.len(), 1);
+        assert!(asked.check().is_ok());
+        apply_live(
+            &mut entities,
+            &asked,
+            &LiveEvidence {
+                processes: vec![ProcessState {
+                    pid: 42,
+                    running: false,
+                }],
+                files: vec![FileState {
+                    path: "/tmp/implant".into(),
+                    exists: true,
+                    sha1: Some("b".repeat(40)),
+                }],
+            },
+        );
+        assert_eq!(entities[p].live_state, Some(LiveState::NotRunning));
+        assert_eq!(entities[f].live_state, Some(LiveState::Changed));
+        assert_eq!(entities[2].live_state, None);
+        // Nothing malicious or suspicious: nothing to ask.
+        assert!(live_request("5", &entities[2..]).is_none());
+    }
+
+    #[test]
+    fn persistence_entries_from_the_writers_command_line() {
+        let key = "AAAAC3NzaC1lZDI1NTE5AAAAIHq8i1bWx7f1nq0wLr3bZ0s9vJ8T3yqJ4uZl5aZ0bCdE";
+        let cmd =
+            format!("bash -c \"echo 'ssh-ed25519 {key} evil@c2' >> /root/.ssh/authorized_keys\"");
+        assert_eq!(added_entries("/root/.ssh/authorized_keys", &cmd), vec![key]);
+        // A key fetched from elsewhere does not show: nothing to name.
+        assert!(
+            added_entries(
+                "/root/.ssh/authorized_keys",
+                "curl -s https://x/k >> /root/.ssh/authorized_keys"
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            added_entries(
+                "/etc/crontab",
+                "sh -c \"echo '* * * * * root /tmp/.x/run' >> /etc/crontab\""
+            ),
+            vec!["* * * * * root /tmp/.x/run"]
+        );
+        assert_eq!(
+            added_entries(
+                "/home/ann/.bashrc",
+                "printf \"/tmp/.x/run &\\n\" >> /home/ann/.bashrc"
+            ),
+            vec!["/tmp/.x/run &"]
+        );
+        // Written some other way, or to another file: nothing is guessed.
+        assert!(added_entries("/etc/crontab", "vi /etc/crontab").is_empty());
+        assert!(added_entries("/etc/crontab", "echo 'aaaaaaaaaaaa' >> /tmp/log").is_empty());
+
+        assert_eq!(
+            persistence_shape("/etc/cron.d/update"),
+            Some(PersistenceShape::OwnFile)
+        );
+        assert_eq!(
+            persistence_shape("/etc/systemd/system/x.service"),
+            Some(PersistenceShape::OwnFile)
+        );
+        assert_eq!(
+            persistence_shape("/etc/crontab"),
+            Some(PersistenceShape::Lines)
+        );
+        assert_eq!(
+            persistence_shape("/root/.ssh/authorized_keys"),
+            Some(PersistenceShape::Lines)
+        );
+        assert_eq!(persistence_shape("/tmp/x"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 #[macro_use]
 mod macros;
 
+pub mod action_target;
 pub mod alert;
 pub mod app;
 pub mod audit;

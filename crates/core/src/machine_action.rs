@@ -51,6 +51,9 @@
 //! `Comment` is required on every action request and on cancel (MDE marks it required on each
 //! action page, and refuses offboard without it); at most [`MAX_COMMENT_LEN`] characters.
 
+use crate::action_target::{
+    ActionTarget, EvidenceRequest, LiveEvidence, PersistenceTarget, ProcessTarget,
+};
 use crate::odata::{EntitySet, Field, FieldType};
 use crate::{ErrorCode, Rejection};
 use serde::{Deserialize, Serialize};
@@ -61,7 +64,8 @@ string_enum!(
     ActionType {
         RunAntiVirusScan, Offboard, LiveResponse, CollectInvestigationPackage, Isolate, Unisolate,
         StopAndQuarantineFile, RestrictCodeExecution, UnrestrictCodeExecution,
-        RestoreQuarantinedFile
+        RestoreQuarantinedFile, KillProcess, RemovePersistence, RestorePersistence,
+        CollectLiveEvidence
     }
 );
 string_enum!(
@@ -384,6 +388,14 @@ pub enum RequestedAction {
     LiveResponse {
         commands: Vec<LiveResponseCommand>,
     },
+    /// Rampart's own, for automated investigations (see [`crate::action_target`]): stop a
+    /// process (when it still runs the image it ran)…
+    KillProcess(ProcessTarget),
+    /// …take a persistence entry out, or put back one taken out…
+    RemovePersistence(PersistenceTarget),
+    RestorePersistence(PersistenceTarget),
+    /// …and look at processes and files live.
+    CollectLiveEvidence(EvidenceRequest),
 }
 
 impl RequestedAction {
@@ -399,6 +411,22 @@ impl RequestedAction {
             RequestedAction::RestoreQuarantinedFile { .. } => ActionType::RestoreQuarantinedFile,
             RequestedAction::Offboard => ActionType::Offboard,
             RequestedAction::LiveResponse { .. } => ActionType::LiveResponse,
+            RequestedAction::KillProcess(_) => ActionType::KillProcess,
+            RequestedAction::RemovePersistence(_) => ActionType::RemovePersistence,
+            RequestedAction::RestorePersistence(_) => ActionType::RestorePersistence,
+            RequestedAction::CollectLiveEvidence(_) => ActionType::CollectLiveEvidence,
+        }
+    }
+
+    /// What one of Rampart's own actions acts on.
+    pub fn target(&self) -> Option<ActionTarget> {
+        match self {
+            RequestedAction::KillProcess(p) => Some(ActionTarget::Process(p.clone())),
+            RequestedAction::RemovePersistence(p) | RequestedAction::RestorePersistence(p) => {
+                Some(ActionTarget::Persistence(p.clone()))
+            }
+            RequestedAction::CollectLiveEvidence(e) => Some(ActionTarget::Evidence(e.clone())),
+            _ => None,
         }
     }
 
@@ -489,7 +517,12 @@ impl ActionRequest {
                     "IsolationType UnManagedDevice contains devices that are not onboarded; every Rampart machine runs the agent, so use Full or Selective.",
                 ));
             }
-            other => other,
+            other => {
+                if let Some(t) = other.target() {
+                    t.check()?;
+                }
+                other
+            }
         };
         Ok(ActionRequest {
             action,
@@ -499,7 +532,11 @@ impl ActionRequest {
     }
 
     pub fn lane(&self) -> Lane {
-        Lane::of(self.action.action_type(), self.action.sha1())
+        Lane::of(
+            self.action.action_type(),
+            self.action.sha1(),
+            self.action.target().as_ref(),
+        )
     }
 }
 
@@ -530,10 +567,16 @@ pub enum Lane {
     Quarantine(String),
     Offboard,
     LiveResponse,
+    /// Killing the process with this id.
+    Process(u32),
+    /// Removing or restoring entries of the persistence file at this path.
+    Persistence(String),
+    /// The live look of the investigation with this id.
+    Evidence(String),
 }
 
 impl Lane {
-    pub fn of(t: ActionType, sha1: Option<&str>) -> Lane {
+    pub fn of(t: ActionType, sha1: Option<&str>, target: Option<&ActionTarget>) -> Lane {
         match t {
             ActionType::Isolate | ActionType::Unisolate => Lane::Isolation,
             ActionType::RestrictCodeExecution | ActionType::UnrestrictCodeExecution => {
@@ -547,6 +590,19 @@ impl Lane {
             }
             ActionType::Offboard => Lane::Offboard,
             ActionType::LiveResponse => Lane::LiveResponse,
+            ActionType::KillProcess => match target {
+                Some(ActionTarget::Process(p)) => Lane::Process(p.pid),
+                _ => Lane::Process(0),
+            },
+            // A restore waits for the removal from the same file, and the other way round.
+            ActionType::RemovePersistence | ActionType::RestorePersistence => match target {
+                Some(ActionTarget::Persistence(p)) => Lane::Persistence(p.path.clone()),
+                _ => Lane::Persistence(String::new()),
+            },
+            ActionType::CollectLiveEvidence => match target {
+                Some(ActionTarget::Evidence(e)) => Lane::Evidence(e.investigation_id.clone()),
+                _ => Lane::Evidence(String::new()),
+            },
         }
     }
 
@@ -566,6 +622,9 @@ impl Lane {
             Lane::Quarantine(sha1) => format!("Quarantine:{sha1}"),
             Lane::Offboard => "Offboard".into(),
             Lane::LiveResponse => "LiveResponse".into(),
+            Lane::Process(pid) => format!("Process:{pid}"),
+            Lane::Persistence(path) => format!("Persistence:{path}"),
+            Lane::Evidence(investigation) => format!("Evidence:{investigation}"),
         }
     }
 }
@@ -629,6 +688,11 @@ pub fn check_supported(action: &RequestedAction, os_platform: &str) -> Result<()
         RequestedAction::StopAndQuarantineFile { .. }
         | RequestedAction::RestoreQuarantinedFile { .. } => matches!(platform, Linux | Windows),
         RequestedAction::Offboard => matches!(platform, Linux | Windows),
+        // Rampart's own actions name Linux processes and persistence locations.
+        RequestedAction::KillProcess(_)
+        | RequestedAction::RemovePersistence(_)
+        | RequestedAction::RestorePersistence(_)
+        | RequestedAction::CollectLiveEvidence(_) => platform == Linux,
     };
     if supported {
         Ok(())
@@ -672,6 +736,9 @@ pub enum ActionOutcome {
         /// The investigation package (required for `CollectInvestigationPackage`, refused
         /// for every other type).
         package_uri: Option<String>,
+        /// What the device showed (required for `CollectLiveEvidence`, refused for every
+        /// other type).
+        live_evidence: Option<LiveEvidence>,
         /// Live response: one outcome per command, each `Completed`.
         commands: Vec<CommandOutcome>,
     },
@@ -788,6 +855,12 @@ pub struct MachineAction {
     /// Live response commands with their progress; empty for other types.
     #[serde(default)]
     commands: Vec<CommandEntry>,
+    /// What one of Rampart's own actions acts on (Rampart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<ActionTarget>,
+    /// What the device showed a `CollectLiveEvidence` action (Rampart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    live_evidence: Option<LiveEvidence>,
 }
 
 impl MachineAction {
@@ -841,6 +914,8 @@ impl MachineAction {
                 file_identifier_type: FileIdentifierType::Sha1,
             }),
             commands,
+            target: request.action.target(),
+            live_evidence: None,
         }
     }
 
@@ -871,6 +946,9 @@ impl MachineAction {
     pub fn commands(&self) -> &[CommandEntry] {
         &self.commands
     }
+    pub fn live_evidence(&self) -> Option<&LiveEvidence> {
+        self.live_evidence.as_ref()
+    }
 
     /// The SHA-1 of the file a quarantine is about.
     pub fn sha1(&self) -> Option<&str> {
@@ -887,7 +965,7 @@ impl MachineAction {
     }
 
     pub fn lane(&self) -> Lane {
-        Lane::of(self.action_type, self.sha1())
+        Lane::of(self.action_type, self.sha1(), self.target.as_ref())
     }
 
     /// The key of the store's "at most one per machine" index, or `None` when this action
@@ -907,6 +985,7 @@ impl MachineAction {
         self.action_type == request.action.action_type()
             && self.scope == request.action.scope()
             && self.sha1() == request.action.sha1()
+            && self.target == request.action.target()
             && self.action_type != ActionType::LiveResponse
     }
 
@@ -967,6 +1046,24 @@ impl MachineAction {
             )));
         }
         match &outcome {
+            ActionOutcome::Succeeded { live_evidence, .. } => match (&self.target, live_evidence) {
+                (Some(ActionTarget::Evidence(asked)), Some(seen)) => asked.answered_by(seen)?,
+                (Some(ActionTarget::Evidence(_)), None) => {
+                    return Err(bad(
+                        "A successful live evidence collection must give what it saw.".into(),
+                    ));
+                }
+                (_, Some(_)) => {
+                    return Err(bad(format!(
+                        "A {} action has no live evidence.",
+                        self.action_type.as_str()
+                    )));
+                }
+                (_, None) => {}
+            },
+            ActionOutcome::Failed { .. } => {}
+        }
+        match &outcome {
             ActionOutcome::Succeeded { package_uri, .. } => {
                 let collects = self.action_type == ActionType::CollectInvestigationPackage;
                 match (collects, package_uri.as_deref().map(str::trim)) {
@@ -1018,7 +1115,8 @@ impl MachineAction {
             entry.errors = c.errors.clone();
         }
         match outcome {
-            ActionOutcome::Succeeded { .. } => {
+            ActionOutcome::Succeeded { live_evidence, .. } => {
+                self.live_evidence = live_evidence;
                 if let Some(c) = commands
                     .iter()
                     .find(|c| c.command_status != CommandStatus::Completed)
@@ -1063,6 +1161,10 @@ pub fn title(t: ActionType, scope: Option<ActionScope>) -> String {
         ActionType::RestoreQuarantinedFile => "Restore quarantined file",
         ActionType::RestrictCodeExecution => "Restrict app execution",
         ActionType::UnrestrictCodeExecution => "Remove app execution restriction",
+        ActionType::KillProcess => "Kill process",
+        ActionType::RemovePersistence => "Remove persistence entry",
+        ActionType::RestorePersistence => "Restore persistence entry",
+        ActionType::CollectLiveEvidence => "Collect live evidence",
     };
     match scope {
         Some(s) => format!("{base} ({})", s.as_str()),
@@ -1233,6 +1335,7 @@ mod tests {
                 Transition::Claim => ActionEvent::Claim,
                 Transition::Succeed => ActionEvent::Complete(ActionOutcome::Succeeded {
                     package_uri: None,
+                    live_evidence: None,
                     commands: vec![CommandOutcome {
                         index: 0,
                         status: CommandStatus::Completed,
@@ -1324,6 +1427,7 @@ mod tests {
             .apply(
                 ActionEvent::Complete(ActionOutcome::Succeeded {
                     package_uri: None,
+                    live_evidence: None,
                     commands: vec![],
                 }),
                 now() + time::Duration::seconds(5),
@@ -1334,6 +1438,7 @@ mod tests {
         a.apply(
             ActionEvent::Complete(ActionOutcome::Succeeded {
                 package_uri: Some("https://x/pkg.zip".into()),
+                live_evidence: None,
                 commands: vec![],
             }),
             now() + time::Duration::seconds(5),
@@ -1351,6 +1456,7 @@ mod tests {
             b.apply(
                 ActionEvent::Complete(ActionOutcome::Succeeded {
                     package_uri: Some("https://x".into()),
+                    live_evidence: None,
                     commands: vec![]
                 }),
                 now()
@@ -1432,21 +1538,25 @@ mod tests {
         };
         let partial = ActionOutcome::Succeeded {
             package_uri: None,
+            live_evidence: None,
             commands: vec![done(0, Some("u0"))],
         };
         assert!(a.apply(ActionEvent::Complete(partial), now()).is_err());
         let out_of_range = ActionOutcome::Succeeded {
             package_uri: None,
+            live_evidence: None,
             commands: vec![done(0, None), done(1, None), done(2, None)],
         };
         assert!(a.apply(ActionEvent::Complete(out_of_range), now()).is_err());
         let twice = ActionOutcome::Succeeded {
             package_uri: None,
+            live_evidence: None,
             commands: vec![done(0, None), done(0, None)],
         };
         assert!(a.apply(ActionEvent::Complete(twice), now()).is_err());
         let ok = ActionOutcome::Succeeded {
             package_uri: None,
+            live_evidence: None,
             commands: vec![done(1, Some("u1")), done(0, Some("u0"))],
         };
         assert_eq!(
@@ -1462,6 +1572,7 @@ mod tests {
             b.apply(
                 ActionEvent::Complete(ActionOutcome::Succeeded {
                     package_uri: None,
+                    live_evidence: None,
                     commands: vec![done(0, Some("u"))]
                 }),
                 now()
@@ -1632,6 +1743,7 @@ mod tests {
         scan.apply(
             ActionEvent::Complete(ActionOutcome::Succeeded {
                 package_uri: None,
+                live_evidence: None,
                 commands: vec![],
             }),
             now(),
@@ -1880,5 +1992,79 @@ mod tests {
         assert_eq!(v["externalID"], "ext-1");
         let back: MachineAction = serde_json::from_value(v).unwrap();
         assert_eq!(back, a);
+    }
+
+    #[test]
+    fn investigation_actions_have_lanes_of_their_own_and_live_evidence_is_recorded() {
+        use crate::action_target::{FileProbe, FileState, ProcessState};
+        let kill = |pid| {
+            RequestedAction::KillProcess(ProcessTarget {
+                pid,
+                image_path: "/tmp/implant".into(),
+            })
+        };
+        let k = action(&kill(4242));
+        assert_eq!(k.lane().key(), "Process:4242");
+        assert_eq!(
+            admit(&req(kill(4242)), std::slice::from_ref(&k)).unwrap(),
+            Admission::Existing(k.id.clone())
+        );
+        assert!(matches!(
+            admit(&req(kill(4243)), std::slice::from_ref(&k)).unwrap(),
+            Admission::Queue { .. }
+        ));
+        assert!(ActionRequest::new(kill(1), Some("c".into()), None).is_err());
+        assert!(check_supported(&kill(4242), "Windows11").is_err());
+        assert!(check_supported(&kill(4242), "Ubuntu").is_ok());
+
+        let asked = EvidenceRequest {
+            investigation_id: "9".into(),
+            processes: vec![ProcessTarget {
+                pid: 4242,
+                image_path: "/tmp/implant".into(),
+            }],
+            files: vec![FileProbe {
+                path: "/tmp/implant".into(),
+                sha1: None,
+            }],
+        };
+        let mut look = action(&RequestedAction::CollectLiveEvidence(asked));
+        assert_eq!(look.lane().key(), "Evidence:9");
+        look.apply(ActionEvent::Claim, now()).unwrap();
+        let seen = LiveEvidence {
+            processes: vec![ProcessState {
+                pid: 4242,
+                running: true,
+            }],
+            files: vec![FileState {
+                path: "/tmp/implant".into(),
+                exists: true,
+                sha1: Some("a".repeat(40)),
+            }],
+        };
+        let done = |live_evidence| {
+            ActionEvent::Complete(ActionOutcome::Succeeded {
+                package_uri: None,
+                live_evidence,
+                commands: vec![],
+            })
+        };
+        // An answer that is not to the question, or none, is refused.
+        assert!(look.clone().apply(done(None), now()).is_err());
+        assert!(
+            look.clone()
+                .apply(done(Some(LiveEvidence::default())), now())
+                .is_err()
+        );
+        look.apply(done(Some(seen.clone())), now()).unwrap();
+        assert_eq!(look.live_evidence(), Some(&seen));
+        let v = serde_json::to_value(&look).unwrap();
+        assert_eq!(v["type"], "CollectLiveEvidence");
+        assert_eq!(v["target"]["evidence"]["investigationId"], "9");
+        assert_eq!(serde_json::from_value::<MachineAction>(v).unwrap(), look);
+        // Other actions carry no live evidence.
+        let mut k = k;
+        k.apply(ActionEvent::Claim, now()).unwrap();
+        assert!(k.apply(done(Some(seen)), now()).is_err());
     }
 }

@@ -7,7 +7,10 @@
 
 use crate::alert::InvestigationState;
 use crate::indicator::{IndicatorType, is_internal_ip};
-use crate::investigation::{EntityType, InvestigatedEntity, Relation, RelationKind, Verdict};
+use crate::investigation::{
+    EntityType, InvestigatedEntity, LiveState, PersistenceShape, Relation, RelationKind, Verdict,
+    persistence_shape,
+};
 use crate::machine::{AutomationLevel, Machine};
 use crate::machine_action::ActionStatus;
 use crate::odata::{EntitySet, Field, FieldType};
@@ -24,11 +27,16 @@ pub const ACTIVE_C2_WINDOW: Duration = Duration::hours(1);
 string_enum!(
     /// What a remediation action does: `QuarantineFile` stops the processes running a file
     /// and quarantines it (machine action StopAndQuarantineFile; undone by restoring it);
-    /// `RemovePersistence` quarantines the file that holds a persistence entry (a cron file,
-    /// a systemd unit); `BlockIndicator` blocks a file hash, address or URL tenant-wide (an
-    /// indicator; undone by deleting it); `IsolateDevice` isolates the device (machine action
-    /// Isolate; undone by releasing it).
-    RemediationType { QuarantineFile, RemovePersistence, BlockIndicator, IsolateDevice }
+    /// `KillProcess` stops one process whose image is not quarantined (a shell, an
+    /// interpreter; machine action KillProcess); `RemovePersistence` takes out a persistence
+    /// entry — the attacker's lines of a crontab or `authorized_keys`, or a cron.d file or
+    /// systemd unit of its own (machine action RemovePersistence; undone by putting it back);
+    /// `BlockIndicator` blocks a file hash, address or URL tenant-wide (an indicator; undone
+    /// by deleting it); `IsolateDevice` isolates the device (machine action Isolate; undone
+    /// by releasing it).
+    RemediationType {
+        QuarantineFile, KillProcess, RemovePersistence, BlockIndicator, IsolateDevice
+    }
 );
 string_enum!(
     /// Where a remediation action is in its life.
@@ -51,7 +59,15 @@ pub struct RemediationAction {
     /// Its index in the investigation's entities.
     pub entity_id: usize,
     pub sha1: Option<String>,
+    /// The file acted on; for `KillProcess`, the process's image.
     pub file_path: Option<String>,
+    /// The process a `KillProcess` action stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_id: Option<u32>,
+    /// The entries a `RemovePersistence` action takes out of `filePath` (none: the whole
+    /// file is the entry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<String>,
     #[schema(value_type = Option<String>)]
     pub indicator_type: Option<IndicatorType>,
     pub indicator_value: Option<String>,
@@ -129,6 +145,8 @@ impl RemediationAction {
             entity_id: entity.id,
             sha1: p.sha1,
             file_path: p.path,
+            process_id: p.process_id,
+            entries: p.entries,
             indicator_type,
             indicator_value,
             reasons: entity.reasons.clone(),
@@ -263,6 +281,15 @@ impl RemediationAction {
         if self.status != RemediationStatus::Completed {
             return Err(self.refuse("undone"));
         }
+        if self.action_type == RemediationType::KillProcess {
+            return Err(Rejection::new(
+                ErrorCode::Conflict,
+                format!(
+                    "Remediation action {} killed a process; a process cannot be brought back.",
+                    self.id
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -337,9 +364,10 @@ pub fn folder_class(path: &str) -> FolderClass {
     }
 }
 
-/// Whether `level` holds an action of `kind` on a file at `path` for approval; `None` when
-/// the level runs no remediation at all. Actions not on a file (isolation, blocking an
-/// address) are held under every Semi level: only Full remediates without asking.
+/// Whether `level` holds an action of `kind` on a file at `path` (for a process, its image)
+/// for approval; `None` when the level runs no remediation at all. Actions not on a file
+/// (isolation, blocking an address) are held under every Semi level: only Full remediates
+/// without asking.
 pub fn needs_approval(
     level: AutomationLevel,
     kind: RemediationType,
@@ -347,7 +375,9 @@ pub fn needs_approval(
 ) -> Option<bool> {
     let on_file = matches!(
         kind,
-        RemediationType::QuarantineFile | RemediationType::RemovePersistence
+        RemediationType::QuarantineFile
+            | RemediationType::KillProcess
+            | RemediationType::RemovePersistence
     ) || (kind == RemediationType::BlockIndicator && path.is_some());
     let folder = path.map_or(FolderClass::Other, folder_class);
     Some(match level {
@@ -361,10 +391,12 @@ pub fn needs_approval(
 }
 
 /// What an investigation proposes for its malicious entities: quarantine each malicious file
-/// (and the file of each malicious persistence entry), block malicious file hashes and public
-/// addresses and URLs tenant-wide (for the indicator types `shared` allows), and isolate the
-/// device when a malicious process contacted a malicious destination within
-/// [`ACTIVE_C2_WINDOW`] of `now`. Each proposal's `status` is still to be set by the caller.
+/// still on the device (which stops the processes running it), kill each malicious process
+/// still running whose image is not quarantined, take out each malicious persistence entry
+/// it can name, block malicious file hashes and public addresses and URLs tenant-wide (for
+/// the indicator types `shared` allows), and isolate the device when a malicious process
+/// contacted a malicious destination within [`ACTIVE_C2_WINDOW`] of `now`. What the device
+/// showed live (`live_state`) spares what is gone already.
 pub fn propose(
     entities: &[InvestigatedEntity],
     relations: &[Relation],
@@ -373,6 +405,13 @@ pub fn propose(
 ) -> Vec<Proposal> {
     let mut out = Vec::new();
     let malicious = |i: usize| entities[i].verdict == Verdict::Malicious;
+    // A malicious file with a hash, not known to be gone: its quarantine stops its processes.
+    let quarantined = |f: &InvestigatedEntity| {
+        f.entity_type == EntityType::File
+            && f.verdict == Verdict::Malicious
+            && f.sha1.is_some()
+            && f.live_state != Some(LiveState::Absent)
+    };
     let mut isolate: Option<&InvestigatedEntity> = None;
     for e in entities.iter().filter(|e| e.verdict == Verdict::Malicious) {
         let mut add = |kind, indicator: Option<(IndicatorType, String)>| {
@@ -381,12 +420,14 @@ pub fn propose(
                 entity: e.id,
                 path: e.path.clone(),
                 sha1: e.sha1.clone(),
+                process_id: None,
+                entries: Vec::new(),
                 indicator,
             })
         };
         match e.entity_type {
             EntityType::File => {
-                if e.sha1.is_some() {
+                if quarantined(e) {
                     add(RemediationType::QuarantineFile, None);
                 }
                 let hash = match (&e.sha256, &e.sha1) {
@@ -402,8 +443,48 @@ pub fn propose(
                     add(RemediationType::BlockIndicator, Some(h));
                 }
             }
-            EntityType::Persistence if e.sha1.is_some() => {
-                add(RemediationType::RemovePersistence, None)
+            EntityType::Process => {
+                let image_quarantined = relations.iter().any(|r| {
+                    r.to == e.id
+                        && r.kind == RelationKind::ImageOf
+                        && quarantined(&entities[r.from])
+                });
+                let pid = e
+                    .process_id
+                    .and_then(|p| u32::try_from(p).ok())
+                    .filter(|p| *p > 1);
+                if let (Some(pid), Some(path)) = (pid, &e.path)
+                    && !image_quarantined
+                    && e.live_state != Some(LiveState::NotRunning)
+                {
+                    out.push(Proposal {
+                        kind: RemediationType::KillProcess,
+                        entity: e.id,
+                        path: Some(path.clone()),
+                        sha1: None,
+                        process_id: Some(pid),
+                        entries: Vec::new(),
+                        indicator: None,
+                    });
+                }
+            }
+            EntityType::Persistence => {
+                let nameable = match e.path.as_deref().and_then(persistence_shape) {
+                    Some(PersistenceShape::OwnFile) => true,
+                    Some(PersistenceShape::Lines) => !e.entries.is_empty(),
+                    None => false,
+                };
+                if nameable && e.live_state != Some(LiveState::Absent) {
+                    out.push(Proposal {
+                        kind: RemediationType::RemovePersistence,
+                        entity: e.id,
+                        path: e.path.clone(),
+                        sha1: None,
+                        process_id: None,
+                        entries: e.entries.clone(),
+                        indicator: None,
+                    });
+                }
             }
             EntityType::Ip | EntityType::Url => {
                 let public = e.entity_type == EntityType::Url
@@ -442,6 +523,8 @@ pub fn propose(
             entity: e.id,
             path: None,
             sha1: None,
+            process_id: None,
+            entries: Vec::new(),
             indicator: None,
         });
     }
@@ -459,6 +542,9 @@ impl Proposal {
             RemediationStatus::Failed | RemediationStatus::Expired
         ) && existing.action_type == self.kind
             && existing.sha1 == self.sha1
+            && existing.process_id == self.process_id
+            && (self.kind != RemediationType::RemovePersistence
+                || (existing.file_path == self.path && existing.entries == self.entries))
             && existing.indicator_type == self.indicator.as_ref().map(|i| i.0)
             && existing
                 .indicator_value
@@ -475,6 +561,8 @@ pub struct Proposal {
     pub entity: usize,
     pub path: Option<String>,
     pub sha1: Option<String>,
+    pub process_id: Option<u32>,
+    pub entries: Vec<String>,
     pub indicator: Option<(IndicatorType, String)>,
 }
 
@@ -608,6 +696,91 @@ mod tests {
         );
     }
 
+    #[test]
+    fn processes_are_killed_and_entries_removed_unless_the_device_shows_them_gone() {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(100);
+        let key = "AAAAC3NzaC1lZDI1NTE5AAAAIHq8i1bWx7f1nq0wLr3bZ0s9vJ8T3yqJ4uZl5aZ0bCdE";
+        let mut g = EvidenceGraph::default();
+        // A reverse shell: bash, prevalent, spawned by a malicious dropper whose file is gone.
+        let mut dropper = entity(EntityType::Process, "dropper (pid 50)");
+        dropper.process_id = Some(50);
+        dropper.path = Some("/tmp/dropper".into());
+        let dropper = g.add(dropper);
+        g.signal(dropper, Signal::Malicious("alert".into()));
+        let mut dropper_file = entity(EntityType::File, "/tmp/dropper");
+        dropper_file.sha1 = Some("d".repeat(40));
+        dropper_file.path = Some("/tmp/dropper".into());
+        dropper_file.live_state = Some(LiveState::Absent);
+        let dropper_file = g.add(dropper_file);
+        g.relate(dropper_file, dropper, RelationKind::ImageOf);
+        let mut shell = entity(EntityType::Process, "bash (pid 51)");
+        shell.process_id = Some(51);
+        shell.path = Some("/usr/bin/bash".into());
+        shell.live_state = Some(LiveState::Running);
+        let shell = g.add(shell);
+        g.relate(dropper, shell, RelationKind::Spawned);
+        let mut gone = entity(EntityType::Process, "sleep (pid 52)");
+        gone.process_id = Some(52);
+        gone.path = Some("/usr/bin/sleep".into());
+        gone.live_state = Some(LiveState::NotRunning);
+        let gone = g.add(gone);
+        g.relate(dropper, gone, RelationKind::Spawned);
+        let mut keys = entity(
+            EntityType::Persistence,
+            "authorized key /root/.ssh/authorized_keys",
+        );
+        keys.path = Some("/root/.ssh/authorized_keys".into());
+        keys.entries = vec![key.into()];
+        let keys = g.add(keys);
+        g.relate(shell, keys, RelationKind::Created);
+        let mut rc = entity(EntityType::Persistence, "start-up script /root/.bashrc");
+        rc.path = Some("/root/.bashrc".into());
+        let rc = g.add(rc);
+        g.relate(shell, rc, RelationKind::Created);
+        let mut unit = entity(EntityType::Persistence, "systemd unit");
+        unit.path = Some("/etc/systemd/system/x.service".into());
+        let unit = g.add(unit);
+        g.relate(shell, unit, RelationKind::Created);
+        g.judge(10);
+        let proposed = propose(&g.entities, &g.relations, &[], now);
+        let got: Vec<_> = proposed
+            .iter()
+            .map(|p| (p.kind, p.entity, p.process_id, p.entries.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                // The dropper's file is gone: its process is killed instead.
+                (RemediationType::KillProcess, dropper, Some(50), vec![]),
+                (RemediationType::KillProcess, shell, Some(51), vec![]),
+                (
+                    RemediationType::RemovePersistence,
+                    keys,
+                    None,
+                    vec![key.to_owned()]
+                ),
+                // The .bashrc line is not known: the file is the owner's too, so nothing.
+                (RemediationType::RemovePersistence, unit, None, vec![]),
+            ]
+        );
+        let _ = (gone, rc);
+        // Killing a process is held under Semi levels by its image's folder.
+        assert_eq!(
+            needs_approval(
+                AutomationLevel::SemiApprovalNonTempFolders,
+                RemediationType::KillProcess,
+                Some("/tmp/dropper")
+            ),
+            Some(false)
+        );
+        // A kill of another pid is not covered by this one.
+        let mut a = action(RemediationStatus::Completed);
+        a.action_type = RemediationType::KillProcess;
+        a.process_id = Some(50);
+        assert!(proposed[0].is_covered_by(&a));
+        assert!(!proposed[1].is_covered_by(&a));
+    }
+
     fn action(status: RemediationStatus) -> RemediationAction {
         let now = OffsetDateTime::UNIX_EPOCH;
         RemediationAction {
@@ -620,6 +793,8 @@ mod tests {
             entity_id: 0,
             sha1: None,
             file_path: None,
+            process_id: None,
+            entries: vec![],
             indicator_type: None,
             indicator_value: None,
             reasons: vec![],
@@ -658,6 +833,8 @@ mod tests {
             entity: 0,
             path: None,
             sha1: Some("a".repeat(40)),
+            process_id: None,
+            entries: vec![],
             indicator: None,
         };
         let earlier = |status, sha1: &str| RemediationAction {

@@ -6,6 +6,11 @@
 //! [`CommandKind::Unknown`] or [`CommandKind::Invalid`] — so that the agent can answer it with
 //! a `Failed` update and a reason instead of dropping the whole message or crashing.
 
+use rampart_core::action_target::check_pid;
+pub use rampart_core::action_target::{
+    EvidenceRequest, FileProbe, FileState, LiveEvidence, PersistenceTarget, ProcessState,
+    ProcessTarget,
+};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -77,9 +82,19 @@ pub enum CommandKind {
     CollectInvestigationPackage,
     RestrictCodeExecution,
     UnrestrictCodeExecution,
+    /// Stops process `pid` — when `image_path` is given, only while the process still runs
+    /// that image (a pid reused since is left alone).
     KillProcess {
         pid: u32,
+        image_path: Option<String>,
     },
+    /// Takes a persistence entry out: the lines of `path` holding any of `entries`, or the
+    /// whole file when it is an entry on its own; what is taken out is kept to be put back.
+    RemovePersistence(PersistenceTarget),
+    /// Puts back what a `RemovePersistence` of the same target took out.
+    RestorePersistence(PersistenceTarget),
+    /// Looks at processes and files live and answers with [`CommandUpdate::evidence`].
+    CollectLiveEvidence(EvidenceRequest),
     Offboard,
     /// A live response session: its commands, run in order; the first that fails ends it.
     LiveResponse {
@@ -109,6 +124,9 @@ impl CommandKind {
             CommandKind::RestrictCodeExecution => "RestrictCodeExecution",
             CommandKind::UnrestrictCodeExecution => "UnrestrictCodeExecution",
             CommandKind::KillProcess { .. } => "KillProcess",
+            CommandKind::RemovePersistence(_) => "RemovePersistence",
+            CommandKind::RestorePersistence(_) => "RestorePersistence",
+            CommandKind::CollectLiveEvidence(_) => "CollectLiveEvidence",
             CommandKind::Offboard => "Offboard",
             CommandKind::LiveResponse { .. } => "LiveResponse",
             CommandKind::Unknown { kind } | CommandKind::Invalid { kind, .. } => kind,
@@ -160,6 +178,8 @@ struct QuarantineParams {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct KillParams {
     pid: u32,
+    #[serde(default)]
+    image_path: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +271,13 @@ fn live_response_params(kind: &str, rest: Map<String, Value>) -> Result<CommandK
     })
 }
 
+fn invalid(kind: &str, r: rampart_core::Rejection) -> CommandKind {
+    CommandKind::Invalid {
+        kind: kind.to_owned(),
+        reason: r.message,
+    }
+}
+
 fn params<T: for<'de> Deserialize<'de>>(
     kind: &str,
     rest: Map<String, Value>,
@@ -306,17 +333,34 @@ impl CommandKind {
                 params::<NoParams>(&kind, obj).map(|_| CommandKind::UnrestrictCodeExecution)
             }
             "KillProcess" => params::<KillParams>(&kind, obj).and_then(|p| {
-                // pid 0 and 1 are never a process to kill: 0 would signal the agent's own
-                // process group and 1 is init.
-                if p.pid > 1 {
-                    Ok(CommandKind::KillProcess { pid: p.pid })
-                } else {
-                    Err(CommandKind::Invalid {
-                        kind: kind.clone(),
-                        reason: "pid must be greater than 1".into(),
-                    })
+                let checked = match &p.image_path {
+                    Some(image_path) => ProcessTarget {
+                        pid: p.pid,
+                        image_path: image_path.clone(),
+                    }
+                    .check(),
+                    None => check_pid(p.pid),
+                };
+                match checked {
+                    Ok(()) => Ok(CommandKind::KillProcess {
+                        pid: p.pid,
+                        image_path: p.image_path,
+                    }),
+                    Err(r) => Err(invalid(&kind, r)),
                 }
             }),
+            "RemovePersistence" | "RestorePersistence" => params::<PersistenceTarget>(&kind, obj)
+                .and_then(|t| t.check().map(|()| t).map_err(|r| invalid(&kind, r)))
+                .map(|t| {
+                    if kind == "RemovePersistence" {
+                        CommandKind::RemovePersistence(t)
+                    } else {
+                        CommandKind::RestorePersistence(t)
+                    }
+                }),
+            "CollectLiveEvidence" => params::<EvidenceRequest>(&kind, obj)
+                .and_then(|e| e.check().map(|()| e).map_err(|r| invalid(&kind, r)))
+                .map(CommandKind::CollectLiveEvidence),
             "Offboard" => params::<NoParams>(&kind, obj).map(|_| CommandKind::Offboard),
             "LiveResponse" => live_response_params(&kind, obj),
             _ => Ok(CommandKind::Unknown { kind }),
@@ -341,8 +385,21 @@ impl CommandKind {
             | CommandKind::RestoreQuarantinedFile { sha1 } => {
                 m.insert("sha1".into(), Value::String(sha1.clone()));
             }
-            CommandKind::KillProcess { pid } => {
+            CommandKind::KillProcess { pid, image_path } => {
                 m.insert("pid".into(), Value::from(*pid));
+                if let Some(p) = image_path {
+                    m.insert("imagePath".into(), Value::String(p.clone()));
+                }
+            }
+            CommandKind::RemovePersistence(t) | CommandKind::RestorePersistence(t) => {
+                if let Ok(Value::Object(o)) = serde_json::to_value(t) {
+                    m.extend(o);
+                }
+            }
+            CommandKind::CollectLiveEvidence(e) => {
+                if let Ok(Value::Object(o)) = serde_json::to_value(e) {
+                    m.extend(o);
+                }
             }
             CommandKind::LiveResponse { commands } => {
                 m.insert(
@@ -394,6 +451,9 @@ pub struct CommandUpdate {
     /// never ran and are not listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<LiveCommandOutcome>,
+    /// `CollectLiveEvidence`: what the device shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<LiveEvidence>,
 }
 
 /// How one live response command ended on the agent.
@@ -419,6 +479,7 @@ impl CommandUpdate {
             state: CommandState::Failed,
             detail: Some(reason),
             commands: Vec::new(),
+            evidence: None,
         })
     }
 }

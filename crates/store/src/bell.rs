@@ -58,6 +58,17 @@ impl ActionBell {
         }
     }
 
+    /// Whether the machine's agent has a poll waiting on this server now: it is connected, and
+    /// a command reaches it at once. (An agent connected through another server sharing the
+    /// database is not seen here.)
+    pub fn is_listening(&self, tenant: TenantId, machine_id: &str) -> bool {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        rooms
+            .by_machine
+            .get(&(tenant, machine_id.to_ascii_lowercase()))
+            .is_some_and(|w| w.strong_count() > 0)
+    }
+
     /// Machines with a poll waiting (for metrics and tests).
     pub fn listening(&self) -> usize {
         let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());

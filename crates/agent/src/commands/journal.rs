@@ -67,6 +67,14 @@ fn converges(kind: &CommandKind) -> bool {
             | CommandKind::Unisolate
             | CommandKind::RestrictCodeExecution
             | CommandKind::UnrestrictCodeExecution
+            // A look changes nothing; a kill checks the image again; a removal finds the
+            // lines gone (its record, written first, still lets it be undone).
+            | CommandKind::CollectLiveEvidence(_)
+            | CommandKind::KillProcess {
+                image_path: Some(_),
+                ..
+            }
+            | CommandKind::RemovePersistence(_)
     )
 }
 
@@ -104,6 +112,7 @@ impl Journal {
                         "the agent stopped while running this command; it was not run again".into(),
                     ),
                     commands: Vec::new(),
+                    evidence: None,
                 });
                 e.at = now;
                 changed = true;

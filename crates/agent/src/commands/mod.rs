@@ -11,14 +11,17 @@
 //! Unisolate, [`restrict`] for (Un)RestrictCodeExecution, [`crate::scan`] for
 //! RunAntiVirusScan, [`crate::quarantine`] for StopAndQuarantineFile and its undo,
 //! [`package`] for CollectInvestigationPackage, [`offboard`] for Offboard, [`live_response`]
-//! for live response sessions, a signal for KillProcess; a kind this agent cannot carry out
-//! fails with a reason that says so.
+//! for live response sessions; for automated investigations, [`evidence`] for
+//! CollectLiveEvidence and KillProcess and [`persistence`] for (Remove|Restore)Persistence. A
+//! kind this agent cannot carry out fails with a reason that says so.
 
+pub mod evidence;
 pub mod isolation;
 pub mod journal;
 pub mod live_response;
 pub mod offboard;
 pub mod package;
+pub mod persistence;
 pub mod restrict;
 
 use crate::backoff::Backoff;
@@ -30,6 +33,7 @@ use journal::{Begin, Journal};
 use live_response::LiveResponder;
 use offboard::Offboarding;
 use package::PackageCollector;
+use persistence::PersistenceStore;
 use rampart_proto::command::{
     Command, CommandKind, CommandState, CommandUpdate, PollRequest, PollResponse,
 };
@@ -65,6 +69,7 @@ pub struct Executor {
     pub offboarding: Offboarding,
     pub packages: PackageCollector,
     pub live: LiveResponder,
+    pub persistence: PersistenceStore,
     /// The command of the scan in progress, which a cancellation can stop.
     pub current_scan: Mutex<Option<String>>,
 }
@@ -92,6 +97,7 @@ impl Executor {
     /// Runs `command` and says how it ended.
     pub async fn execute(&self, command: &Command) -> CommandUpdate {
         let mut outcomes = Vec::new();
+        let mut evidence = None;
         let result = match &command.kind {
             CommandKind::Isolate { isolation_type } => self
                 .isolation
@@ -105,7 +111,34 @@ impl Executor {
             CommandKind::UnrestrictCodeExecution => {
                 self.exec.unrestrict().await.map_err(|e| e.to_string())
             }
-            CommandKind::KillProcess { pid } => kill(*pid),
+            CommandKind::KillProcess { pid, image_path } => {
+                evidence::kill(*pid, image_path.as_deref())
+            }
+            CommandKind::RemovePersistence(t) => {
+                self.persistence.remove(t).map_err(|e| e.to_string())
+            }
+            CommandKind::RestorePersistence(t) => {
+                self.persistence.restore(t).map_err(|e| e.to_string())
+            }
+            CommandKind::CollectLiveEvidence(request) => {
+                let scanner = Arc::clone(&self.scanner);
+                let request = request.clone();
+                match tokio::task::spawn_blocking(move || evidence::look(&request, &scanner)).await
+                {
+                    Ok(seen) => {
+                        let note = format!(
+                            "{} of {} processes running, {} of {} files present",
+                            seen.processes.iter().filter(|p| p.running).count(),
+                            seen.processes.len(),
+                            seen.files.iter().filter(|f| f.exists).count(),
+                            seen.files.len()
+                        );
+                        evidence = Some(seen);
+                        Ok(note)
+                    }
+                    Err(e) => Err(format!("the look stopped: {e}")),
+                }
+            }
             CommandKind::RunAntiVirusScan { scan_type } => {
                 *self.scan_slot() = Some(command.id.clone());
                 let report = self.scanner.scan(*scan_type).await;
@@ -157,23 +190,8 @@ impl Executor {
             state,
             detail: Some(detail),
             commands: outcomes,
+            evidence,
         }
-    }
-}
-
-/// Sends SIGKILL to `pid`.
-fn kill(pid: u32) -> Result<String, String> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| format!("pid {pid} is out of range"))?;
-    // SAFETY: kill(2) takes plain integers and has no memory effects on this process; the pid
-    // is > 1 (checked when the command was read), so it never names a process group or init.
-    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
-    if rc == 0 {
-        Ok(format!("process {pid} killed"))
-    } else {
-        Err(format!(
-            "killing process {pid}: {}",
-            std::io::Error::last_os_error()
-        ))
     }
 }
 

@@ -297,6 +297,12 @@ impl Scanner {
 
     /// Every file with SHA-1 `sha1` among the running images and the Quick locations, and the
     /// processes running it (for `StopAndQuarantineFile`).
+    /// The hashes of the file at `path` (through the shared cache; `None` when it is too large
+    /// or cannot be read).
+    pub fn hash_path(&self, path: &Path) -> Option<Hashes> {
+        self.cache.hash_path(path).ok().flatten()
+    }
+
     pub fn locate(&self, sha1: &str) -> Vec<Finding> {
         self.search(
             &self.quick.paths,

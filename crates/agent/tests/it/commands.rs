@@ -23,13 +23,20 @@ fn done(id: &str) -> CommandUpdate {
         state: CommandState::Succeeded,
         detail: None,
         commands: Vec::new(),
+        evidence: None,
     }
 }
 
 #[test]
 fn a_command_runs_once_and_its_result_is_kept_until_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let scan = command("a1", CommandKind::KillProcess { pid: 4242 });
+    let scan = command(
+        "a1",
+        CommandKind::KillProcess {
+            pid: 4242,
+            image_path: None,
+        },
+    );
     let mut j = Journal::open(dir.path()).unwrap();
     assert_eq!(j.begin(&scan).unwrap(), Begin::Run);
     // Sent again while it runs: nothing to do.
@@ -57,7 +64,13 @@ fn a_command_runs_once_and_its_result_is_kept_until_delivered() {
 #[test]
 fn a_restart_fails_an_interrupted_command_but_runs_a_converging_one_again() {
     let dir = tempfile::tempdir().unwrap();
-    let kill = command("k1", CommandKind::KillProcess { pid: 4242 });
+    let kill = command(
+        "k1",
+        CommandKind::KillProcess {
+            pid: 4242,
+            image_path: None,
+        },
+    );
     let isolate = command(
         "i1",
         CommandKind::Isolate {
@@ -301,6 +314,7 @@ async fn a_command_sent_twice_runs_once_and_its_result_survives_a_failing_server
                 ServerClient::new(&server.url(), None).unwrap(),
                 "Device x:y".into(),
             ),
+            persistence: rampart_agent::commands::persistence::PersistenceStore::new(dir.path()),
             offboarding: Offboarding {
                 state_dir: dir.path().to_owned(),
                 addresses: AddressBlock::new(ServerEndpoint::of(&server.url()).unwrap()),

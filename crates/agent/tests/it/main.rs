@@ -2,7 +2,8 @@
 //! the credential file, the sender and enrollment over HTTP and pinned TLS, the command journal
 //! and the isolation rule set, code-execution restriction (fanotify, on a tmpfs of its own), the
 //! network sensor's socket table, the logon sensor's sources, antivirus scans and quarantine on real
-//! files and processes, the file sensor, the block log's parsing of NFLOG messages, and the
+//! files and processes, what automated investigations ask of the device (live look, kill,
+//! persistence entries), the file sensor, the block log's parsing of NFLOG messages, and the
 //! binary.
 //!
 //! The only stand-in is `server`, a tiny HTTP server that records requests and answers as
@@ -17,6 +18,7 @@ mod credentials;
 mod files;
 mod hashes;
 mod host;
+mod investigation;
 mod live_response;
 mod logons;
 mod network;

@@ -26,6 +26,7 @@ use axum::Json;
 use axum::extract::{Path, Request, State};
 use rampart_core::ErrorCode;
 use rampart_core::TenantId;
+use rampart_core::action_target::ActionTarget;
 use rampart_core::audit::AuditContext;
 use rampart_core::machine_action::{
     ActionOutcome, ActionScope, ActionStatus, ActionType, CommandOutcome, CommandStatus,
@@ -198,12 +199,39 @@ pub async fn command_of(
         ActionType::UnrestrictCodeExecution => CommandKind::UnrestrictCodeExecution,
         ActionType::Offboard => CommandKind::Offboard,
         ActionType::LiveResponse => live_response_kind(state, tenant, action).await?,
+        ActionType::KillProcess
+        | ActionType::RemovePersistence
+        | ActionType::RestorePersistence
+        | ActionType::CollectLiveEvidence => target_kind(action),
     };
     Ok(Command {
         id: action.id.clone(),
         machine_action_id: action.id.clone(),
         kind,
     })
+}
+
+/// The command of one of Rampart's own actions, from its target.
+fn target_kind(action: &MachineAction) -> CommandKind {
+    match (action.action_type, &action.target) {
+        (ActionType::KillProcess, Some(ActionTarget::Process(p))) => CommandKind::KillProcess {
+            pid: p.pid,
+            image_path: Some(p.image_path.clone()),
+        },
+        (ActionType::RemovePersistence, Some(ActionTarget::Persistence(p))) => {
+            CommandKind::RemovePersistence(p.clone())
+        }
+        (ActionType::RestorePersistence, Some(ActionTarget::Persistence(p))) => {
+            CommandKind::RestorePersistence(p.clone())
+        }
+        (ActionType::CollectLiveEvidence, Some(ActionTarget::Evidence(e))) => {
+            CommandKind::CollectLiveEvidence(e.clone())
+        }
+        (t, _) => CommandKind::Invalid {
+            kind: t.as_str().into(),
+            reason: "the action names no target of its type".into(),
+        },
+    }
 }
 
 /// A live response session as the agent runs it: each library file bound to the SHA-256 it
@@ -328,6 +356,7 @@ async fn live_response_outcome(
     Ok(match update.state {
         CommandState::Succeeded if all_completed => ActionOutcome::Succeeded {
             package_uri: None,
+            live_evidence: None,
             commands: outcomes,
         },
         _ => ActionOutcome::Failed {
@@ -418,6 +447,7 @@ pub async fn update(
                         device.tenant,
                         &action.id,
                     )),
+                    live_evidence: None,
                     commands: Vec::new(),
                 }
             } else {
@@ -430,6 +460,7 @@ pub async fn update(
         }
         CommandState::Succeeded => ActionOutcome::Succeeded {
             package_uri: None,
+            live_evidence: update.evidence,
             commands: Vec::new(),
         },
         CommandState::Failed => ActionOutcome::Failed {

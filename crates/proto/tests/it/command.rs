@@ -2,8 +2,9 @@
 //! with a reason, never an error that would drop the message.
 
 use rampart_proto::command::{
-    Command, CommandKind, CommandState, CommandUpdate, IsolationType, LiveCommand,
-    LiveCommandOutcome, ScanType,
+    Command, CommandKind, CommandState, CommandUpdate, EvidenceRequest, FileProbe, FileState,
+    IsolationType, LiveCommand, LiveCommandOutcome, LiveEvidence, PersistenceTarget, ProcessState,
+    ProcessTarget, ScanType,
 };
 use serde_json::json;
 
@@ -31,7 +32,33 @@ fn all_kinds() -> Vec<CommandKind> {
         CommandKind::CollectInvestigationPackage,
         CommandKind::RestrictCodeExecution,
         CommandKind::UnrestrictCodeExecution,
-        CommandKind::KillProcess { pid: 4242 },
+        CommandKind::KillProcess {
+            pid: 4242,
+            image_path: None,
+        },
+        CommandKind::KillProcess {
+            pid: 4242,
+            image_path: Some("/tmp/implant".into()),
+        },
+        CommandKind::RemovePersistence(PersistenceTarget {
+            path: "/root/.ssh/authorized_keys".into(),
+            entries: vec!["AAAAC3NzaC1lZDI1NTE5AAAAIHq8i1bWx7f1".into()],
+        }),
+        CommandKind::RestorePersistence(PersistenceTarget {
+            path: "/etc/cron.d/update".into(),
+            entries: vec![],
+        }),
+        CommandKind::CollectLiveEvidence(EvidenceRequest {
+            investigation_id: "12".into(),
+            processes: vec![ProcessTarget {
+                pid: 4242,
+                image_path: "/tmp/implant".into(),
+            }],
+            files: vec![FileProbe {
+                path: "/tmp/implant".into(),
+                sha1: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            }],
+        }),
         CommandKind::Offboard,
         CommandKind::LiveResponse {
             commands: vec![
@@ -152,6 +179,14 @@ fn bad_parameters_deserialise_to_invalid_with_a_reason() {
         json!({"type": "KillProcess", "pid": -5}),
         json!({"type": "KillProcess", "pid": 1}),
         json!({"type": "KillProcess", "pid": "12"}),
+        json!({"type": "KillProcess", "pid": 12, "imagePath": "sh"}),
+        // Only a persistence location, and never a whole shared file.
+        json!({"type": "RemovePersistence", "path": "/etc/passwd", "entries": ["root:x:0:0:"]}),
+        json!({"type": "RemovePersistence", "path": "/root/.ssh/authorized_keys"}),
+        json!({"type": "RestorePersistence", "path": "relative/.bashrc", "entries": ["aaaaaaaaaa"]}),
+        json!({"type": "CollectLiveEvidence", "investigationId": "1"}),
+        json!({"type": "CollectLiveEvidence", "investigationId": "1",
+               "files": [{"path": "/tmp/../etc/shadow"}]}),
         json!({"type": "Offboard", "extra": true}),
         json!({"type": "LiveResponse", "commands": []}),
         json!({"type": "LiveResponse"}),
@@ -206,6 +241,17 @@ fn command_update_round_trips() {
                 ended_ms: 2,
                 errors: vec!["no such file".into()],
             }],
+            evidence: Some(LiveEvidence {
+                processes: vec![ProcessState {
+                    pid: 7,
+                    running: false,
+                }],
+                files: vec![FileState {
+                    path: "/tmp/x".into(),
+                    exists: true,
+                    sha1: None,
+                }],
+            }),
         };
         let back: CommandUpdate =
             serde_json::from_str(&serde_json::to_string(&u).unwrap()).unwrap();
@@ -217,6 +263,7 @@ fn command_update_round_trips() {
             state: CommandState::InProgress,
             detail: None,
             commands: Vec::new(),
+            evidence: None,
         })
         .unwrap(),
         json!({"commandId": "c", "state": "InProgress"})

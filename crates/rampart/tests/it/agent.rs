@@ -1494,3 +1494,122 @@ async fn a_cancelled_live_response_session_kills_its_script() {
     })
     .await;
 }
+
+/// An automated investigation on a real device: a network sensor names a running process
+/// whose image is a system file. The investigation asks the agent whether it still runs (it
+/// does), and kills it — the process, checked to still run that image, not the image, which
+/// is everyone's.
+#[tokio::test]
+async fn an_investigation_looks_at_the_device_live_and_kills_the_process_it_names() {
+    let host = EnrolledAgent::start(&[]).await;
+    let (s, device) = (&host.s, &host.device);
+    let token = s
+        .token_with("Alert.ReadWrite.All,Machine.Read.All,Machine.StopAndQuarantine")
+        .await;
+    let mut victim = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let pid = victim.id();
+    let image = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    // A round trip through the command channel: the agent is polling when the alert comes.
+    let probe = machine_action(
+        s,
+        &token,
+        device,
+        "restoreQuarantinedFile",
+        json!({"Comment": "is the agent there", "Sha1": "0".repeat(40)}),
+    )
+    .await;
+    assert_eq!(probe["status"], "Failed", "nothing to restore: {probe}");
+
+    let (st, res) = post(
+        s,
+        &token,
+        "/api/alerts/import",
+        json!({"Alerts": [{"sourceProduct": "Contoso NDR", "externalId": "live-kill-1",
+            "title": "Reverse shell to 198.51.100.9", "severity": "High", "category": "Execution",
+            "evidence": [{"entityType": "Device", "machineId": device},
+                         {"entityType": "Process", "processId": pid, "fileName": "sleep",
+                          "filePath": image}]}]}),
+    )
+    .await;
+    assert_eq!(
+        (st, res["value"][0]["isFailed"].as_bool()),
+        (200, Some(false)),
+        "{res}"
+    );
+    let alert = res["value"][0]["id"].as_str().unwrap().to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let inv = loop {
+        let (_, a) = s.get(&format!("/api/alerts/{alert}"), Some(&token)).await;
+        if let Some(id) = a["investigationId"].as_i64() {
+            let (st, inv) = s
+                .get(&format!("/api/investigations/{id}"), Some(&token))
+                .await;
+            assert_eq!(st, 200, "{inv}");
+            if inv["state"] == "SuccessfullyRemediated" {
+                break inv;
+            }
+            assert!(
+                !matches!(
+                    inv["state"].as_str(),
+                    Some("Failed" | "PartiallyInvestigated")
+                ),
+                "{inv}"
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the investigation did not end: {a}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let process = inv["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["processId"] == pid)
+        .unwrap_or_else(|| panic!("no process {pid} in {inv}"));
+    assert_eq!(
+        (process["verdict"].as_str(), process["liveState"].as_str()),
+        (Some("Malicious"), Some("Running")),
+        "{inv}"
+    );
+    assert_eq!(inv["notExamined"], json!([]), "{inv}");
+    let look = finished_action(s, &token, inv["liveEvidenceActionId"].as_str().unwrap()).await;
+    assert_eq!(
+        look["liveEvidence"]["processes"][0]["running"], true,
+        "{look}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while victim.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the process still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (st, actions) = s
+        .get(
+            &format!(
+                "/api/remediationactions?$filter=investigationId eq '{}'",
+                inv["id"].as_str().unwrap()
+            ),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(st, 200, "{actions}");
+    let actions = actions["value"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "only the kill: {actions:?}");
+    assert_eq!(
+        (
+            actions[0]["actionType"].as_str(),
+            actions[0]["status"].as_str()
+        ),
+        (Some("KillProcess"), Some("Completed"))
+    );
+    assert!(Path::new(&image).exists(), "the image is left alone");
+}

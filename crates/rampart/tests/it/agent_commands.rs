@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 
 const ROLES: &str = "Machine.Read.All,Machine.Isolate,Machine.Scan";
 
-async fn device_post(s: &Server, device: &Device, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn device_post(
+    s: &Server,
+    device: &Device,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let resp = s
         .http
         .post(format!("{}{path}", s.url))

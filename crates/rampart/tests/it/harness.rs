@@ -630,6 +630,8 @@ pub async fn seed_pending_remediation(
         entity_id: 0,
         sha1: Some("5e".repeat(20)),
         file_path: Some("/tmp/seeded".into()),
+        process_id: None,
+        entries: vec![],
         indicator_type: None,
         indicator_value: None,
         reasons: vec!["seeded".into()],

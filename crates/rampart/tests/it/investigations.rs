@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 const ROLES: &str =
     "Alert.ReadWrite.All,Ti.ReadWrite.All,Machine.Read.All,Event.Write,Incident.Read.All";
 const C2: &str = "198.51.100.7";
+const UNIT: &str = "/etc/systemd/system/implant-update.service";
 
 fn at(t: OffsetDateTime) -> String {
     rampart_core::timefmt::format(t)
@@ -30,7 +31,6 @@ struct Story {
     b: Device,
     implant_sha1: String,
     implant_sha256: String,
-    unit_sha1: String,
 }
 
 async fn stage(s: &Server, token: &str, prefix: &str, seed: u64) -> Story {
@@ -98,7 +98,6 @@ async fn stage(s: &Server, token: &str, prefix: &str, seed: u64) -> Story {
         b,
         implant_sha1,
         implant_sha256,
-        unit_sha1,
     }
 }
 
@@ -220,7 +219,10 @@ fn of_type<'a>(actions: &'a [Value], t: &str, value: Option<&str>) -> &'a Value 
     actions
         .iter()
         .find(|a| {
-            a["actionType"] == t && value.is_none_or(|v| a["indicatorValue"] == v || a["sha1"] == v)
+            a["actionType"] == t
+                && value.is_none_or(|v| {
+                    a["indicatorValue"] == v || a["sha1"] == v || a["filePath"] == v
+                })
         })
         .unwrap_or_else(|| panic!("no {t} {value:?} in {actions:?}"))
 }
@@ -275,6 +277,18 @@ async fn agent_completes_everything(s: &Server, device: &Device) -> usize {
     done
 }
 
+/// The machine action `field` of `of` names.
+async fn machine_action(s: &Server, token: &str, of: &Value, field: &str) -> Value {
+    let id = of[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {of}"));
+    let (st, a) = s
+        .get(&format!("/api/machineactions/{id}"), Some(token))
+        .await;
+    assert_eq!(st, 200, "{a}");
+    a
+}
+
 async fn indicator(s: &Server, token: &str, value: &str) -> Option<Value> {
     let (st, v) = s
         .get(
@@ -305,6 +319,12 @@ async fn under_full_automation_a_c2_alert_is_investigated_and_remediated_unatten
             "{name}"
         );
         assert_eq!(benign["automationLevel"], "FullRemediation");
+        // No agent holds a poll for the device: the investigation says what it could not see.
+        assert_eq!(
+            benign["notExamined"],
+            json!(["live evidence (the device's agent is not connected)"]),
+            "{name}: {benign}"
+        );
 
         // The network sensor's alert lands on the device that had 10.1.2.3, in the incident
         // of its device alert.
@@ -358,7 +378,7 @@ async fn under_full_automation_a_c2_alert_is_investigated_and_remediated_unatten
         assert_eq!(actions.len(), 5, "{name}: {actions:?}");
         assert!(actions.iter().all(|a| a["approvalRequired"] == false));
         of_type(&actions, "QuarantineFile", Some(&story.implant_sha1));
-        of_type(&actions, "RemovePersistence", Some(&story.unit_sha1));
+        of_type(&actions, "RemovePersistence", Some(UNIT));
         of_type(&actions, "IsolateDevice", None);
         let block = of_type(&actions, "BlockIndicator", Some(&story.implant_sha256));
         assert_eq!(block["status"], "Completed");
@@ -374,7 +394,7 @@ async fn under_full_automation_a_c2_alert_is_investigated_and_remediated_unatten
                 "StopAndQuarantineFile".to_owned(),
                 story.implant_sha1.clone(),
             ),
-            ("StopAndQuarantineFile".to_owned(), story.unit_sha1.clone()),
+            ("RemovePersistence".to_owned(), String::new()),
         ];
         expected.sort();
         assert_eq!(on_a, expected, "{name}");
@@ -458,16 +478,7 @@ async fn under_full_automation_a_c2_alert_is_investigated_and_remediated_unatten
         );
         let on_b_actions = remediation_actions(&s, &token, &inv_b).await;
         let quarantine = of_type(&on_b_actions, "QuarantineFile", Some(&story.implant_sha1));
-        let (st, ma) = s
-            .get(
-                &format!(
-                    "/api/machineactions/{}",
-                    quarantine["machineActionId"].as_str().unwrap()
-                ),
-                Some(&token),
-            )
-            .await;
-        assert_eq!(st, 200, "{ma}");
+        let ma = machine_action(&s, &token, quarantine, "machineActionId").await;
         assert_eq!(
             (ma["type"].as_str(), ma["machineId"].as_str()),
             (Some("StopAndQuarantineFile"), Some(story.b.id.as_str()))
@@ -569,7 +580,7 @@ async fn under_semi_automation_actions_wait_in_the_action_center() {
         "Completed"
     );
     for (t, v) in [
-        ("RemovePersistence", Some(story.unit_sha1.as_str())),
+        ("RemovePersistence", Some(UNIT)),
         ("BlockIndicator", Some(C2)),
         ("IsolateDevice", None),
     ] {
@@ -643,7 +654,7 @@ async fn under_semi_automation_actions_wait_in_the_action_center() {
     assert_eq!(st, 409, "a decided action stays decided: {e}");
     let (st, r) = decide(
         "RemovePersistence",
-        Some(story.unit_sha1.clone()),
+        Some(UNIT.to_owned()),
         "approve",
         json!({"Comment": "remove it"}),
     )
@@ -850,5 +861,292 @@ async fn a_file_an_analyst_restored_is_not_quarantined_again() {
         "{actions:?}"
     );
     of_type(&actions, "BlockIndicator", Some(&story.implant_sha256));
-    of_type(&actions, "RemovePersistence", Some(&story.unit_sha1));
+    of_type(&actions, "RemovePersistence", Some(UNIT));
+}
+
+/// Plays a connected agent in the background: holds a poll open all the time, answers each
+/// live look from `running` (pids) and `present` (paths) — or, with `running` `None`, never
+/// answers one — and carries out every other command, recording its kind.
+fn connected_agent(
+    s: &Server,
+    device: &Device,
+    running: Option<&'static [u32]>,
+    present: &'static [&'static str],
+) -> (
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+) {
+    let (http, url, auth) = (s.http.clone(), s.url.clone(), device.auth.clone());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let answer: Value = http
+                .post(format!("{url}/agent/v1/commands/poll"))
+                .header("authorization", &auth)
+                .json(&json!({"waitSeconds": 5, "running": []}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for c in answer["commands"].as_array().cloned().unwrap_or_default() {
+                let id = c["id"].as_str().unwrap().to_owned();
+                let kind = &c["kind"];
+                let mut update = json!({"commandId": id, "state": "Succeeded", "detail": "done"});
+                if kind["type"] == "CollectLiveEvidence" {
+                    let Some(running) = running else { continue };
+                    let processes: Vec<Value> = kind["processes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| {
+                            let pid = p["pid"].as_u64().unwrap() as u32;
+                            json!({"pid": pid, "running": running.contains(&pid)})
+                        })
+                        .collect();
+                    let files: Vec<Value> = kind["files"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|f| {
+                            let there = present.contains(&f["path"].as_str().unwrap());
+                            let sha1 = if there {
+                                f["sha1"].clone()
+                            } else {
+                                Value::Null
+                            };
+                            json!({"path": f["path"], "exists": there, "sha1": sha1})
+                        })
+                        .collect();
+                    update["evidence"] = json!({"processes": processes, "files": files});
+                }
+                let st = http
+                    .post(format!("{url}/agent/v1/commands/{id}"))
+                    .header("authorization", &auth)
+                    .json(&update)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(st, 200, "{update}");
+                record.lock().unwrap().push(kind.clone());
+            }
+        }
+    });
+    (task, seen)
+}
+
+/// A connected device is asked what is still there before anything is remediated: a shell
+/// the implant started still runs and is killed (its image, bash, is everyone's and stays); a
+/// `sleep` it started has ended and is left; the SSH key it added is taken out of
+/// `authorized_keys`, and only that key.
+#[tokio::test]
+async fn a_connected_device_is_looked_at_live_and_only_what_is_still_there_is_remediated() {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, b) in backends(dir.path()).into_iter().enumerate() {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        let token = s.token_with(ROLES).await;
+        let story = stage(&s, &token, "live", 40 + n as u64).await;
+        let name = b.name;
+        let key = "AAAAC3NzaC1lZDI1NTE5AAAAIEvilEvilEvilEvilEvilEvilEvilEvilEvil";
+        let shell_cmd = format!(
+            "bash -c \"echo 'ssh-ed25519 {key} evil@c2' >> /root/.ssh/authorized_keys; exec bash -i\""
+        );
+        let ago = |m: i64| at(OffsetDateTime::now_utc() - time::Duration::minutes(m));
+        // bash has the hash of the story's bash (the implant's parent): one file, two processes.
+        let child = |pid: u32, file: &str, folder: &str, sha1: u64, cmd: &str, report: u32| {
+            json!({"Timestamp": ago(10), "DeviceId": story.a.id, "DeviceName": "live-a",
+                   "ActionType": "ProcessCreated", "FileName": file, "FolderPath": folder,
+                   "SHA1": format!("{sha1:040x}"), "ProcessId": pid,
+                   "ProcessCommandLine": cmd, "InitiatingProcessId": 4242,
+                   "InitiatingProcessFileName": "implant",
+                   "InitiatingProcessFolderPath": "/tmp/.cache/implant",
+                   "InitiatingProcessSHA1": story.implant_sha1, "ReportId": report})
+        };
+        s.import(
+            &token,
+            "DeviceProcessEvents",
+            &[
+                child(4300, "bash", "/usr/bin/bash", 0xba5b, &shell_cmd, 10),
+                child(4301, "sleep", "/usr/bin/sleep", 0x51ee9, "sleep 5", 11),
+            ],
+        )
+        .await;
+        s.import(
+            &token,
+            "DeviceFileEvents",
+            &[
+                json!({"Timestamp": ago(9), "DeviceId": story.a.id, "DeviceName": "live-a",
+                     "ActionType": "FileModified", "FileName": "authorized_keys",
+                     "FolderPath": "/root/.ssh/authorized_keys", "InitiatingProcessId": 4300,
+                     "InitiatingProcessFileName": "bash",
+                     "InitiatingProcessCommandLine": shell_cmd, "ReportId": 12}),
+            ],
+        )
+        .await;
+        let (agent, commands) = connected_agent(
+            &s,
+            &story.a,
+            Some(&[4242, 4300]),
+            &["/tmp/.cache/implant", UNIT, "/root/.ssh/authorized_keys"],
+        );
+        // The agent's poll is held before the alert arrives.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let c2 = import_c2_alert(&s, &token, &format!("ndr-live-{n}")).await;
+        let inv = investigation(
+            &s,
+            &token,
+            c2["id"].as_str().unwrap(),
+            &["Running", "SuccessfullyRemediated"],
+        )
+        .await;
+        assert_eq!(inv["notExamined"], json!([]), "{name}: {inv}");
+        let look = machine_action(&s, &token, &inv, "liveEvidenceActionId").await;
+        assert_eq!(
+            (look["type"].as_str(), look["status"].as_str()),
+            (Some("CollectLiveEvidence"), Some("Succeeded")),
+            "{look}"
+        );
+        assert_eq!(
+            look["liveEvidence"]["processes"].as_array().unwrap().len(),
+            3
+        );
+        let shell = entity(&inv, "bash (pid 4300)");
+        assert_eq!(
+            (shell["verdict"].as_str(), shell["liveState"].as_str()),
+            (Some("Malicious"), Some("Running")),
+            "{shell}"
+        );
+        assert_eq!(entity(&inv, "sleep (pid 4301)")["liveState"], "NotRunning");
+        assert_eq!(entity(&inv, "/usr/bin/bash")["verdict"], "Clean");
+        let keys = entity(&inv, "authorized key /root/.ssh/authorized_keys");
+        assert_eq!(
+            (keys["verdict"].as_str(), &keys["entries"]),
+            (Some("Malicious"), &json!([key])),
+            "{keys}"
+        );
+
+        let actions = remediation_actions(&s, &token, &inv).await;
+        let kills: Vec<_> = actions
+            .iter()
+            .filter(|a| a["actionType"] == "KillProcess")
+            .collect();
+        assert_eq!(
+            kills.len(),
+            1,
+            "{name}: only the shell still runs: {actions:?}"
+        );
+        assert_eq!(
+            (
+                kills[0]["processId"].as_u64(),
+                kills[0]["filePath"].as_str()
+            ),
+            (Some(4300), Some("/usr/bin/bash"))
+        );
+        let removal = of_type(
+            &actions,
+            "RemovePersistence",
+            Some("/root/.ssh/authorized_keys"),
+        );
+        assert_eq!(removal["entries"], json!([key]));
+        of_type(&actions, "RemovePersistence", Some(UNIT));
+        of_type(&actions, "QuarantineFile", Some(&story.implant_sha1));
+        assert!(
+            actions
+                .iter()
+                .all(|a| a["actionType"] != "QuarantineFile"
+                    || a["sha1"] == story.implant_sha1.as_str()),
+            "bash and sleep are not quarantined: {actions:?}"
+        );
+
+        // The agent got exactly what to do, and the investigation ends remediated.
+        investigation(
+            &s,
+            &token,
+            c2["id"].as_str().unwrap(),
+            &["SuccessfullyRemediated"],
+        )
+        .await;
+        let got = commands.lock().unwrap().clone();
+        agent.abort();
+        assert!(
+            got.contains(
+                &json!({"type": "KillProcess", "pid": 4300, "imagePath": "/usr/bin/bash"})
+            ),
+            "{name}: {got:?}"
+        );
+        assert!(
+            got.contains(&json!({"type": "RemovePersistence",
+                                 "path": "/root/.ssh/authorized_keys", "entries": [key]})),
+            "{name}: {got:?}"
+        );
+        let (st, e) = s
+            .post(
+                &format!(
+                    "/api/remediationactions/{}/undo",
+                    kills[0]["id"].as_str().unwrap()
+                ),
+                &token,
+                json!({"Comment": "oops"}),
+            )
+            .await;
+        assert_eq!(st, 409, "a killed process cannot be brought back: {e}");
+    }
+}
+
+/// A device whose agent is connected but does not answer the live look within the configured
+/// wait: the look is cancelled and the investigation goes on with telemetry alone, saying so.
+#[tokio::test]
+async fn an_unanswered_live_look_is_given_up_and_the_investigation_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rampart.toml");
+    std::fs::write(&config, "[api]\nlive_evidence_wait_secs = 1\n").unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_opts(
+        b,
+        &["--config", config.to_str().unwrap()],
+        &["--no-rate-limits"],
+    );
+    let token = s.token_with(ROLES).await;
+    let story = stage(&s, &token, "mute", 60).await;
+    let (agent, commands) = connected_agent(&s, &story.a, None, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let c2 = import_c2_alert(&s, &token, "ndr-mute").await;
+    let inv = investigation(
+        &s,
+        &token,
+        c2["id"].as_str().unwrap(),
+        &["Running", "SuccessfullyRemediated"],
+    )
+    .await;
+    assert_eq!(
+        inv["notExamined"],
+        json!(["live evidence (the device did not answer within 1 s)"]),
+        "{inv}"
+    );
+    assert!(entity(&inv, "implant (pid 4242)")["liveState"].is_null());
+    let look = machine_action(&s, &token, &inv, "liveEvidenceActionId").await;
+    assert_eq!(look["status"], "Cancelled", "{look}");
+    // Without the device's word, everything telemetry condemned is remediated.
+    let actions = remediation_actions(&s, &token, &inv).await;
+    of_type(&actions, "QuarantineFile", Some(&story.implant_sha1));
+    of_type(&actions, "RemovePersistence", Some(UNIT));
+    // The connected agent carries the rest out.
+    investigation(
+        &s,
+        &token,
+        c2["id"].as_str().unwrap(),
+        &["SuccessfullyRemediated"],
+    )
+    .await;
+    let got = commands.lock().unwrap().clone();
+    assert!(
+        got.contains(&json!({"type": "StopAndQuarantineFile", "sha1": story.implant_sha1})),
+        "{got:?}"
+    );
+    agent.abort();
 }

@@ -134,6 +134,7 @@ fn done(index: u32, uri: Option<&str>) -> CommandOutcome {
 fn succeeded(package_uri: Option<&str>, commands: Vec<CommandOutcome>) -> ActionOutcome {
     ActionOutcome::Succeeded {
         package_uri: package_uri.map(str::to_owned),
+        live_evidence: None,
         commands,
     }
 }

@@ -15,12 +15,12 @@ use datafusion::prelude::SessionContext;
 use rampart_core::alert::{Alert, Severity};
 use rampart_core::indicator::IndicatorAction;
 use rampart_core::investigation::{
-    EntityType, EvidenceGraph, RelationKind, Signal, entity, persistence_kind,
+    EntityType, EvidenceGraph, RelationKind, Signal, added_entries, entity, persistence_kind,
 };
 use rampart_ioc::{Device, FileObservation, IndicatorIndex, NetworkObservation};
 use rampart_kql::bind::QueryParameters;
 use rampart_kql::plan::{self, Limits};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -52,8 +52,6 @@ pub struct Gatherer<'a> {
     pids: HashMap<i64, usize>,
     /// Queries that failed, with why; the investigation reports them.
     pub gaps: Vec<String>,
-    /// Entities a blocking indicator already covers: blocking them again would change nothing.
-    pub blocked: HashSet<usize>,
 }
 
 impl<'a> Gatherer<'a> {
@@ -69,7 +67,6 @@ impl<'a> Gatherer<'a> {
             graph: EvidenceGraph::default(),
             pids: HashMap::new(),
             gaps: Vec::new(),
-            blocked: HashSet::new(),
         }
     }
 
@@ -240,7 +237,8 @@ impl<'a> Gatherer<'a> {
         let q = format!(
             "DeviceFileEvents | where {} | where InitiatingProcessId in ({}) \
              | where ActionType in (\"FileCreated\", \"FileModified\", \"FileRenamed\") \
-             | project Timestamp, FileName, FolderPath, SHA1, SHA256, InitiatingProcessId",
+             | project Timestamp, FileName, FolderPath, SHA1, SHA256, InitiatingProcessId, \
+             InitiatingProcessCommandLine",
             self.device_window(),
             ints(pids)
         );
@@ -259,6 +257,11 @@ impl<'a> Gatherer<'a> {
             let (sha1, sha256) = (row.hex("SHA1"), row.hex("SHA256"));
             if let Some(kind) = persistence_kind(&path) {
                 let mut e = entity(EntityType::Persistence, format!("{kind} {path}"));
+                // The writer's command line may show the entry it added (`echo key >> …`).
+                let writer = row
+                    .text("InitiatingProcessCommandLine")
+                    .or_else(|| self.graph.entities[p].command_line.clone());
+                e.entries = writer.map_or_else(Vec::new, |c| added_entries(&path, &c));
                 e.path = Some(path);
                 e.sha1 = sha1;
                 e.sha256 = sha256;
@@ -365,7 +368,7 @@ impl<'a> Gatherer<'a> {
             let signal = match hit.entry.action {
                 IndicatorAction::Allowed => Signal::Allowed(what),
                 IndicatorAction::Block | IndicatorAction::BlockAndRemediate => {
-                    self.blocked.insert(i);
+                    self.graph.entities[i].blocked = true;
                     Signal::Malicious(what)
                 }
                 IndicatorAction::Audit | IndicatorAction::Warn => Signal::Suspicious(what),

@@ -4,7 +4,10 @@
 //! allows automation, and `startInvestigation` queues one on request. The [`Investigator`]
 //! claims queued investigations (any server may; the claim is an optimistic update, so each
 //! runs once), gathers evidence from telemetry ([`evidence`]), judges every entity
-//! (`rampart_core::investigation`), and proposes remediation (`rampart_core::remediation`):
+//! (`rampart_core::investigation`), asks a connected device what is still running and present
+//! (a `CollectLiveEvidence` machine action; the investigation is `PendingResource` until the
+//! device answers, or a minute passes), and proposes remediation
+//! (`rampart_core::remediation`):
 //! what the automation level lets run now is carried out through machine actions and shared
 //! indicators ([`remediate`]); the rest waits in the action center for an analyst, for at
 //! most 7 days. A sweep follows running actions to their end and settles each
@@ -15,10 +18,14 @@ pub mod remediate;
 
 use evidence::{Gatherer, PREVALENCE_WINDOW, Scope};
 use rampart_core::TenantId;
+use rampart_core::action_target::{ActionTarget, EvidenceRequest, LiveEvidence};
 use rampart_core::alert::{Alert, InvestigationState};
 use rampart_core::audit::AuditContext;
-use rampart_core::investigation::{EvidenceGraph, Investigation, Verdict};
+use rampart_core::investigation::{
+    EvidenceGraph, InvestigatedEntity, Investigation, Relation, Verdict, apply_live, live_request,
+};
 use rampart_core::machine::{AutomationLevel, Machine, UNGROUPED_AUTOMATION};
+use rampart_core::machine_action::{ActionStatus, RequestedAction};
 use rampart_core::remediation::{
     RemediationAction, RemediationStatus, RemediationType, investigation_state, needs_approval,
     propose,
@@ -43,6 +50,9 @@ pub struct InvestigatorConfig {
     pub lookback: time::Duration,
     /// Each evidence query's time limit.
     pub query_timeout: Duration,
+    /// How long an investigation waits for a connected device to answer its live look before
+    /// it goes on without it.
+    pub live_evidence_wait: time::Duration,
 }
 
 impl Default for InvestigatorConfig {
@@ -52,6 +62,7 @@ impl Default for InvestigatorConfig {
             sweep: Duration::from_secs(2),
             lookback: time::Duration::hours(24),
             query_timeout: Duration::from_secs(30),
+            live_evidence_wait: time::Duration::seconds(60),
         }
     }
 }
@@ -69,12 +80,10 @@ const EARLIER_ACTIONS: u32 = 500;
 /// Alerts a machine investigation started by hand looks into.
 const MACHINE_ALERTS: u32 = 20;
 
-/// What the evidence says: the judged graph, the queries that failed, and the entities a
-/// blocking indicator covers already.
+/// What the evidence says: the judged graph and the queries that failed.
 struct Findings {
     graph: EvidenceGraph,
     gaps: Vec<String>,
-    blocked: std::collections::HashSet<usize>,
 }
 
 pub struct Investigator {
@@ -125,6 +134,9 @@ impl Investigator {
                         tracing::warn!("abandoned investigations: {e}");
                     }
                 }
+                if let Err(e) = me.resume_waiting(OffsetDateTime::now_utc()).await {
+                    tracing::warn!("investigations waiting for live evidence: {e}");
+                }
                 if last_sweep.elapsed() >= me.config.sweep {
                     last_sweep = std::time::Instant::now();
                     if let Err(e) = me.sweep(OffsetDateTime::now_utc()).await {
@@ -143,63 +155,98 @@ impl Investigator {
             .await?;
         let mut ran = 0;
         for (tenant, inv) in queued {
-            let claimed = self
-                .store
-                .update_investigation(
-                    &ctx(),
-                    tenant,
-                    &inv.id,
-                    "Start",
-                    Box::new(|i: &mut Investigation| {
-                        if i.state != InvestigationState::Queued {
-                            return Err(Rejection::new(ErrorCode::Conflict, "claimed elsewhere"));
-                        }
-                        i.state = InvestigationState::Running;
-                        i.claimed_time = Some(OffsetDateTime::now_utc());
-                        Ok(())
-                    }),
-                )
-                .await;
-            let inv = match claimed {
-                Ok(Some(inv)) => inv,
-                Ok(None) | Err(StoreError::Rejected(_)) => continue,
-                Err(e) => return Err(e),
+            let now = OffsetDateTime::now_utc();
+            let Some(inv) = self
+                .claim(tenant, &inv.id, InvestigationState::Queued, "Start", now)
+                .await?
+            else {
+                continue;
             };
             ran += 1;
-            if let Err(e) = self.investigate(tenant, &inv).await {
-                tracing::warn!(%tenant, investigation = inv.id, "investigation failed: {e}");
-                self.finish(tenant, &inv.id, |i, now| {
-                    i.settle(InvestigationState::Failed, format!("Failed: {e}"), now)
-                })
-                .await?;
-            }
+            let outcome = self.investigate(tenant, &inv).await;
+            self.fail_on_error(tenant, &inv.id, outcome).await?;
         }
         Ok(ran)
     }
 
-    async fn investigate(&self, tenant: TenantId, inv: &Investigation) -> Result<(), StoreError> {
-        let now = OffsetDateTime::now_utc();
+    /// Takes an investigation in state `from` up for this server (`Running`, claimed `now`);
+    /// `None` when another server took it first, or it moved on.
+    async fn claim(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        from: InvestigationState,
+        verb: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Investigation>, StoreError> {
+        let claimed = self
+            .store
+            .update_investigation(
+                &ctx(),
+                tenant,
+                id,
+                verb,
+                Box::new(move |i: &mut Investigation| {
+                    if i.state != from {
+                        return Err(Rejection::new(ErrorCode::Conflict, "claimed elsewhere"));
+                    }
+                    i.state = InvestigationState::Running;
+                    i.claimed_time = Some(now);
+                    Ok(())
+                }),
+            )
+            .await;
+        match claimed {
+            Ok(inv) => Ok(inv),
+            Err(StoreError::Rejected(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ends an investigation whose analysis hit an error as `Failed`, saying why.
+    async fn fail_on_error(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        outcome: Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let Err(e) = outcome else { return Ok(()) };
+        tracing::warn!(%tenant, investigation = id, "investigation failed: {e}");
+        self.finish(tenant, id, |i, now| {
+            i.settle(InvestigationState::Failed, format!("Failed: {e}"), now)
+        })
+        .await
+    }
+
+    /// The investigation's device and its group's automation level; `None` when the
+    /// investigation cannot go on (no device, an unknown one, or a group that allows no
+    /// automation), after settling it so.
+    async fn device_of(
+        &self,
+        tenant: TenantId,
+        inv: &Investigation,
+    ) -> Result<Option<(Machine, AutomationLevel)>, StoreError> {
         let Some(machine_id) = inv.machine_id.as_deref() else {
-            return self
-                .finish(tenant, &inv.id, |i, now| {
-                    i.settle(
-                        InvestigationState::UnsupportedAlertType,
-                        "The alert names no device.".into(),
-                        now,
-                    )
-                })
-                .await;
+            self.finish(tenant, &inv.id, |i, now| {
+                i.settle(
+                    InvestigationState::UnsupportedAlertType,
+                    "The alert names no device.".into(),
+                    now,
+                )
+            })
+            .await?;
+            return Ok(None);
         };
         let Some(machine) = self.store.get_machine(tenant, machine_id).await? else {
-            return self
-                .finish(tenant, &inv.id, |i, now| {
-                    i.settle(
-                        InvestigationState::Failed,
-                        format!("Device {machine_id} is unknown."),
-                        now,
-                    )
-                })
-                .await;
+            self.finish(tenant, &inv.id, |i, now| {
+                i.settle(
+                    InvestigationState::Failed,
+                    format!("Device {machine_id} is unknown."),
+                    now,
+                )
+            })
+            .await?;
+            return Ok(None);
         };
         let level = self
             .store
@@ -207,17 +254,25 @@ impl Investigator {
             .await?
             .unwrap_or(UNGROUPED_AUTOMATION);
         if level == AutomationLevel::NoAutomatedResponse {
-            return self
-                .finish(tenant, &inv.id, |i, now| {
-                    i.automation_level = Some(level);
-                    i.settle(
-                        InvestigationState::TerminatedBySystem,
-                        "The device group's automation level is NoAutomatedResponse.".into(),
-                        now,
-                    )
-                })
-                .await;
+            self.finish(tenant, &inv.id, |i, now| {
+                i.automation_level = Some(level);
+                i.settle(
+                    InvestigationState::TerminatedBySystem,
+                    "The device group's automation level is NoAutomatedResponse.".into(),
+                    now,
+                )
+            })
+            .await?;
+            return Ok(None);
         }
+        Ok(Some((machine, level)))
+    }
+
+    async fn investigate(&self, tenant: TenantId, inv: &Investigation) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let Some((machine, level)) = self.device_of(tenant, inv).await? else {
+            return Ok(());
+        };
         let alerts: Vec<Alert> = match &inv.triggering_alert_id {
             Some(id) => self
                 .store
@@ -237,14 +292,77 @@ impl Investigator {
             .min()
             .unwrap_or(now)
             .min(now);
-        let Findings {
-            graph,
-            gaps,
-            blocked,
-        } = self
+        let Findings { graph, mut gaps } = self
             .gather(tenant, &machine, &alerts, first_event, now)
             .await?;
+        let (entities, relations) = graph.into_parts();
+        // Telemetry says what happened; a connected device says what is still there.
+        if let Some(asked) = live_request(&inv.id, &entities) {
+            if !self.store.action_bell().is_listening(tenant, &machine.id) {
+                gaps.push("live evidence (the device's agent is not connected)".into());
+            } else {
+                match self.ask_device(tenant, &machine, asked).await {
+                    Ok(look) => {
+                        return self
+                            .finish(tenant, &inv.id, move |i, now| {
+                                i.entities = entities.clone();
+                                i.relations = relations.clone();
+                                i.not_examined = gaps.clone();
+                                i.live_evidence_action_id = Some(look.clone());
+                                let d = format!(
+                                    "{} Waiting for the device to show what is still running and present.",
+                                    i.findings()
+                                );
+                                i.settle(InvestigationState::PendingResource, d, now);
+                            })
+                            .await;
+                    }
+                    Err(e) => gaps.push(format!("live evidence ({e})")),
+                }
+            }
+        }
+        self.decide(tenant, &inv.id, &machine, level, entities, relations, gaps)
+            .await
+    }
 
+    /// Submits the live look of an investigation; returns its machine action.
+    async fn ask_device(
+        &self,
+        tenant: TenantId,
+        machine: &Machine,
+        asked: EvidenceRequest,
+    ) -> Result<String, StoreError> {
+        let comment = format!(
+            "Automated investigation {}: what is still running and present",
+            asked.investigation_id
+        );
+        let key = format!("evidence:{tenant}:{}", asked.investigation_id);
+        remediate::submit_action(
+            self.store.as_ref(),
+            &ctx(),
+            tenant,
+            &machine.id,
+            RequestedAction::CollectLiveEvidence(asked),
+            comment,
+            key,
+        )
+        .await
+    }
+
+    /// Proposes remediation for the judged entities, carries out what the automation level
+    /// lets run now, and records the investigation's findings.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        machine: &Machine,
+        level: AutomationLevel,
+        entities: Vec<InvestigatedEntity>,
+        relations: Vec<Relation>,
+        gaps: Vec<String>,
+    ) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
         let policy = self.store.signal_sharing_policy(tenant).await?;
         let shared = if policy.enabled {
             policy.types.clone()
@@ -256,16 +374,16 @@ impl Investigator {
             .remediation_actions_of_machine(tenant, &machine.id, EARLIER_ACTIONS)
             .await?;
         let restored = self.store.restored_files(tenant, &machine.id).await?;
-        let proposed = propose(&graph.entities, &graph.relations, &shared, now);
+        let proposed = propose(&entities, &relations, &shared, now);
         let all_proposed = proposed.len();
         let proposals: Vec<_> = proposed
             .into_iter()
             .filter(|p| {
                 let blocked_already =
-                    p.kind == RemediationType::BlockIndicator && blocked.contains(&p.entity);
+                    p.kind == RemediationType::BlockIndicator && entities[p.entity].blocked;
                 let repeated = earlier.iter().any(|e| p.is_covered_by(e));
                 // An analyst asked for the file back: quarantining it again would undo that.
-                let restored_by_hand = p.kind != RemediationType::BlockIndicator
+                let restored_by_hand = p.kind == RemediationType::QuarantineFile
                     && p.sha1.as_ref().is_some_and(|h| restored.contains(h));
                 !(blocked_already || repeated || restored_by_hand)
             })
@@ -276,12 +394,7 @@ impl Investigator {
             .filter_map(|p| {
                 let approval = needs_approval(level, p.kind, p.path.as_deref())?;
                 Some(RemediationAction::proposed(
-                    p,
-                    &graph.entities,
-                    &inv.id,
-                    &machine,
-                    approval,
-                    now,
+                    p, &entities, id, machine, approval, now,
                 ))
             })
             .collect();
@@ -290,24 +403,22 @@ impl Investigator {
             .create_remediation_actions(&ctx(), tenant, actions)
             .await?;
         self.run_automatic(tenant, &actions, now).await?;
-        let malicious = graph
-            .entities
+        let malicious = entities
             .iter()
             .filter(|e| e.verdict == Verdict::Malicious)
             .count();
-        let examined = graph.entities.len();
-        let (entities, relations) = graph.into_parts();
+        let examined = entities.len();
         let proposed = actions.len();
         tracing::info!(
             %tenant,
-            investigation = inv.id,
+            investigation = id,
             examined,
             malicious,
             proposed,
             covered,
             "investigation ran"
         );
-        self.finish(tenant, &inv.id, move |i, now| {
+        self.finish(tenant, id, move |i, now| {
             i.automation_level = Some(level);
             i.entities = entities.clone();
             i.relations = relations.clone();
@@ -339,9 +450,109 @@ impl Investigator {
         })
         .await?;
         if malicious > 0 && proposed > 0 {
-            self.settle(tenant, &inv.id).await?;
+            self.settle(tenant, id).await?;
         }
         Ok(())
+    }
+
+    /// Takes up the investigations waiting for their live look: those the device answered,
+    /// and those it left unanswered for the configured wait (the look is cancelled, and the
+    /// investigation goes on with telemetry alone). Returns how many went on.
+    pub async fn resume_waiting(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let waiting = self
+            .store
+            .investigations_in(&[InvestigationState::PendingResource], SWEEP_BATCH)
+            .await?;
+        let mut resumed = 0;
+        for (tenant, inv) in waiting {
+            let Some(look_id) = inv.live_evidence_action_id.clone() else {
+                continue;
+            };
+            let look = self.store.get_machine_action(tenant, &look_id).await?;
+            let mut gap = None;
+            let seen = match &look {
+                Some(a) if a.status() == ActionStatus::Succeeded => {
+                    match (&a.target, a.live_evidence()) {
+                        (Some(ActionTarget::Evidence(asked)), Some(seen)) => {
+                            Some((asked.clone(), seen.clone()))
+                        }
+                        _ => None,
+                    }
+                }
+                Some(a) if a.status().is_open() => {
+                    let wait = self.config.live_evidence_wait;
+                    if now - a.creation_date_time_utc() < wait {
+                        continue;
+                    }
+                    let why = format!(
+                        "the device did not answer within {} s",
+                        wait.whole_seconds()
+                    );
+                    match self
+                        .store
+                        .cancel_machine_action(&ctx(), tenant, &look_id, remediate::REQUESTOR, &why)
+                        .await
+                    {
+                        Ok(_) | Err(StoreError::Rejected(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                    gap = Some(format!("live evidence ({why})"));
+                    None
+                }
+                Some(a) => {
+                    gap = Some(format!(
+                        "live evidence (the look {}: {})",
+                        a.status().as_str(),
+                        a.troubleshoot_info().unwrap_or("no reason given")
+                    ));
+                    None
+                }
+                None => {
+                    gap = Some("live evidence (the look is gone)".into());
+                    None
+                }
+            };
+            // One server goes on with it.
+            let pending = InvestigationState::PendingResource;
+            let Some(inv) = self.claim(tenant, &inv.id, pending, "Resume", now).await? else {
+                continue;
+            };
+            resumed += 1;
+            let id = inv.id.clone();
+            let outcome = self.resume(tenant, inv, seen, gap).await;
+            self.fail_on_error(tenant, &id, outcome).await?;
+        }
+        Ok(resumed)
+    }
+
+    /// Goes on with an investigation whose live look ended: what the device showed is
+    /// recorded on the entities, and the remediation decided from there.
+    async fn resume(
+        &self,
+        tenant: TenantId,
+        inv: Investigation,
+        seen: Option<(EvidenceRequest, LiveEvidence)>,
+        gap: Option<String>,
+    ) -> Result<(), StoreError> {
+        let Some((machine, level)) = self.device_of(tenant, &inv).await? else {
+            return Ok(());
+        };
+        let mut entities = inv.entities;
+        let mut gaps = inv.not_examined;
+        gaps.extend(gap);
+        if let Some((asked, seen)) = seen {
+            apply_live(&mut entities, &asked, &seen);
+        }
+        self.decide(
+            tenant,
+            &inv.id,
+            &machine,
+            level,
+            entities,
+            inv.relations,
+            gaps,
+        )
+        .await
     }
 
     /// Gathers the evidence of an investigation from the device's telemetry and judges it.
@@ -379,14 +590,9 @@ impl Investigator {
         let machines = self.store.machine_count(tenant).await?;
         let fleet = gatherer.prevalence(machines).await;
         let gaps = std::mem::take(&mut gatherer.gaps);
-        let blocked = std::mem::take(&mut gatherer.blocked);
         let mut graph = gatherer.graph;
         graph.judge(fleet);
-        Ok(Findings {
-            graph,
-            gaps,
-            blocked,
-        })
+        Ok(Findings { graph, gaps })
     }
 
     /// Carries out, at once, the actions that need no approval.

@@ -2,6 +2,7 @@
 //! on the device, shared indicators for what the tenant blocks.
 
 use crate::signal::store_requests;
+use rampart_core::action_target::{PersistenceTarget, ProcessTarget};
 use rampart_core::audit::AuditContext;
 use rampart_core::machine_action::{
     ActionRequest, ActionSubmission, IdempotencyKey, IsolationType, MAX_COMMENT_LEN,
@@ -30,10 +31,17 @@ pub async fn execute(
     action: &RemediationAction,
 ) -> Result<Execution, StoreError> {
     let request = match action.action_type {
-        RemediationType::QuarantineFile | RemediationType::RemovePersistence => {
-            RequestedAction::StopAndQuarantineFile {
-                sha1: sha1_of(action)?,
-            }
+        RemediationType::QuarantineFile => RequestedAction::StopAndQuarantineFile {
+            sha1: sha1_of(action)?,
+        },
+        RemediationType::KillProcess => RequestedAction::KillProcess(ProcessTarget {
+            pid: action
+                .process_id
+                .ok_or_else(|| refused(action, "it names no process"))?,
+            image_path: path_of(action)?,
+        }),
+        RemediationType::RemovePersistence => {
+            RequestedAction::RemovePersistence(persistence_of(action)?)
         }
         RemediationType::IsolateDevice => RequestedAction::Isolate {
             isolation: IsolationType::Full,
@@ -62,10 +70,15 @@ pub async fn undo(
     comment: &str,
 ) -> Result<Option<String>, StoreError> {
     let request = match action.action_type {
-        RemediationType::QuarantineFile | RemediationType::RemovePersistence => {
-            RequestedAction::RestoreQuarantinedFile {
-                sha1: sha1_of(action)?,
-            }
+        RemediationType::QuarantineFile => RequestedAction::RestoreQuarantinedFile {
+            sha1: sha1_of(action)?,
+        },
+        RemediationType::RemovePersistence => {
+            RequestedAction::RestorePersistence(persistence_of(action)?)
+        }
+        // `check_undoable` refuses it: a killed process cannot be brought back.
+        RemediationType::KillProcess => {
+            return Err(refused(action, "a process cannot be brought back"));
         }
         RemediationType::IsolateDevice => RequestedAction::Unisolate,
         RemediationType::BlockIndicator => {
@@ -97,14 +110,39 @@ async fn submit(
     comment: String,
     key_suffix: &str,
 ) -> Result<String, StoreError> {
+    let key = format!("remediation:{}:{}{key_suffix}", tenant, action.id);
+    submit_action(
+        store,
+        ctx,
+        tenant,
+        &action.machine_id,
+        request,
+        comment,
+        key,
+    )
+    .await
+}
+
+/// Submits a machine action of an investigation, idempotently on `key`: submitting the same
+/// key twice gives the same action. Returns its id.
+pub async fn submit_action(
+    store: &dyn Store,
+    ctx: &AuditContext,
+    tenant: TenantId,
+    machine_id: &str,
+    request: RequestedAction,
+    comment: String,
+    key: String,
+) -> Result<String, StoreError> {
+    let comment: String = comment.chars().take(MAX_COMMENT_LEN).collect();
     let submission = ActionSubmission {
-        machine_id: action.machine_id.clone(),
+        machine_id: machine_id.to_owned(),
         request: ActionRequest::new(request, Some(comment), None)?,
         requestor: REQUESTOR.into(),
         request_source: Some("AutomatedInvestigation".into()),
         idempotency: Some(IdempotencyKey {
             client_id: CLIENT_ID.into(),
-            key: format!("remediation:{}:{}{key_suffix}", tenant, action.id),
+            key,
         }),
     };
     Ok(store
@@ -155,6 +193,20 @@ fn sha1_of(action: &RemediationAction) -> Result<String, StoreError> {
         .sha1
         .clone()
         .ok_or_else(|| refused(action, "it names no SHA-1"))
+}
+
+fn path_of(action: &RemediationAction) -> Result<String, StoreError> {
+    action
+        .file_path
+        .clone()
+        .ok_or_else(|| refused(action, "it names no path"))
+}
+
+fn persistence_of(action: &RemediationAction) -> Result<PersistenceTarget, StoreError> {
+    Ok(PersistenceTarget {
+        path: path_of(action)?,
+        entries: action.entries.clone(),
+    })
 }
 
 fn refused(action: &RemediationAction, why: &str) -> StoreError {
