@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod cluster;
 pub mod error;
 pub mod feeds;
 pub mod fleet;

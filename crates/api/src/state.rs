@@ -36,6 +36,15 @@ pub struct ApiConfig {
     /// Seconds an automated investigation waits for a connected device to answer its live
     /// look before it goes on with telemetry alone.
     pub live_evidence_wait_secs: u64,
+    /// Seconds between looks a held agent poll takes at its machine's queue when no ring
+    /// woke it: changes made by servers it does not hear (no cluster bus) arrive this late.
+    pub poll_recheck_secs: u64,
+    /// Seconds between reads of the store's indicator generations: indicator changes made by
+    /// servers this one does not hear (no cluster bus) reach its matcher and agents this late.
+    pub indicator_sync_secs: u64,
+    /// The cluster bus (`[api.cluster]`, or `serve --nats-url`): servers sharing the state
+    /// store wake each other's agent polls and indicator reloads over NATS.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Advanced-hunting limits (`[api.hunting]`).
     pub hunting: crate::routes::hunting::HuntingConfig,
 }
@@ -52,6 +61,9 @@ impl Default for ApiConfig {
             indicator_retrohunt_days: 30,
             response_file_days: 30,
             live_evidence_wait_secs: 60,
+            poll_recheck_secs: 5,
+            indicator_sync_secs: 1,
+            cluster: None,
             hunting: Default::default(),
         }
     }
@@ -104,11 +116,16 @@ impl AppState {
                 ..rampart_detect::EngineConfig::default()
             },
         );
-        let indicators = Arc::new(rampart_detect::IndicatorMatcher::new(
-            store.clone(),
-            events.clone(),
-            std::time::Duration::from_secs(u64::from(config.indicator_retrohunt_days) * 86_400),
-        ));
+        let indicators = Arc::new(
+            rampart_detect::IndicatorMatcher::new(
+                store.clone(),
+                events.clone(),
+                std::time::Duration::from_secs(u64::from(config.indicator_retrohunt_days) * 86_400),
+            )
+            .with_sync_every(std::time::Duration::from_secs(
+                config.indicator_sync_secs.max(1),
+            )),
+        );
         let investigator = rampart_respond::air::Investigator::new(
             store.clone(),
             events.clone(),

@@ -82,8 +82,15 @@ pub struct IndicatorMatcher {
     /// a change (agents' held command polls answer at once, so devices enforce a new
     /// indicator within moments instead of at their next sync).
     published: watch::Sender<Arc<HashMap<TenantId, i64>>>,
-    /// Rung by [`IndicatorMatcher::apply`]: read and publish the generations now.
+    /// Rung by [`IndicatorMatcher::apply`] and [`IndicatorMatcher::look_now`]: read and
+    /// publish the generations now.
     changed_here: Notify,
+    /// Tells the other servers of each tenant whose indicators this one changed (set once,
+    /// when the server joins a cluster).
+    relay: OnceLock<Box<dyn Fn(TenantId) + Send + Sync>>,
+    /// How often the store's indicator generations are read (changes made by servers this
+    /// one does not hear of through a relay arrive this late).
+    sync_every: Duration,
 }
 
 /// A machine's device group (id and name; `None` when it has none) as looked up at an instant.
@@ -182,7 +189,27 @@ impl IndicatorMatcher {
             sync: Mutex::default(),
             published: watch::Sender::new(Arc::default()),
             changed_here: Notify::new(),
+            relay: OnceLock::new(),
+            sync_every: SYNC_EVERY,
         }
+    }
+
+    /// Reads the store's indicator generations every `every` instead of every second.
+    pub fn with_sync_every(mut self, every: Duration) -> IndicatorMatcher {
+        self.sync_every = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Passes each tenant this server changes the indicators of on to `relay` from now on;
+    /// `false` when one is set already (it stays). It must not block.
+    pub fn set_relay(&self, relay: Box<dyn Fn(TenantId) + Send + Sync>) -> bool {
+        self.relay.set(relay).is_ok()
+    }
+
+    /// Reads the store's indicator generations now rather than at the next look: another
+    /// server said it changed some.
+    pub fn look_now(&self) {
+        self.changed_here.notify_one();
     }
 
     pub(crate) fn events(&self) -> &EventStore {
@@ -249,7 +276,7 @@ impl IndicatorMatcher {
 
     /// Reloads the tenants whose indicators changed through someone else.
     async fn follow_store(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(SYNC_EVERY);
+        let mut tick = tokio::time::interval(self.sync_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -384,6 +411,9 @@ impl IndicatorMatcher {
             }
         }
         self.changed_here.notify_one();
+        if let Some(relay) = self.relay.get() {
+            relay(tenant);
+        }
         let Some(retro) = self.retro.get() else {
             return;
         };

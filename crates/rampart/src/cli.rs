@@ -207,6 +207,13 @@ pub struct ServeFlags {
     /// Turn off the per-app rate limits
     #[arg(long, env = "RAMPART_NO_RATE_LIMITS")]
     pub no_rate_limits: bool,
+    /// Join the cluster bus at this NATS server (nats://host:4222): servers sharing the
+    /// database wake each other's agent polls and indicator reloads
+    #[arg(long, env = "RAMPART_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// The cluster's name on the bus, the prefix of its subjects [default: rampart]
+    #[arg(long, env = "RAMPART_CLUSTER_NAME", requires = "nats_url")]
+    pub cluster_name: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

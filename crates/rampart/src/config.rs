@@ -106,6 +106,17 @@ impl Settings {
             _ => bail!("--tls-cert and --tls-key go together"),
         };
         self.api.tls = self.tls != Tls::Off;
+        if let Some(url) = &f.nats_url {
+            let name = f
+                .cluster_name
+                .clone()
+                .or_else(|| self.api.cluster.as_ref().map(|c| c.name.clone()))
+                .unwrap_or_else(|| "rampart".into());
+            self.api.cluster = Some(rampart_api::cluster::ClusterConfig {
+                nats_url: url.clone(),
+                name,
+            });
+        }
         if let Some(u) = &f.public_url {
             self.api.public_url = Some(u.clone());
         }

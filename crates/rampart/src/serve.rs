@@ -44,6 +44,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("loading tenants and signing keys")?;
     let tenant = state.default_tenant;
+    // Before anything can ring: every ring from now on reaches the other servers.
+    let bus = match &settings.api.cluster {
+        Some(cluster) => Some(
+            rampart_api::cluster::join(&state, cluster)
+                .await
+                .context("joining the cluster bus")?,
+        ),
+        None => None,
+    };
     let detections = state.detections.start();
     let started = std::time::Instant::now();
     let loaded = state
@@ -90,6 +99,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .map(redact)
             .unwrap_or_else(|| settings.data_dir.join("telemetry").display().to_string())
     );
+    if let Some(cluster) = &settings.api.cluster {
+        println!(
+            "  cluster bus:    {} (cluster '{}')",
+            redact(&cluster.nats_url),
+            cluster.name
+        );
+    }
     println!("  default tenant: {tenant}");
     if let Some((cert, _)) = &tls_files {
         println!(
@@ -154,6 +170,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     flusher.abort();
     detections.abort();
     investigations.abort();
+    if let Some(bus) = bus {
+        bus.abort();
+    }
     events
         .shutdown()
         .await

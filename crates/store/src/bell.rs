@@ -3,22 +3,28 @@
 //! An agent's poll (`POST /agent/v1/commands/poll`) holds its request open until there is
 //! something to do. Every change to a queue goes through the store, so the store rings the
 //! machine's bell after the change commits, and a poll waiting on it answers at once instead
-//! of at its next look. The bell is in-process: a poll served by another server that shares
-//! the database does not hear it and finds the change at its next look (see the poll route).
+//! of at its next look. The bell is in-process; servers sharing the database hear each other's
+//! rings through a relay ([`ActionBell::set_relay`], the cluster bus) — without one, a poll
+//! served by another server finds the change at its next look (see the poll route).
 //!
 //! A waiter must *listen* before it looks at the queue — `Notify::notified()` then `enable()` —
 //! so that a ring landing between the look and the wait is not lost.
 
 use rampart_core::TenantId;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use tokio::sync::Notify;
 
 /// One [`Notify`] per machine with a poll waiting; machines nobody waits for cost nothing.
 #[derive(Default)]
 pub struct ActionBell {
     rooms: Mutex<Rooms>,
+    /// Tells the other servers of each ring (set once, when the server joins a cluster).
+    relay: OnceLock<Relay>,
 }
+
+/// Where a ring is passed on to: it must not block (it runs in the store's write path).
+pub type Relay = Box<dyn Fn(TenantId, &str) + Send + Sync>;
 
 #[derive(Default)]
 struct Rooms {
@@ -46,8 +52,24 @@ impl ActionBell {
         n
     }
 
-    /// Wakes every poll waiting on the machine (lower-case id).
+    /// Passes every ring of this bell on to `relay` from now on; `false` when one is set
+    /// already (it stays).
+    pub fn set_relay(&self, relay: Relay) -> bool {
+        self.relay.set(relay).is_ok()
+    }
+
+    /// Wakes every poll waiting on the machine (lower-case id), here and, through the relay,
+    /// on the other servers.
     pub fn ring(&self, tenant: TenantId, machine_id: &str) {
+        self.ring_here(tenant, machine_id);
+        if let Some(relay) = self.relay.get() {
+            relay(tenant, machine_id);
+        }
+    }
+
+    /// Wakes the polls waiting on the machine on this server only: a ring relayed from
+    /// another server.
+    pub fn ring_here(&self, tenant: TenantId, machine_id: &str) {
         let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = rooms
             .by_machine

@@ -43,9 +43,6 @@ use tokio::time::Instant;
 /// Longest hold of a poll: below the agent's request timeout and the idle timeouts of common
 /// proxies (60 s).
 pub const MAX_WAIT: Duration = Duration::from_secs(50);
-/// How often a held poll looks at the queue although its bell did not ring: changes made by
-/// another server sharing the database ring only that server's bell.
-const RECHECK: Duration = Duration::from_secs(5);
 /// Commands handed out by one answer at most.
 const MAX_COMMANDS: usize = 16;
 /// Ids an agent may list in `running`.
@@ -101,7 +98,11 @@ pub async fn poll(State(state): State<AppState>, req: Request) -> ApiResult<Json
         if !answer.is_empty() || news || now >= deadline || *stopping.borrow() {
             return Ok(Json(answer));
         }
-        let look_again = tokio::time::sleep_until(deadline.min(now + RECHECK));
+        // A held poll looks at the queue now and then although its bell did not ring: a
+        // change made by another server sharing the database rings that server's bell, and
+        // this one's only through the cluster bus.
+        let recheck = Duration::from_secs(state.config.poll_recheck_secs.max(1));
+        let look_again = tokio::time::sleep_until(deadline.min(now + recheck));
         tokio::pin!(look_again);
         loop {
             tokio::select! {

@@ -56,6 +56,29 @@ pub(crate) async fn report(
     .await
 }
 
+/// A poll held in the background: its answer, and how long it was held.
+fn held_poll(
+    s: &Server,
+    device: &Device,
+    body: Value,
+) -> tokio::task::JoinHandle<(Value, Duration)> {
+    let (http, url, auth) = (s.http.clone(), s.url.clone(), device.auth.clone());
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let v: Value = http
+            .post(format!("{url}/agent/v1/commands/poll"))
+            .header("authorization", auth)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (v, started.elapsed())
+    })
+}
+
 async fn act(s: &Server, token: &str, machine: &str, action: &str, body: Value) -> String {
     let (st, v) = s
         .post(&format!("/api/machines/{machine}/{action}"), token, body)
@@ -182,23 +205,7 @@ async fn actions_reach_the_agent_as_commands_and_its_results_complete_them() {
         );
 
         // A poll that waits answers as soon as an action is queued, not when its wait ends.
-        let waiting = {
-            let (url, auth) = (s.url.clone(), device.auth.clone());
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let v: Value = reqwest::Client::new()
-                    .post(format!("{url}/agent/v1/commands/poll"))
-                    .header("authorization", auth)
-                    .json(&json!({ "waitSeconds": 30 }))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                (v, started.elapsed())
-            })
-        };
+        let waiting = held_poll(&s, &device, json!({ "waitSeconds": 30 }));
         tokio::time::sleep(Duration::from_millis(300)).await;
         let scan = act(
             &s,
@@ -641,6 +648,97 @@ async fn a_held_poll_answers_when_the_tenants_indicators_change() {
         assert!(
             waited >= Duration::from_millis(1900),
             "{n}: another tenant's change answered the poll after {waited:?}"
+        );
+    }
+}
+
+/// The NATS server of the cluster-bus test: `RAMPART_TEST_NATS_URL` (set by `.ci/run`, which
+/// makes the test required), else the local one when it answers.
+fn nats_url() -> Option<String> {
+    if let Ok(url) = std::env::var("RAMPART_TEST_NATS_URL") {
+        return Some(url);
+    }
+    match std::net::TcpStream::connect(("127.0.0.1", 4222)) {
+        Ok(_) => Some("nats://127.0.0.1:4222".into()),
+        Err(_) => {
+            eprintln!("skipping the cluster bus test: no NATS server on 127.0.0.1:4222");
+            None
+        }
+    }
+}
+
+/// Servers sharing the database and a cluster bus: an action submitted through one reaches an
+/// agent whose poll the other holds at once, and so does an indicator change — although the
+/// held poll's own look at the queue, and the second server's reading of the indicator
+/// generations, are set to a minute, longer than the poll waits: only the bus can wake it.
+#[tokio::test]
+async fn a_command_reaches_an_agent_polling_another_server_through_the_cluster_bus() {
+    let Some(nats) = nats_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rampart.toml");
+    std::fs::write(
+        &config,
+        "[api]\npoll_recheck_secs = 60\nindicator_sync_secs = 60\n",
+    )
+    .unwrap();
+    let cluster = format!("test-{}", uuid::Uuid::new_v4().simple());
+    for b in backends(dir.path()) {
+        let serve = |backend: &crate::harness::Backend| {
+            Server::start_opts(
+                backend,
+                &["--config", config.to_str().unwrap()],
+                &[
+                    "--no-rate-limits",
+                    "--nats-url",
+                    &nats,
+                    "--cluster-name",
+                    &cluster,
+                ],
+            )
+        };
+        let a = serve(&b);
+        let mut second = b.clone();
+        second.data_dir = dir.path().join(format!("{}-second", b.name));
+        let s2 = serve(&second);
+        let device = enroll(&a, &format!("bus-{}.corp.example", b.name)).await;
+        let token = a.token_with(ROLES).await;
+
+        // The agent's poll is held by the second server; the action goes through the first.
+        let held = held_poll(&s2, &device, json!({"waitSeconds": 30, "running": []}));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let isolate = act(&a, &token, &device.id, "isolate", json!({"Comment": "c2"})).await;
+        let (v, waited) = held.await.unwrap();
+        assert_eq!(v["commands"][0]["id"], isolate.as_str(), "{}: {v}", b.name);
+        assert!(
+            waited < Duration::from_secs(25),
+            "{}: the poll was answered by its own wait ending, not the bus ({waited:?})",
+            b.name
+        );
+
+        // An indicator added through the first server: the poll held by the second answers
+        // with the new generation.
+        let generation = poll(&s2, &device, 0, &[&isolate]).await["indicatorGeneration"].clone();
+        let held = held_poll(
+            &s2,
+            &device,
+            json!({"waitSeconds": 30, "running": [isolate], "indicatorGeneration": generation}),
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let ti = a.token_with("Ti.ReadWrite.All").await;
+        let (st, body) = a
+            .post(
+                "/api/indicators",
+                &ti,
+                json!({"indicatorValue": "203.0.113.77", "indicatorType": "IpAddress",
+                       "action": "Block", "title": "bus", "description": "test"}),
+            )
+            .await;
+        assert_eq!(st, 200, "{body}");
+        let (v, _) = held.await.unwrap();
+        assert_ne!(
+            v["indicatorGeneration"], generation,
+            "{}: the poll was answered by its own wait ending, not the bus: {v}",
+            b.name
         );
     }
 }
