@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `manifest.json` | device, time, agent version, the parts and what failed |
 //! | `processes.tsv` | every process: pid, parent, uid, start (clock ticks), image, command line |
-//! | `connections.tsv` | TCP sockets from sock_diag: state, addresses, uid, inode, owning pid |
+//! | `connections.tsv` | TCP and UDP sockets from sock_diag: protocol, state, addresses, uid, inode, owning pid |
 //! | `network/` | adapters (JSON), routes, `hosts`, `resolv.conf`, `nsswitch.conf`, the nftables ruleset |
 //! | `users/` | `passwd`, `group`, the login records (`utmp`, `wtmp`, `btmp`, `lastlog`) as they are |
 //! | `persistence/…` | the persistence locations of [`crate::scan::locations`], files as they are |
@@ -330,19 +330,24 @@ fn tsv(s: &str) -> String {
     s.replace(['\t', '\n', '\r'], " ")
 }
 
-/// The TCP socket table with each socket's owning process.
+/// The TCP and UDP socket table with each socket's owning process.
 fn connections() -> std::io::Result<String> {
-    let sockets = diag::dump_tcp()?;
+    let sockets = diag::dump()?;
     let owners = socket_owners();
-    let mut out = String::from("state\tlocal\tremote\tuid\tinode\tpid\n");
+    let mut out = String::from("protocol\tstate\tlocal\tremote\tuid\tinode\tpid\n");
     for s in sockets {
         let pid = owners
             .get(&s.inode)
             .map(ToString::to_string)
             .unwrap_or_default();
         out.push_str(&format!(
-            "{:?}\t{}\t{}\t{}\t{}\t{pid}\n",
-            s.state, s.local, s.remote, s.uid, s.inode
+            "{}\t{:?}\t{}\t{}\t{}\t{}\t{pid}\n",
+            s.protocol.as_str(),
+            s.state,
+            s.local,
+            s.remote,
+            s.uid,
+            s.inode
         ));
     }
     Ok(out)

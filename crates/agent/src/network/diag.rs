@@ -1,13 +1,35 @@
 //! The kernel's socket table through sock_diag (`NETLINK_SOCK_DIAG`, `SOCK_DIAG_BY_FAMILY`):
-//! every TCP socket of this network namespace with its state, addresses, owner uid and inode.
-//! Needs no privileges; one dump is a few system calls however many sockets there are.
+//! every TCP and UDP socket of this network namespace with its state, addresses, owner uid
+//! and inode. Needs no privileges; one dump is a few system calls however many sockets there
+//! are.
+//!
+//! The kernel reports UDP sockets in TCP's states: `ESTABLISHED` for a connected one (it has
+//! a remote end), `CLOSE` for one that is only bound (a server's, or a client's that sends
+//! with `sendto` — those are not seen talking: datagrams leave no socket state).
 
 use crate::process::connector::check;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// TCP states (include/net/tcp_states.h).
+/// The transport protocol of a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// The name DeviceNetworkEvents' `Protocol` column uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "Tcp",
+            Protocol::Udp => "Udp",
+        }
+    }
+}
+
+/// TCP states (include/net/tcp_states.h), which UDP sockets are reported in too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TcpState {
     Established,
@@ -54,13 +76,41 @@ impl TcpState {
 
 /// One socket of the dump.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TcpSocket {
+pub struct InetSocket {
+    pub protocol: Protocol,
     pub state: TcpState,
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub uid: u32,
     /// 0 for sockets no file refers to any more (TIME_WAIT).
     pub inode: u64,
+}
+
+impl InetSocket {
+    /// A socket waiting for others: a TCP listener, or a UDP socket bound to a port with no
+    /// remote end.
+    pub fn is_listener(&self) -> bool {
+        match self.protocol {
+            Protocol::Tcp => self.state == TcpState::Listen,
+            Protocol::Udp => {
+                self.state == TcpState::Close && self.remote.port() == 0 && self.local.port() != 0
+            }
+        }
+    }
+
+    /// A TCP connection the kernel completed that no process has accepted yet: it waits in
+    /// its listener's queue, without a file (inode 0) to trace a process by.
+    pub fn awaits_accept(&self) -> bool {
+        self.protocol == Protocol::Tcp && self.state == TcpState::Established && self.inode == 0
+    }
+
+    /// Whether it is (or was) connected to a remote end: for TCP, through the handshake.
+    pub fn was_connected(&self) -> bool {
+        match self.protocol {
+            Protocol::Tcp => self.state.was_connected(),
+            Protocol::Udp => self.state == TcpState::Established,
+        }
+    }
 }
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -71,11 +121,13 @@ const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_HDRLEN: usize = 16;
 /// `struct inet_diag_msg`.
 const DIAG_MSG_LEN: usize = 72;
-/// Every state but CLOSE (sockets being torn down, with nothing to say).
-const STATES: u32 = 0xfff & !(1 << 7);
+/// TCP: every state but CLOSE (sockets being torn down, with nothing to say).
+const TCP_STATES: u32 = 0xfff & !(1 << 7);
+/// UDP: connected (ESTABLISHED) and bound (CLOSE).
+const UDP_STATES: u32 = (1 << 1) | (1 << 7);
 
-/// Every TCP socket (IPv4 and IPv6) but the closed ones.
-pub fn dump_tcp() -> io::Result<Vec<TcpSocket>> {
+/// Every TCP socket but the closed ones, and every UDP socket (IPv4 and IPv6).
+pub fn dump() -> io::Result<Vec<InetSocket>> {
     // SAFETY: plain socket(2) call with constant arguments; the result is checked and owned by
     // `OwnedFd` at once, which closes it exactly once.
     let raw = check(unsafe {
@@ -89,8 +141,11 @@ pub fn dump_tcp() -> io::Result<Vec<TcpSocket>> {
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
-    for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
-        let req = request(family);
+    let asks = [Protocol::Tcp, Protocol::Udp]
+        .into_iter()
+        .flat_map(|p| [(p, libc::AF_INET as u8), (p, libc::AF_INET6 as u8)]);
+    for (protocol, family) in asks {
+        let req = request(protocol, family);
         // SAFETY: the pointer and length describe `req`, alive for the call.
         let sent = unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
         if sent < 0 {
@@ -107,7 +162,7 @@ pub fn dump_tcp() -> io::Result<Vec<TcpSocket>> {
                 return Err(e);
             }
             let n = usize::try_from(n).unwrap_or(0).min(buf.len());
-            match parse(&buf[..n], &mut out)? {
+            match parse(&buf[..n], protocol, &mut out)? {
                 Parsed::More => {}
                 Parsed::Done => break 'dump,
             }
@@ -116,8 +171,12 @@ pub fn dump_tcp() -> io::Result<Vec<TcpSocket>> {
     Ok(out)
 }
 
-/// A dump request for one address family, all states.
-fn request(family: u8) -> Vec<u8> {
+/// A dump request for one protocol and address family, the states worth reporting.
+fn request(protocol: Protocol, family: u8) -> Vec<u8> {
+    let (number, states) = match protocol {
+        Protocol::Tcp => (libc::IPPROTO_TCP, TCP_STATES),
+        Protocol::Udp => (libc::IPPROTO_UDP, UDP_STATES),
+    };
     let len = NLMSG_HDRLEN + 56;
     let mut m = Vec::with_capacity(len);
     m.extend_from_slice(&(len as u32).to_ne_bytes());
@@ -126,10 +185,10 @@ fn request(family: u8) -> Vec<u8> {
     m.extend_from_slice(&1u32.to_ne_bytes()); // seq
     m.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
     m.push(family);
-    m.push(libc::IPPROTO_TCP as u8);
+    m.push(number as u8);
     m.push(0); // no extensions
     m.push(0);
-    m.extend_from_slice(&STATES.to_ne_bytes());
+    m.extend_from_slice(&states.to_ne_bytes());
     m.resize(len, 0); // the socket id: zero, all sockets
     m
 }
@@ -148,7 +207,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 }
 
 /// Parses one datagram of netlink messages into sockets.
-fn parse(mut b: &[u8], out: &mut Vec<TcpSocket>) -> io::Result<Parsed> {
+fn parse(mut b: &[u8], protocol: Protocol, out: &mut Vec<InetSocket>) -> io::Result<Parsed> {
     while b.len() >= NLMSG_HDRLEN {
         let len = u32_at(b, 0) as usize;
         let kind = u16_at(b, 4);
@@ -167,7 +226,7 @@ fn parse(mut b: &[u8], out: &mut Vec<TcpSocket>) -> io::Result<Parsed> {
                 return Err(io::Error::from_raw_os_error(errno));
             }
             SOCK_DIAG_BY_FAMILY if payload.len() >= DIAG_MSG_LEN => {
-                if let Some(s) = socket(payload) {
+                if let Some(s) = socket(payload, protocol) {
                     out.push(s);
                 }
             }
@@ -180,7 +239,7 @@ fn parse(mut b: &[u8], out: &mut Vec<TcpSocket>) -> io::Result<Parsed> {
 }
 
 /// One `inet_diag_msg`.
-fn socket(m: &[u8]) -> Option<TcpSocket> {
+fn socket(m: &[u8], protocol: Protocol) -> Option<InetSocket> {
     let family = m[0];
     let state = TcpState::of(m[1])?;
     // The socket id at offset 4: ports big-endian, then source and destination addresses.
@@ -202,7 +261,8 @@ fn socket(m: &[u8]) -> Option<TcpSocket> {
             None
         }
     };
-    Some(TcpSocket {
+    Some(InetSocket {
+        protocol,
         state,
         local: SocketAddr::new(addr(8)?, sport),
         remote: SocketAddr::new(addr(24)?, dport),

@@ -1,19 +1,23 @@
-//! The network sensor: TCP connections and listeners → `DeviceNetworkEvents`.
+//! The network sensor: TCP and UDP connections and listeners → `DeviceNetworkEvents`.
 //!
-//! Each interval the sensor dumps the kernel's TCP sockets ([`diag`], sock_diag) and compares
-//! the dump with the one before ([`changes`]):
+//! Each interval the sensor dumps the kernel's TCP and UDP sockets ([`diag`], sock_diag) and
+//! compares the dump with the one before ([`changes`]):
 //!
-//! * a new listening socket → `ListeningConnectionCreated`;
-//! * a new connection that got through the handshake → `InboundConnectionAccepted` when its
-//!   local port is one the host listens on, else `ConnectionSuccess`;
-//! * an outbound attempt seen in `SYN_SENT` that is gone without ever connecting →
+//! * a new listening socket (TCP, or UDP bound to a port) → `ListeningConnectionCreated`;
+//! * a new connection that got through the handshake (or a connected UDP socket) →
+//!   `InboundConnectionAccepted` when its local port is one the host listens on, else
+//!   `ConnectionSuccess`;
+//! * an outbound TCP attempt seen in `SYN_SENT` that is gone without ever connecting →
 //!   `ConnectionFailed`;
 //! * at start, the connections already open → `ConnectionFound`.
 //!
 //! Connections are keyed by their address pair, so one that goes from `ESTABLISHED` to
 //! `TIME_WAIT` between dumps is reported once, and one opened and closed within an interval is
 //! still seen in `TIME_WAIT` (without its process: no file refers to such a socket any more).
-//! Anything that opens and fails between two dumps is not seen. The process behind a socket is
+//! An inbound connection still waiting in its listener's accept queue is reported at the dump
+//! that finds it accepted, so that the server process behind it is named.
+//! Anything that opens and fails between two dumps is not seen, nor UDP datagrams sent with
+//! `sendto` from an unconnected socket (they leave no state). The process behind a socket is
 //! found by its inode among `/proc/*/fd`, read only when a dump brought something new.
 //! IPv4-mapped IPv6 addresses are reported as the IPv4 address, so that IPv4 indicators match.
 
@@ -25,7 +29,7 @@ use crate::process::hashes::HashCache;
 use crate::process::rows::{self, RowContext};
 use crate::process::{procfs, users};
 use crate::worker::{Worker, pause};
-use diag::{TcpSocket, TcpState};
+use diag::{InetSocket, Protocol, TcpState};
 use rampart_proto::telemetry::Row;
 use rustc_hash::FxHashMap;
 use serde_json::{Value, json};
@@ -60,34 +64,35 @@ impl Default for NetworkConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     pub action: &'static str,
-    pub socket: TcpSocket,
+    pub socket: InetSocket,
 }
 
-/// A connection's identity across dumps: its addresses (a listener has no remote end).
-type Key = (SocketAddr, SocketAddr);
+/// A connection's identity across dumps: its protocol and addresses (a listener has no remote
+/// end).
+type Key = (Protocol, SocketAddr, SocketAddr);
 
 /// One dump, by key.
 #[derive(Default)]
 pub struct Dump {
-    sockets: FxHashMap<Key, TcpSocket>,
+    sockets: FxHashMap<Key, InetSocket>,
 }
 
 impl Dump {
-    pub fn new(sockets: Vec<TcpSocket>) -> Dump {
+    pub fn new(sockets: Vec<InetSocket>) -> Dump {
         let mut map = FxHashMap::with_capacity_and_hasher(sockets.len(), Default::default());
         for mut s in sockets {
             s.local = unmapped(s.local);
             s.remote = unmapped(s.remote);
-            map.insert((s.local, s.remote), s);
+            map.insert((s.protocol, s.local, s.remote), s);
         }
         Dump { sockets: map }
     }
 
-    fn listening_ports(&self) -> HashSet<(IpAddr, u16)> {
+    fn listening_ports(&self) -> HashSet<(Protocol, IpAddr, u16)> {
         self.sockets
             .values()
-            .filter(|s| s.state == TcpState::Listen)
-            .map(|s| (s.local.ip(), s.local.port()))
+            .filter(|s| s.is_listener())
+            .map(|s| (s.protocol, s.local.ip(), s.local.port()))
             .collect()
     }
 }
@@ -103,13 +108,17 @@ fn unmapped(a: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Whether a listener on `listening` takes connections to `local`.
-fn listens(listening: &HashSet<(IpAddr, u16)>, local: SocketAddr) -> bool {
+/// Whether a listener on `listening` takes `protocol` connections to `local`.
+fn listens(
+    listening: &HashSet<(Protocol, IpAddr, u16)>,
+    protocol: Protocol,
+    local: SocketAddr,
+) -> bool {
     let port = local.port();
-    listening.contains(&(local.ip(), port))
+    listening.contains(&(protocol, local.ip(), port))
         || listening
             .iter()
-            .any(|(ip, p)| *p == port && ip.is_unspecified())
+            .any(|(pr, ip, p)| *pr == protocol && *p == port && ip.is_unspecified())
 }
 
 /// What changed from `before` (`None` at start) to `now`.
@@ -120,7 +129,7 @@ pub fn changes(before: Option<&Dump>, now: &Dump) -> Vec<Change> {
         out.extend(
             now.sockets
                 .values()
-                .filter(|s| s.state == TcpState::Established)
+                .filter(|s| s.state == TcpState::Established && !s.is_listener())
                 .map(|s| Change {
                     action: "ConnectionFound",
                     socket: s.clone(),
@@ -131,16 +140,23 @@ pub fn changes(before: Option<&Dump>, now: &Dump) -> Vec<Change> {
     listening.extend(before.listening_ports());
     for (key, s) in &now.sockets {
         let old = before.sockets.get(key);
-        let action = match s.state {
-            TcpState::Listen if old.is_none() => "ListeningConnectionCreated",
-            st if st.was_connected() && !old.is_some_and(|o| o.state.was_connected()) => {
-                if listens(&listening, s.local) {
-                    "InboundConnectionAccepted"
-                } else {
-                    "ConnectionSuccess"
-                }
+        let action = if s.is_listener() {
+            if old.is_some() {
+                continue;
             }
-            _ => continue,
+            "ListeningConnectionCreated"
+        } else if s.was_connected()
+            // Reported once accepted, when its process can be named (or once it is gone).
+            && !s.awaits_accept()
+            && !old.is_some_and(|o| o.was_connected() && !o.awaits_accept())
+        {
+            if listens(&listening, s.protocol, s.local) {
+                "InboundConnectionAccepted"
+            } else {
+                "ConnectionSuccess"
+            }
+        } else {
+            continue;
         };
         out.push(Change {
             action,
@@ -148,7 +164,10 @@ pub fn changes(before: Option<&Dump>, now: &Dump) -> Vec<Change> {
         });
     }
     for (key, s) in &before.sockets {
-        if s.state == TcpState::SynSent && !now.sockets.contains_key(key) {
+        if s.protocol == Protocol::Tcp
+            && s.state == TcpState::SynSent
+            && !now.sockets.contains_key(key)
+        {
             out.push(Change {
                 action: "ConnectionFailed",
                 socket: s.clone(),
@@ -252,18 +271,18 @@ pub fn row(
 ) -> Row {
     let s = &change.socket;
     let mut r = ctx.event(time, change.action);
-    r.insert("Protocol".into(), json!("Tcp"));
+    r.insert("Protocol".into(), json!(s.protocol.as_str()));
     r.insert("LocalIP".into(), json!(s.local.ip().to_string()));
     r.insert("LocalPort".into(), json!(s.local.port()));
     r.insert("LocalIPType".into(), json!(ip_type(s.local.ip())));
-    if s.state != TcpState::Listen {
+    if !s.is_listener() {
         r.insert("RemoteIP".into(), json!(s.remote.ip().to_string()));
         r.insert("RemotePort".into(), json!(s.remote.port()));
         r.insert("RemoteIPType".into(), json!(ip_type(s.remote.ip())));
     }
     match process {
         Some(p) => rows::initiating_process(&mut r, ctx, p),
-        None if s.state == TcpState::TimeWait => {
+        None if s.protocol == Protocol::Tcp && s.state == TcpState::TimeWait => {
             r.insert(
                 "AdditionalFields".into(),
                 Value::String(
@@ -290,8 +309,8 @@ impl NetworkSensor {
         cache: Arc<HashCache>,
         out: mpsc::Sender<TableRow>,
     ) -> Result<NetworkSensor> {
-        diag::dump_tcp()
-            .map_err(|e| Error::Config(format!("reading the TCP socket table (sock_diag): {e}")))?;
+        diag::dump()
+            .map_err(|e| Error::Config(format!("reading the socket table (sock_diag): {e}")))?;
         let worker = Worker::spawn("rampart-net", move |stop| watch(config, cache, out, stop))?;
         Ok(NetworkSensor { worker })
     }
@@ -311,7 +330,7 @@ fn watch(
     let mut before: Option<Dump> = None;
     while !stop.load(Ordering::Relaxed) {
         let time = OffsetDateTime::now_utc();
-        match diag::dump_tcp() {
+        match diag::dump() {
             Ok(sockets) => {
                 let now = Dump::new(sockets);
                 let found = changes(before.as_ref(), &now);
@@ -342,7 +361,7 @@ fn watch(
                 }
                 before = Some(now);
             }
-            Err(e) => tracing::warn!("reading the TCP socket table: {e}"),
+            Err(e) => tracing::warn!("reading the socket table: {e}"),
         }
         pause(stop, config.interval);
     }

@@ -2,14 +2,15 @@
 //! reads turned into DeviceNetworkEvents action types, sockets traced to their process, and
 //! rows whose every column is one of the table's.
 
-use rampart_agent::network::diag::{self, TcpSocket, TcpState};
+use rampart_agent::network::diag::{self, InetSocket, Protocol, TcpState};
 use rampart_agent::network::{self, Dump, changes, ip_type};
 use rampart_agent::process::rows::{ProcInfo, RowContext};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use time::OffsetDateTime;
 
-fn sock(state: TcpState, local: &str, remote: &str, inode: u64) -> TcpSocket {
-    TcpSocket {
+fn sock(state: TcpState, local: &str, remote: &str, inode: u64) -> InetSocket {
+    InetSocket {
+        protocol: Protocol::Tcp,
         state,
         local: local.parse().unwrap(),
         remote: remote.parse().unwrap(),
@@ -33,17 +34,17 @@ fn actions(before: Option<&Dump>, now: &Dump) -> Vec<(&'static str, String, Stri
 
 #[test]
 fn the_kernel_socket_table_shows_a_listener_and_both_ends_of_a_connection() {
-    let before = Dump::new(diag::dump_tcp().unwrap());
+    let before = Dump::new(diag::dump().unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let server = listener.local_addr().unwrap();
     let client = TcpStream::connect(server).unwrap();
     let (accepted, _) = listener.accept().unwrap();
     let client_addr = client.local_addr().unwrap();
-    let raw = diag::dump_tcp().unwrap();
+    let raw = diag::dump().unwrap();
 
     let ours = raw
         .iter()
-        .find(|s| s.local == server && s.state == TcpState::Listen)
+        .find(|s| s.protocol == Protocol::Tcp && s.local == server && s.state == TcpState::Listen)
         .expect("the listener is in the dump");
     assert_ne!(ours.inode, 0);
     assert_eq!(ours.uid, own_euid());
@@ -69,13 +70,68 @@ fn the_kernel_socket_table_shows_a_listener_and_both_ends_of_a_connection() {
     assert_eq!(owners.get(&client_sock.inode), Some(&std::process::id()));
 
     // Seen again in the next read: nothing new.
-    let again = Dump::new(diag::dump_tcp().unwrap());
+    let again = Dump::new(diag::dump().unwrap());
     let repeated: Vec<_> = actions(Some(&Dump::new(raw)), &again)
         .into_iter()
         .filter(|(_, l, r)| [l, r].iter().any(|a| **a == s(server)))
         .collect();
     assert!(repeated.is_empty(), "{repeated:?}");
     drop((client, accepted, listener));
+}
+
+#[test]
+fn udp_sockets_bound_and_connected_are_seen_in_the_kernel_table() {
+    let before = Dump::new(diag::dump().unwrap());
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(server_addr).unwrap();
+    let client_addr = client.local_addr().unwrap();
+    let raw = diag::dump().unwrap();
+    let bound = raw
+        .iter()
+        .find(|s| s.protocol == Protocol::Udp && s.local == server_addr)
+        .expect("the bound UDP socket is in the dump");
+    assert!(bound.is_listener(), "{bound:?}");
+    let connected = raw
+        .iter()
+        .find(|s| s.protocol == Protocol::Udp && s.local == client_addr)
+        .expect("the connected UDP socket is in the dump");
+    assert_eq!(connected.remote, server_addr);
+    assert!(connected.was_connected() && !connected.is_listener());
+
+    let found: Vec<_> = changes(Some(&before), &Dump::new(raw.clone()))
+        .into_iter()
+        .filter(|c| c.socket.protocol == Protocol::Udp)
+        .map(|c| (c.action, c.socket.local, c.socket.remote))
+        .collect();
+    assert!(
+        found.contains(&(
+            "ListeningConnectionCreated",
+            server_addr,
+            "0.0.0.0:0".parse().unwrap()
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("ConnectionSuccess", client_addr, server_addr)),
+        "{found:?}"
+    );
+    // Rows say Udp, and a bound socket has no remote end.
+    let ctx = RowContext::default();
+    let time = OffsetDateTime::now_utc();
+    for c in changes(Some(&before), &Dump::new(raw.clone())) {
+        if c.socket.protocol != Protocol::Udp || c.socket.local != server_addr {
+            continue;
+        }
+        let row = network::row(&ctx, time, &c, None);
+        assert_eq!(row["Protocol"], "Udp");
+        assert!(!row.contains_key("RemoteIP"), "{row:?}");
+    }
+    // The sockets lead to this process.
+    let owners = network::socket_owners();
+    assert_eq!(owners.get(&bound.inode), Some(&std::process::id()));
+    drop((client, server));
 }
 
 /// The effective uid of this process, read from /proc (the sensor reports socket owners by it).
@@ -119,7 +175,7 @@ fn changes_between_dumps_name_what_happened() {
     // The attempt is gone without connecting; an SSH login came in and left in TIME_WAIT
     // (the server closed first); the open connection moved to CLOSE_WAIT.
     let inbound = sock(TcpState::TimeWait, "10.0.0.5:22", "192.0.2.9:51000", 0);
-    let closing = TcpSocket {
+    let closing = InetSocket {
         state: TcpState::CloseWait,
         ..open.clone()
     };
@@ -138,6 +194,29 @@ fn changes_between_dumps_name_what_happened() {
                 "198.51.100.7:8443".into()
             ),
         ]
+    );
+
+    // An inbound connection still in the accept queue (no inode yet) waits for the dump that
+    // finds it accepted, so that the server process is named.
+    let sshd = sock(TcpState::Listen, "0.0.0.0:22", "0.0.0.0:0", 10);
+    let queued = sock(TcpState::Established, "10.0.0.5:22", "192.0.2.10:52000", 0);
+    let t2q = Dump::new(vec![sshd.clone(), queued.clone()]);
+    assert_eq!(
+        actions(Some(&t2), &t2q),
+        Vec::<(&str, String, String)>::new()
+    );
+    let accepted = InetSocket {
+        inode: 14,
+        ..queued
+    };
+    let t2a = Dump::new(vec![sshd, accepted]);
+    assert_eq!(
+        actions(Some(&t2q), &t2a),
+        vec![(
+            "InboundConnectionAccepted",
+            "10.0.0.5:22".into(),
+            "192.0.2.10:52000".into()
+        )]
     );
 
     // IPv4-mapped IPv6 addresses are reported as IPv4.

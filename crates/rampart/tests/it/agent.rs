@@ -216,6 +216,39 @@ async fn enrolled_agent_reports_processes_files_and_connections_that_hunting_fin
         );
         assert_eq!(net[1]["InitiatingProcessFileName"], "rampart", "{}", b.name);
 
+        // UDP: a socket bound to a port is a listener, a connected one a connection, both with
+        // this process behind them.
+        let udp_server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let udp_port = udp_server.local_addr().unwrap().port();
+        let udp_client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp_client.connect(("127.0.0.1", udp_port)).unwrap();
+        let q = format!(
+            "DeviceNetworkEvents | where DeviceId == '{}' and Protocol == 'Udp' \
+             and ((ActionType == 'ListeningConnectionCreated' and LocalPort == {udp_port}) \
+               or (ActionType == 'InboundConnectionAccepted' and RemotePort == {udp_port}) \
+               or (ActionType == 'ConnectionSuccess' and RemotePort == {udp_port})) \
+             | project ActionType, InitiatingProcessId | sort by ActionType asc",
+            creds.device_id
+        );
+        let udp = hunt(&s, &hunter, &q, |r| r.len() >= 2).await;
+        drop((udp_client, udp_server));
+        let kinds: Vec<_> = udp.iter().map(|r| r["ActionType"].clone()).collect();
+        assert_eq!(
+            kinds,
+            [
+                json!("ConnectionSuccess"),
+                json!("ListeningConnectionCreated")
+            ],
+            "{}: {udp:?}",
+            b.name
+        );
+        assert!(
+            udp.iter()
+                .all(|r| r["InitiatingProcessId"] == std::process::id()),
+            "{}: {udp:?}",
+            b.name
+        );
+
         let q = format!(
             "DeviceInfo | where DeviceId == '{}' | project OSPlatform, ClientVersion",
             creds.device_id
