@@ -36,6 +36,10 @@ pub struct ApiConfig {
     /// Seconds an automated investigation waits for a connected device to answer its live
     /// look before it goes on with telemetry alone.
     pub live_evidence_wait_secs: u64,
+    /// Whether this server runs automated investigations (queued ones, waiting ones, and
+    /// their remediation). Servers sharing a database may leave them to some of their number;
+    /// the action center works on every server.
+    pub investigations: bool,
     /// Seconds between looks a held agent poll takes at its machine's queue when no ring
     /// woke it: changes made by servers it does not hear (no cluster bus) arrive this late.
     pub poll_recheck_secs: u64,
@@ -61,6 +65,7 @@ impl Default for ApiConfig {
             indicator_retrohunt_days: 30,
             response_file_days: 30,
             live_evidence_wait_secs: 60,
+            investigations: true,
             poll_recheck_secs: 5,
             indicator_sync_secs: 1,
             cluster: None,

@@ -65,7 +65,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     // After the indicators load: investigations judge entities by them.
-    let investigations = state.investigator.start();
+    let investigations = settings
+        .api
+        .investigations
+        .then(|| state.investigator.start());
     let stopping = std::sync::Arc::clone(&state.stopping);
     let app = rampart_api::app(state);
     let listener = std::net::TcpListener::bind(&settings.listen)
@@ -169,7 +172,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     flusher.abort();
     detections.abort();
-    investigations.abort();
+    if let Some(investigations) = investigations {
+        investigations.abort();
+    }
     if let Some(bus) = bus {
         bus.abort();
     }

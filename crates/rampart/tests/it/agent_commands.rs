@@ -654,7 +654,7 @@ async fn a_held_poll_answers_when_the_tenants_indicators_change() {
 
 /// The NATS server of the cluster-bus test: `RAMPART_TEST_NATS_URL` (set by `.ci/run`, which
 /// makes the test required), else the local one when it answers.
-fn nats_url() -> Option<String> {
+pub(crate) fn nats_url() -> Option<String> {
     if let Ok(url) = std::env::var("RAMPART_TEST_NATS_URL") {
         return Some(url);
     }

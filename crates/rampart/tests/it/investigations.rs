@@ -1150,3 +1150,60 @@ async fn an_unanswered_live_look_is_given_up_and_the_investigation_goes_on() {
     );
     agent.abort();
 }
+
+/// Servers sharing the database and a cluster bus: the agent holds its poll on one that runs
+/// no investigations, so the investigation runs on the other — which asks the bus whether the
+/// device is connected, and looks at it live through the command its poll receives.
+#[tokio::test]
+async fn the_live_look_reaches_an_agent_connected_to_another_server_of_the_cluster() {
+    let Some(nats) = crate::agent_commands::nats_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let front = dir.path().join("front.toml");
+    std::fs::write(&front, "[api]\ninvestigations = false\n").unwrap();
+    for b in backends(dir.path()) {
+        let flags = [
+            "--no-rate-limits",
+            "--nats-url",
+            &nats,
+            "--cluster-name",
+            &cluster,
+        ];
+        let worker = Server::start_with(&b, &flags);
+        let mut second = b.clone();
+        second.data_dir = dir.path().join(format!("{}-front", b.name));
+        let agents = Server::start_opts(&second, &["--config", front.to_str().unwrap()], &flags);
+        let token = worker.token_with(ROLES).await;
+        let story = stage(&worker, &token, "bus", 80).await;
+        let (agent, _) = connected_agent(&agents, &story.a, Some(&[4242]), &[UNIT]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let c2 = import_c2_alert(&worker, &token, &format!("ndr-bus-{}", b.name)).await;
+        let inv = investigation(
+            &worker,
+            &token,
+            c2["id"].as_str().unwrap(),
+            &["Running", "SuccessfullyRemediated"],
+        )
+        .await;
+        agent.abort();
+        assert_eq!(inv["notExamined"], json!([]), "{}: {inv}", b.name);
+        let look = machine_action(&worker, &token, &inv, "liveEvidenceActionId").await;
+        assert_eq!(look["status"], "Succeeded", "{look}");
+        assert_eq!(
+            entity(&inv, "implant (pid 4242)")["liveState"],
+            "Running",
+            "{inv}"
+        );
+        // The implant's file is gone from the device: no quarantine, its process killed.
+        let actions = remediation_actions(&worker, &token, &inv).await;
+        assert!(
+            actions.iter().all(|a| a["actionType"] != "QuarantineFile"),
+            "{actions:?}"
+        );
+        let kill = of_type(&actions, "KillProcess", None);
+        assert_eq!(kill["processId"], 4242, "{kill}");
+    }
+}

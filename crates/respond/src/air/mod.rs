@@ -91,6 +91,19 @@ pub struct Investigator {
     events: EventStore,
     indicators: Arc<IndicatorMatcher>,
     config: InvestigatorConfig,
+    /// Who knows whether a device's agent is connected: this server's bell, unless a cluster
+    /// set a wider view.
+    presence: std::sync::OnceLock<Arc<dyn Presence>>,
+}
+
+/// Whether a device's agent is connected now — it holds a command poll — so that a live look
+/// reaches it at once.
+pub trait Presence: Send + Sync {
+    fn is_connected<'a>(
+        &'a self,
+        tenant: TenantId,
+        machine_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>;
 }
 
 fn ctx() -> AuditContext {
@@ -109,7 +122,21 @@ impl Investigator {
             events,
             indicators,
             config,
+            presence: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Asks `presence` whether devices are connected, instead of this server's bell (which
+    /// knows only the polls held here); `false` when one is set already (it stays).
+    pub fn set_presence(&self, presence: Arc<dyn Presence>) -> bool {
+        self.presence.set(presence).is_ok()
+    }
+
+    async fn is_connected(&self, tenant: TenantId, machine_id: &str) -> bool {
+        match self.presence.get() {
+            Some(p) => p.is_connected(tenant, machine_id).await,
+            None => self.store.action_bell().is_listening(tenant, machine_id),
+        }
     }
 
     /// Runs queued investigations and sweeps remediation actions until the runtime stops.
@@ -298,7 +325,7 @@ impl Investigator {
         let (entities, relations) = graph.into_parts();
         // Telemetry says what happened; a connected device says what is still there.
         if let Some(asked) = live_request(&inv.id, &entities) {
-            if !self.store.action_bell().is_listening(tenant, &machine.id) {
+            if !self.is_connected(tenant, &machine.id).await {
                 gaps.push("live evidence (the device's agent is not connected)".into());
             } else {
                 match self.ask_device(tenant, &machine, asked).await {
