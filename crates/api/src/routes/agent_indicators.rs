@@ -1,5 +1,6 @@
 //! `GET /agent/v1/indicators` (device credential): the indicators the device enforces itself —
-//! blocked and allowed file hashes, addresses and domains — filtered for it (active,
+//! blocked and allowed file hashes, addresses and domains (and URLs that name a whole site,
+//! as their host) — filtered for it (active,
 //! scoped to its device group, enforceable actions), with the tenant's YARA rule sets for its
 //! antivirus scans, and versioned by the SHA-256 of the set, so
 //! that an agent asking with `If-None-Match` gets 304 until something it enforces changes.
@@ -114,6 +115,26 @@ pub async fn enforcement(State(state): State<AppState>, req: Request) -> ApiResu
     Ok(resp)
 }
 
+/// The host a URL indicator names, when it names a whole site (no path beyond `/`, no query,
+/// no port other than the scheme's).
+enum Site {
+    Address(String),
+    Domain(String),
+}
+
+fn whole_site(url: &str) -> Option<Site> {
+    let key = rampart_ioc::url::UrlKey::parse(url)?;
+    if !(key.path.is_empty() || key.path == "/") || key.host_name() != key.host {
+        return None;
+    }
+    let host = key.host_name();
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    Some(match literal.parse::<std::net::IpAddr>() {
+        Ok(ip) => Site::Address(ip.to_string()),
+        Err(_) => Site::Domain(host.to_owned()),
+    })
+}
+
 async fn build(
     state: &AppState,
     tenant: TenantId,
@@ -158,6 +179,31 @@ async fn build(
                         indicator_id: ind.id,
                         title: ind.title,
                     });
+                    continue;
+                }
+                IndicatorType::Url => {
+                    // The device enforces by host: it drops the addresses a host resolves to.
+                    // A URL naming a whole site is enforced so; one naming a page (or a port)
+                    // is not — blocking its host would block the rest of the site — and is
+                    // matched in telemetry only.
+                    let Some(site) = whole_site(&ind.indicator_value) else {
+                        continue;
+                    };
+                    valid_until = valid_until.min(entry.expires_at);
+                    match site {
+                        Site::Address(ip) => set.networks.push(NetworkRule {
+                            value: ip,
+                            action,
+                            indicator_id: ind.id,
+                            title: ind.title,
+                        }),
+                        Site::Domain(domain) => set.domains.push(DomainRule {
+                            domain,
+                            action,
+                            indicator_id: ind.id,
+                            title: ind.title,
+                        }),
+                    }
                     continue;
                 }
                 _ => continue,

@@ -386,7 +386,19 @@ async fn devices_get_the_indicators_they_enforce_versioned_by_etag() {
         )
         .await;
         let ip = submit("198.51.100.7", "IpAddress", "Block", json!({})).await;
-        submit("evil.example", "DomainName", "Block", json!({})).await;
+        let domain = submit("evil.example", "DomainName", "Block", json!({})).await;
+        // URLs: a whole site is enforced as its host; a page of a site is not (its host
+        // serves the rest of the site too).
+        let site = submit("https://Phish.Example/", "Url", "Block", json!({})).await;
+        let c2_url = submit("http://203.0.113.9", "Url", "Block", json!({})).await;
+        submit(
+            "https://docs.example/share/payload.js",
+            "Url",
+            "Block",
+            json!({}),
+        )
+        .await;
+        submit("https://cdn.example:8443/", "Url", "Block", json!({})).await;
         submit(
             "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
             "FileSha256",
@@ -413,7 +425,18 @@ async fn devices_get_the_indicators_they_enforce_versioned_by_etag() {
         );
         assert_eq!(
             set["networks"],
-            json!([{ "value": "198.51.100.7", "action": "Block", "indicatorId": ip, "title": "IpAddress 198.51.100.7" }]),
+            json!([
+                { "value": "198.51.100.7", "action": "Block", "indicatorId": ip, "title": "IpAddress 198.51.100.7" },
+                { "value": "203.0.113.9", "action": "Block", "indicatorId": c2_url, "title": "Url http://203.0.113.9" },
+            ]),
+            "{n}"
+        );
+        assert_eq!(
+            set["domains"],
+            json!([
+                { "domain": "evil.example", "action": "Block", "indicatorId": domain, "title": "DomainName evil.example" },
+                { "domain": "phish.example", "action": "Block", "indicatorId": site, "title": "Url https://Phish.Example/" },
+            ]),
             "{n}"
         );
         // Unchanged: 304 with the same ETag.
@@ -424,7 +447,7 @@ async fn devices_get_the_indicators_they_enforce_versioned_by_etag() {
         let (st, newer, set) = enforcement_set(&s, &device, Some(&etag)).await;
         assert_eq!(st, 200, "{n}: {set}");
         assert_ne!(newer.as_deref(), Some(etag.as_str()), "{n}");
-        assert_eq!(set["networks"].as_array().unwrap().len(), 2, "{n}: {set}");
+        assert_eq!(set["networks"].as_array().unwrap().len(), 3, "{n}: {set}");
 
         let resp = s
             .http
