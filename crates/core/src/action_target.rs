@@ -84,6 +84,19 @@ pub struct LiveEvidence {
     pub files: Vec<FileState>,
 }
 
+impl LiveEvidence {
+    /// What the device showed, in a line.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} of {} processes running, {} of {} files present",
+            self.processes.iter().filter(|p| p.running).count(),
+            self.processes.len(),
+            self.files.iter().filter(|f| f.exists).count(),
+            self.files.len()
+        )
+    }
+}
+
 /// Whether a process asked about is running, with the image it asked about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

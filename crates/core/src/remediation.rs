@@ -701,7 +701,7 @@ mod tests {
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(100);
         let key = "AAAAC3NzaC1lZDI1NTE5AAAAIHq8i1bWx7f1nq0wLr3bZ0s9vJ8T3yqJ4uZl5aZ0bCdE";
         let mut g = EvidenceGraph::default();
-        // A reverse shell: bash, prevalent, spawned by a malicious dropper whose file is gone.
+        // A reverse shell: bash, spawned by a malicious dropper whose file is gone.
         let mut dropper = entity(EntityType::Process, "dropper (pid 50)");
         dropper.process_id = Some(50);
         dropper.path = Some("/tmp/dropper".into());

@@ -195,13 +195,18 @@ impl SqlStore {
         states: impl Iterator<Item = &'static str>,
         limit: u32,
     ) -> Result<Vec<(TenantId, D)>> {
+        let states: Vec<&'static str> = states.collect();
+        // `IN ()` is not SQL: no state asked for, no document.
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut b = crate::sql::SqlBuilder::new(self.dialect);
         b.push("SELECT tenant_id, body FROM ")
             .push(D::TABLE)
             .push(" WHERE ")
             .push(column)
             .push(" IN ")
-            .push_list(states.map(|s| SqlValue::Text(s.into())))
+            .push_list(states.into_iter().map(|s| SqlValue::Text(s.into())))
             .push(" ORDER BY seq LIMIT ")
             .push_param(SqlValue::Int(i64::from(limit)));
         let rows = b.query().fetch_all(&self.pool).await?;

@@ -121,23 +121,11 @@ impl Executor {
                 self.persistence.restore(t).map_err(|e| e.to_string())
             }
             CommandKind::CollectLiveEvidence(request) => {
-                let scanner = Arc::clone(&self.scanner);
-                let request = request.clone();
-                match tokio::task::spawn_blocking(move || evidence::look(&request, &scanner)).await
-                {
-                    Ok(seen) => {
-                        let note = format!(
-                            "{} of {} processes running, {} of {} files present",
-                            seen.processes.iter().filter(|p| p.running).count(),
-                            seen.processes.len(),
-                            seen.files.iter().filter(|f| f.exists).count(),
-                            seen.files.len()
-                        );
-                        evidence = Some(seen);
-                        Ok(note)
-                    }
-                    Err(e) => Err(format!("the look stopped: {e}")),
-                }
+                let (scanner, request) = (Arc::clone(&self.scanner), request.clone());
+                let seen = tokio::task::spawn_blocking(move || evidence::look(&request, &scanner))
+                    .await
+                    .map_err(|e| format!("the look stopped: {e}"));
+                seen.map(|seen| evidence.insert(seen).summary())
             }
             CommandKind::RunAntiVirusScan { scan_type } => {
                 *self.scan_slot() = Some(command.id.clone());

@@ -329,7 +329,7 @@ async fn bad_polls_and_updates_get_clear_errors() {
     }
 }
 
-async fn enforcement_set(
+pub(crate) async fn enforcement_set(
     s: &Server,
     device: &Device,
     etag: Option<&str>,
@@ -615,16 +615,7 @@ async fn a_held_poll_answers_when_the_tenants_indicators_change() {
             waited < Duration::from_secs(20),
             "{n}: the poll was held to its end ({waited:?}) instead of answering the change"
         );
-        let set: Value = s
-            .http
-            .get(format!("{}/agent/v1/indicators", s.url))
-            .header("authorization", &device.auth)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, _, set) = enforcement_set(&s, &device, None).await;
         assert!(
             set["files"]
                 .as_array()

@@ -5,7 +5,7 @@
 //! automation level (unattended under Full, through the action center under Semi), blocks the
 //! hash for every agent, and the retro-hunt finds and remediates the second device.
 
-use crate::agent_commands::{poll, report};
+use crate::agent_commands::{enforcement_set, poll, report};
 use crate::harness::{Backend, Server, assert_mde_error, backends};
 use crate::telemetry::{Device, enroll};
 use rampart_core::alert::{Alert, Evidence, Severity};
@@ -407,16 +407,7 @@ async fn under_full_automation_a_c2_alert_is_investigated_and_remediated_unatten
         assert_eq!(shared["id"], block["indicatorId"]);
         assert_eq!(indicator(&s, &token, C2).await.unwrap()["action"], "Block");
         for device in [&story.a, &story.b] {
-            let set: Value = s
-                .http
-                .get(format!("{}/agent/v1/indicators", s.url))
-                .header("authorization", &device.auth)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let (_, _, set) = enforcement_set(&s, device, None).await;
             assert!(
                 set["files"]
                     .as_array()

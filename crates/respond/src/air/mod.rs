@@ -239,10 +239,25 @@ impl Investigator {
     ) -> Result<(), StoreError> {
         let Err(e) = outcome else { return Ok(()) };
         tracing::warn!(%tenant, investigation = id, "investigation failed: {e}");
-        self.finish(tenant, id, |i, now| {
-            i.settle(InvestigationState::Failed, format!("Failed: {e}"), now)
-        })
+        self.end(
+            tenant,
+            id,
+            InvestigationState::Failed,
+            format!("Failed: {e}"),
+        )
         .await
+    }
+
+    /// Ends an investigation in `state`, saying why.
+    async fn end(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        state: InvestigationState,
+        details: String,
+    ) -> Result<(), StoreError> {
+        self.finish(tenant, id, |i, now| i.settle(state, details.clone(), now))
+            .await
     }
 
     /// The investigation's device and its group's automation level; `None` when the
@@ -254,25 +269,20 @@ impl Investigator {
         inv: &Investigation,
     ) -> Result<Option<(Machine, AutomationLevel)>, StoreError> {
         let Some(machine_id) = inv.machine_id.as_deref() else {
-            self.finish(tenant, &inv.id, |i, now| {
-                i.settle(
-                    InvestigationState::UnsupportedAlertType,
-                    "The alert names no device.".into(),
-                    now,
-                )
-            })
+            let why = "The alert names no device.".to_owned();
+            self.end(
+                tenant,
+                &inv.id,
+                InvestigationState::UnsupportedAlertType,
+                why,
+            )
             .await?;
             return Ok(None);
         };
         let Some(machine) = self.store.get_machine(tenant, machine_id).await? else {
-            self.finish(tenant, &inv.id, |i, now| {
-                i.settle(
-                    InvestigationState::Failed,
-                    format!("Device {machine_id} is unknown."),
-                    now,
-                )
-            })
-            .await?;
+            let why = format!("Device {machine_id} is unknown.");
+            self.end(tenant, &inv.id, InvestigationState::Failed, why)
+                .await?;
             return Ok(None);
         };
         let level = self

@@ -54,7 +54,6 @@ pub async fn execute(
         action.entity_name,
         action.reasons.first().map_or("malicious", String::as_str)
     );
-    let comment: String = comment.chars().take(MAX_COMMENT_LEN).collect();
     let id = submit(store, ctx, tenant, action, request, comment, "").await?;
     Ok(Execution::MachineAction(id))
 }
@@ -89,13 +88,10 @@ pub async fn undo(
             return Ok(None);
         }
     };
-    let comment: String = format!(
+    let comment = format!(
         "Undo of remediation action {} (investigation {}): {comment}",
         action.id, action.investigation_id
-    )
-    .chars()
-    .take(MAX_COMMENT_LEN)
-    .collect();
+    );
     submit(store, ctx, tenant, action, request, comment, ":undo")
         .await
         .map(Some)
@@ -124,7 +120,8 @@ async fn submit(
 }
 
 /// Submits a machine action of an investigation, idempotently on `key`: submitting the same
-/// key twice gives the same action. Returns its id.
+/// key twice gives the same action. The comment is cut to what a request may carry. Returns
+/// its id.
 pub async fn submit_action(
     store: &dyn Store,
     ctx: &AuditContext,
