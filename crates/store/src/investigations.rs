@@ -119,9 +119,14 @@ pub trait InvestigationStore: Send + Sync {
     ) -> Result<Vec<(TenantId, RemediationAction)>>;
     /// How many machines the tenant has: the fleet a file's prevalence is measured against.
     async fn machine_count(&self, tenant: TenantId) -> Result<u64>;
-    /// The SHA-1s of the files someone asked to restore from quarantine on a machine (the
-    /// newest 500 requests not cancelled or failed): automation does not quarantine them again.
-    async fn restored_files(&self, tenant: TenantId, machine_id: &str) -> Result<Vec<String>>;
+    /// The quarantines and restores asked of a machine that were not cancelled and did not
+    /// fail, newest first (500 at most), as (SHA-1, type, status): what automation must not
+    /// repeat or undo.
+    async fn quarantine_history(
+        &self,
+        tenant: TenantId,
+        machine_id: &str,
+    ) -> Result<Vec<(String, ActionType, ActionStatus)>>;
 }
 
 fn tenant_of(row: &sqlx::any::AnyRow) -> Result<TenantId> {
@@ -346,26 +351,31 @@ impl InvestigationStore for SqlStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn restored_files(&self, tenant: TenantId, machine_id: &str) -> Result<Vec<String>> {
+    async fn quarantine_history(
+        &self,
+        tenant: TenantId,
+        machine_id: &str,
+    ) -> Result<Vec<(String, ActionType, ActionStatus)>> {
         let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT body FROM machine_actions WHERE tenant_id = $1 AND machine_id = $2 AND type = $3 \
-             AND status NOT IN ($4, $5) ORDER BY seq DESC LIMIT 500",
+            "SELECT body FROM machine_actions WHERE tenant_id = $1 AND machine_id = $2 \
+             AND type IN ($3, $4) AND status NOT IN ($5, $6) ORDER BY seq DESC LIMIT 500",
         )
         .bind(tenant.to_string())
         .bind(machine_id.to_ascii_lowercase())
+        .bind(ActionType::StopAndQuarantineFile.as_str())
         .bind(ActionType::RestoreQuarantinedFile.as_str())
         .bind(ActionStatus::Cancelled.as_str())
         .bind(ActionStatus::Failed.as_str())
         .fetch_all(&self.pool)
         .await?;
-        let mut sha1s = Vec::new();
+        let mut history = Vec::new();
         for body in &rows {
             let action: MachineAction = decode(body)?;
             if let Some(h) = action.sha1() {
-                sha1s.push(h.to_ascii_lowercase());
+                history.push((h.to_ascii_lowercase(), action.action_type, action.status()));
             }
         }
-        Ok(sha1s)
+        Ok(history)
     }
 
     async fn open_remediation_actions(

@@ -855,6 +855,45 @@ async fn a_file_an_analyst_restored_is_not_quarantined_again() {
     of_type(&actions, "RemovePersistence", Some(UNIT));
 }
 
+/// A file an analyst already quarantined on the device is not quarantined again by an
+/// investigation that finds it malicious afterwards (the agent would search for a file that is
+/// gone, and an analyst's restore would collide with it); the rest is still done.
+#[tokio::test]
+async fn a_file_already_in_quarantine_is_not_quarantined_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let token = s.token_with(ROLES).await;
+    let story = stage(&s, &token, "quarantined", 22).await;
+    let analyst = s.token_with("Machine.StopAndQuarantine").await;
+    let (st, v) = s
+        .post(
+            &format!("/api/machines/{}/StopAndQuarantineFile", story.a.id),
+            &analyst,
+            json!({"Comment": "contain it now", "Sha1": story.implant_sha1}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(agent_completes_everything(&s, &story.a).await, 1);
+
+    let c2 = import_c2_alert(&s, &token, "ndr-quarantined").await;
+    let inv = investigation(
+        &s,
+        &token,
+        c2["id"].as_str().unwrap(),
+        &["Running", "SuccessfullyRemediated"],
+    )
+    .await;
+    assert_eq!(entity(&inv, "/tmp/.cache/implant")["verdict"], "Malicious");
+    let actions = remediation_actions(&s, &token, &inv).await;
+    assert!(
+        actions.iter().all(|a| a["actionType"] != "QuarantineFile"),
+        "{actions:?}"
+    );
+    of_type(&actions, "BlockIndicator", Some(&story.implant_sha256));
+    of_type(&actions, "RemovePersistence", Some(UNIT));
+}
+
 /// Plays a connected agent in the background: holds a poll open all the time, answers each
 /// live look from `running` (pids) and `present` (paths) — or, with `running` `None`, never
 /// answers one — and carries out every other command, recording its kind.

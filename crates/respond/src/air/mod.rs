@@ -25,7 +25,7 @@ use rampart_core::investigation::{
     EvidenceGraph, InvestigatedEntity, Investigation, Relation, Verdict, apply_live, live_request,
 };
 use rampart_core::machine::{AutomationLevel, Machine, UNGROUPED_AUTOMATION};
-use rampart_core::machine_action::{ActionStatus, RequestedAction};
+use rampart_core::machine_action::{ActionStatus, ActionType, RequestedAction};
 use rampart_core::remediation::{
     RemediationAction, RemediationStatus, RemediationType, investigation_state, needs_approval,
     propose,
@@ -79,6 +79,39 @@ const RESCUE_EVERY: Duration = Duration::from_secs(60);
 const EARLIER_ACTIONS: u32 = 500;
 /// Alerts a machine investigation started by hand looks into.
 const MACHINE_ALERTS: u32 = 20;
+
+/// What a device's quarantine lane says of each file: asked back by someone, or in quarantine
+/// now (its newest quarantine succeeded, and no restore came after it).
+struct QuarantineHistory {
+    restored: std::collections::HashSet<String>,
+    quarantined: std::collections::HashSet<String>,
+}
+
+impl QuarantineHistory {
+    /// From the lane's actions, newest first.
+    fn of(history: &[(String, ActionType, ActionStatus)]) -> QuarantineHistory {
+        let mut h = QuarantineHistory {
+            restored: Default::default(),
+            quarantined: Default::default(),
+        };
+        let mut seen = std::collections::HashSet::new();
+        for (sha1, kind, status) in history {
+            let newest = seen.insert(sha1.as_str());
+            if *kind == ActionType::RestoreQuarantinedFile {
+                h.restored.insert(sha1.clone());
+            } else if newest && *status == ActionStatus::Succeeded {
+                h.quarantined.insert(sha1.clone());
+            }
+        }
+        h
+    }
+
+    /// Whether automation leaves the file's quarantine alone.
+    fn settled(&self, sha1: &str) -> bool {
+        let sha1 = sha1.to_ascii_lowercase();
+        self.restored.contains(&sha1) || self.quarantined.contains(&sha1)
+    }
+}
 
 /// What the evidence says: the judged graph and the queries that failed.
 struct Findings {
@@ -410,7 +443,8 @@ impl Investigator {
             .store
             .remediation_actions_of_machine(tenant, &machine.id, EARLIER_ACTIONS)
             .await?;
-        let restored = self.store.restored_files(tenant, &machine.id).await?;
+        let history = self.store.quarantine_history(tenant, &machine.id).await?;
+        let quarantine = QuarantineHistory::of(&history);
         let proposed = propose(&entities, &relations, &shared, now);
         let all_proposed = proposed.len();
         let proposals: Vec<_> = proposed
@@ -419,10 +453,11 @@ impl Investigator {
                 let blocked_already =
                     p.kind == RemediationType::BlockIndicator && entities[p.entity].blocked;
                 let repeated = earlier.iter().any(|e| p.is_covered_by(e));
-                // An analyst asked for the file back: quarantining it again would undo that.
-                let restored_by_hand = p.kind == RemediationType::QuarantineFile
-                    && p.sha1.as_ref().is_some_and(|h| restored.contains(h));
-                !(blocked_already || repeated || restored_by_hand)
+                // An analyst asked for the file back (quarantining it again would undo that),
+                // or it is in quarantine on the device already.
+                let settled = p.kind == RemediationType::QuarantineFile
+                    && p.sha1.as_ref().is_some_and(|h| quarantine.settled(h));
+                !(blocked_already || repeated || settled)
             })
             .collect();
         let covered = all_proposed - proposals.len();
