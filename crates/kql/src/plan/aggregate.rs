@@ -4,7 +4,7 @@
 
 use super::error::PlanError;
 use super::expr::{Scope, constant_value};
-use super::rel::{Lowered, Lowerer, ORDER, builder, columns, named};
+use super::rel::{Lowered, Lowerer, ORDER, ProjectResolved, builder, columns, named};
 use super::types::arrow_type;
 use super::udaf::{self, Collect, Pick};
 use crate::ast::{Literal, ScalarType};
@@ -82,7 +82,7 @@ impl Lowerer<'_> {
         }
         exprs.extend(carried.iter().map(|c| named(&c.name)));
         Ok(Lowered {
-            plan: builder(plan).project(exprs)?.build()?,
+            plan: builder(plan).project_resolved(exprs)?.build()?,
             ordered: false,
         })
     }
@@ -144,7 +144,20 @@ impl Lowerer<'_> {
                 let p = condition(0, scope)?;
                 single(filtered(agg::count(lit(1i64)), Some(p))?, &|e| e)
             }
-            "dcount" | "count_distinct" | "dcountif" | "count_distinctif" => {
+            "dcount" | "dcountif" => {
+                // An estimate in Kusto: counted as distinct 64-bit hashes (see `dcount`).
+                let filter = if function.ends_with("if") {
+                    Some(condition(1, scope)?)
+                } else {
+                    None
+                };
+                single(
+                    filtered(super::dcount::dcount(arg(0, scope)?), filter)?,
+                    &|e| e,
+                )
+            }
+            "count_distinct" | "count_distinctif" => {
+                // Exact in Kusto, so exact here: DataFusion's distinct count.
                 let value = arg(0, scope)?;
                 // A distinct count ignores nulls, so the condition nulls out the rows it
                 // rejects (DataFusion's rewrite of distinct aggregates drops FILTER).

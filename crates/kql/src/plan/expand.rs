@@ -8,7 +8,9 @@
 use super::error::PlanError;
 use super::expr::Scope;
 use super::json::Json;
-use super::rel::{APPLY, Lowered, Lowerer, ORDER, builder, column_expr, columns, named};
+use super::rel::{
+    APPLY, Lowered, Lowerer, ORDER, ProjectResolved, builder, column_expr, columns, named,
+};
 use super::time;
 use super::types::{arrow_type, normalize_guid};
 use super::udf::dynamic::{json_bool, parse_long_text, parse_real_text};
@@ -58,7 +60,7 @@ impl Lowerer<'_> {
                 exprs.push(value.alias(&names[i]));
             }
         }
-        let mut b = builder(plan).project(exprs)?;
+        let mut b = builder(plan).project_resolved(exprs)?;
         let index_name = self.fresh("index");
         let mut unnested: Vec<Column> = lists.iter().map(Column::new_unqualified).collect();
         if with_index {
@@ -67,7 +69,7 @@ impl Lowerer<'_> {
             all.push(
                 dynamic::expand_index(lists.iter().map(|n| named(n)).collect()).alias(&index_name),
             );
-            b = b.project(all)?;
+            b = b.project_resolved(all)?;
             unnested.push(Column::new_unqualified(&index_name));
         }
         let plan = b
@@ -82,7 +84,7 @@ impl Lowerer<'_> {
         for (i, c) in cols.iter().enumerate().take(names.len()).skip(width) {
             order.push(column_expr(c).alias(&original[i]));
         }
-        Ok(builder(plan).project(order)?.build()?)
+        Ok(builder(plan).project_resolved(order)?.build()?)
     }
 
     pub(crate) fn mv_expand(
@@ -117,7 +119,7 @@ impl Lowerer<'_> {
             out.push(value.alias(&column.name));
         }
         Ok(Lowered {
-            plan: builder(plan).project(out)?.build()?,
+            plan: builder(plan).project_resolved(out)?.build()?,
             ordered: false,
         })
     }
@@ -191,7 +193,7 @@ impl Lowerer<'_> {
         for i in (0..width).filter(|i| !expanded.iter().any(|e| e.column == *i)) {
             sub.push(col(i)?.alias(format!("{APPLY}_o{i}")));
         }
-        let sub_input = builder(expanded_plan).project(sub)?.build()?;
+        let sub_input = builder(expanded_plan).project_resolved(sub)?.build()?;
         let result = self.with_apply_input(Some(sub_input), || self.rel(subquery))?;
         let result_cols = columns(&result.plan);
         let mut out = Vec::with_capacity(rel.schema.len());
@@ -205,7 +207,7 @@ impl Lowerer<'_> {
             out.push(value.alias(&column.name));
         }
         Ok(Lowered {
-            plan: builder(result.plan).project(out)?.build()?,
+            plan: builder(result.plan).project_resolved(out)?.build()?,
             ordered: false,
         })
     }
@@ -238,7 +240,7 @@ impl Lowerer<'_> {
         let parsed = self.fresh("parsed");
         let mut stage: Vec<Expr> = cols.iter().map(column_expr).collect();
         stage.push(parse_call(regex, captures.clone(), relaxed, source_expr).alias(&parsed));
-        let mut b = builder(lowered.plan).project(stage)?;
+        let mut b = builder(lowered.plan).project_resolved(stage)?;
         if drop_unmatched {
             b = b.filter(get_field(named(&parsed), "m"))?;
         }
@@ -256,7 +258,7 @@ impl Lowerer<'_> {
         }
         out.extend(self.apply_columns(&plan).iter().map(column_expr));
         Ok(Lowered {
-            plan: builder(plan).project(out)?.build()?,
+            plan: builder(plan).project_resolved(out)?.build()?,
             ordered: lowered.ordered,
         })
     }

@@ -6,7 +6,7 @@
 //! (the first in an arbitrary order, as Kusto does) before an inner join.
 
 use super::error::PlanError;
-use super::rel::{Lowered, Lowerer, builder, column_expr, columns, named};
+use super::rel::{Lowered, Lowerer, ProjectResolved, builder, column_expr, columns, named};
 use super::types::arrow_type;
 use super::udf::dynamic;
 use crate::ast::{JoinKind, ScalarType};
@@ -28,7 +28,7 @@ impl Lowerer<'_> {
             .zip(&names)
             .map(|(c, n)| column_expr(c).alias(n))
             .collect();
-        Ok((builder(plan).project(exprs)?.build()?, names))
+        Ok((builder(plan).project_resolved(exprs)?.build()?, names))
     }
 
     /// One row per distinct key (`innerunique`'s left side).
@@ -44,7 +44,7 @@ impl Lowerer<'_> {
         let keep: Vec<Expr> = columns(&plan).iter().take(width).map(column_expr).collect();
         Ok(builder(plan)
             .filter(named(&rank).eq(lit(1u64)))?
-            .project(keep)?
+            .project_resolved(keep)?
             .build()?)
     }
 
@@ -147,7 +147,7 @@ impl Lowerer<'_> {
                 .collect(),
         };
         Ok(Lowered {
-            plan: builder(joined).project(exprs)?.build()?,
+            plan: builder(joined).project_resolved(exprs)?.build()?,
             ordered: false,
         })
     }

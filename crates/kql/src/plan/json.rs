@@ -187,7 +187,7 @@ pub fn real_text(value: f64) -> String {
     }
 }
 
-fn write_string(text: &str, out: &mut String) {
+pub(crate) fn write_string(text: &str, out: &mut String) {
     out.push('"');
     for ch in text.chars() {
         match ch {

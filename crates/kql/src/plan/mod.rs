@@ -24,7 +24,8 @@
 //!   whose columns depend on data (`evaluate bag_unpack`, `evaluate pivot`) run first and
 //!   enter the plan as literals or in-memory tables (`prepare`);
 //! - Kusto functions and aggregates without a DataFusion equivalent are UDFs (`udf`,
-//!   `udaf`); `dcount` and `percentile(s)` are exact (nearest rank), not estimates.
+//!   `udaf`); `percentile(s)` are exact (nearest rank), not estimates, and `dcount`
+//!   counts distinct 64-bit hashes (`dcount`).
 //!
 //! Not supported (a [`HuntError::Plan`]): `make-series` without both `from` and `to`;
 //! `join`, `union`, `mv-expand`, `make-series`, `sample` and `evaluate` inside `mv-apply`;
@@ -40,8 +41,10 @@
 //! session's tables for the binder), `error`.
 
 mod aggregate;
+mod arg_extreme;
 mod call;
 mod catalog;
+mod dcount;
 mod error;
 mod expand;
 mod expr;
@@ -53,6 +56,7 @@ mod range;
 mod rel;
 mod reshape;
 mod series;
+mod string_set;
 mod time;
 mod types;
 mod udaf;

@@ -9,7 +9,7 @@
 use super::error::{HuntError, PlanError};
 use super::expr::Scope;
 use super::json::Json;
-use super::rel::{Lowered, Lowerer, builder, column_expr, columns, named};
+use super::rel::{Lowered, Lowerer, ProjectResolved, builder, column_expr, columns, named};
 use super::time;
 use super::types::{KQL_TYPE, arrow_type, normalize_guid, scalar_json};
 use super::udf::dynamic::{json_bool, json_long, json_real};
@@ -398,7 +398,7 @@ impl Lowerer<'_> {
             .build()?;
         let mut out: Vec<Expr> = names.iter().map(|n| named(n)).collect();
         out.extend(lowered_aggregate.outputs);
-        Ok(builder(plan).project(out)?.build()?)
+        Ok(builder(plan).project_resolved(out)?.build()?)
     }
 
     /// A data-dependent operator: its cached table, or in plan-only mode its known
@@ -422,7 +422,7 @@ impl Lowerer<'_> {
             })
             .collect();
         Ok(Lowered {
-            plan: builder(plan).project(exprs)?.build()?,
+            plan: builder(plan).project_resolved(exprs)?.build()?,
             ordered: false,
         })
     }

@@ -12,7 +12,7 @@
 use super::error::PlanError;
 use super::expr::Scope;
 use super::json::Json;
-use super::rel::{Lowered, Lowerer, ORDER, builder, columns, named};
+use super::rel::{Lowered, Lowerer, ORDER, ProjectResolved, builder, columns, named};
 use super::types::{literal, scalar_json};
 use super::udaf::{Factory, aggregate_call};
 use super::{time, udf};
@@ -220,7 +220,7 @@ impl Lowerer<'_> {
             out.push(series_axis(axis.ty, vec![from_e, step_e, bins]).alias(&column.name));
         }
         Ok(Lowered {
-            plan: builder(plan).project(out)?.build()?,
+            plan: builder(plan).project_resolved(out)?.build()?,
             ordered: false,
         })
     }
@@ -306,6 +306,7 @@ fn series_collect(ty: ScalarType, default: Json, args: Vec<Expr>) -> Expr {
         ],
         args,
         factory,
+        None,
     )
 }
 

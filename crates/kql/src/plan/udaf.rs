@@ -7,7 +7,9 @@
 //!   its estimate is the exact value, so exact is the compatible choice).
 //!
 //! Each is one generic [`KqlAggregate`] holding an accumulator factory; as for scalar
-//! UDFs, the name identifies everything the factory captured.
+//! UDFs, the name identifies everything the factory captured. Where hunting queries
+//! lean on one with `by` keys, it also has a groups accumulator that keeps every group
+//! at once (`arg_extreme`, `string_set`, and `dcount` for the distinct count).
 
 use crate::ast::ScalarType;
 use crate::plan::json::Json;
@@ -21,7 +23,7 @@ use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Expr, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Expr, GroupsAccumulator, Signature, Volatility,
 };
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -31,6 +33,10 @@ use std::sync::Arc;
 
 pub(crate) type Factory = dyn Fn() -> Box<dyn Accumulator> + Send + Sync;
 
+/// Makes the accumulator of all groups at once, for aggregates where DataFusion's
+/// per-group adapter (one [`Accumulator`] and one call per group and batch) dominates.
+pub(crate) type GroupsFactory = dyn Fn() -> Box<dyn GroupsAccumulator> + Send + Sync;
+
 pub(crate) struct KqlAggregate {
     name: String,
     signature: Signature,
@@ -38,6 +44,8 @@ pub(crate) struct KqlAggregate {
     /// Intermediate state columns (names are prefixed per call site by DataFusion's name).
     state: Vec<(String, DataType)>,
     factory: Arc<Factory>,
+    /// Must keep the same state columns as `factory`'s accumulators.
+    groups: Option<Arc<GroupsFactory>>,
 }
 
 impl fmt::Debug for KqlAggregate {
@@ -78,6 +86,20 @@ impl AggregateUDFImpl for KqlAggregate {
         Ok((self.factory)())
     }
 
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        self.groups.is_some()
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> DFResult<Box<dyn GroupsAccumulator>> {
+        match &self.groups {
+            Some(groups) => Ok(groups()),
+            None => Err(internal("no groups accumulator")),
+        }
+    }
+
     fn state_fields(&self, args: StateFieldsArgs) -> DFResult<Vec<FieldRef>> {
         Ok(self
             .state
@@ -99,6 +121,7 @@ pub(crate) fn aggregate_call(
     state: Vec<(String, DataType)>,
     args: Vec<Expr>,
     factory: Arc<Factory>,
+    groups: Option<Arc<GroupsFactory>>,
 ) -> Expr {
     let udaf = AggregateUDF::new_from_impl(KqlAggregate {
         name,
@@ -106,6 +129,7 @@ pub(crate) fn aggregate_call(
         ret,
         state,
         factory,
+        groups,
     });
     Expr::AggregateFunction(AggregateFunction::new_udf(
         Arc::new(udaf),
@@ -117,7 +141,7 @@ pub(crate) fn aggregate_call(
     ))
 }
 
-fn internal(message: &str) -> DataFusionError {
+pub(crate) fn internal(message: &str) -> DataFusionError {
     DataFusionError::Internal(message.to_string())
 }
 
@@ -151,6 +175,19 @@ pub(crate) fn pick(mode: Pick, args: Vec<Expr>, types: Vec<DataType>) -> Expr {
         .collect();
     state.push(("has".to_string(), DataType::Boolean));
     let name = format!("kql_pick_{mode:?}_{}", types.len());
+    let groups = types
+        .first()
+        .is_some_and(|key| super::arg_extreme::supports(mode, key))
+        .then(|| {
+            let types = types.clone();
+            let groups: Arc<GroupsFactory> = Arc::new(move || {
+                Box::new(super::arg_extreme::GroupArgExtreme::new(
+                    mode,
+                    types.clone(),
+                ))
+            });
+            groups
+        });
     let factory_types = types.clone();
     let factory: Arc<Factory> = Arc::new(move || {
         Box::new(PickAccumulator {
@@ -159,7 +196,7 @@ pub(crate) fn pick(mode: Pick, args: Vec<Expr>, types: Vec<DataType>) -> Expr {
             row: None,
         })
     });
-    aggregate_call(name, ret, state, args, factory)
+    aggregate_call(name, ret, state, args, factory, groups)
 }
 
 #[derive(Debug)]
@@ -299,12 +336,18 @@ pub(crate) fn collect(mode: Collect, ty: ScalarType, max: usize, value: Expr) ->
             bytes: 0,
         })
     });
+    let groups = (mode == Collect::Set && ty == ScalarType::String).then(|| {
+        let groups: Arc<GroupsFactory> =
+            Arc::new(move || Box::new(super::string_set::GroupStringSets::new(max)));
+        groups
+    });
     aggregate_call(
         name,
         DataType::Utf8,
         vec![("items".to_string(), DataType::Utf8)],
         vec![value],
         factory,
+        groups,
     )
 }
 
@@ -503,6 +546,7 @@ pub(crate) fn percentiles(ty: ScalarType, points: Vec<f64>, as_array: bool, valu
         )],
         vec![value],
         factory,
+        None,
     )
 }
 

@@ -423,3 +423,150 @@ async fn avg_of_timespans() {
         "03:00:00"
     );
 }
+
+/// `dcount`, `dcountif` and `make_set` of strings with many groups and rows: enough that
+/// the aggregation runs in a partial and a final phase (states cross between them),
+/// checked against counts worked out here.
+#[tokio::test]
+async fn distinct_counts_and_string_sets_by_many_groups() {
+    const ROWS: u64 = 200_000;
+    const GROUPS: u64 = 1_000;
+    let query = format!(
+        "range x from 1 to {ROWS} step 1
+| summarize d = dcount(x % 7), di = dcountif(tostring(x % 11), x % 2 == 0),
+            dn = dcount(iff(x % 5 == 0, long(null), x % 13)),
+            s = array_sort_asc(make_set(tostring(x % 3))), c = count() by g = x % {GROUPS}"
+    );
+    let mut expected: Vec<Vec<String>> = Vec::new();
+    for g in 0..GROUPS {
+        let xs: Vec<u64> = (1..=ROWS).filter(|x| x % GROUPS == g).collect();
+        let distinct = |values: Vec<u64>| {
+            let mut values = values;
+            values.sort_unstable();
+            values.dedup();
+            values
+        };
+        let d = distinct(xs.iter().map(|x| x % 7).collect()).len();
+        let di = distinct(xs.iter().filter(|x| *x % 2 == 0).map(|x| x % 11).collect()).len();
+        let dn = distinct(xs.iter().filter(|x| *x % 5 != 0).map(|x| x % 13).collect()).len();
+        let set: Vec<String> = distinct(xs.iter().map(|x| x % 3).collect())
+            .iter()
+            .map(|v| format!("\"{v}\""))
+            .collect();
+        expected.push(vec![
+            g.to_string(),
+            d.to_string(),
+            di.to_string(),
+            dn.to_string(),
+            format!("[{}]", set.join(",")),
+            xs.len().to_string(),
+        ]);
+    }
+    let expected: Vec<Vec<&str>> = expected
+        .iter()
+        .map(|row| row.iter().map(String::as_str).collect())
+        .collect();
+    let expected: Vec<&[&str]> = expected.iter().map(Vec::as_slice).collect();
+    check(
+        &query,
+        &[
+            "g:long",
+            "d:long",
+            "di:long",
+            "dn:long",
+            "s:dynamic",
+            "c:long",
+        ],
+        &expected,
+    )
+    .await;
+}
+
+/// A group per row: DataFusion may stop aggregating in the partial phase and pass each
+/// row on as a state of its own. Nulls and rows the condition rejects count nothing.
+#[tokio::test]
+async fn distinct_counts_and_string_sets_with_a_group_per_row() {
+    check(
+        "range x from 1 to 300000 step 1
+| summarize d = dcount(iff(x % 3 == 0, long(null), x)),
+            s = make_set_if(tostring(x), x % 2 == 0) by x
+| summarize groups = count(), zeros = countif(d == 0), ones = countif(d == 1),
+            empty = countif(array_length(s) == 0), single = countif(tostring(s[0]) == tostring(x))",
+        &[
+            "groups:long",
+            "zeros:long",
+            "ones:long",
+            "empty:long",
+            "single:long",
+        ],
+        &[&["300000", "100000", "200000", "150000", "150000"]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn string_sets_keep_escapes_and_their_cap() {
+    check(
+        r#"datatable(G:long, S:string)[1, "a\"b", 1, "a\"b", 1, "c\\d", 1, "", 2, "x", 2, "y", 2, "z"]
+| summarize s = array_sort_asc(make_set(S)), capped = array_length(make_set(S, 2)) by G"#,
+        &["G:long", "s:dynamic", "capped:long"],
+        &[
+            &["1", r#"["","a\"b","c\\d"]"#, "2"],
+            &["2", r#"["x","y","z"]"#, "2"],
+        ],
+    )
+    .await;
+}
+
+/// `arg_max`/`arg_min` with many groups: each group's row is the one with the largest
+/// (smallest) key, null keys never win, checked against a search done here.
+#[tokio::test]
+async fn arg_max_and_arg_min_by_many_groups() {
+    const ROWS: i64 = 200_000;
+    const GROUPS: i64 = 997;
+    let key = |x: i64| (x % 10 != 0).then_some((x * 7919) % 100_003);
+    let query = format!(
+        "range x from 1 to {ROWS} step 1
+| extend k = iff(x % 10 == 0, long(null), (x * 7919) % 100003), t = datetime(2026-01-01) + x * 1s,
+         a = x, b = x
+| summarize arg_max(k, a), arg_min(t, b) by g = x % {GROUPS}
+| project g, k, a, b"
+    );
+    let mut expected = Vec::new();
+    for g in 0..GROUPS {
+        let xs = (1..=ROWS).filter(|x| x % GROUPS == g);
+        let (k, a) = xs
+            .clone()
+            .filter_map(|x| key(x).map(|k| (k, x)))
+            .max()
+            .expect("every group has keys");
+        let b = xs.min().expect("every group has rows");
+        expected.push(vec![
+            g.to_string(),
+            k.to_string(),
+            a.to_string(),
+            b.to_string(),
+        ]);
+    }
+    let expected: Vec<Vec<&str>> = expected
+        .iter()
+        .map(|row| row.iter().map(String::as_str).collect())
+        .collect();
+    let expected: Vec<&[&str]> = expected.iter().map(Vec::as_slice).collect();
+    check(&query, &["g:long", "k:long", "a:long", "b:long"], &expected).await;
+}
+
+/// A group per row (DataFusion may pass rows on as states): a row whose key is null is
+/// still its group's row when it is the only one.
+#[tokio::test]
+async fn arg_max_with_a_group_per_row() {
+    check(
+        "range x from 1 to 300000 step 1
+| extend k = iff(x % 3 == 0, long(null), x), a = x
+| summarize arg_max(k, a) by x
+| summarize groups = count(), own = countif(a == x), nulls = countif(isnull(k))",
+        &["groups:long", "own:long", "nulls:long"],
+        &[&["300000", "300000", "100000"]],
+    )
+    .await;
+}

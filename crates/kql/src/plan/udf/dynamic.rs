@@ -40,12 +40,36 @@ fn map_dyn(name: &str, value: Expr, f: impl Fn(Json) -> Json + Send + Sync + 'st
     )
 }
 
+/// The argument of a call of the UDF `name`, if `e` is one (for fusing calls).
+fn argument_of<'e>(e: &'e Expr, name: &str) -> Option<&'e [Expr]> {
+    match e {
+        Expr::ScalarFunction(f) if f.func.name() == name => Some(&f.args),
+        _ => None,
+    }
+}
+
 /// `target.a["b"][0]`: integer steps index arrays, string steps read bag keys (or index an
 /// array when they are numeric text). Missing steps give null.
 pub(crate) fn path(target: Expr, steps: Vec<Expr>) -> Expr {
+    // `parse_json(s).a`: the path parses its target as leniently as `parse_json` does,
+    // so the text is parsed once instead of parsed, written and parsed again.
+    let target = match argument_of(&target, PARSE_JSON) {
+        Some([text]) => text.clone(),
+        _ => target,
+    };
     let mut args = vec![target];
     args.extend(steps);
-    call("kql_path", DataType::Utf8, args, |args, rows| {
+    path_call(PATH, args, Json::to_column)
+}
+
+const PATH: &str = "kql_path";
+const PARSE_JSON: &str = "kql_parse_json";
+
+/// A path call whose value at the end of the path becomes a column by `finish` (`None`
+/// when a step is missing).
+fn path_call(name: &str, args: Vec<Expr>, finish: fn(&Json) -> Option<String>) -> Expr {
+    let missing = finish(&Json::Null);
+    call(name, DataType::Utf8, args, move |args, rows| {
         let target = strs(arg(args, 0, "path")?)?;
         let steps: Vec<Cells> = args[1..].iter().map(cells).collect::<DFResult<_>>()?;
         let keys: Vec<Option<super::Strs>> = args[1..]
@@ -64,7 +88,7 @@ pub(crate) fn path(target: Expr, steps: Vec<Expr>) -> Expr {
                 _ => Ok(None),
             })
             .collect::<DFResult<_>>()?;
-        Ok(string_result(rows, |r| {
+        let walk = |r: usize| -> Option<Json> {
             let mut current = Json::parse_lenient(target.get(r)?);
             for (key, index) in keys.iter().zip(&indexes) {
                 let next = match (key, index) {
@@ -84,7 +108,11 @@ pub(crate) fn path(target: Expr, steps: Vec<Expr>) -> Expr {
                 };
                 current = next?;
             }
-            current.to_column()
+            Some(current)
+        };
+        Ok(string_result(rows, |r| match walk(r) {
+            Some(value) => finish(&value),
+            None => missing.clone(),
         }))
     })
 }
@@ -111,6 +139,13 @@ pub(crate) fn to_dynamic(value: Expr, from: ScalarType) -> Expr {
 
 /// The string form of a dynamic value: a string's text, `""` for null, JSON otherwise.
 pub(crate) fn string_form(value: Expr) -> Expr {
+    // `tostring(x.a)`: the path's end value is written as its string form directly
+    // rather than as JSON text that is parsed again here.
+    if let Some(args) = argument_of(&value, PATH) {
+        return path_call("kql_path_string_form", args.to_vec(), |v| {
+            Some(v.string_form())
+        });
+    }
     map_dyn_text("dyn_string_form", value, true)
 }
 
@@ -137,17 +172,12 @@ fn map_dyn_text(name: &str, value: Expr, empty_for_null: bool) -> Expr {
 
 /// `parse_json(string)`: valid JSON normalised, anything else a dynamic string.
 pub(crate) fn parse_json(value: Expr) -> Expr {
-    call(
-        "kql_parse_json",
-        DataType::Utf8,
-        vec![value],
-        |args, rows| {
-            let v = strs(arg(args, 0, "parse_json")?)?;
-            Ok(string_result(rows, |r| {
-                Json::parse_lenient(v.get(r)?).to_column()
-            }))
-        },
-    )
+    call(PARSE_JSON, DataType::Utf8, vec![value], |args, rows| {
+        let v = strs(arg(args, 0, "parse_json")?)?;
+        Ok(string_result(rows, |r| {
+            Json::parse_lenient(v.get(r)?).to_column()
+        }))
+    })
 }
 
 /// Converts a dynamic value to `to` (`to typeof(T)`, comparisons with typed values):
