@@ -8,7 +8,7 @@
 //! Ties keep the row seen first, as the general accumulator does; a group whose keys are
 //! all null keeps its first row.
 
-use super::udaf::{Pick, internal};
+use super::udaf::{Pick, internal, kept_by};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, StructArray, new_null_array,
 };
@@ -155,10 +155,6 @@ impl GroupArgExtreme {
         }
         Ok((columns, BooleanArray::from(has)))
     }
-}
-
-fn kept_by(filter: Option<&BooleanArray>) -> impl Fn(usize) -> bool + '_ {
-    move |row| filter.is_none_or(|f| f.is_valid(row) && f.value(row))
 }
 
 impl GroupsAccumulator for GroupArgExtreme {

@@ -11,7 +11,7 @@
 //! (group, hash) pairs, a group's state is a list of `u64`, and the partial and final
 //! phases exchange hashes, never values.
 
-use super::udaf::{Factory, GroupsFactory, aggregate_call, internal};
+use super::udaf::{Factory, GroupsFactory, aggregate_call, internal, kept_by};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, UInt64Array,
 };
@@ -43,20 +43,17 @@ fn hash_list_type() -> DataType {
 }
 
 /// The hashes of `values`' rows, `None` for a null row (or one `filter` rejects).
-fn row_hashes(
+fn row_hashes<'f>(
     values: &dyn Array,
-    filter: Option<&BooleanArray>,
-) -> DFResult<impl Iterator<Item = Option<u64>>> {
+    filter: Option<&'f BooleanArray>,
+) -> DFResult<impl Iterator<Item = Option<u64>> + 'f> {
     let mut hashes = vec![0; values.len()];
     create_hashes([values], &HLL_RANDOM_STATE, &mut hashes)?;
     let nulls = values.logical_nulls();
-    let filter = filter.cloned();
+    let kept = kept_by(filter);
     Ok((0..hashes.len()).map(move |row| {
         let null = nulls.as_ref().is_some_and(|n| n.is_null(row));
-        let kept = filter
-            .as_ref()
-            .is_none_or(|f| f.is_valid(row) && f.value(row));
-        (kept && !null).then(|| hashes[row])
+        (kept(row) && !null).then(|| hashes[row])
     }))
 }
 

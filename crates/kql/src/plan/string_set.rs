@@ -8,7 +8,7 @@
 //! state is the same JSON array text as the general accumulator's.
 
 use super::json::{Json, write_string};
-use super::udaf::internal;
+use super::udaf::{internal, kept_by};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result as DFResult;
@@ -77,7 +77,7 @@ fn each_string(
     filter: Option<&BooleanArray>,
     mut f: impl FnMut(usize, &str),
 ) -> DFResult<()> {
-    let kept = |row: usize| filter.is_none_or(|f| f.is_valid(row) && f.value(row));
+    let kept = kept_by(filter);
     let mut visit = |row: usize, value: Option<&str>| {
         if let Some(value) = value
             && kept(row)

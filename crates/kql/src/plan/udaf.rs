@@ -141,6 +141,12 @@ pub(crate) fn aggregate_call(
     ))
 }
 
+/// Whether a groups accumulator's row counts: DataFusion's filter (`FILTER`, or a state's
+/// "has" column) admits it, or there is none.
+pub(crate) fn kept_by(filter: Option<&BooleanArray>) -> impl Fn(usize) -> bool + '_ {
+    move |row| filter.is_none_or(|f| f.is_valid(row) && f.value(row))
+}
+
 pub(crate) fn internal(message: &str) -> DataFusionError {
     DataFusionError::Internal(message.to_string())
 }
