@@ -837,22 +837,7 @@ async fn a_file_an_analyst_restored_is_not_quarantined_again() {
         .await;
     assert_eq!(st, 201, "{v}");
 
-    let c2 = import_c2_alert(&s, &token, "ndr-restored").await;
-    let inv = investigation(
-        &s,
-        &token,
-        c2["id"].as_str().unwrap(),
-        &["Running", "SuccessfullyRemediated"],
-    )
-    .await;
-    assert_eq!(entity(&inv, "/tmp/.cache/implant")["verdict"], "Malicious");
-    let actions = remediation_actions(&s, &token, &inv).await;
-    assert!(
-        actions.iter().all(|a| a["actionType"] != "QuarantineFile"),
-        "{actions:?}"
-    );
-    of_type(&actions, "BlockIndicator", Some(&story.implant_sha256));
-    of_type(&actions, "RemovePersistence", Some(UNIT));
+    remediated_without_quarantine(&s, &token, &story, "ndr-restored").await;
 }
 
 /// A file an analyst already quarantined on the device is not quarantined again by an
@@ -876,16 +861,22 @@ async fn a_file_already_in_quarantine_is_not_quarantined_again() {
     assert_eq!(st, 201, "{v}");
     assert_eq!(agent_completes_everything(&s, &story.a).await, 1);
 
-    let c2 = import_c2_alert(&s, &token, "ndr-quarantined").await;
+    remediated_without_quarantine(&s, &token, &story, "ndr-quarantined").await;
+}
+
+/// Imports a C2 alert and waits for its investigation, which must find the implant
+/// malicious, block it and remove its persistence, but not quarantine it.
+async fn remediated_without_quarantine(s: &Server, token: &str, story: &Story, external_id: &str) {
+    let c2 = import_c2_alert(s, token, external_id).await;
     let inv = investigation(
-        &s,
-        &token,
+        s,
+        token,
         c2["id"].as_str().unwrap(),
         &["Running", "SuccessfullyRemediated"],
     )
     .await;
     assert_eq!(entity(&inv, "/tmp/.cache/implant")["verdict"], "Malicious");
-    let actions = remediation_actions(&s, &token, &inv).await;
+    let actions = remediation_actions(s, token, &inv).await;
     assert!(
         actions.iter().all(|a| a["actionType"] != "QuarantineFile"),
         "{actions:?}"
