@@ -4,7 +4,7 @@
 
 use super::error::PlanError;
 use super::expr::{Scope, constant_value};
-use super::rel::{Lowered, Lowerer, ORDER, ProjectResolved, builder, columns, named};
+use super::rel::{Lowered, Lowerer, ORDER, Resolved, builder, columns, named};
 use super::types::arrow_type;
 use super::udaf::{self, Collect, Pick};
 use crate::ast::{Literal, ScalarType};
@@ -63,7 +63,9 @@ impl Lowerer<'_> {
             group.push(super::rel::column_expr(c).alias(&c.name));
         }
         let plan = self.with_windows(lowered.plan, windows)?;
-        let plan = builder(plan).aggregate(group, aggregates)?.build()?;
+        let plan = builder(plan)
+            .aggregate_resolved(group, aggregates)?
+            .build()?;
         let mut exprs = Vec::with_capacity(rel.schema.len());
         for (name, column) in key_names.iter().zip(&rel.schema.columns) {
             exprs.push(named(name).alias(&column.name));

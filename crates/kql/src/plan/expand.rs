@@ -8,9 +8,7 @@
 use super::error::PlanError;
 use super::expr::Scope;
 use super::json::Json;
-use super::rel::{
-    APPLY, Lowered, Lowerer, ORDER, ProjectResolved, builder, column_expr, columns, named,
-};
+use super::rel::{APPLY, Lowered, Lowerer, ORDER, Resolved, builder, column_expr, columns, named};
 use super::time;
 use super::types::{arrow_type, normalize_guid};
 use super::udf::dynamic::{json_bool, parse_long_text, parse_real_text};
@@ -242,7 +240,7 @@ impl Lowerer<'_> {
         stage.push(parse_call(regex, captures.clone(), relaxed, source_expr).alias(&parsed));
         let mut b = builder(lowered.plan).project_resolved(stage)?;
         if drop_unmatched {
-            b = b.filter(get_field(named(&parsed), "m"))?;
+            b = b.filter_resolved(get_field(named(&parsed), "m"))?;
         }
         let plan = b.build()?;
         let cols = columns(&plan);

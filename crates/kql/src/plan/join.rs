@@ -6,7 +6,7 @@
 //! (the first in an arbitrary order, as Kusto does) before an inner join.
 
 use super::error::PlanError;
-use super::rel::{Lowered, Lowerer, ProjectResolved, builder, column_expr, columns, named};
+use super::rel::{Lowered, Lowerer, Resolved, builder, column_expr, columns, named};
 use super::types::arrow_type;
 use super::udf::dynamic;
 use crate::ast::{JoinKind, ScalarType};
@@ -40,10 +40,10 @@ impl Lowerer<'_> {
             .window_frame(super::window::running_frame())
             .build()?
             .alias(&rank);
-        let plan = builder(plan).window(vec![window])?.build()?;
+        let plan = builder(plan).window_resolved(vec![window])?.build()?;
         let keep: Vec<Expr> = columns(&plan).iter().take(width).map(column_expr).collect();
         Ok(builder(plan)
-            .filter(named(&rank).eq(lit(1u64)))?
+            .filter_resolved(named(&rank).eq(lit(1u64)))?
             .project_resolved(keep)?
             .build()?)
     }

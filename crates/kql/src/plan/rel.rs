@@ -17,15 +17,20 @@ use crate::ast::{Literal, ScalarType};
 use crate::bind::{BoundExpr, BoundExprKind, Column as ColumnDef, Rel, RelKind, SortKey};
 use crate::span::Span;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use datafusion::catalog::default_table_source::provider_as_source;
+use datafusion::common::datatype::FieldExt;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
-use datafusion::common::{Column, DFSchema, Result as DFResult, ScalarValue, TableReference};
+use datafusion::common::{
+    Column, DFSchema, ExprSchema, Result as DFResult, ScalarValue, TableReference,
+};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::ColumnarValue;
+use datafusion::logical_expr::expr::Alias;
 use datafusion::logical_expr::{
-    EmptyRelation, Expr, ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, SortExpr, cast, lit,
+    Aggregate, EmptyRelation, Expr, ExprFunctionExt, ExprSchemable, Filter, LogicalPlan,
+    LogicalPlanBuilder, Projection, Sort, SortExpr, Window, cast, lit,
 };
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::prelude::coalesce;
@@ -91,27 +96,109 @@ pub(crate) fn builder(plan: LogicalPlan) -> LogicalPlanBuilder {
     LogicalPlanBuilder::from(plan)
 }
 
-/// Projections built for lowering. DataFusion's `LogicalPlanBuilder::project` resolves
-/// every unqualified column by first searching the whole input plan, every expression
-/// of every node, for the columns of `USING` joins: once per column, so a projection of
-/// a wide table over a long pipeline costs O(columns × plan). That was most of the time
-/// of planning a 2 KB query. Lowering builds no `USING` join, so `project_resolved`
-/// resolves the columns against the input's schema alone and hands DataFusion
-/// expressions it need not resolve again.
-pub(crate) trait ProjectResolved: Sized {
+/// Plan nodes built for lowering. DataFusion's `LogicalPlanBuilder` resolves every
+/// unqualified column of a projection, filter, sort, aggregate or window by first
+/// searching the whole input plan, every expression of every node, for the columns of
+/// `USING` joins: once per column, so a node over a long pipeline costs O(columns ×
+/// plan). That was most of the time of planning a 2 KB query. Lowering builds no `USING`
+/// join, so these methods resolve the columns against the input's schema alone and build
+/// the nodes directly, with expressions DataFusion need not resolve again.
+pub(crate) trait Resolved: Sized {
     fn project_resolved(self, exprs: impl IntoIterator<Item = Expr>) -> DFResult<Self>;
+    fn filter_resolved(self, predicate: Expr) -> DFResult<Self>;
+    /// A sort on columns of the input (no hidden sort columns are added, unlike
+    /// `LogicalPlanBuilder::sort`), keeping the first `fetch` rows.
+    fn sort_resolved(self, sorts: Vec<SortExpr>, fetch: Option<usize>) -> DFResult<Self>;
+    fn aggregate_resolved(self, group: Vec<Expr>, aggregates: Vec<Expr>) -> DFResult<Self>;
+    fn window_resolved(self, windows: Vec<Expr>) -> DFResult<Self>;
 }
 
-impl ProjectResolved for LogicalPlanBuilder {
+impl Resolved for LogicalPlanBuilder {
+    /// The output schema is built here too: DataFusion's `Projection::try_new` works out
+    /// each aliased expression's field twice and then prints every expression and every
+    /// input column name to look for functional dependencies, which lowering's plans do
+    /// not use; that printing was the largest part of planning a table scan.
     fn project_resolved(self, exprs: impl IntoIterator<Item = Expr>) -> DFResult<Self> {
         let plan = self.build()?;
-        let schema = Arc::clone(plan.schema());
+        let input = plan.schema();
         let exprs = exprs
             .into_iter()
-            .map(|e| Ok((qualify(e, &schema)?, false)))
+            .map(|e| qualify(e, input))
             .collect::<DFResult<Vec<_>>>()?;
-        LogicalPlanBuilder::from(plan).project_with_validation(exprs)
+        let fields = exprs
+            .iter()
+            .map(|e| output_field(e, input))
+            .collect::<DFResult<Vec<_>>>()?;
+        let schema = DFSchema::new_with_metadata(fields, DFSchema::metadata(input).clone())?;
+        let projection = Projection::try_new_with_schema(exprs, Arc::new(plan), Arc::new(schema))?;
+        Ok(LogicalPlanBuilder::from(LogicalPlan::Projection(
+            projection,
+        )))
     }
+
+    fn filter_resolved(self, predicate: Expr) -> DFResult<Self> {
+        let plan = self.build()?;
+        let predicate = qualify(predicate, plan.schema())?;
+        let filter = Filter::try_new(predicate, Arc::new(plan))?;
+        Ok(LogicalPlanBuilder::from(LogicalPlan::Filter(filter)))
+    }
+
+    fn sort_resolved(self, sorts: Vec<SortExpr>, fetch: Option<usize>) -> DFResult<Self> {
+        let plan = self.build()?;
+        let expr = sorts
+            .into_iter()
+            .map(|s| {
+                Ok(SortExpr {
+                    expr: qualify(s.expr, plan.schema())?,
+                    ..s
+                })
+            })
+            .collect::<DFResult<Vec<_>>>()?;
+        Ok(LogicalPlanBuilder::from(LogicalPlan::Sort(Sort {
+            expr,
+            input: Arc::new(plan),
+            fetch,
+        })))
+    }
+
+    fn aggregate_resolved(self, group: Vec<Expr>, aggregates: Vec<Expr>) -> DFResult<Self> {
+        let plan = self.build()?;
+        let group = qualify_all(group, plan.schema())?;
+        let aggregates = qualify_all(aggregates, plan.schema())?;
+        let aggregate = Aggregate::try_new(Arc::new(plan), group, aggregates)?;
+        Ok(LogicalPlanBuilder::from(LogicalPlan::Aggregate(aggregate)))
+    }
+
+    fn window_resolved(self, windows: Vec<Expr>) -> DFResult<Self> {
+        let plan = self.build()?;
+        let windows = qualify_all(windows, plan.schema())?;
+        let window = Window::try_new(windows, Arc::new(plan))?;
+        Ok(LogicalPlanBuilder::from(LogicalPlan::Window(window)))
+    }
+}
+
+/// The field `expr` projects from `input`, as `Expr::to_field` makes it.
+fn output_field(expr: &Expr, input: &DFSchema) -> DFResult<(Option<TableReference>, FieldRef)> {
+    match expr {
+        Expr::Column(c) => Ok((c.relation.clone(), Arc::clone(input.field_from_column(c)?))),
+        Expr::Alias(Alias {
+            expr: inner,
+            relation,
+            name,
+            metadata: None,
+        }) => {
+            let field = match inner.as_ref() {
+                Expr::Column(c) => Arc::clone(input.field_from_column(c)?),
+                other => other.to_field(input)?.1,
+            };
+            Ok((relation.clone(), field.renamed(name)))
+        }
+        other => other.to_field(input),
+    }
+}
+
+fn qualify_all(exprs: Vec<Expr>, schema: &DFSchema) -> DFResult<Vec<Expr>> {
+    exprs.into_iter().map(|e| qualify(e, schema)).collect()
 }
 
 /// `expr` with its unqualified columns qualified as `schema` qualifies them. A name the
@@ -272,7 +359,7 @@ impl<'a> Lowerer<'a> {
                 let random = datafusion::functions::math::expr_fn::random();
                 Ok(Lowered {
                     plan: builder(plan)
-                        .sort_with_limit(vec![random.sort(true, false)], Some(n))?
+                        .sort_resolved(vec![random.sort(true, false)], Some(n))?
                         .build()?,
                     ordered: false,
                 })
@@ -411,7 +498,7 @@ impl<'a> Lowerer<'a> {
         let lowered = self.rel(rel)?;
         let mut b = builder(lowered.plan);
         if lowered.ordered {
-            b = b.sort(vec![order_sort()])?;
+            b = b.sort_resolved(vec![order_sort()], None)?;
         }
         let cols = columns(b.plan());
         let mut exprs = Vec::with_capacity(rel.schema.len());
@@ -475,18 +562,17 @@ impl<'a> Lowerer<'a> {
             .ok_or_else(|| PlanError::new(format!("table '{table}' is not available")))?;
         let plan =
             LogicalPlanBuilder::scan(TableReference::bare(table), source.clone(), None)?.build()?;
+        let available = plan.schema().columns();
         let mut exprs = Vec::with_capacity(rel.schema.len());
         for column in &rel.schema.columns {
-            let found = plan
-                .schema()
-                .columns()
-                .into_iter()
+            let found = available
+                .iter()
                 .find(|c| c.name == column.name)
                 .ok_or_else(|| {
                     PlanError::new(format!("table '{table}' has no column '{}'", column.name))
                 })?;
-            let (_, nullable) = self.field_type(&plan, &found)?;
-            let mut expr = self.conform(&plan, &found, column.ty)?;
+            let (_, nullable) = self.field_type(&plan, found)?;
+            let mut expr = self.conform(&plan, found, column.ty)?;
             // KQL strings are never null: a missing one is "".
             if column.ty == ScalarType::String && nullable {
                 expr = coalesce(vec![expr, lit("")]);
@@ -647,7 +733,7 @@ impl<'a> Lowerer<'a> {
             .build()?
             .alias(&numbered);
         let keep = self.payload(&plan, count);
-        let plan = builder(plan).window(vec![window])?.build()?;
+        let plan = builder(plan).window_resolved(vec![window])?.build()?;
         let mut exprs: Vec<Expr> = keep.iter().map(column_expr).collect();
         exprs.push(named(&numbered).alias(ORDER));
         Ok(Lowered {
@@ -664,7 +750,7 @@ impl<'a> Lowerer<'a> {
         let mut scope = Scope::row(&cols, &mut windows, order).with_late_types(&lowered.plan);
         let condition = self.predicate(predicate, &mut scope)?;
         let plan = self.with_windows(lowered.plan, windows)?;
-        let filtered = builder(plan).filter(condition)?.build()?;
+        let filtered = builder(plan).filter_resolved(condition)?.build()?;
         // Drop the window columns again.
         let keep: Vec<Expr> = cols.iter().map(column_expr).collect();
         let plan = if columns(&filtered).len() == keep.len() {
@@ -694,7 +780,7 @@ impl<'a> Lowerer<'a> {
                 .map(|(_, e)| e.clone())
                 .collect();
             if !exprs.is_empty() {
-                plan = builder(plan).window(exprs)?.build()?;
+                plan = builder(plan).window_resolved(exprs)?.build()?;
                 // A plain projection between levels: DataFusion's optimizer loses a
                 // window column that a window directly above reads (a query then fails
                 // with "No field named window1").
@@ -777,9 +863,7 @@ impl<'a> Lowerer<'a> {
             sorts.push(order_sort());
         }
         let plan = self.with_windows(lowered.plan, windows)?;
-        let plan = builder(plan)
-            .sort_with_limit(sorts.clone(), fetch)?
-            .build()?;
+        let plan = builder(plan).sort_resolved(sorts.clone(), fetch)?.build()?;
         self.number_rows(plan, sorts, input.schema.len())
     }
 
@@ -800,7 +884,7 @@ impl<'a> Lowerer<'a> {
         let lowered = self.rel(input)?;
         let plan = if lowered.ordered {
             builder(lowered.plan)
-                .sort_with_limit(vec![order_sort()], Some(n))?
+                .sort_resolved(vec![order_sort()], Some(n))?
                 .build()?
         } else {
             builder(lowered.plan).limit(0, Some(n))?.build()?
@@ -832,11 +916,13 @@ impl<'a> Lowerer<'a> {
             .build()?
             .alias(&rank);
         let width = columns(&lowered.plan).len();
-        let plan = builder(lowered.plan).window(vec![window])?.build()?;
+        let plan = builder(lowered.plan)
+            .window_resolved(vec![window])?
+            .build()?;
         let keep: Vec<Expr> = columns(&plan).iter().take(width).map(column_expr).collect();
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
         let plan = builder(plan)
-            .filter(cast(named(&rank), DataType::Int64).lt_eq(lit(limit)))?
+            .filter_resolved(cast(named(&rank), DataType::Int64).lt_eq(lit(limit)))?
             .project_resolved(keep)?
             .build()?;
         Ok(Lowered {

@@ -9,7 +9,7 @@
 use super::error::{HuntError, PlanError};
 use super::expr::Scope;
 use super::json::Json;
-use super::rel::{Lowered, Lowerer, ProjectResolved, builder, column_expr, columns, named};
+use super::rel::{Lowered, Lowerer, Resolved, builder, column_expr, columns, named};
 use super::time;
 use super::types::{KQL_TYPE, arrow_type, normalize_guid, scalar_json};
 use super::udf::dynamic::{json_bool, json_long, json_real};
@@ -394,7 +394,7 @@ impl Lowerer<'_> {
             lowered_aggregate = self.aggregate_call(aggregate, &mut scope)?;
         }
         let plan = builder(lowered.plan)
-            .aggregate(keys, lowered_aggregate.aggregates)?
+            .aggregate_resolved(keys, lowered_aggregate.aggregates)?
             .build()?;
         let mut out: Vec<Expr> = names.iter().map(|n| named(n)).collect();
         out.extend(lowered_aggregate.outputs);

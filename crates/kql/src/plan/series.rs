@@ -12,7 +12,7 @@
 use super::error::PlanError;
 use super::expr::Scope;
 use super::json::Json;
-use super::rel::{Lowered, Lowerer, ORDER, ProjectResolved, builder, columns, named};
+use super::rel::{Lowered, Lowerer, ORDER, Resolved, builder, columns, named};
 use super::types::{literal, scalar_json};
 use super::udaf::{Factory, aggregate_call};
 use super::{time, udf};
@@ -96,8 +96,8 @@ impl Lowerer<'_> {
             (from_given, to_given) => {
                 let (lo, hi) = (self.fresh("lo"), self.fresh("hi"));
                 let bounds = builder(plan.clone())
-                    .aggregate(
-                        Vec::<Expr>::new(),
+                    .aggregate_resolved(
+                        Vec::new(),
                         vec![
                             datafusion::functions_aggregate::expr_fn::min(axis_value.clone())
                                 .alias(&lo),
@@ -142,8 +142,8 @@ impl Lowerer<'_> {
             .gt_eq(from_e.clone())
             .and(axis_value.lt(to_e.clone()));
         let plan = builder(plan)
-            .filter(in_range)?
-            .aggregate(group, first_aggregates)?
+            .filter_resolved(in_range)?
+            .aggregate_resolved(group, first_aggregates)?
             .build()?;
         // Second stage: per key, the bins' values placed into arrays.
         let span = binary_expr(to_e.clone(), Operator::Minus, from_e.clone());
@@ -203,7 +203,9 @@ impl Lowerer<'_> {
         }
         let mut second_keys: Vec<Expr> = key_names.iter().map(|n| named(n)).collect();
         second_keys.extend(bound_keys);
-        let plan = builder(plan).aggregate(second_keys, second)?.build()?;
+        let plan = builder(plan)
+            .aggregate_resolved(second_keys, second)?
+            .build()?;
         let mut out = Vec::with_capacity(rel.schema.len());
         let mut names = rel.schema.columns.iter();
         for key in &key_names {
