@@ -238,7 +238,7 @@ pub async fn plan_only(
         &ExternalFiles::new(),
     )
     .await?;
-    Ok(rel::on_large_stack(|| {
+    Ok(rel::on_large_stack(prepared.depth, || {
         rel::Lowerer::new(&bound.text, now, &bound.query.materialized, &prepared).finish(result)
     })?)
 }
@@ -295,7 +295,7 @@ async fn execute(
         .map_or(limits.max_rows, |n| n.min(limits.max_rows));
     let prepared =
         prepare::prepare(&ctx, &bound.query, result, &bound.text, now, true, files).await?;
-    let (plan, columns) = rel::on_large_stack(|| {
+    let (plan, columns) = rel::on_large_stack(prepared.depth, || {
         rel::Lowerer::new(&bound.text, now, &bound.query.materialized, &prepared)
             .finish_with_columns(result)
     })?;

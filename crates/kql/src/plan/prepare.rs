@@ -20,8 +20,12 @@ use datafusion::common::{ScalarValue, TableReference};
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, TableSource};
 use datafusion::prelude::SessionContext;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+
+/// The stack an expression's lowering takes, in frames of an operator's: in a debug build
+/// one level of nested calls takes about 77 KiB, one operator about 16 KiB.
+const EXPRESSION_FRAMES: usize = 5;
 
 /// Most values an `in ((subquery))` list may hold (Kusto's own limit).
 pub(crate) const MAX_IN_VALUES: usize = 1_000_000;
@@ -39,6 +43,9 @@ pub(crate) struct Prepared {
     pub open: HashMap<usize, LogicalPlan>,
     /// `externaldata` rows (text columns) by operator address (a scan of an in-memory table).
     pub external: HashMap<usize, LogicalPlan>,
+    /// How deep lowering recurses (see [`on_large_stack`]): the longest chain of nested
+    /// operators and expressions in the query, in operator frames.
+    pub depth: usize,
 }
 
 enum Task<'q> {
@@ -105,22 +112,33 @@ struct Walk<'q> {
     query: &'q BoundQuery,
     tables: BTreeSet<String>,
     tasks: Vec<Task<'q>>,
-    materialized: HashSet<usize>,
+    /// The `materialize`d inputs walked so far, with their height (the depth they add
+    /// wherever they are used: plan-only lowering inlines them at every use).
+    materialized: HashMap<usize, usize>,
     external: Vec<&'q Rel>,
+    /// The depth, in operator frames, of the node being walked, and the most seen.
+    depth: usize,
+    max_depth: usize,
 }
 
 impl<'q> Walk<'q> {
     fn rel(&mut self, rel: &'q Rel) {
+        self.depth += 1;
+        self.max_depth = self.max_depth.max(self.depth);
         match &rel.kind {
             RelKind::Scan { table } => {
                 self.tables.insert(table.clone());
             }
             RelKind::ExternalData { .. } => self.external.push(rel),
             RelKind::Materialized { id } => {
-                if self.materialized.insert(*id)
-                    && let Some(inner) = self.query.materialized.get(*id)
-                {
+                if let Some(height) = self.materialized.get(id) {
+                    self.max_depth = self.max_depth.max(self.depth + height);
+                } else if let Some(inner) = self.query.materialized.get(*id) {
+                    let (above, deepest) = (self.depth, self.max_depth);
+                    self.max_depth = 0;
                     self.rel(inner);
+                    self.materialized.insert(*id, self.max_depth - above);
+                    self.max_depth = self.max_depth.max(deepest);
                     self.tasks.push(Task::Materialized(*id));
                 }
             }
@@ -135,9 +153,12 @@ impl<'q> Walk<'q> {
         if matches!(rel.kind, RelKind::BagUnpack { .. } | RelKind::Pivot { .. }) {
             self.tasks.push(Task::Reshape(rel));
         }
+        self.depth -= 1;
     }
 
     fn expr(&mut self, expr: &'q BoundExpr) {
+        self.depth += EXPRESSION_FRAMES;
+        self.max_depth = self.max_depth.max(self.depth);
         match &expr.kind {
             BoundExprKind::ScalarSubquery(rel) => {
                 self.rel(rel);
@@ -156,6 +177,7 @@ impl<'q> Walk<'q> {
         for child in expr.children() {
             self.expr(child);
         }
+        self.depth -= EXPRESSION_FRAMES;
     }
 }
 
@@ -174,11 +196,16 @@ pub(crate) async fn prepare(
         query,
         tables: BTreeSet::new(),
         tasks: Vec::new(),
-        materialized: HashSet::new(),
+        materialized: HashMap::new(),
         external: Vec::new(),
+        depth: 0,
+        max_depth: 0,
     };
     walk.rel(result);
-    let mut prepared = Prepared::default();
+    let mut prepared = Prepared {
+        depth: walk.max_depth,
+        ..Prepared::default()
+    };
     for name in &walk.tables {
         let provider: Arc<dyn TableProvider> = ctx
             .table_provider(TableReference::bare(name.as_str()))
@@ -217,7 +244,7 @@ pub(crate) async fn prepare(
                 let Some(rel) = query.materialized.get(id) else {
                     continue;
                 };
-                let plan = on_large_stack(|| {
+                let plan = on_large_stack(prepared.depth, || {
                     Ok(Lowerer::new(text, now, &query.materialized, &prepared)
                         .rel(rel)?
                         .plan)
@@ -237,7 +264,7 @@ pub(crate) async fn prepare(
                 prepared.materialized.insert(id, scan);
             }
             Task::Scalar(rel) => {
-                let plan = on_large_stack(|| {
+                let plan = on_large_stack(prepared.depth, || {
                     Lowerer::new(text, now, &query.materialized, &prepared).finish(rel)
                 })?;
                 let plan = LogicalPlanBuilder::from(plan)
@@ -261,7 +288,7 @@ pub(crate) async fn prepare(
                 prepared.scalars.insert(rel_key(rel), value);
             }
             Task::Reshape(rel) => {
-                let plan = on_large_stack(|| {
+                let plan = on_large_stack(prepared.depth, || {
                     Lowerer::new(text, now, &query.materialized, &prepared).reshape_input(rel)
                 })?;
                 let schema = Arc::new(plan.schema().as_arrow().clone());
@@ -306,7 +333,7 @@ pub(crate) async fn prepare(
                 prepared.open.insert(rel_key(rel), scan);
             }
             Task::List(rel) => {
-                let plan = on_large_stack(|| {
+                let plan = on_large_stack(prepared.depth, || {
                     Lowerer::new(text, now, &query.materialized, &prepared).finish(rel)
                 })?;
                 let batches = collect(ctx, plan).await?;

@@ -27,10 +27,11 @@ use datafusion::common::{
 use datafusion::execution::context::ExecutionProps;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::ColumnarValue;
-use datafusion::logical_expr::expr::Alias;
+use datafusion::logical_expr::expr::{Alias, Cast, ScalarFunction};
+use datafusion::logical_expr::type_coercion::functions::fields_with_udf;
 use datafusion::logical_expr::{
     Aggregate, EmptyRelation, Expr, ExprFunctionExt, ExprSchemable, Filter, LogicalPlan,
-    LogicalPlanBuilder, Projection, Sort, SortExpr, Window, cast, lit,
+    LogicalPlanBuilder, Projection, ReturnFieldArgs, Sort, SortExpr, Window, cast, lit,
 };
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::prelude::coalesce;
@@ -68,11 +69,24 @@ pub(crate) struct Lowerer<'a> {
 /// enough that a long pipeline would exhaust a 2 MiB worker stack.
 const LOWERING_STACK: usize = 256 * 1024 * 1024;
 
-/// Runs a lowering on a thread of its own with a large stack (virtual memory, only used
-/// as deep as the query goes).
+/// The deepest query (in operator frames, see `Prepared::depth`) lowered on the caller's
+/// stack. Starting a thread costs about a tenth of planning a 2 KB query, and most
+/// queries are far shallower than this; a debug build's lowering of this depth fits in
+/// half of a 2 MiB stack (the test `queries_lowered_in_place_fit_in_half_a_worker_stack`).
+const INLINE_DEPTH: usize = 48;
+
+/// Runs a lowering of a query `depth` deep: in place when it is shallow, otherwise on a
+/// thread of its own with a large stack (virtual memory, only used as deep as the query
+/// goes).
 pub(crate) fn on_large_stack<T: Send>(
+    depth: usize,
     lower: impl FnOnce() -> Result<T, PlanError> + Send,
 ) -> Result<T, PlanError> {
+    if depth <= INLINE_DEPTH {
+        // As on the planner thread, a bug in lowering fails the query, not the caller.
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(lower))
+            .map_err(|_| PlanError::new("internal planning error: the planner panicked"))?;
+    }
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("kql-planner".to_string())
@@ -186,15 +200,67 @@ fn output_field(expr: &Expr, input: &DFSchema) -> DFResult<(Option<TableReferenc
             relation,
             name,
             metadata: None,
-        }) => {
-            let field = match inner.as_ref() {
-                Expr::Column(c) => Arc::clone(input.field_from_column(c)?),
-                other => other.to_field(input)?.1,
-            };
-            Ok((relation.clone(), field.renamed(name)))
-        }
+        }) => Ok((relation.clone(), unnamed_field(inner, input)?.renamed(name))),
         other => other.to_field(input),
     }
+}
+
+/// The field `expr` makes over `input` as `Expr::to_field` works it out, but for its
+/// name, which the caller gives. `to_field` prints the name of the expression at every
+/// level of nesting it visits, and lowering renames every output anyway: the kinds of
+/// expression lowering projects most are worked out here, the rest by `to_field`.
+fn unnamed_field(expr: &Expr, input: &DFSchema) -> DFResult<FieldRef> {
+    match expr {
+        Expr::Column(c) => Ok(Arc::clone(input.field_from_column(c)?)),
+        Expr::Literal(value, None) => {
+            Ok(Arc::new(Field::new("", value.data_type(), value.is_null())))
+        }
+        Expr::Cast(Cast { expr: inner, field }) if is_type_only(field) => {
+            let source = unnamed_field(inner, input)?;
+            if source
+                .metadata()
+                .keys()
+                .any(|k| k.starts_with("ARROW:extension:"))
+            {
+                // `to_field` drops an extension type from the field; let it.
+                return Ok(expr.to_field(input)?.1);
+            }
+            Ok(Arc::new(
+                source
+                    .as_ref()
+                    .clone()
+                    .with_data_type(field.data_type().clone()),
+            ))
+        }
+        Expr::ScalarFunction(ScalarFunction { func, args }) => {
+            let fields = args
+                .iter()
+                .map(|arg| unnamed_field(arg, input))
+                .collect::<DFResult<Vec<_>>>()?;
+            let Ok(fields) = fields_with_udf(&fields, func.as_ref()) else {
+                // A call DataFusion refuses: its error, with the call's name.
+                return Ok(expr.to_field(input)?.1);
+            };
+            let literals: Vec<Option<&ScalarValue>> = args
+                .iter()
+                .map(|arg| match arg {
+                    Expr::Literal(value, _) => Some(value),
+                    _ => None,
+                })
+                .collect();
+            func.return_field_from_args(ReturnFieldArgs {
+                arg_fields: &fields,
+                scalar_arguments: &literals,
+            })
+        }
+        other => Ok(other.to_field(input)?.1),
+    }
+}
+
+/// A cast to a type alone (no name, metadata or nullability of its own), after which
+/// the field keeps the source's nullability and metadata.
+fn is_type_only(target: &Field) -> bool {
+    target.name().is_empty() && target.is_nullable() && target.metadata().is_empty()
 }
 
 fn qualify_all(exprs: Vec<Expr>, schema: &DFSchema) -> DFResult<Vec<Expr>> {
@@ -973,5 +1039,58 @@ pub(crate) fn constant_long(expr: &BoundExpr) -> Option<i64> {
             operand,
         } => constant_long(operand).and_then(i64::checked_neg),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::INLINE_DEPTH;
+    use crate::QueryParameters;
+    use crate::plan::external::ExternalFiles;
+    use crate::plan::{bind, plan_only, prepare::prepare};
+    use datafusion::prelude::SessionContext;
+    use futures::executor::block_on;
+
+    async fn depth(ctx: &SessionContext, query: &str) -> usize {
+        let bound = bind(ctx, query, &QueryParameters::default())
+            .await
+            .expect("binds");
+        let result = bound.query.results.last().expect("a result");
+        let files = ExternalFiles::new();
+        prepare(ctx, &bound.query, result, &bound.text, 0, false, &files)
+            .await
+            .expect("prepares")
+            .depth
+    }
+
+    /// Queries up to [`INLINE_DEPTH`] deep are lowered on the caller's stack. In a debug
+    /// build, whose frames are the largest, they must fit in half the 2 MiB stack of a
+    /// server worker, whether the depth is in operators or in nested calls.
+    #[test]
+    fn queries_lowered_in_place_fit_in_half_a_worker_stack() {
+        let shapes: [fn(usize) -> String; 2] = [
+            |n| format!("range x from 1 to 10 step 1{}", " | where x > 0".repeat(n)),
+            |n| format!("print x = {}1{}", "abs(".repeat(n), ")".repeat(n)),
+        ];
+        for shape in shapes {
+            let ctx = SessionContext::new();
+            let (query, deepest) = block_on(async {
+                let mut n = 0;
+                while depth(&ctx, &shape(n + 1)).await <= INLINE_DEPTH {
+                    n += 1;
+                }
+                (shape(n), depth(&ctx, &shape(n)).await)
+            });
+            assert!(deepest + 10 >= INLINE_DEPTH, "{query}: only {deepest} deep");
+            let planned = std::thread::Builder::new()
+                .stack_size(1024 * 1024)
+                .spawn(move || {
+                    let ctx = SessionContext::new();
+                    block_on(plan_only(&ctx, &query, &QueryParameters::default())).map(|_| ())
+                })
+                .expect("spawn")
+                .join();
+            assert!(matches!(planned, Ok(Ok(()))), "{planned:?}");
+        }
     }
 }
