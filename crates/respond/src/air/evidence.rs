@@ -7,6 +7,7 @@
 //! analyst hunts with, so each step can be re-run by hand. Values put in query text are
 //! checked first (hex hashes, parsed addresses, integers) or quoted.
 
+use super::analysis::AnalysisRuntime;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType};
@@ -18,8 +19,7 @@ use rampart_core::investigation::{
     EntityType, EvidenceGraph, RelationKind, Signal, added_entries, entity, persistence_kind,
 };
 use rampart_ioc::{Device, FileObservation, IndicatorIndex, NetworkObservation};
-use rampart_kql::bind::QueryParameters;
-use rampart_kql::plan::{self, Limits};
+use rampart_kql::plan::Limits;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use time::format_description::well_known::Rfc3339;
@@ -44,6 +44,7 @@ pub struct Scope<'a> {
 /// Builds the evidence graph of an investigation.
 pub struct Gatherer<'a> {
     ctx: &'a SessionContext,
+    analysis: &'a AnalysisRuntime,
     scope: Scope<'a>,
     limits: Limits,
     pub graph: EvidenceGraph,
@@ -55,9 +56,15 @@ pub struct Gatherer<'a> {
 }
 
 impl<'a> Gatherer<'a> {
-    pub fn new(ctx: &'a SessionContext, scope: Scope<'a>, timeout: std::time::Duration) -> Self {
+    pub fn new(
+        ctx: &'a SessionContext,
+        analysis: &'a AnalysisRuntime,
+        scope: Scope<'a>,
+        timeout: std::time::Duration,
+    ) -> Self {
         Gatherer {
             ctx,
+            analysis,
             scope,
             limits: Limits {
                 max_rows: MAX_ROWS,
@@ -558,7 +565,7 @@ impl<'a> Gatherer<'a> {
     }
 
     async fn query(&mut self, what: &str, q: &str) -> Vec<Row> {
-        match plan::run(self.ctx, q, &QueryParameters::new(), &self.limits).await {
+        match self.analysis.run(self.ctx, q, &self.limits).await {
             Ok(result) => rows(&result.batches),
             Err(e) => {
                 tracing::warn!(query = q, "investigation query failed: {e}");

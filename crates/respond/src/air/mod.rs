@@ -13,9 +13,11 @@
 //! most 7 days. A sweep follows running actions to their end and settles each
 //! investigation's state from its actions.
 
+pub mod analysis;
 pub mod evidence;
 pub mod remediate;
 
+use analysis::AnalysisRuntime;
 use evidence::{Gatherer, PREVALENCE_WINDOW, Scope};
 use rampart_core::TenantId;
 use rampart_core::action_target::{ActionTarget, EvidenceRequest, LiveEvidence};
@@ -127,6 +129,8 @@ pub struct Investigator {
     /// Who knows whether a device's agent is connected: this server's bell, unless a cluster
     /// set a wider view.
     presence: std::sync::OnceLock<Arc<dyn Presence>>,
+    /// Where the evidence queries run.
+    analysis: AnalysisRuntime,
 }
 
 /// Whether a device's agent is connected now — it holds a command poll — so that a live look
@@ -156,6 +160,7 @@ impl Investigator {
             indicators,
             config,
             presence: std::sync::OnceLock::new(),
+            analysis: AnalysisRuntime::new(),
         })
     }
 
@@ -653,7 +658,8 @@ impl Investigator {
             )
             .await
             .map_err(|e| StoreError::Corrupt(format!("opening the event store: {e}")))?;
-        let mut gatherer = Gatherer::new(&session, scope, self.config.query_timeout);
+        let mut gatherer =
+            Gatherer::new(&session, &self.analysis, scope, self.config.query_timeout);
         for a in alerts {
             gatherer.seed(a);
         }
