@@ -11,7 +11,7 @@
 use super::error::{HuntError, PlanError};
 use super::expr::rel_key;
 use super::external;
-use super::rel::{Lowerer, on_large_stack};
+use super::rel::{EXPRESSION_FRAMES, Lowerer, on_large_stack};
 use crate::bind::{BoundExpr, BoundExprKind, BoundQuery, ListItem, Rel, RelKind};
 use datafusion::arrow::array::Array;
 use datafusion::catalog::TableProvider;
@@ -22,10 +22,6 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, TableSource};
 use datafusion::prelude::SessionContext;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-
-/// The stack an expression's lowering takes, in frames of an operator's: in a debug build
-/// one level of nested calls takes about 77 KiB, one operator about 16 KiB.
-const EXPRESSION_FRAMES: usize = 5;
 
 /// Most values an `in ((subquery))` list may hold (Kusto's own limit).
 pub(crate) const MAX_IN_VALUES: usize = 1_000_000;
