@@ -285,6 +285,21 @@ async fn ingested_rows_are_matched_against_indicators() {
     }
 }
 
+/// Each alert's title and device, sorted.
+fn titles_and_devices(alerts: &[Value]) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["title"].as_str().unwrap().to_owned(),
+                a["machineId"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 fn days_ago(days: i64) -> String {
     let t = time::OffsetDateTime::now_utc() - time::Duration::days(days);
     t.format(&time::format_description::well_known::Rfc3339)
@@ -366,16 +381,7 @@ async fn new_indicators_are_hunted_for_in_stored_telemetry() {
             .collect();
 
         let alerts = wait_alerts(&s, &token, |a| a.len() >= 4).await;
-        let mut found: Vec<(String, String)> = alerts
-            .iter()
-            .map(|a| {
-                (
-                    a["title"].as_str().unwrap().to_owned(),
-                    a["machineId"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        found.sort();
+        let found = titles_and_devices(&alerts);
         let expected: Vec<(String, String)> = [
             ("DomainName Warn", 'd'),
             ("FileSha256 Audit", 'a'),
@@ -484,6 +490,75 @@ async fn new_indicators_are_hunted_for_in_stored_telemetry() {
         )
         .await;
         assert_eq!(st, 400, "{body}");
+    }
+}
+
+/// A feed-sized import is hunted for as one set (not an `IN` list of every value): the rows
+/// holding one of its hashes (in upper case) or addresses still raise their alerts, and the
+/// decoys beside them raise none.
+#[tokio::test]
+async fn a_feed_sized_import_is_hunted_for_as_one_set() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        let token = s
+            .token_with("Ti.ReadWrite.All,Alert.Read.All,Machine.Read.All,Event.Write")
+            .await;
+        s.import(
+            &token,
+            "DeviceProcessEvents",
+            &[process(10, 'a', SHA256, 1)],
+        )
+        .await;
+        s.import(
+            &token,
+            "DeviceNetworkEvents",
+            &[
+                connection(20, 'b', "203.0.113.77", "", 2),
+                connection(30, 'c', "203.0.113.78", "", 3),
+            ],
+        )
+        .await;
+        let item = |value: String, kind: &str| {
+            json!({"indicatorValue": value, "indicatorType": kind, "action": "Audit",
+                   "title": format!("feed {kind}"), "description": "feed", "generateAlert": true})
+        };
+        let mut items: Vec<Value> = (0..300u32)
+            .map(|n| item(format!("{n:064x}"), "FileSha256"))
+            .collect();
+        items.extend(
+            (1..=150u32).map(|n| item(format!("198.51.{}.{}", n / 100, n % 100 + 1), "IpAddress")),
+        );
+        items.push(item(SHA256.to_ascii_lowercase(), "FileSha256"));
+        items.push(item("203.0.113.77".into(), "IpAddress"));
+        let (st, body) = post(
+            &s,
+            &token,
+            "/api/indicators/import",
+            json!({"Indicators": items}),
+        )
+        .await;
+        assert_eq!(st, 200, "{}: {body}", b.name);
+        assert!(
+            body["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["isFailed"] == false),
+            "{}: {body}",
+            b.name
+        );
+        let alerts = wait_alerts(&s, &token, |a| a.len() >= 2).await;
+        let found = titles_and_devices(&alerts);
+        assert_eq!(
+            found,
+            [
+                ("feed FileSha256".to_owned(), device('a')),
+                ("feed IpAddress".to_owned(), device('b')),
+            ],
+            "{}",
+            b.name
+        );
     }
 }
 

@@ -1,9 +1,11 @@
 //! Retro-hunts: searching stored telemetry for indicators that were not known when it arrived.
 //!
 //! A hunt reads each Device* table that carries hashes, addresses or URLs inside the lookback
-//! window in two steps. DataFusion first keeps only the rows that could match: an `IN` list of the
-//! hunted hashes and addresses (both letter cases of a hash, as agents differ), the textual prefix
-//! of an IPv4 range, the host of a domain or URL as a case-insensitive substring. Those few rows
+//! window in two steps. DataFusion first keeps only the rows that could match: the hunted hashes
+//! and addresses (a hash in either letter case, as agents differ; an `IN` list for a few values, a
+//! [`value_set`] probe for many), the textual prefix of an IPv4 range, the host of a domain or URL
+//! as a case-insensitive substring (every row with an address or URL when there are many ranges
+//! or hosts). Those few rows
 //! then go through exactly the matching that ingestion uses, against the tenant's whole live
 //! index — so precedence holds as it would have (an `Allowed` indicator or a SHA-256 verdict
 //! still decides), and only decisions by a hunted indicator count.
@@ -11,6 +13,8 @@
 //! Hits raise the same alert ingestion would have (one per indicator and device, merged with a
 //! live one when it exists), marked as retrospective in its description, and files blocked with
 //! remediation are quarantined where they were seen.
+
+mod value_set;
 
 use crate::indicators::{Found, IndicatorMatcher};
 use datafusion::arrow::array::RecordBatch;
@@ -26,8 +30,10 @@ use rampart_core::indicator::{Indicator, IndicatorAction, IndicatorType};
 use rampart_core::schema::{self, Table, TableKind};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
+use value_set::ValueSet;
 
 /// Columns that carry file hashes (of the file, the initiating process, a certificate signer).
 const HASH_COLUMNS: [&str; 7] = [
@@ -53,8 +59,12 @@ const CONTEXT_COLUMNS: [&str; 8] = [
     "AccountName",
     "AccountDomain",
 ];
-/// Beyond this many hosts a hunt reads every row with a URL instead of one `ILIKE` per host.
-const MAX_HOST_PATTERNS: usize = 32;
+/// Beyond this many hosts (ranges) a hunt reads every row with a URL (address) instead of one
+/// `ILIKE` (`starts_with`) per host (range).
+const MAX_PATTERNS: usize = 32;
+/// Up to this many hashes or addresses are an `IN` list, beyond it a [`ValueSet`]: a list's
+/// literals cost planning time in proportion to their number, a set does not.
+const MAX_IN_LIST: usize = 16;
 
 /// What a retro-hunt found.
 #[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
@@ -264,10 +274,10 @@ fn utf8(batch: RecordBatch) -> Result<RecordBatch, datafusion::error::DataFusion
 /// What the hunted indicators look for, as literals for the prefilter.
 #[derive(Default)]
 struct Sought {
-    /// Hashes in lower and upper case.
-    hashes: Vec<String>,
+    /// Hashes, lower case.
+    hashes: Arc<HashSet<String>>,
     /// Single addresses, as text.
-    addresses: Vec<String>,
+    addresses: Arc<HashSet<String>>,
     /// Text prefixes of IPv4 ranges; `None` for a range text cannot narrow (IPv6, /0-/7).
     ranges: Vec<Option<String>>,
     /// Hosts of domain and URL indicators, lower case.
@@ -277,6 +287,8 @@ struct Sought {
 impl Sought {
     fn of(indicators: &[Indicator]) -> Sought {
         let mut s = Sought::default();
+        let mut hashes = HashSet::new();
+        let mut addresses = HashSet::new();
         for i in indicators {
             let v = i.indicator_value.trim();
             match i.indicator_type {
@@ -284,11 +296,12 @@ impl Sought {
                 | IndicatorType::FileSha1
                 | IndicatorType::FileMd5
                 | IndicatorType::CertificateThumbprint => {
-                    s.hashes.push(v.to_ascii_lowercase());
-                    s.hashes.push(v.to_ascii_uppercase());
+                    hashes.insert(v.to_ascii_lowercase());
                 }
                 IndicatorType::IpAddress => match v.split_once('/') {
-                    None => s.addresses.push(v.to_owned()),
+                    None => {
+                        addresses.insert(v.to_owned());
+                    }
                     Some((base, len)) => s.ranges.push(ipv4_prefix(base, len)),
                 },
                 IndicatorType::DomainName => s.hosts.push(v.to_ascii_lowercase()),
@@ -300,6 +313,8 @@ impl Sought {
                 }
             }
         }
+        s.hashes = Arc::new(hashes);
+        s.addresses = Arc::new(addresses);
         s
     }
 
@@ -314,14 +329,30 @@ impl Sought {
     fn filter(&self, table: &Table) -> Option<Expr> {
         let has = |name: &&&str| table.column(name).is_some();
         let mut any: Vec<Expr> = Vec::new();
-        if !self.hashes.is_empty() {
+        let (hashes, addresses) = (&self.hashes, &self.addresses);
+        if !hashes.is_empty() {
             for c in HASH_COLUMNS.iter().filter(has) {
-                any.push(ident(*c).in_list(literals(&self.hashes), false));
+                any.push(if hashes.len() > MAX_IN_LIST {
+                    ValueSet::contains(ident(*c), Arc::clone(hashes), true)
+                } else {
+                    let both_cases = hashes
+                        .iter()
+                        .flat_map(|h| [h.clone(), h.to_ascii_uppercase()]);
+                    ident(*c).in_list(literals(both_cases), false)
+                });
             }
         }
         for c in IP_COLUMNS.iter().filter(has) {
-            if !self.addresses.is_empty() {
-                any.push(ident(*c).in_list(literals(&self.addresses), false));
+            if !addresses.is_empty() {
+                any.push(if addresses.len() > MAX_IN_LIST {
+                    ValueSet::contains(ident(*c), Arc::clone(addresses), false)
+                } else {
+                    ident(*c).in_list(literals(addresses.iter().cloned()), false)
+                });
+            }
+            if self.ranges.len() > MAX_PATTERNS {
+                any.push(ident(*c).is_not_null());
+                continue;
             }
             for range in &self.ranges {
                 any.push(match range {
@@ -334,7 +365,7 @@ impl Sought {
         }
         if !self.hosts.is_empty() {
             for c in URL_COLUMNS.iter().filter(has) {
-                if self.hosts.len() > MAX_HOST_PATTERNS {
+                if self.hosts.len() > MAX_PATTERNS {
                     any.push(ident(*c).is_not_null());
                     continue;
                 }
@@ -364,11 +395,8 @@ fn ipv4_prefix(base: &str, len: &str) -> Option<String> {
     })
 }
 
-fn literals(values: &[String]) -> Vec<Expr> {
-    values
-        .iter()
-        .map(|v| lit(ScalarValue::Utf8(Some(v.clone()))))
-        .collect()
+fn literals(values: impl Iterator<Item = String>) -> Vec<Expr> {
+    values.map(|v| lit(ScalarValue::Utf8(Some(v)))).collect()
 }
 
 /// `s` with LIKE's wildcards taken literally.
