@@ -23,8 +23,11 @@ pub struct Table {
     certs: Map<[u8; 20], Entry>,
     nets: Nets,
     domains: Map<Box<str>, Entry>,
-    /// URL indicators by host (with a non-default port), each host's paths longest first.
-    urls: Map<Box<str>, Vec<UrlEntry>>,
+    /// URL indicators by host (with a non-default port), then by path without its trailing
+    /// `/` ([`path_key`]): the paths that may cover an observed URL are its own prefixes that end
+    /// before a `/` or `?`, so a lookup probes those few instead of scanning every path of the
+    /// host (a feed lists thousands under one file-sharing host).
+    urls: Map<Box<str>, Map<Box<str>, Vec<UrlEntry>>>,
     len: usize,
 }
 
@@ -171,8 +174,14 @@ impl Table {
             Key::Net(n) => self.nets.insert(n, entry),
             Key::Domain(d) => self.domains.insert(d, entry).is_some(),
             Key::Url { host, scheme, path } => {
-                let paths = self.urls.entry(host).or_default();
-                match paths
+                let same = self
+                    .urls
+                    .entry(host)
+                    .or_default()
+                    .entry(path_key(&path).into())
+                    // Almost every path has one entry: a default `Vec` would reserve four.
+                    .or_insert_with(|| Vec::with_capacity(1));
+                match same
                     .iter_mut()
                     .find(|u| u.scheme == scheme && u.path == path)
                 {
@@ -181,12 +190,11 @@ impl Table {
                         true
                     }
                     None => {
-                        paths.push(UrlEntry {
+                        same.push(UrlEntry {
                             scheme,
                             path,
                             entry,
                         });
-                        paths.sort_by_key(|u| std::cmp::Reverse(u.path.len()));
                         false
                     }
                 }
@@ -206,12 +214,12 @@ impl Table {
             Key::Cert(k) => self.certs.get(k),
             Key::Net(n) => self.nets.map.get(&Nets::key(*n)),
             Key::Domain(d) => self.domains.get(d),
-            Key::Url { host, scheme, path } => self.urls.get(host).and_then(|paths| {
-                paths
-                    .iter()
-                    .find(|u| u.scheme == *scheme && u.path == *path)
-                    .map(|u| &u.entry)
-            }),
+            Key::Url { host, scheme, path } => self
+                .urls
+                .get(host)
+                .and_then(|paths| paths.get(path_key(path)))
+                .and_then(|same| same.iter().find(|u| u.scheme == *scheme && u.path == *path))
+                .map(|u| &u.entry),
         }
     }
 
@@ -231,18 +239,24 @@ impl Table {
                 Key::Cert(k) => self.certs.remove(k).is_some(),
                 Key::Net(n) => self.nets.remove(*n),
                 Key::Domain(d) => self.domains.remove(d).is_some(),
-                Key::Url { host, scheme, path } => match self.urls.get_mut(host) {
-                    Some(paths) => {
-                        let n = paths.len();
-                        paths.retain(|u| !(u.scheme == *scheme && u.path == *path));
-                        let gone = paths.len() < n;
-                        if paths.is_empty() {
-                            self.urls.remove(host);
-                        }
-                        gone
+                Key::Url { host, scheme, path } => {
+                    let Some(paths) = self.urls.get_mut(host) else {
+                        continue;
+                    };
+                    let key = path_key(path);
+                    let gone = paths.get_mut(key).is_some_and(|same| {
+                        let n = same.len();
+                        same.retain(|u| !(u.scheme == *scheme && u.path == *path));
+                        same.len() < n
+                    });
+                    if paths.get(key).is_some_and(Vec::is_empty) {
+                        paths.remove(key);
                     }
-                    None => false,
-                },
+                    if paths.is_empty() {
+                        self.urls.remove(host);
+                    }
+                    gone
+                }
             };
             if gone {
                 self.len -= 1;
@@ -270,7 +284,7 @@ impl Table {
             .iter()
             .map(|(d, e)| (Key::Domain(d.clone()), e));
         let urls = self.urls.iter().flat_map(|(host, paths)| {
-            paths.iter().map(move |u| {
+            paths.values().flatten().map(move |u| {
                 (
                     Key::Url {
                         host: host.clone(),
@@ -350,15 +364,26 @@ impl Table {
         let Some(paths) = self.urls.get(url.host.as_str()) else {
             return Vec::new();
         };
-        paths
-            .iter()
-            .filter(|u| {
-                let key = UrlKey {
-                    scheme: u.scheme,
-                    host: url.host.clone(),
-                    path: u.path.to_string(),
-                };
-                key.covers(url)
+        // The prefixes of the observed path that a covering path can be (`url::path_covers`):
+        // the empty one, each one ending before a `/` or `?`, and the whole path.
+        let path = url.path.as_str();
+        let mut ends: Vec<usize> = std::iter::once(0)
+            .chain(
+                path.bytes()
+                    .enumerate()
+                    .filter(|(_, b)| matches!(b, b'/' | b'?'))
+                    .map(|(i, _)| i),
+            )
+            .chain(std::iter::once(path.len()))
+            .collect();
+        ends.dedup(); // a path starting with `/`, or empty, names the empty prefix twice
+        let mut found: Vec<Matched<'_>> = ends
+            .into_iter()
+            .filter_map(|end| paths.get(&path[..end]))
+            .flatten()
+            .filter(|u| match (u.scheme, url.scheme) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
             })
             .map(|u| Matched {
                 entry: &u.entry,
@@ -370,7 +395,9 @@ impl Table {
                 .value(),
                 specificity: 1_000 + u.path.len() as u32,
             })
-            .collect()
+            .collect();
+        found.sort_by_key(|m| std::cmp::Reverse(m.specificity));
+        found
     }
 }
 
@@ -503,4 +530,10 @@ fn to_hex(bytes: &[u8]) -> String {
         s.push(char::from(DIGITS[usize::from(b & 15)]));
     }
     s
+}
+
+/// The map key of a URL indicator's path: the path without its trailing `/`, which covers the
+/// same observed paths (`/a/` covers `/a` as `/a` does).
+fn path_key(path: &str) -> &str {
+    path.strip_suffix('/').unwrap_or(path)
 }

@@ -182,6 +182,71 @@ fn urls_match_normalised_and_below_their_path() {
     );
 }
 
+/// A feed lists thousands of URLs under one file-sharing host: each observed URL is decided by
+/// the paths covering it, the longest first, however many others the host has.
+#[test]
+fn urls_of_one_host_are_many_and_the_longest_covering_path_wins() {
+    let mut indicators: Vec<_> = (0..5_000u64)
+        .map(|n| {
+            indicator(
+                10 + n,
+                "Url",
+                &format!("https://share.example/u/{n}/payload.bin"),
+                "Block",
+                json!({}),
+            )
+        })
+        .collect();
+    indicators.extend([
+        indicator(1, "Url", "https://share.example/", "Audit", json!({})),
+        indicator(2, "Url", "https://share.example/u/7/", "Allowed", json!({})),
+        indicator(3, "Url", "http://share.example/u", "Block", json!({})),
+    ]);
+    let index = std::sync::Arc::new(IndicatorIndex::new());
+    let tenant = TenantId::new_random();
+    // Half loaded, half applied: the base table and the overlay both hold the host's paths.
+    let (first, rest) = indicators.split_at(2_500);
+    assert!(index.load(tenant, first).is_empty());
+    let changes: Vec<_> = rest
+        .iter()
+        .map(|i| rampart_ioc::Change::Upsert(Box::new(i.clone())))
+        .collect();
+    assert!(index.apply(tenant, &changes).is_empty());
+    let m = |url| net_match(&index, tenant, None, Some(url));
+    assert_eq!(m("https://share.example/u/42/payload.bin"), Some(52));
+    assert_eq!(m("https://share.example/u/4999/payload.bin"), Some(5009));
+    assert_eq!(m("https://share.example/u/42/payload.bin?dl=1"), Some(52));
+    assert_eq!(m("https://share.example/u/42/payload.bin/x"), Some(52));
+    assert_eq!(
+        m("https://share.example/u/42/payload.bin2"),
+        Some(1),
+        "a path ends at a slash: only the root covers it"
+    );
+    assert_eq!(
+        m("https://share.example/u/7/other.bin"),
+        Some(2),
+        "`/u/7/` is longer than `/`, and allows"
+    );
+    assert_eq!(m("https://share.example/u/7/payload.bin"), Some(17));
+    assert_eq!(
+        m("https://share.example/u/7"),
+        Some(2),
+        "`/u/7/` covers `/u/7`"
+    );
+    assert_eq!(
+        m("http://share.example/u/x"),
+        Some(3),
+        "http: `/u`, not the https root"
+    );
+    assert_eq!(m("https://share.example/u/x"), Some(1));
+    assert_eq!(m("https://other.example/u/42/payload.bin"), None);
+
+    // Removing one path leaves the others of its host.
+    index.apply(tenant, &[rampart_ioc::Change::Remove { id: "52".into() }]);
+    assert_eq!(m("https://share.example/u/42/payload.bin"), Some(1));
+    assert_eq!(m("https://share.example/u/43/payload.bin"), Some(53));
+}
+
 #[test]
 fn expiry_is_honoured_to_the_second() {
     let (index, tenant) = loaded(&[indicator(
