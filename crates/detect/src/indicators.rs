@@ -47,7 +47,7 @@ const RETRO_QUEUE: usize = 65_536;
 /// How long changed indicators are gathered into one retro-hunt (an import sends hundreds).
 const RETRO_GATHER: Duration = Duration::from_secs(1);
 /// Most indicators searched for by one retro-hunt.
-const RETRO_BATCH: usize = 10_000;
+const RETRO_BATCH: usize = 100_000;
 /// How often the store is asked whether another server (or the CLI) changed indicators.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
@@ -101,9 +101,6 @@ type CachedGroup = (Instant, Option<(String, String)>);
 struct SyncState {
     /// Each tenant's generation when last looked at.
     seen: HashMap<TenantId, i64>,
-    /// Changes this server made (and applied) since then, by tenant: each bumped the
-    /// generation once.
-    own: HashMap<TenantId, i64>,
     /// Tenants being reloaded, with the changes applied meanwhile (applied again after the
     /// reload, which may have read the store before they were written).
     reloading: HashMap<TenantId, Vec<Change>>,
@@ -283,16 +280,10 @@ impl IndicatorMatcher {
                 _ = tick.tick() => {}
                 _ = self.changed_here.notified() => {}
             }
-            // Own changes counted before the read were committed before it.
-            let own = std::mem::take(&mut lock(&self.sync).own);
             let generations = match self.store.indicator_generations().await {
                 Ok(g) => g,
                 Err(e) => {
                     tracing::warn!("indicator generations not read: {e}");
-                    let mut sync = lock(&self.sync);
-                    for (t, n) in own {
-                        *sync.own.entry(t).or_default() += n;
-                    }
                     continue;
                 }
             };
@@ -302,7 +293,13 @@ impl IndicatorMatcher {
                 let mut sync = lock(&self.sync);
                 for (tenant, generation) in generations {
                     let before = sync.seen.insert(tenant, generation).unwrap_or(0);
-                    if generation - before > own.get(&tenant).copied().unwrap_or(0) {
+                    // The store knows which generations it wrote itself, from before each
+                    // commit: no change of this server's looks foreign while it is on its way
+                    // to `apply`.
+                    if self
+                        .store
+                        .indicators_changed_elsewhere(tenant, before, generation)
+                    {
                         stale.push(tenant);
                     }
                 }
@@ -405,7 +402,6 @@ impl IndicatorMatcher {
         }
         {
             let mut sync = lock(&self.sync);
-            *sync.own.entry(tenant).or_default() += 1;
             if let Some(missed) = sync.reloading.get_mut(&tenant) {
                 missed.extend_from_slice(changes);
             }

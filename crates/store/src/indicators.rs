@@ -136,6 +136,11 @@ pub trait IndicatorStore: Send + Sync {
     /// tenant's indicators (through any server), so a matcher can tell when to reload.
     async fn indicator_generations(&self) -> Result<Vec<(TenantId, i64)>>;
 
+    /// Whether a generation of `tenant` after `after`, up to `upto`, was written by someone
+    /// other than this store (another server, the CLI). Forgets this store's own generations up
+    /// to `upto`: ask once per generation read.
+    fn indicators_changed_elsewhere(&self, tenant: TenantId, after: i64, upto: i64) -> bool;
+
     /// Deletes all of `ids` or, when any is missing (or not the `owner`'s), none.
     async fn delete_indicators(
         &self,
@@ -397,21 +402,22 @@ async fn read_existing(
     Ok(out)
 }
 
-/// Marks the tenant's indicators changed (see [`IndicatorStore::indicator_generations`]). Every
-/// writer takes the counter row after the indicator rows it changes, so that concurrent
-/// transactions lock in one order.
+/// Marks the tenant's indicators changed (see [`IndicatorStore::indicator_generations`]) and
+/// returns the new generation, for the caller to [claim](crate::generations::OwnGenerations)
+/// before it commits. Every writer takes the counter row after the indicator rows it changes,
+/// so that concurrent transactions lock in one order.
 pub(crate) async fn bump_generation(
     conn: &mut sqlx::AnyConnection,
     tenant: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
         "INSERT INTO indicator_counters (tenant_id, last_id, generation) VALUES ($1, 0, 1) \
-         ON CONFLICT (tenant_id) DO UPDATE SET generation = indicator_counters.generation + 1",
+         ON CONFLICT (tenant_id) DO UPDATE SET generation = indicator_counters.generation + 1 \
+         RETURNING generation",
     )
     .bind(tenant)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 /// Reserves `n` ids of the tenant; returns the first.
@@ -508,7 +514,8 @@ fn plan(
 }
 
 /// Upserts the touched slots, rewrites their device-group side rows, and records the audit
-/// entry. `Retry` when a concurrent writer got to one of the rows first.
+/// entry; returns the tenant's new generation, if anything was written. `Retry` when a
+/// concurrent writer got to one of the rows first.
 async fn write(
     conn: &mut sqlx::AnyConnection,
     dialect: Dialect,
@@ -516,7 +523,7 @@ async fn write(
     tenant: TenantId,
     slots: &[Slot],
     outcomes: &[Outcome],
-) -> Result<(), AttemptError> {
+) -> Result<Option<i64>, AttemptError> {
     let tenant_text = tenant.to_string();
     let rows: Vec<(&Slot, &Indicator)> = slots
         .iter()
@@ -524,9 +531,9 @@ async fn write(
         .filter_map(|s| s.doc.as_ref().map(|d| (s, d)))
         .collect();
     if rows.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    bump_generation(conn, &tenant_text).await?;
+    let generation = bump_generation(conn, &tenant_text).await?;
     let mut rows: Vec<(i64, &Slot, &Indicator)> = rows
         .into_iter()
         .map(|(s, d)| (value_key(&tenant_text, &d.indicator_value), s, d))
@@ -632,7 +639,7 @@ async fn write(
             "refused": outcomes.len() - created - updated,
             "ids": ids,
         });
-        return record(
+        record(
             conn,
             ctx,
             Change {
@@ -644,11 +651,11 @@ async fn write(
                 after: Some(summary),
             },
         )
-        .await
-        .map_err(AttemptError::from);
+        .await?;
+        return Ok(Some(generation));
     };
     record(conn, ctx, change).await?;
-    Ok(())
+    Ok(Some(generation))
 }
 
 /// Rewrites the `rbacGroupNames`/`rbacGroupIds` side rows of the rows whose groups changed.
@@ -791,16 +798,19 @@ impl SqlStore {
             0
         };
         let (slots, outcomes) = plan(items, lookup, writer, first_id, now());
-        match write(&mut tx, self.dialect, ctx, tenant, &slots, &outcomes).await {
-            Ok(()) => {}
+        let claim = match write(&mut tx, self.dialect, ctx, tenant, &slots, &outcomes).await {
+            Ok(generation) => generation.map(|g| self.own_generations.claim(&tenant_text, g)),
             Err(AttemptError::Fail(e)) => return Err(e),
             Err(AttemptError::Retry) => {
                 return Err(StoreError::Conflict(
                     "indicators changed during the call; try again".into(),
                 ));
             }
-        }
+        };
         tx.commit().await?;
+        if let Some(claim) = claim {
+            claim.keep();
+        }
         self.checkpoint().await;
         Ok(finish(&slots, outcomes))
     }
@@ -868,13 +878,18 @@ impl SqlStore {
                 continue;
             }
             let (slots, outcomes) = plan(items.clone(), lookup, writer, first_id, now());
-            match write(&mut tx, self.dialect, ctx, tenant, &slots, &outcomes).await {
-                Ok(()) => {}
+            let claim = match write(&mut tx, self.dialect, ctx, tenant, &slots, &outcomes).await {
+                Ok(generation) => generation.map(|g| self.own_generations.claim(&tenant_text, g)),
                 Err(AttemptError::Retry) => continue,
                 Err(AttemptError::Fail(e)) => return Err(e),
-            }
+            };
             match tx.commit().await {
-                Ok(()) => return Ok(finish(&slots, outcomes)),
+                Ok(()) => {
+                    if let Some(claim) = claim {
+                        claim.keep();
+                    }
+                    return Ok(finish(&slots, outcomes));
+                }
                 Err(e) if is_retryable(&e) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -959,6 +974,11 @@ impl IndicatorStore for SqlStore {
             .collect()
     }
 
+    fn indicators_changed_elsewhere(&self, tenant: TenantId, after: i64, upto: i64) -> bool {
+        self.own_generations
+            .foreign(&tenant.to_string(), after, upto)
+    }
+
     async fn delete_indicator(
         &self,
         ctx: &AuditContext,
@@ -981,7 +1001,9 @@ impl IndicatorStore for SqlStore {
         let Some(before) = q.fetch_optional(&mut *tx).await? else {
             return Ok(false);
         };
-        bump_generation(&mut tx, &tenant.to_string()).await?;
+        let tenant_text = tenant.to_string();
+        let generation = bump_generation(&mut tx, &tenant_text).await?;
+        let claim = self.own_generations.claim(&tenant_text, generation);
         record(
             &mut tx,
             ctx,
@@ -996,6 +1018,7 @@ impl IndicatorStore for SqlStore {
         )
         .await?;
         tx.commit().await?;
+        claim.keep();
         Ok(true)
     }
 
@@ -1055,7 +1078,8 @@ impl IndicatorStore for SqlStore {
             }
             deleted += q.execute(&mut *tx).await?.rows_affected() as usize;
         }
-        bump_generation(&mut tx, &tenant_text).await?;
+        let generation = bump_generation(&mut tx, &tenant_text).await?;
+        let claim = self.own_generations.claim(&tenant_text, generation);
         let listed: Vec<&str> = unique.iter().take(AUDIT_IDS).copied().collect();
         record(
             &mut tx,
@@ -1071,6 +1095,7 @@ impl IndicatorStore for SqlStore {
         )
         .await?;
         tx.commit().await?;
+        claim.keep();
         Ok(BatchDeleted::Deleted(deleted))
     }
 }

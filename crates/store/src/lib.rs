@@ -26,6 +26,7 @@ mod detection_rules;
 mod devices;
 pub mod document;
 mod error;
+mod generations;
 mod incidents;
 mod indicators;
 mod investigations;

@@ -20,6 +20,8 @@ pub struct SqlStore {
     pub(crate) writer: AnyPool,
     pub(crate) dialect: Dialect,
     pub(crate) bell: std::sync::Arc<crate::bell::ActionBell>,
+    /// Indicator generations written through this store (see [`crate::generations`]).
+    pub(crate) own_generations: std::sync::Arc<crate::generations::OwnGenerations>,
 }
 
 impl SqlStore {
@@ -100,6 +102,7 @@ impl SqlStore {
             writer,
             dialect,
             bell: Default::default(),
+            own_generations: Default::default(),
         })
     }
 }

@@ -64,7 +64,11 @@ pub trait YaraRuleStore: Send + Sync {
 impl SqlStore {
     async fn yara_changed(&self, tenant: TenantId) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        crate::indicators::bump_generation(&mut conn, &tenant.to_string()).await?;
+        let tenant = tenant.to_string();
+        // Committed as it returns: noted a moment late, when a server's check may already have
+        // taken it for someone else's change and reloaded the tenant's indicators once.
+        let generation = crate::indicators::bump_generation(&mut conn, &tenant).await?;
+        self.own_generations.claim(&tenant, generation).keep();
         Ok(())
     }
 }
@@ -82,8 +86,11 @@ impl YaraRuleStore for SqlStore {
             .await?
             .to_string();
         crate::document::insert(&mut tx, ctx, tenant, std::slice::from_ref(&set)).await?;
-        crate::indicators::bump_generation(&mut tx, &tenant.to_string()).await?;
+        let tenant_text = tenant.to_string();
+        let generation = crate::indicators::bump_generation(&mut tx, &tenant_text).await?;
+        let claim = self.own_generations.claim(&tenant_text, generation);
         tx.commit().await?;
+        claim.keep();
         Ok(set)
     }
 
