@@ -367,18 +367,14 @@ impl Table {
         // The prefixes of the observed path that a covering path can be (`url::path_covers`):
         // the empty one, each one ending before a `/` or `?`, and the whole path.
         let path = url.path.as_str();
-        let mut ends: Vec<usize> = std::iter::once(0)
-            .chain(
-                path.bytes()
-                    .enumerate()
-                    .filter(|(_, b)| matches!(b, b'/' | b'?'))
-                    .map(|(i, _)| i),
-            )
-            .chain(std::iter::once(path.len()))
-            .collect();
-        ends.dedup(); // a path starting with `/`, or empty, names the empty prefix twice
-        let mut found: Vec<Matched<'_>> = ends
-            .into_iter()
+        let cuts = path
+            .bytes()
+            .enumerate()
+            .filter(|&(i, b)| i > 0 && matches!(b, b'/' | b'?'))
+            .map(|(i, _)| i)
+            .chain((!path.is_empty()).then_some(path.len()));
+        let mut found: Vec<Matched<'_>> = std::iter::once(0)
+            .chain(cuts)
             .filter_map(|end| paths.get(&path[..end]))
             .flatten()
             .filter(|u| match (u.scheme, url.scheme) {
@@ -396,7 +392,9 @@ impl Table {
                 specificity: 1_000 + u.path.len() as u32,
             })
             .collect();
-        found.sort_by_key(|m| std::cmp::Reverse(m.specificity));
+        if found.len() > 1 {
+            found.sort_by_key(|m| std::cmp::Reverse(m.specificity));
+        }
         found
     }
 }
