@@ -43,13 +43,8 @@ impl OwnGenerations {
         let Some(mine) = own.get_mut(tenant) else {
             return upto > after;
         };
-        let noted = if upto > after {
-            mine.range(after + 1..=upto).count()
-        } else {
-            0
-        };
-        let later = mine.split_off(&upto.saturating_add(1));
-        *mine = later;
+        let noted = mine.iter().filter(|&&g| g > after && g <= upto).count();
+        mine.retain(|&g| g > upto);
         if mine.is_empty() {
             own.remove(tenant);
         }

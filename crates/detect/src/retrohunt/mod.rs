@@ -5,10 +5,9 @@
 //! and addresses (a hash in either letter case, as agents differ; an `IN` list for a few values, a
 //! [`value_set`] probe for many), the textual prefix of an IPv4 range, the host of a domain or URL
 //! as a case-insensitive substring (every row with an address or URL when there are many ranges
-//! or hosts). Those few rows
-//! then go through exactly the matching that ingestion uses, against the tenant's whole live
-//! index — so precedence holds as it would have (an `Allowed` indicator or a SHA-256 verdict
-//! still decides), and only decisions by a hunted indicator count.
+//! or hosts). Those few rows then go through exactly the matching that ingestion uses, against
+//! the tenant's whole live index — so precedence holds as it would have (an `Allowed` indicator
+//! or a SHA-256 verdict still decides), and only decisions by a hunted indicator count.
 //!
 //! Hits raise the same alert ingestion would have (one per indicator and device, merged with a
 //! live one when it exists), marked as retrospective in its description, and files blocked with
