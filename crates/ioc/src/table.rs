@@ -1,7 +1,7 @@
 //! An immutable set of indicator entries with one lookup structure per kind of value.
 
 use crate::entry::{Entry, EntryError};
-use crate::url::{Scheme, UrlKey, UrlParts};
+use crate::url::{Scheme, UrlKey, UrlParts, path_key, schemes_agree};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rampart_core::indicator::IndicatorType;
 use std::borrow::Cow;
@@ -377,10 +377,7 @@ impl Table {
             .chain(cuts)
             .filter_map(|end| paths.get(&path[..end]))
             .flatten()
-            .filter(|u| match (u.scheme, url.scheme) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            })
+            .filter(|u| schemes_agree(u.scheme, url.scheme))
             .map(|u| Matched {
                 entry: &u.entry,
                 value: Key::Url {
@@ -528,10 +525,4 @@ fn to_hex(bytes: &[u8]) -> String {
         s.push(char::from(DIGITS[usize::from(b & 15)]));
     }
     s
-}
-
-/// The map key of a URL indicator's path: the path without its trailing `/`, which covers the
-/// same observed paths (`/a/` covers `/a` as `/a` does).
-fn path_key(path: &str) -> &str {
-    path.strip_suffix('/').unwrap_or(path)
 }

@@ -120,12 +120,7 @@ impl UrlKey {
         if self.host != observed.host {
             return false;
         }
-        if let (Some(a), Some(b)) = (self.scheme, observed.scheme)
-            && a != b
-        {
-            return false;
-        }
-        path_covers(&self.path, &observed.path)
+        schemes_agree(self.scheme, observed.scheme) && path_covers(&self.path, &observed.path)
     }
 
     /// The host without its port, for domain matching.
@@ -137,9 +132,23 @@ impl UrlKey {
     }
 }
 
+/// Whether an indicator's scheme admits an observed one: equal, or either side has none.
+pub(crate) fn schemes_agree(indicator: Option<Scheme>, observed: Option<Scheme>) -> bool {
+    match (indicator, observed) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// An indicator path without its trailing `/`, which covers the same observed paths (`/a/`
+/// covers `/a` as `/a` does).
+pub(crate) fn path_key(path: &str) -> &str {
+    path.strip_suffix('/').unwrap_or(path)
+}
+
 /// Whether the indicator path `prefix` covers the observed `path`.
 pub fn path_covers(prefix: &str, path: &str) -> bool {
-    let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+    let prefix = path_key(prefix);
     if prefix.is_empty() {
         return true;
     }
