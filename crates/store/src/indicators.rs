@@ -25,6 +25,7 @@ use crate::SqlStore;
 use crate::audit::{Change, record};
 use crate::document::{Document, text, time};
 use crate::error::{Result, StoreError};
+use crate::generations::{GenerationClaim, OwnGenerations};
 use crate::sql::{Dialect, SqlValue};
 use crate::util::to_json;
 use async_trait::async_trait;
@@ -37,6 +38,7 @@ use rampart_core::{ErrorCode, Rejection, TenantId};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 impl Document for Indicator {
@@ -403,21 +405,23 @@ async fn read_existing(
 }
 
 /// Marks the tenant's indicators changed (see [`IndicatorStore::indicator_generations`]) and
-/// returns the new generation, for the caller to [claim](crate::generations::OwnGenerations)
-/// before it commits. Every writer takes the counter row after the indicator rows it changes,
-/// so that concurrent transactions lock in one order.
+/// notes the new generation as this store's own (see [`OwnGenerations`]): keep the claim once
+/// the transaction commits. Every writer takes the counter row after the indicator rows it
+/// changes, so that concurrent transactions lock in one order.
 pub(crate) async fn bump_generation(
     conn: &mut sqlx::AnyConnection,
+    own: &Arc<OwnGenerations>,
     tenant: &str,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
+) -> sqlx::Result<GenerationClaim> {
+    let generation: i64 = sqlx::query_scalar(
         "INSERT INTO indicator_counters (tenant_id, last_id, generation) VALUES ($1, 0, 1) \
          ON CONFLICT (tenant_id) DO UPDATE SET generation = indicator_counters.generation + 1 \
          RETURNING generation",
     )
     .bind(tenant)
     .fetch_one(conn)
-    .await
+    .await?;
+    Ok(own.claim(tenant, generation))
 }
 
 /// Reserves `n` ids of the tenant; returns the first.
@@ -514,16 +518,16 @@ fn plan(
 }
 
 /// Upserts the touched slots, rewrites their device-group side rows, and records the audit
-/// entry; returns the tenant's new generation, if anything was written. `Retry` when a
-/// concurrent writer got to one of the rows first.
+/// entry; returns the claim of the tenant's new generation, if anything was written. `Retry`
+/// when a concurrent writer got to one of the rows first.
 async fn write(
     conn: &mut sqlx::AnyConnection,
-    dialect: Dialect,
+    store: &SqlStore,
     ctx: &AuditContext,
     tenant: TenantId,
     slots: &[Slot],
     outcomes: &[Outcome],
-) -> Result<Option<i64>, AttemptError> {
+) -> Result<Option<GenerationClaim>, AttemptError> {
     let tenant_text = tenant.to_string();
     let rows: Vec<(&Slot, &Indicator)> = slots
         .iter()
@@ -533,7 +537,8 @@ async fn write(
     if rows.is_empty() {
         return Ok(None);
     }
-    let generation = bump_generation(conn, &tenant_text).await?;
+    let claim = bump_generation(conn, &store.own_generations, &tenant_text).await?;
+    let dialect = store.dialect;
     let mut rows: Vec<(i64, &Slot, &Indicator)> = rows
         .into_iter()
         .map(|(s, d)| (value_key(&tenant_text, &d.indicator_value), s, d))
@@ -652,10 +657,10 @@ async fn write(
             },
         )
         .await?;
-        return Ok(Some(generation));
+        return Ok(Some(claim));
     };
     record(conn, ctx, change).await?;
-    Ok(Some(generation))
+    Ok(Some(claim))
 }
 
 /// Rewrites the `rbacGroupNames`/`rbacGroupIds` side rows of the rows whose groups changed.
@@ -798,8 +803,9 @@ impl SqlStore {
             0
         };
         let (slots, outcomes) = plan(items, lookup, writer, first_id, now());
-        let claim = match write(&mut tx, self.dialect, ctx, tenant, &slots, &outcomes).await {
-            Ok(generation) => generation.map(|g| self.own_generations.claim(&tenant_text, g)),
+        let written = write(&mut tx, self, ctx, tenant, &slots, &outcomes).await;
+        let claim = match written {
+            Ok(claim) => claim,
             Err(AttemptError::Fail(e)) => return Err(e),
             Err(AttemptError::Retry) => {
                 return Err(StoreError::Conflict(
@@ -878,8 +884,9 @@ impl SqlStore {
                 continue;
             }
             let (slots, outcomes) = plan(items.clone(), lookup, writer, first_id, now());
-            let claim = match write(&mut tx, self.dialect, ctx, tenant, &slots, &outcomes).await {
-                Ok(generation) => generation.map(|g| self.own_generations.claim(&tenant_text, g)),
+            let written = write(&mut tx, self, ctx, tenant, &slots, &outcomes).await;
+            let claim = match written {
+                Ok(claim) => claim,
                 Err(AttemptError::Retry) => continue,
                 Err(AttemptError::Fail(e)) => return Err(e),
             };
@@ -1001,9 +1008,7 @@ impl IndicatorStore for SqlStore {
         let Some(before) = q.fetch_optional(&mut *tx).await? else {
             return Ok(false);
         };
-        let tenant_text = tenant.to_string();
-        let generation = bump_generation(&mut tx, &tenant_text).await?;
-        let claim = self.own_generations.claim(&tenant_text, generation);
+        let claim = bump_generation(&mut tx, &self.own_generations, &tenant.to_string()).await?;
         record(
             &mut tx,
             ctx,
@@ -1078,8 +1083,7 @@ impl IndicatorStore for SqlStore {
             }
             deleted += q.execute(&mut *tx).await?.rows_affected() as usize;
         }
-        let generation = bump_generation(&mut tx, &tenant_text).await?;
-        let claim = self.own_generations.claim(&tenant_text, generation);
+        let claim = bump_generation(&mut tx, &self.own_generations, &tenant_text).await?;
         let listed: Vec<&str> = unique.iter().take(AUDIT_IDS).copied().collect();
         record(
             &mut tx,

@@ -63,12 +63,14 @@ pub trait YaraRuleStore: Send + Sync {
 
 impl SqlStore {
     async fn yara_changed(&self, tenant: TenantId) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let tenant = tenant.to_string();
-        // Committed as it returns: noted a moment late, when a server's check may already have
-        // taken it for someone else's change and reloaded the tenant's indicators once.
-        let generation = crate::indicators::bump_generation(&mut conn, &tenant).await?;
-        self.own_generations.claim(&tenant, generation).keep();
+        // A transaction of its own, so that the generation is noted as this store's before
+        // another server's check can see it.
+        let mut tx = self.pool.begin().await?;
+        let claim =
+            crate::indicators::bump_generation(&mut tx, &self.own_generations, &tenant.to_string())
+                .await?;
+        tx.commit().await?;
+        claim.keep();
         Ok(())
     }
 }
@@ -86,9 +88,9 @@ impl YaraRuleStore for SqlStore {
             .await?
             .to_string();
         crate::document::insert(&mut tx, ctx, tenant, std::slice::from_ref(&set)).await?;
-        let tenant_text = tenant.to_string();
-        let generation = crate::indicators::bump_generation(&mut tx, &tenant_text).await?;
-        let claim = self.own_generations.claim(&tenant_text, generation);
+        let claim =
+            crate::indicators::bump_generation(&mut tx, &self.own_generations, &tenant.to_string())
+                .await?;
         tx.commit().await?;
         claim.keep();
         Ok(set)
