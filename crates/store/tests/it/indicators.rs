@@ -1,5 +1,6 @@
 //! Indicators' compact uniqueness key: its format on disk, hash collisions, and upgrading a
-//! store whose rows predate it.
+//! store whose rows predate it; and what a call does when another writer changes its rows
+//! while it runs.
 
 use crate::harness::stores;
 use rampart_core::TenantId;
@@ -209,5 +210,106 @@ async fn every_indicator_of_a_tenant_is_read_in_pages() {
             "{}: every indicator once, in order, none of the other tenant",
             t.name
         );
+    }
+}
+
+/// A transaction of another writer on a raw connection: on SQLite it holds the write lock.
+async fn other_writer<'c>(
+    conn: &'c mut sqlx::AnyConnection,
+    name: &str,
+) -> sqlx::Transaction<'c, sqlx::Any> {
+    let begin = if name == "sqlite" {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN"
+    };
+    conn.begin_with(begin).await.expect("begin")
+}
+
+/// How long the other writer keeps its transaction open, so that the call starts while the
+/// other writer's change is uncommitted and finishes after it commits. A call that started
+/// later than that would see only the committed change, and the test would pass without
+/// testing the race; a correct store passes either way. A store that reads on a reader
+/// connection before it writes, without guarding the write, fails both tests: it revives the
+/// deleted indicator under its old id, and creates the value twice.
+const HOLD: std::time::Duration = std::time::Duration::from_millis(500);
+
+#[tokio::test]
+async fn an_indicator_deleted_while_a_call_updates_it_is_created_anew() {
+    let value = "d".repeat(64);
+    for t in stores().await {
+        let tenant = t.store.ensure_default_tenant().await.expect("tenant").id;
+        let Submitted::Created(first) = submit(&t.store, tenant, &value, "Block").await else {
+            panic!("{}: not created", t.name);
+        };
+        let mut conn = raw(&t.url).await;
+        let mut tx = other_writer(&mut conn, t.name).await;
+        sqlx::query("DELETE FROM indicators WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.to_string())
+            .bind(&first.id)
+            .execute(&mut *tx)
+            .await
+            .expect("delete");
+        // The call may read the indicator (the delete is not committed) and plan an update; it
+        // writes only once the delete has committed.
+        let (outcome, ()) = tokio::join!(submit(&t.store, tenant, &value, "Allowed"), async {
+            tokio::time::sleep(HOLD).await;
+            tx.commit().await.expect("commit the delete");
+        });
+        let Submitted::Created(second) = outcome else {
+            panic!("{}: the deleted indicator was revived: {outcome:?}", t.name);
+        };
+        assert_ne!(second.id, first.id, "{}", t.name);
+        assert_eq!(second.action.as_str(), "Allowed");
+        assert!(
+            t.store
+                .get_indicator(tenant, &first.id)
+                .await
+                .expect("get")
+                .is_none(),
+            "{}",
+            t.name
+        );
+        let stored = t
+            .store
+            .get_indicator(tenant, &second.id)
+            .await
+            .expect("get")
+            .expect("stored");
+        assert_eq!(stored.action.as_str(), "Allowed", "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn two_calls_creating_one_value_at_once_make_one_indicator() {
+    let value = "e".repeat(64);
+    for t in stores().await {
+        let tenant = t.store.ensure_default_tenant().await.expect("tenant").id;
+        // The tenant's id counter exists, so that the other writer can hold it.
+        submit(&t.store, tenant, &"f".repeat(64), "Block").await;
+        let mut conn = raw(&t.url).await;
+        let mut tx = other_writer(&mut conn, t.name).await;
+        sqlx::query("UPDATE indicator_counters SET last_id = last_id WHERE tenant_id = $1")
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await
+            .expect("hold the counter");
+        // Both calls may read before either writes, and so both plan to create the value.
+        let (a, b, ()) = tokio::join!(
+            submit(&t.store, tenant, &value, "Block"),
+            submit(&t.store, tenant, &value, "Allowed"),
+            async {
+                tokio::time::sleep(HOLD).await;
+                tx.commit().await.expect("commit");
+            }
+        );
+        let (created, updated) = match (a, b) {
+            (Submitted::Created(c), Submitted::Updated(u))
+            | (Submitted::Updated(u), Submitted::Created(c)) => (c, u),
+            other => panic!("{}: not one create and one update: {other:?}", t.name),
+        };
+        assert_eq!(created.id, updated.id, "{}: one indicator", t.name);
+        let stored = values_where(&t.store, tenant, &format!("indicatorValue eq '{value}'")).await;
+        assert_eq!(stored.len(), 1, "{}", t.name);
     }
 }
