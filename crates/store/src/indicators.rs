@@ -803,8 +803,7 @@ impl SqlStore {
             0
         };
         let (slots, outcomes) = plan(items, lookup, writer, first_id, now());
-        let written = write(&mut tx, self, ctx, tenant, &slots, &outcomes).await;
-        let claim = match written {
+        let claim = match write(&mut tx, self, ctx, tenant, &slots, &outcomes).await {
             Ok(claim) => claim,
             Err(AttemptError::Fail(e)) => return Err(e),
             Err(AttemptError::Retry) => {
@@ -884,8 +883,7 @@ impl SqlStore {
                 continue;
             }
             let (slots, outcomes) = plan(items.clone(), lookup, writer, first_id, now());
-            let written = write(&mut tx, self, ctx, tenant, &slots, &outcomes).await;
-            let claim = match written {
+            let claim = match write(&mut tx, self, ctx, tenant, &slots, &outcomes).await {
                 Ok(claim) => claim,
                 Err(AttemptError::Retry) => continue,
                 Err(AttemptError::Fail(e)) => return Err(e),
