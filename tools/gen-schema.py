@@ -2,7 +2,7 @@
 """Generate crates/core/src/schema/tables.rs from ../shared/reference/schema.md.
 
 The reference is the contract: table and column names, their order and their KQL types are copied
-from its section 3 (tables 3.1-3.12), so the one schema definition in Rampart never drifts from it.
+from its section 3 (tables 3.1-3.13), so the one schema definition in Rampart never drifts from it.
 Run from the repository root: `python3 tools/gen-schema.py`.
 """
 import pathlib
@@ -26,6 +26,8 @@ TABLES = {
     "DeviceFileCertificateInfo": "Snapshot",
     "AlertInfo": "Alert",
     "AlertEvidence": "Alert",
+    # Current state, not events: no Timestamp, kept apart from ALL (see `INVENTORY`).
+    "DeviceTvmSoftwareInventory": "Inventory",
 }
 TYPES = {
     "datetime": "DateTime",
@@ -99,9 +101,16 @@ def main():
         out.append("    ],")
         out.append("};")
         out.append("")
-    consts = ", ".join("&" + re.sub(r"(?<!^)(?=[A-Z])", "_", n).upper() for n in TABLES)
-    out.append("/// Every table, in the reference's order.")
-    out.append(f"pub static ALL: &[&Table] = &[{consts}];")
+    def consts(names):
+        return ", ".join("&" + re.sub(r"(?<!^)(?=[A-Z])", "_", n).upper() for n in names)
+
+    events = [n for n in TABLES if TABLES[n] != "Inventory"]
+    inventory = [n for n in TABLES if TABLES[n] == "Inventory"]
+    out.append("/// Every table with a `Timestamp` (events, snapshots, alerts), in the reference's order.")
+    out.append(f"pub static ALL: &[&Table] = &[{consts(events)}];")
+    out.append("")
+    out.append("/// The current-state tables: each device's latest report, without a `Timestamp`.")
+    out.append(f"pub static INVENTORY: &[&Table] = &[{consts(inventory)}];")
     OUT.write_text("\n".join(out) + "\n")
     total = sum(len(t["columns"]) for t in tables.values())
     print(f"wrote {OUT.relative_to(ROOT)}: {len(tables)} tables, {total} columns")

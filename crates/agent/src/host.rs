@@ -47,7 +47,7 @@ pub fn os_release() -> HashMap<String, String> {
 }
 
 /// MDE's `OSArchitecture` words for the machine's word size.
-fn os_architecture() -> &'static str {
+pub fn os_architecture() -> &'static str {
     if cfg!(target_pointer_width = "64") {
         "64-bit"
     } else {

@@ -5,8 +5,9 @@
 //! run` starts the sensors — the process sensor ([`process`]: the netlink proc connector, or
 //! /proc polling where it cannot be opened), the network sensor ([`network`]: TCP connections
 //! and listeners from sock_diag), the file sensor ([`files`]: fanotify, files created, written,
-//! renamed and deleted), the logon sensor ([`logons`]: sshd's log, or wtmp/btmp) and the
-//! DeviceInfo and DeviceNetworkInfo snapshots ([`host`], [`netinfo`]) — whose rows are grouped
+//! renamed and deleted), the logon sensor ([`logons`]: sshd's log, or wtmp/btmp), the
+//! DeviceInfo and DeviceNetworkInfo snapshots ([`host`], [`netinfo`]) and the installed
+//! packages ([`software`]: each report whole, in one batch) — whose rows are grouped
 //! into batches ([`batcher`]), kept in a bounded on-disk queue ([`spool`]) and sent in order to
 //! `/agent/v1/telemetry` ([`sender`]), which retries with backoff until the server has them.
 //! The indicator sync ([`enforcement`]) keeps the tenant's blocking indicators enforced on the
@@ -42,6 +43,7 @@ pub mod quarantine;
 pub mod run;
 pub mod scan;
 pub mod sender;
+pub mod software;
 pub mod spool;
 pub mod status;
 pub mod tls;

@@ -27,6 +27,7 @@ use crate::quarantine::Quarantine;
 use crate::scan::Scanner;
 use crate::scan::locations::QuickLocations;
 use crate::sender::{Sender, SenderConfig};
+use crate::software;
 use crate::spool::{self, Spool};
 use crate::status::AgentStatus;
 use crate::tls;
@@ -245,6 +246,7 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         os_release: host::os_release(),
         process_source: sensor.source().as_str().to_owned(),
     };
+    let software_info = info.clone();
     let info_task = {
         let tx = rows_tx.clone();
         let ctx = row_context.clone();
@@ -298,6 +300,12 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     drop(rows_tx);
 
     let wake = Arc::new(Notify::new());
+    // Not through the batcher: a report is one batch of its own (see `software`).
+    let software_task = tokio::spawn(software::run(
+        software_info,
+        Arc::clone(&spool),
+        Arc::clone(&wake),
+    ));
     let batcher = tokio::spawn(batcher::run(
         rows_rx,
         Arc::clone(&spool),
@@ -401,6 +409,8 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     .await;
     info_task.abort();
     let _ = info_task.await;
+    software_task.abort();
+    let _ = software_task.await;
     let _ = batcher.await;
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while !spool.is_empty() && tokio::time::Instant::now() < deadline {

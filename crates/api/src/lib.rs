@@ -49,6 +49,7 @@ fn api_routes(state: AppState) -> ApiRoutes {
     let r = ApiRoutes::new(state);
     let r = routes::alerts::add(r);
     let r = routes::machines::add(r);
+    let r = routes::machine_telemetry::add(r);
     let r = routes::machine_actions::add(r);
     let r = routes::indicators::add(r);
     let r = routes::incidents::add(r);

@@ -31,14 +31,13 @@ pub fn data_type(t: KqlType) -> DataType {
 /// The Arrow schema of `table` (built once per table).
 pub fn arrow_schema(table: &'static Table) -> SchemaRef {
     static SCHEMAS: OnceLock<Vec<SchemaRef>> = OnceLock::new();
-    let all = SCHEMAS.get_or_init(|| schema::ALL.iter().map(|t| build(t)).collect());
-    let i = schema::ALL
-        .iter()
-        .position(|t| std::ptr::eq(*t, table))
-        .or_else(|| schema::ALL.iter().position(|t| t.name == table.name));
+    let all = SCHEMAS.get_or_init(|| schema::hunting_tables().map(build).collect());
+    let i = schema::hunting_tables()
+        .position(|t| std::ptr::eq(t, table))
+        .or_else(|| schema::hunting_tables().position(|t| t.name == table.name));
     match i {
         Some(i) => all[i].clone(),
-        // Only tables of `schema::ALL` exist, but a caller-built `Table` still gets its schema.
+        // Only the schema's tables exist, but a caller-built `Table` still gets its schema.
         None => build(table),
     }
 }

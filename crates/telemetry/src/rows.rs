@@ -82,8 +82,7 @@ impl std::error::Error for RowRejection {}
 pub fn column_index(table: &'static Table, column: &str) -> Option<usize> {
     static INDEX: OnceLock<Vec<HashMap<&'static str, usize>>> = OnceLock::new();
     let all = INDEX.get_or_init(|| {
-        schema::ALL
-            .iter()
+        schema::hunting_tables()
             .map(|t| {
                 t.columns
                     .iter()
@@ -93,7 +92,7 @@ pub fn column_index(table: &'static Table, column: &str) -> Option<usize> {
             })
             .collect()
     });
-    match schema::ALL.iter().position(|t| std::ptr::eq(*t, table)) {
+    match schema::hunting_tables().position(|t| std::ptr::eq(t, table)) {
         Some(t) => all[t].get(column).copied(),
         None => table.column(column).map(|(i, _)| i),
     }
@@ -319,8 +318,8 @@ impl TableBatchBuilder {
     /// Refuses a row without a Timestamp, or without the DeviceId its table requires;
     /// `present(c)` tells whether the row gives column `c` a non-null value.
     fn check_required(&self, present: impl Fn(usize) -> bool) -> Result<(), RowRejection> {
-        // Timestamp is column 0 of every table (checked by the schema tests).
-        if !present(0) {
+        // Timestamp is column 0 of every table that has one (checked by the schema tests).
+        if self.table.has_timestamp() && !present(0) {
             return Err(RowRejection::column(
                 self.table,
                 schema::TIMESTAMP,

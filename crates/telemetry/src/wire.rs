@@ -222,12 +222,12 @@ fn conform(
             });
         }
     };
-    let ts = target
-        .index_of(schema::TIMESTAMP)
-        .map_err(|e| e.to_string())?;
-    match &columns[ts] {
-        None => return Err(format!("{}.Timestamp: required", table.name)),
-        Some(a) if a.null_count() > 0 => {
+    // An inventory table has no Timestamp to require.
+    let ts = target.index_of(schema::TIMESTAMP).ok();
+    match ts.map(|ts| &columns[ts]) {
+        None => {}
+        Some(None) => return Err(format!("{}.Timestamp: required", table.name)),
+        Some(Some(a)) if a.null_count() > 0 => {
             for row in (0..n).filter(|r| a.is_null(*r)) {
                 reject(
                     row,
@@ -236,7 +236,7 @@ fn conform(
                 );
             }
         }
-        Some(_) => {}
+        Some(Some(_)) => {}
     }
     if let Ok(d) = target.index_of(schema::DEVICE_ID) {
         let filled = match &columns[d] {

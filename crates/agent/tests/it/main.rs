@@ -27,5 +27,6 @@ mod restrict;
 mod scan;
 mod sender;
 mod server;
+mod software;
 mod spool;
 mod tls;

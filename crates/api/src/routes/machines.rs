@@ -19,7 +19,6 @@ use serde::Deserialize;
 const READ: &[P] = &[P::MachineRead, P::MachineReadWrite];
 const WRITE: &[P] = &[P::MachineReadWrite];
 const READ_ALERTS: &[P] = &[P::AlertRead, P::AlertReadWrite];
-const READ_USERS: &[P] = &[P::UserRead];
 const READ_GROUPS: &[P] = &[
     P::MachineRead,
     P::MachineReadWrite,
@@ -65,15 +64,6 @@ pub fn add(r: ApiRoutes) -> ApiRoutes {
         )
         .collection("Alert"),
         alerts,
-    )
-    .add(
-        RouteDef::get(
-            "/machines/{id}/logonusers",
-            READ_USERS,
-            "Machines",
-            "Users who logged on to a machine",
-        ),
-        logon_users,
     )
     .add(
         RouteDef::new(
@@ -359,22 +349,6 @@ pub async fn alerts(
         super::alerts::expand_evidence,
     )
     .await
-}
-
-pub async fn logon_users(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    machine(&state, &caller, &id).await?;
-    // Logon history comes from DeviceLogonEvents telemetry; until a sensor reports logons the
-    // collection is empty rather than invented.
-    let base = state.base_url(&headers);
-    Ok(entity_response(
-        StatusCode::OK,
-        &serde_json::json!({ "@odata.context": format!("{base}/api/$metadata#Users"), "value": [] }),
-    ))
 }
 
 #[derive(Deserialize, Clone, Copy)]

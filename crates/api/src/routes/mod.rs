@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod library;
 pub mod live_response;
 pub mod machine_actions;
+pub mod machine_telemetry;
 pub mod machines;
 pub mod oauth;
 pub mod ops;

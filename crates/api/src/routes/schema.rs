@@ -35,10 +35,10 @@ pub struct SchemaQuery {
 
 pub async fn list(Query(q): Query<SchemaQuery>) -> ApiResult<Json<Value>> {
     let tables: Vec<Value> = match q.table.as_deref() {
-        None => schema::ALL.iter().map(|t| describe(t)).collect(),
+        None => schema::hunting_tables().map(describe).collect(),
         Some(name) => {
             let t = schema::table(name).ok_or_else(|| {
-                let names: Vec<&str> = schema::ALL.iter().map(|t| t.name).collect();
+                let names: Vec<&str> = schema::hunting_tables().map(|t| t.name).collect();
                 ApiError::not_found(format!(
                     "No table named '{name}'; the tables are {}.",
                     names.join(", ")

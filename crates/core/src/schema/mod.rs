@@ -81,6 +81,10 @@ pub enum TableKind {
     Snapshot,
     /// Alert tables; only `Timestamp` is required (evidence rows need not name a device).
     Alert,
+    /// Current state per device (installed software): no `Timestamp`, `DeviceId` required. A
+    /// report of a device replaces everything it reported before, so the table always shows
+    /// what each device has now, not a history.
+    Inventory,
 }
 
 /// One advanced-hunting table.
@@ -92,7 +96,8 @@ pub struct Table {
     pub columns: &'static [Column],
 }
 
-/// The event-time column every table has; storage sorts and partitions by it.
+/// The event-time column of every table but the inventory ones; storage sorts and partitions
+/// by it.
 pub const TIMESTAMP: &str = "Timestamp";
 /// The device key column.
 pub const DEVICE_ID: &str = "DeviceId";
@@ -109,18 +114,35 @@ impl Table {
 
     /// Whether a row without a `DeviceId` is incomplete.
     pub fn requires_device_id(&self) -> bool {
-        matches!(self.kind, TableKind::Event | TableKind::Snapshot)
+        matches!(
+            self.kind,
+            TableKind::Event | TableKind::Snapshot | TableKind::Inventory
+        )
+    }
+
+    /// Whether the table is a time series (its column 0 is `Timestamp`), not current state.
+    pub fn has_timestamp(&self) -> bool {
+        self.kind != TableKind::Inventory
     }
 
     /// Whether a stored row must carry this column.
     pub fn is_required(&self, column: &str) -> bool {
-        column == TIMESTAMP || (column == DEVICE_ID && self.requires_device_id())
+        (column == TIMESTAMP && self.has_timestamp())
+            || (column == DEVICE_ID && self.requires_device_id())
     }
 }
 
-/// The table called `name` (case-sensitive).
+/// The table called `name` (case-sensitive), of [`ALL`] or [`INVENTORY`].
 pub fn table(name: &str) -> Option<&'static Table> {
-    ALL.iter().copied().find(|t| t.name == name)
+    ALL.iter()
+        .chain(INVENTORY)
+        .copied()
+        .find(|t| t.name == name)
+}
+
+/// Every hunting table: [`ALL`], then [`INVENTORY`].
+pub fn hunting_tables() -> impl Iterator<Item = &'static Table> {
+    ALL.iter().chain(INVENTORY).copied()
 }
 
 #[cfg(test)]
@@ -171,5 +193,21 @@ mod tests {
         );
         assert!(table("deviceinfo").is_none());
         assert_eq!(table("AlertInfo").unwrap().kind, TableKind::Alert);
+    }
+
+    #[test]
+    fn inventory_tables_have_no_timestamp_and_need_a_device() {
+        assert_eq!(INVENTORY.len(), 1);
+        let software = table("DeviceTvmSoftwareInventory").unwrap();
+        assert_eq!(software.kind, TableKind::Inventory);
+        assert!(!software.has_timestamp());
+        assert!(software.column(TIMESTAMP).is_none());
+        assert!(software.is_required(DEVICE_ID));
+        assert!(!software.is_required(TIMESTAMP));
+        assert_eq!(
+            software.column("EndOfSupportDate").unwrap().1.kql_type,
+            KqlType::DateTime
+        );
+        assert_eq!(hunting_tables().count(), ALL.len() + INVENTORY.len());
     }
 }

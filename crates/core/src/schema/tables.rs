@@ -2513,7 +2513,54 @@ pub static ALERT_EVIDENCE: Table = Table {
     ],
 };
 
-/// Every table, in the reference's order.
+pub static DEVICE_TVM_SOFTWARE_INVENTORY: Table = Table {
+    name: "DeviceTvmSoftwareInventory",
+    kind: TableKind::Inventory,
+    description: "Installed-software inventory per device (no timestamp column: it is a current-state table).",
+    columns: &[
+        Column::new(
+            "DeviceId",
+            KqlType::String,
+            "Defender-assigned device identifier (40 lowercase hex characters).",
+        ),
+        Column::new(
+            "DeviceName",
+            KqlType::String,
+            "Device name, normally the FQDN; a bare host name when the device has no domain.",
+        ),
+        Column::new("OSPlatform", KqlType::String, "OS platform of the device."),
+        Column::new("OSVersion", KqlType::String, "OS version of the device."),
+        Column::new(
+            "OSArchitecture",
+            KqlType::String,
+            "OS architecture of the device.",
+        ),
+        Column::new(
+            "SoftwareVendor",
+            KqlType::String,
+            "Software vendor/publisher name.",
+        ),
+        Column::new("SoftwareName", KqlType::String, "Software product name."),
+        Column::new("SoftwareVersion", KqlType::String, "Software version."),
+        Column::new(
+            "EndOfSupportStatus",
+            KqlType::String,
+            "Lifecycle stage relative to end-of-support/end-of-life (e.g. \"EOS Software\").",
+        ),
+        Column::new(
+            "EndOfSupportDate",
+            KqlType::DateTime,
+            "End-of-support / end-of-life date.",
+        ),
+        Column::new(
+            "ProductCodeCpe",
+            KqlType::String,
+            "CPE name of the product version, or \"not available\".",
+        ),
+    ],
+};
+
+/// Every table with a `Timestamp` (events, snapshots, alerts), in the reference's order.
 pub static ALL: &[&Table] = &[
     &DEVICE_PROCESS_EVENTS,
     &DEVICE_NETWORK_EVENTS,
@@ -2528,3 +2575,6 @@ pub static ALL: &[&Table] = &[
     &ALERT_INFO,
     &ALERT_EVIDENCE,
 ];
+
+/// The current-state tables: each device's latest report, without a `Timestamp`.
+pub static INVENTORY: &[&Table] = &[&DEVICE_TVM_SOFTWARE_INVENTORY];

@@ -3,7 +3,7 @@
 //! small tables of their own, and a future tenant catalog against what is stored.
 
 use super::ir::{Column, Schema};
-use rampart_core::schema::{ALL, Table};
+use rampart_core::schema::{Table, hunting_tables};
 
 /// Tables by name. Names are case-sensitive, as in Kusto.
 pub trait Catalog {
@@ -15,7 +15,8 @@ pub trait Catalog {
     fn table_names(&self) -> Vec<String>;
 }
 
-/// The advanced-hunting tables of [`rampart_core::schema::ALL`] (Device*, Alert*).
+/// The advanced-hunting tables of [`rampart_core::schema::hunting_tables`] (Device*, Alert*,
+/// and the inventory tables).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HuntingCatalog;
 
@@ -35,7 +36,7 @@ impl Catalog for HuntingCatalog {
     }
 
     fn table_names(&self) -> Vec<String> {
-        ALL.iter().map(|t| t.name.to_string()).collect()
+        hunting_tables().map(|t| t.name.to_string()).collect()
     }
 }
 

@@ -34,8 +34,7 @@ impl SessionCatalog {
         let mut names = schema.table_names();
         // Hunting tables first, in the reference's order (wildcard unions expand in it).
         let order = |name: &str| {
-            rampart_core::schema::ALL
-                .iter()
+            rampart_core::schema::hunting_tables()
                 .position(|t| t.name == name)
                 .unwrap_or(usize::MAX)
         };

@@ -257,6 +257,33 @@ async fn enrolled_agent_reports_processes_files_and_connections_that_hunting_fin
         assert_eq!(info[0]["OSPlatform"], "Linux", "{}: {info:?}", b.name);
         assert_eq!(info[0]["ClientVersion"], rampart_agent::VERSION);
 
+        // The installed packages, as this host's package manager lists them: the agent's
+        // report holds exactly what the agent's own reader finds (the manager itself among it).
+        let db = rampart_agent::software::PackageDatabase::find().expect("dpkg or rpm here");
+        let installed = db.installed().unwrap();
+        let manager = match db {
+            rampart_agent::software::PackageDatabase::Dpkg(_) => "dpkg",
+            rampart_agent::software::PackageDatabase::Rpm(_) => "rpm",
+        };
+        let q = format!(
+            "DeviceTvmSoftwareInventory | where DeviceId == '{}' \
+             | summarize packages = count(), manager = countif(SoftwareName == '{manager}'), \
+                         os = make_set(OSPlatform)",
+            creds.device_id
+        );
+        let report = hunt(&s, &hunter, &q, |r| {
+            r.first().is_some_and(|r| r["packages"].as_u64() > Some(0))
+        })
+        .await;
+        assert_eq!(
+            report[0]["packages"].as_u64(),
+            Some(installed.len() as u64),
+            "{}: {report:?}",
+            b.name
+        );
+        assert_eq!(report[0]["manager"], 1, "{}: {report:?}", b.name);
+        assert_eq!(report[0]["os"], json!(["Linux"]), "{}: {report:?}", b.name);
+
         let machines = s.token_with("Machine.Read.All").await;
         let (st, m) = s
             .get(
@@ -265,6 +292,22 @@ async fn enrolled_agent_reports_processes_files_and_connections_that_hunting_fin
             )
             .await;
         assert_eq!(st, 200, "{}: {m}", b.name);
+        let (st, software) = s
+            .get(
+                &format!("/api/machines/{}/software", creds.device_id),
+                Some(&s.token_with("Software.Read.All").await),
+            )
+            .await;
+        assert_eq!(st, 200, "{}: {software}", b.name);
+        assert!(
+            software["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == manager && p["exposedMachines"] == 1),
+            "{}: {software}",
+            b.name
+        );
 
         let stopped = std::process::Command::new("kill")
             .args(["-TERM", &agent.id().to_string()])

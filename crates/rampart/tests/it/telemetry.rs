@@ -123,7 +123,20 @@ async fn schema_lists_every_table_with_kql_types() {
     let (status, body) = s.get("/api/schema", Some(&token)).await;
     assert_eq!(status, 200);
     let tables = body["value"].as_array().unwrap();
-    assert_eq!(tables.len(), 12);
+    assert_eq!(tables.len(), 13);
+    let software = tables
+        .iter()
+        .find(|t| t["name"] == "DeviceTvmSoftwareInventory")
+        .unwrap();
+    assert_eq!(software["kind"], "Inventory");
+    assert!(
+        software["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ColumnName"] != "Timestamp"),
+        "a current-state table has no Timestamp: {software}"
+    );
     let (status, net) = s
         .get("/api/schema?table=DeviceNetworkEvents", Some(&token))
         .await;
@@ -984,4 +997,151 @@ async fn events_go_to_an_s3_bucket_unchanged() {
     events.shutdown().await.unwrap();
     let _ = moto.kill();
     let _ = moto.wait();
+}
+
+/// A software report of `packages` (name, version) for the device posting it.
+fn software_report(batch_id: &str, packages: &[(&str, &str)]) -> Value {
+    let rows: Vec<Value> = packages
+        .iter()
+        .map(|(name, version)| {
+            json!({"SoftwareVendor": "debian", "SoftwareName": name, "SoftwareVersion": version,
+                   "OSPlatform": "Linux"})
+        })
+        .collect();
+    json!({"batchId": batch_id, "tables": {"DeviceTvmSoftwareInventory": rows}})
+}
+
+#[tokio::test]
+async fn software_reports_replace_the_inventory_and_logons_name_the_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    let s = Server::start_with(b, &["--no-rate-limits"]);
+    let (web, db) = (
+        enroll(&s, "web-1.corp.example").await,
+        enroll(&s, "db-1.corp.example").await,
+    );
+    let logon = |offset: i64, action: &str, account: &str, kind: &str| {
+        json!({"Timestamp": ts(offset), "ActionType": action, "AccountDomain": "web-1",
+               "AccountName": account, "LogonType": kind, "ReportId": offset})
+    };
+    let batch = json!({"batchId": "events", "tables": {
+        "DeviceInfo": [{"Timestamp": ts(0), "DeviceName": "web-1.corp.example", "OSPlatform": "Linux"}],
+        "DeviceLogonEvents": [
+            logon(1, "LogonSuccess", "root", "Network"),
+            logon(5, "LogonSuccess", "root", "Network"),
+            logon(3, "LogonSuccess", "alice", "Interactive"),
+            logon(4, "LogonSuccess", "alice", "Network"),
+            logon(6, "LogonFailed", "mallory", "Network"),
+        ]
+    }});
+    let (st, body, _) = post_batch(&s, &web, &batch).await;
+    assert_eq!((st, body["accepted"].as_u64()), (200, Some(6)), "{body}");
+    let report = software_report(
+        "sw-1",
+        &[
+            ("bash", "5.2"),
+            ("curl", "8.5"),
+            ("curl", "8.4"),
+            ("openssl", "3.0"),
+        ],
+    );
+    let (st, body, _) = post_batch(&s, &web, &report).await;
+    assert_eq!((st, body["accepted"].as_u64()), (200, Some(4)), "{body}");
+    let (st, body, _) = post_batch(&s, &db, &software_report("sw-1", &[("curl", "8.5")])).await;
+    assert_eq!(st, 200, "{body}");
+    // A device reports its own software only.
+    let foreign = json!({"batchId": "sw-x", "tables": {"DeviceTvmSoftwareInventory": [
+        {"DeviceId": web.id, "SoftwareName": "rootkit"}]}});
+    let (st, body, _) = post_batch(&s, &db, &foreign).await;
+    assert_eq!((st, body["rejected"].as_u64()), (200, Some(1)), "{body}");
+
+    let reader = s.token_with("Software.Read.All").await;
+    let software = |device: String| {
+        let (s, reader) = (&s, &reader);
+        async move {
+            s.get(&format!("/api/machines/{device}/software"), Some(reader))
+                .await
+        }
+    };
+    let (st, list) = software(web.id.clone()).await;
+    assert_eq!(st, 200, "{list}");
+    let products: Vec<(String, String, i64)> = list["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert_eq!(p["vendor"], "debian", "{p}");
+            assert_eq!(p["publicExploit"], false, "{p}");
+            (
+                p["id"].as_str().unwrap().to_owned(),
+                p["name"].as_str().unwrap().to_owned(),
+                p["exposedMachines"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("debian-_-bash", "bash", 1),
+        ("debian-_-curl", "curl", 2),
+        ("debian-_-openssl", "openssl", 1),
+    ];
+    assert_eq!(
+        products,
+        expected.map(|(i, n, c)| (i.to_owned(), n.to_owned(), c)),
+        "two versions of curl on web-1 count one machine; db-1 has it too"
+    );
+
+    // web-1 reports again: only bash is left.
+    let (st, _, _) = post_batch(&s, &web, &software_report("sw-2", &[("bash", "5.3")])).await;
+    assert_eq!(st, 200);
+    let (_, list) = software(web.id.clone()).await;
+    let names: Vec<&str> = list["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bash"], "{list}");
+    let hunter = s.token_with("AdvancedHunting.Read.All").await;
+    let (st, hunt) = s
+        .post(
+            "/api/advancedhunting/run",
+            &hunter,
+            json!({"Query": "DeviceTvmSoftwareInventory | summarize n = count() by SoftwareName, SoftwareVersion | order by SoftwareName asc"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{hunt}");
+    assert_eq!(
+        hunt["Results"],
+        json!([{"SoftwareName": "bash", "SoftwareVersion": "5.3", "n": 1},
+               {"SoftwareName": "curl", "SoftwareVersion": "8.5", "n": 1}]),
+        "web-1's old report is gone, db-1's stays"
+    );
+
+    let (st, users) = s
+        .get(
+            &format!("/api/machines/{}/logonusers", web.id),
+            Some(&s.token_with("User.Read.All").await),
+        )
+        .await;
+    assert_eq!(st, 200, "{users}");
+    let users = users["value"].as_array().unwrap();
+    assert_eq!(users.len(), 2, "the failed logon is no user: {users:?}");
+    assert_eq!(users[0]["id"], "web-1\\root", "the latest logon first");
+    assert_eq!(users[0]["logonTypes"], "Network");
+    assert_eq!(users[0]["isOnlyNetworkUser"], true);
+    assert_eq!(users[1]["accountName"], "alice");
+    assert_eq!(users[1]["logonTypes"], "Interactive, Network");
+    assert_eq!(users[1]["isOnlyNetworkUser"], false);
+    assert!(users[1]["firstSeen"].as_str().unwrap() < users[1]["lastSeen"].as_str().unwrap());
+
+    let (st, body) = s
+        .get(
+            &format!("/api/machines/{}/software", web.id),
+            Some(&s.token_with("Machine.Read.All").await),
+        )
+        .await;
+    assert_eq!(st, 403, "{body}");
+    let (st, body) = software("0".repeat(40)).await;
+    assert_eq!(st, 404);
+    assert_mde_error(&body, "ResourceNotFound");
 }

@@ -1,6 +1,6 @@
 //! The event store as a DataFusion catalog: one table provider per advanced-hunting table, per
 //! tenant, that unions the hot tail and the Parquet files and skips files outside the query's
-//! time range.
+//! time range; the inventory tables scan each device's latest report.
 //!
 //! A tenant's schema only ever lists that tenant's files and hot batches: there is no query that
 //! can reach another tenant's rows.
@@ -108,35 +108,36 @@ impl EventStore {
         let url =
             url::Url::parse(EVENTS_URL).map_err(|e| DataFusionError::External(Box::new(e)))?;
         ctx.register_object_store(&url, self.objects());
-        for t in schema::ALL {
+        for t in schema::hunting_tables() {
             // `bare` keeps the name's case; a plain &str would be parsed and lowercased.
             ctx.register_table(
                 TableReference::bare(t.name),
-                Arc::new(EventTable {
-                    store: self.clone(),
-                    tenant: tenant.to_string(),
-                    table: t,
-                }),
+                provider(self, &tenant.to_string(), t),
             )?;
         }
         Ok(())
     }
 }
 
+/// The table provider of one tenant's `table`.
+fn provider(store: &EventStore, tenant: &str, table: &'static Table) -> Arc<dyn TableProvider> {
+    Arc::new(EventTable {
+        store: store.clone(),
+        tenant: tenant.to_owned(),
+        table,
+    })
+}
+
 #[async_trait]
 impl SchemaProvider for EventSchema {
     fn table_names(&self) -> Vec<String> {
-        schema::ALL.iter().map(|t| t.name.to_owned()).collect()
+        schema::hunting_tables()
+            .map(|t| t.name.to_owned())
+            .collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        Ok(schema::table(name).map(|t| {
-            Arc::new(EventTable {
-                store: self.store.clone(),
-                tenant: self.tenant.clone(),
-                table: t,
-            }) as Arc<dyn TableProvider>
-        }))
+        Ok(schema::table(name).map(|t| provider(&self.store, &self.tenant, t)))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -144,7 +145,8 @@ impl SchemaProvider for EventSchema {
     }
 }
 
-/// One tenant's rows of one table.
+/// One tenant's rows of one table: for an event table, its hot tail and files; for an
+/// inventory table, each device's latest report.
 #[derive(Debug)]
 pub struct EventTable {
     store: EventStore,
@@ -212,7 +214,8 @@ impl TableProvider for EventTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        // Every filter reaches the scan: time bounds skip whole files, and all of them prune
+        // Every filter reaches the scan: time bounds skip whole files (and a `DeviceId` filter
+        // other devices' inventory reports, by their statistics), and all of them prune
         // Parquet row groups and pages (and, with `pushdown_filters` on in the session, decide
         // which rows the other columns are decoded for). DataFusion still applies each one to
         // the rows, as the hot tail is not filtered at all.
@@ -226,6 +229,9 @@ impl TableProvider for EventTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !self.table.has_timestamp() {
+            return self.scan_inventory(state, projection, filters).await;
+        }
         let schema = self.schema();
         let (mut lo, mut hi) = (i64::MIN, i64::MAX);
         for f in filters {
@@ -241,32 +247,11 @@ impl TableProvider for EventTable {
             .collect();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !files.is_empty() {
-            // The session's Parquet options (a retro-hunt turns filter pushdown on).
-            let options = TableParquetOptions {
-                global: state.config_options().execution.parquet.clone(),
-                ..TableParquetOptions::default()
-            };
-            let mut source = ParquetSource::new(schema.clone()).with_table_parquet_options(options);
-            let df_schema = DFSchema::try_from(schema.clone())?;
-            // A filter the scan cannot evaluate on its own is left to the filter above it.
-            let usable = filters
+            let files = files
                 .iter()
-                .filter_map(|f| state.create_physical_expr(f.clone(), &df_schema).ok());
-            if let Some(pred) = conjunction_opt(usable) {
-                source = source.with_predicate(pred);
-            }
-            let group = FileGroup::new(
-                files
-                    .iter()
-                    .map(|f| PartitionedFile::new(f.path.clone(), f.bytes))
-                    .collect(),
-            );
-            let config =
-                FileScanConfigBuilder::new(ObjectStoreUrl::parse(EVENTS_URL)?, Arc::new(source))
-                    .with_file_group(group)
-                    .with_projection_indices(projection.cloned())?
-                    .build();
-            inputs.push(DataSourceExec::from_data_source(config));
+                .map(|f| PartitionedFile::new(f.path.clone(), f.bytes))
+                .collect();
+            inputs.push(parquet_scan(state, &schema, files, projection, filters)?);
         }
         if !hot.is_empty() {
             inputs.push(MemorySourceConfig::try_new_exec(
@@ -276,12 +261,68 @@ impl TableProvider for EventTable {
             )?);
         }
         if inputs.is_empty() {
-            let projected = match projection {
-                Some(p) => Arc::new(schema.project(p)?),
-                None => schema,
-            };
-            return Ok(Arc::new(EmptyExec::new(projected)));
+            return empty(schema, projection);
         }
         UnionExec::try_new(inputs)
+    }
+}
+
+/// A scan of Parquet `files` of the store with the filters the scan can evaluate pushed into
+/// it (they prune row groups and pages; the filter above the scan still applies each one).
+fn parquet_scan(
+    state: &dyn Session,
+    schema: &SchemaRef,
+    files: Vec<PartitionedFile>,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+) -> Result<Arc<dyn ExecutionPlan>> {
+    // The session's Parquet options (a retro-hunt turns filter pushdown on).
+    let options = TableParquetOptions {
+        global: state.config_options().execution.parquet.clone(),
+        ..TableParquetOptions::default()
+    };
+    let mut source = ParquetSource::new(schema.clone()).with_table_parquet_options(options);
+    let df_schema = DFSchema::try_from(schema.clone())?;
+    // A filter the scan cannot evaluate on its own is left to the filter above it.
+    let usable = filters
+        .iter()
+        .filter_map(|f| state.create_physical_expr(f.clone(), &df_schema).ok());
+    if let Some(pred) = conjunction_opt(usable) {
+        source = source.with_predicate(pred);
+    }
+    let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(EVENTS_URL)?, Arc::new(source))
+        .with_file_group(FileGroup::new(files))
+        .with_projection_indices(projection.cloned())?
+        .build();
+    Ok(DataSourceExec::from_data_source(config))
+}
+
+fn empty(schema: SchemaRef, projection: Option<&Vec<usize>>) -> Result<Arc<dyn ExecutionPlan>> {
+    let projected = match projection {
+        Some(p) => Arc::new(schema.project(p)?),
+        None => schema,
+    };
+    Ok(Arc::new(EmptyExec::new(projected)))
+}
+
+impl EventTable {
+    /// An inventory table's scan: the latest report of each device, one object each.
+    async fn scan_inventory(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let schema = self.schema();
+        let objects = self
+            .store
+            .inventory_objects(&self.tenant, self.table)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        if objects.is_empty() {
+            return empty(schema, projection);
+        }
+        let files = objects.into_iter().map(PartitionedFile::from).collect();
+        parquet_scan(state, &schema, files, projection, filters)
     }
 }

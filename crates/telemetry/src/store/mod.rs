@@ -5,7 +5,8 @@
 //! Layout of the data dir: `wal/*.wal` (the log), `manifest.json` (the files and the log
 //! checkpoint), `batch_ids.log` (recent batch ids, for idempotent retries). Parquet objects live
 //! under `events/{tenant}/{Table}/day=YYYY-MM-DD/` in the object store (the data dir's `events/`
-//! by default).
+//! by default). The inventory tables (current state, no `Timestamp`) bypass the log: each
+//! device's latest report is one object under `inventory/` (see `inventory`).
 //!
 //! Exactly-once: a batch is acknowledged after its log record is durable; the log is deleted only
 //! after the manifest records the files holding its rows; recovery replays what the manifest's
@@ -15,6 +16,7 @@
 mod batch_ids;
 mod catalog;
 pub mod files;
+mod inventory;
 mod manifest;
 mod wal;
 
@@ -376,17 +378,26 @@ impl EventStore {
             }
             Reservation::Reserved => {}
         }
-        let tables: Vec<_> = tables
+        let (inventory, tables): (Vec<_>, Vec<_>) = tables
             .into_iter()
             .filter(|(_, b)| b.num_rows() > 0)
-            .collect();
-        let rows = tables.iter().map(|(_, b)| b.num_rows()).sum();
+            .partition(|(t, _)| !t.has_timestamp());
+        let rows = tables
+            .iter()
+            .chain(&inventory)
+            .map(|(_, b)| b.num_rows())
+            .sum();
         let record = WalRecord {
             tenant: tenant_s.clone(),
             batch_id: batch_id.to_owned(),
             tables,
         };
         let result = async {
+            // Reports first: when one fails, the batch is not acknowledged and its retry writes
+            // them again (a report replaces, so writing it twice changes nothing).
+            for (table, batch) in &inventory {
+                self.replace_inventory(&tenant_s, table, batch).await?;
+            }
             let payload = wal::encode(&record)?;
             let wal = self.wal()?;
             let me = self.inner.clone();
@@ -710,8 +721,25 @@ impl EventStore {
             .unwrap_or(self.inner.config.retention_days)
     }
 
-    /// Deletes files whose day is older than the tenant's retention, counted from `now_ns`.
+    /// Deletes files whose day is older than the tenant's retention, counted from `now_ns`, and
+    /// the inventory reports of devices silent for longer than it.
     pub async fn enforce_retention(&self, now_ns: i64) -> Result<usize, StoreError> {
+        let default = self.inner.config.retention_days;
+        let days = self.inner.manifest.lock().await.retention_days.clone();
+        let reports = self
+            .expire_inventory(now_ns, |tenant| {
+                days.get(tenant).copied().unwrap_or(default)
+            })
+            .await
+            // The event files expire all the same; the reports are tried again next time.
+            .unwrap_or_else(|e| {
+                tracing::warn!("expiring inventory reports: {e}");
+                0
+            });
+        Ok(reports + self.expire_files(now_ns).await?)
+    }
+
+    async fn expire_files(&self, now_ns: i64) -> Result<usize, StoreError> {
         let mut manifest = self.inner.manifest.lock().await;
         let today = files::day_of(now_ns);
         let default = self.inner.config.retention_days;

@@ -1,0 +1,231 @@
+//! What a machine's telemetry says about it: `GET /api/machines/{id}/logonusers` (from
+//! `DeviceLogonEvents`) and `GET /api/machines/{id}/software` (from the installed-software
+//! inventory, `DeviceTvmSoftwareInventory`), in MDE's User and Software shapes (reference
+//! §2.2, §7.2).
+//!
+//! Both are advanced-hunting queries run for the caller's tenant, with the machine's id bound as
+//! a query parameter: the same rows a hunter sees, not a second copy of them.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::hunt_json;
+use crate::odata::entity_response;
+use crate::router::{ApiRoutes, RouteDef};
+use crate::routes::machines::machine;
+use crate::state::AppState;
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use rampart_core::Permission as P;
+use rampart_kql::QueryParameters;
+use rampart_kql::ast::{Literal, ScalarType};
+use rampart_kql::plan::Limits;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const READ_USERS: &[P] = &[P::UserRead];
+const READ_SOFTWARE: &[P] = &[P::SoftwareRead];
+
+/// How far back logons count (MDE keeps 30 days of advanced-hunting data).
+const LOGON_LOOKBACK_DAYS: i64 = 30;
+
+pub fn add(r: ApiRoutes) -> ApiRoutes {
+    r.add(
+        RouteDef::get(
+            "/machines/{id}/logonusers",
+            READ_USERS,
+            "Machines",
+            "Users who logged on to a machine in the last 30 days (from DeviceLogonEvents)",
+        ),
+        logon_users,
+    )
+    .add(
+        RouteDef::get(
+            "/machines/{id}/software",
+            READ_SOFTWARE,
+            "Machines",
+            "Software installed on a machine (from its latest inventory report)",
+        ),
+        software,
+    )
+}
+
+/// Runs `query` over the tenant's tables (events of the last `lookback_days`, or all when
+/// `None`) with `device` bound to the `device` parameter; the rows as JSON objects.
+async fn device_rows(
+    state: &AppState,
+    caller: &Caller,
+    device: &str,
+    lookback_days: Option<i64>,
+    query: &str,
+) -> ApiResult<Vec<Map<String, Value>>> {
+    let from = lookback_days.map(|days| {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        i64::try_from(now).unwrap_or(i64::MAX) - days * 86_400 * 1_000_000_000
+    });
+    let ctx = state
+        .events
+        .session_within(caller.tenant, from, None)
+        .await
+        .map_err(|e| ApiError::internal("opening a query session", e))?;
+    let params = QueryParameters::new().with("device", Literal::String(device.to_owned()));
+    let limits = Limits {
+        timeout: Some(Duration::from_secs(60)),
+        ..Limits::default()
+    };
+    let result = rampart_kql::plan::run(&ctx, query, &params, &limits)
+        .await
+        .map_err(|e| ApiError::internal("querying the machine's telemetry", e))?;
+    let columns: Vec<(String, ScalarType)> = result
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.ty))
+        .collect();
+    Ok(hunt_json::rows_json(&columns, &result.batches)
+        .into_iter()
+        .filter_map(|row| match row {
+            Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .collect())
+}
+
+fn text(row: &Map<String, Value>, key: &str) -> String {
+    row.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `GET /api/machines/{id}/logonusers`: one User per account that signed in successfully,
+/// with the first and last time and the kinds of logon.
+pub async fn logon_users(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let m = machine(&state, &caller, &id).await?;
+    let rows = device_rows(
+        &state,
+        &caller,
+        &m.id,
+        Some(LOGON_LOOKBACK_DAYS),
+        "declare query_parameters(device:string);
+         DeviceLogonEvents
+         | where DeviceId == device and ActionType == 'LogonSuccess' and isnotempty(AccountName)
+         | summarize firstSeen = min(Timestamp), lastSeen = max(Timestamp),
+                     logonTypes = make_set(LogonType) by AccountDomain, AccountName
+         | order by lastSeen desc, AccountName asc",
+    )
+    .await?;
+    let users: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let (domain, name) = (text(r, "AccountDomain"), text(r, "AccountName"));
+            let mut types: Vec<&str> = r
+                .get("logonTypes")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            types.sort_unstable(); // a set has no order of its own
+            json!({
+                "id": if domain.is_empty() { name.clone() } else { format!("{domain}\\{name}") },
+                "accountName": name,
+                "accountDomain": domain,
+                "firstSeen": r.get("firstSeen"),
+                "lastSeen": r.get("lastSeen"),
+                "logonTypes": types.join(", "),
+                // Linux accounts have no domain roles.
+                "isDomainAdmin": false,
+                "isOnlyNetworkUser": !types.is_empty() && types.iter().all(|t| *t == "Network"),
+            })
+        })
+        .collect();
+    let base = state.base_url(&headers);
+    Ok(entity_response(
+        StatusCode::OK,
+        &json!({ "@odata.context": format!("{base}/api/$metadata#Users"), "value": users }),
+    ))
+}
+
+/// MDE's software id: vendor and product, lower case, spaces as underscores, joined by `-_-`
+/// (e.g. `microsoft-_-edge`).
+fn software_id(vendor: &str, name: &str) -> String {
+    let part = |s: &str| s.trim().to_lowercase().replace(' ', "_");
+    format!("{}-_-{}", part(vendor), part(name))
+}
+
+/// `GET /api/machines/{id}/software`: the products of the machine's latest inventory report,
+/// each with the number of the tenant's machines that have it.
+pub async fn software(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let m = machine(&state, &caller, &id).await?;
+    let installed = device_rows(
+        &state,
+        &caller,
+        &m.id,
+        None,
+        "declare query_parameters(device:string);
+         DeviceTvmSoftwareInventory
+         | where DeviceId == device
+         | summarize by SoftwareVendor, SoftwareName
+         | order by SoftwareVendor asc, SoftwareName asc",
+    )
+    .await?;
+    let mut exposed: BTreeMap<(String, String), i64> = BTreeMap::new();
+    if !installed.is_empty() {
+        // One row per machine and product first, so that a product installed in two versions
+        // on one machine counts that machine once.
+        let fleet = device_rows(
+            &state,
+            &caller,
+            &m.id,
+            None,
+            "declare query_parameters(device:string);
+             DeviceTvmSoftwareInventory
+             | summarize by SoftwareVendor, SoftwareName, DeviceId
+             | summarize exposedMachines = count() by SoftwareVendor, SoftwareName",
+        )
+        .await?;
+        for r in &fleet {
+            let n = r
+                .get("exposedMachines")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            exposed.insert((text(r, "SoftwareVendor"), text(r, "SoftwareName")), n);
+        }
+    }
+    let value: Vec<Value> = installed
+        .iter()
+        .map(|r| {
+            let (vendor, name) = (text(r, "SoftwareVendor"), text(r, "SoftwareName"));
+            let machines = exposed
+                .get(&(vendor.clone(), name.clone()))
+                .copied()
+                .unwrap_or(1);
+            json!({
+                "id": software_id(&vendor, &name),
+                "name": name,
+                "vendor": vendor,
+                // No vulnerability data yet: nothing is known to be weak or exploited.
+                "weaknesses": 0,
+                "publicExploit": false,
+                "activeAlert": false,
+                "exposedMachines": machines,
+                "impactScore": 0.0,
+            })
+        })
+        .collect();
+    let base = state.base_url(&headers);
+    Ok(entity_response(
+        StatusCode::OK,
+        &json!({ "@odata.context": format!("{base}/api/$metadata#Software"), "value": value }),
+    ))
+}
