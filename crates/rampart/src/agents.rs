@@ -111,6 +111,25 @@ pub async fn run(
         devices = creds.len(),
         "simulated agents enrolled; streaming telemetry"
     );
+    // Each device's installed software, once at start as a real agent does; a report replaces
+    // the last, so a restarted demo sending it again changes nothing.
+    for (d, c) in live.fleet().devices().iter().zip(&creds) {
+        let mut rows = rampart_simulate::software::rows(d);
+        for r in &mut rows {
+            r.insert("DeviceId".into(), Value::String(c.device_id.clone()));
+        }
+        let batch = json!({
+            "batchId": format!("software-{}", now_ns()),
+            "tables": { "DeviceTvmSoftwareInventory": rows },
+        });
+        send(
+            &http,
+            &base,
+            c,
+            BatchBody::Json(batch.to_string().as_bytes()),
+        )
+        .await;
+    }
     let mut rows = ArrowRows::new();
     let mut next_scenario = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut scenario = 0usize;
@@ -136,29 +155,39 @@ pub async fn run(
         for (device, batches) in rows.take_all() {
             let Some(c) = creds.get(device) else { continue };
             let body = wire::encode(&batches).context("encoding a simulated batch")?;
-            send(&http, &base, c, &format!("{now}"), &body).await;
+            send(&http, &base, c, BatchBody::Arrow(&format!("{now}"), &body)).await;
         }
     }
 }
 
+/// A batch body: Arrow streams with their batch id, or JSON (whose batch id is inside).
+enum BatchBody<'a> {
+    Arrow(&'a str, &'a [u8]),
+    Json(&'a [u8]),
+}
+
 /// Posts one batch, retrying while the server asks to (503) or cannot be reached.
-async fn send(http: &reqwest::Client, base: &str, c: &Credential, batch_id: &str, body: &[u8]) {
+async fn send(http: &reqwest::Client, base: &str, c: &Credential, body: BatchBody<'_>) {
+    let (content_type, batch_id, body) = match body {
+        BatchBody::Arrow(id, b) => (wire::CONTENT_TYPE, Some(id), b),
+        BatchBody::Json(b) => ("application/json", None, b),
+    };
     let Ok(compressed) = zstd::encode_all(body, 3) else {
         return;
     };
     for attempt in 0..5u32 {
-        let sent = http
+        let mut request = http
             .post(format!("{base}/agent/v1/telemetry"))
             .header(
                 "authorization",
                 format!("Device {}:{}", c.device_id, c.device_secret),
             )
             .header("content-encoding", "zstd")
-            .header("content-type", wire::CONTENT_TYPE)
-            .header("rampart-batch-id", batch_id)
-            .body(compressed.clone())
-            .send()
-            .await;
+            .header("content-type", content_type);
+        if let Some(id) = batch_id {
+            request = request.header("rampart-batch-id", id);
+        }
+        let sent = request.body(compressed.clone()).send().await;
         let wait = match sent {
             Ok(r) if r.status().is_success() => return,
             Ok(r) if r.status().as_u16() == 503 => r

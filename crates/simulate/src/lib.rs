@@ -21,6 +21,8 @@
 //! - `row`: rows as typed cells by column index, without per-row allocation.
 //! - [`sinks`]: NDJSON (MDE streaming records), Parquet, JSON rows for agents, counting.
 //! - [`live`]: the same fleet in real time, for a simulated agent population.
+//! - [`software`]: each device's installed software (`DeviceTvmSoftwareInventory`), by OS,
+//!   distribution and role.
 
 mod catalog;
 mod engine;
@@ -31,6 +33,7 @@ pub mod rng;
 mod row;
 mod scenario;
 pub mod sinks;
+pub mod software;
 pub mod spec;
 pub mod time;
 

@@ -183,25 +183,37 @@ async fn demo_prints_working_credentials() {
         .expect("the printed curl line names the server")
         .to_owned();
     let mut accepted = 0.0;
-    while accepted == 0.0 && std::time::Instant::now() < deadline {
+    let mut software = 0.0;
+    while (accepted == 0.0 || software == 0.0) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(500));
         let metrics = Command::new("curl")
             .args(["-s", &format!("{base}/metrics")])
             .output()
             .unwrap();
-        accepted = String::from_utf8_lossy(&metrics.stdout)
-            .lines()
-            .filter(|l| {
-                l.starts_with("rampart_telemetry_rows_total") && l.contains("outcome=\"accepted\"")
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
+        let sum = |table: &str| -> f64 {
+            String::from_utf8_lossy(&metrics.stdout)
+                .lines()
+                .filter(|l| {
+                    l.starts_with("rampart_telemetry_rows_total")
+                        && l.contains("outcome=\"accepted\"")
+                        && l.contains(table)
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        accepted = sum("");
+        // Each simulated device reports its installed software as it starts.
+        software = sum("table=\"DeviceTvmSoftwareInventory\"");
     }
     let _ = child.kill();
     let _ = child.wait();
     assert!(
         accepted > 0.0,
         "simulated telemetry arrived within a minute"
+    );
+    assert!(
+        software > 0.0,
+        "the simulated devices reported their software"
     );
     assert!(dir.path().join("rampart-demo/rampart.db").exists());
 }

@@ -7,3 +7,4 @@ mod live;
 mod rows;
 mod scenarios;
 mod sinks;
+mod software;
