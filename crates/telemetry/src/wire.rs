@@ -342,6 +342,33 @@ mod tests {
     }
 
     #[test]
+    fn inventory_rows_need_no_timestamp() {
+        let table = schema::table("DeviceTvmSoftwareInventory").unwrap();
+        let mut b = TableBatchBuilder::new(table);
+        let dev = crate::rows::column_index(table, "DeviceId").unwrap();
+        let name = crate::rows::column_index(table, "SoftwareName").unwrap();
+        for package in ["bash", "curl"] {
+            b.push_cells(&[(dev, Cell::Str(DEV)), (name, Cell::Str(package))])
+                .unwrap();
+        }
+        let d = decode(
+            &encode(&[without_device_id(b.finish(), true)]).unwrap(),
+            DEV,
+        )
+        .unwrap();
+        assert!(d.rejected.is_empty(), "{:?}", d.rejected);
+        let (t, batch) = &d.tables[0];
+        assert_eq!((t.name, batch.num_rows()), (table.name, 2));
+        let ids = batch
+            .column_by_name("DeviceId")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(ids.value(1), DEV, "the sender's id, as for event tables");
+    }
+
+    #[test]
     fn round_trips_full_batches() {
         let body = encode(&[process_rows(Some(DEV), 3), process_rows(Some(DEV), 2)]).unwrap();
         let d = decode(&body, DEV).unwrap();
