@@ -12,6 +12,7 @@ pub mod connector;
 pub mod hashes;
 pub mod poll;
 pub mod procfs;
+pub mod recent;
 pub mod rows;
 pub mod users;
 
@@ -19,6 +20,7 @@ use crate::batcher::TableRow;
 use crate::error::{Error, Result};
 use hashes::HashCache;
 use procfs::Snapshot;
+use recent::Recent;
 use rows::{GrandParent, ProcInfo, RowContext};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -72,11 +74,11 @@ impl Default for SensorConfig {
 /// A process start as the watcher saw it.
 struct Observed {
     time: OffsetDateTime,
-    child: Snapshot,
+    child: Arc<Snapshot>,
     /// The parent pid the fork event gave, for a child gone before /proc was read.
     fork_parent: Option<u32>,
     fork_time: Option<OffsetDateTime>,
-    parent: Option<Snapshot>,
+    parent: Option<Arc<Snapshot>>,
     grandparent: GrandParent,
 }
 
@@ -162,22 +164,21 @@ impl Drop for ProcessSensor {
     }
 }
 
-/// Reads what the watcher needs of the parent and grandparent of `child`.
-fn observe(child: Snapshot, time: OffsetDateTime, fork: Option<(u32, OffsetDateTime)>) -> Observed {
+/// Reads the new process `pid` and what the watcher needs of its parent and grandparent (from
+/// `recent` when read moments ago). The new process is remembered too: it may start others.
+fn observe(
+    pid: u32,
+    time: OffsetDateTime,
+    fork: Option<(u32, OffsetDateTime)>,
+    recent: &mut Recent,
+) -> Observed {
+    let child = Arc::new(procfs::snapshot(pid));
+    recent.remember(Arc::clone(&child));
     let ppid = child.ppid.or(fork.map(|f| f.0));
-    let parent = ppid.filter(|&p| p > 0).map(procfs::snapshot);
+    let parent = ppid.filter(|&p| p > 0).map(|p| recent.snapshot(p));
     let gpid = parent.as_ref().and_then(|p| p.ppid).filter(|&p| p > 0);
     let grandparent = match gpid {
-        Some(pid) => {
-            let stat = procfs::read_stat(pid);
-            GrandParent {
-                pid: Some(pid),
-                file_name: procfs::read_exe(pid)
-                    .and_then(|p| p.rsplit('/').next().map(str::to_owned))
-                    .or_else(|| stat.as_ref().map(|s| s.comm.clone())),
-                creation_time: stat.and_then(|s| procfs::start_time(s.start_ticks)),
-            }
-        }
+        Some(pid) => recent.grandparent(pid),
         None => GrandParent::default(),
     };
     Observed {
@@ -201,12 +202,15 @@ fn watch_connector(
 ) {
     use connector::ProcEvent;
     let mut forks: HashMap<u32, (u32, OffsetDateTime)> = HashMap::new();
+    let mut recent = Recent::default();
     let mut overruns = 0;
     while !stop.load(Ordering::Relaxed) {
         let event = match c.recv() {
             Ok(Some(e)) => e,
             Ok(None) => {
                 if c.overruns != overruns {
+                    // Lost events may include execs and exits of remembered processes.
+                    recent.clear();
                     tracing::warn!(
                         overruns = c.overruns,
                         "the proc connector dropped events (receive buffer full)"
@@ -238,15 +242,16 @@ fn watch_connector(
             }
             ProcEvent::Exec { tgid, .. } => {
                 let now = OffsetDateTime::now_utc();
-                let child = procfs::snapshot(tgid);
+                recent.forget(tgid);
                 let fork = forks.get(&tgid).copied();
-                Observation::Started(Box::new(observe(child, now, fork)))
+                Observation::Started(Box::new(observe(tgid, now, fork, &mut recent)))
             }
             ProcEvent::Exit { pid, tgid, .. } => {
                 if pid != tgid {
                     continue;
                 }
                 forks.remove(&tgid);
+                recent.forget(tgid);
                 Observation::Exited(tgid)
             }
         };

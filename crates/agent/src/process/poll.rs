@@ -3,6 +3,7 @@
 //! exec'd. The processes present at the first listing are the baseline and not reported, as
 //! the connector does not report them either.
 
+use super::recent::Recent;
 use super::{Observation, observe, procfs};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,8 @@ struct Seen {
 pub(super) fn watch(tx: &SyncSender<Observation>, stop: &AtomicBool, interval: Duration) {
     let mut known: HashMap<u32, Seen> = HashMap::new();
     let mut baseline = true;
+    // Without exec and exit events, entries go stale by age alone.
+    let mut recent = Recent::default();
     while !stop.load(Ordering::Relaxed) {
         let pids = match procfs::list_pids() {
             Ok(p) => p,
@@ -41,7 +44,7 @@ pub(super) fn watch(tx: &SyncSender<Observation>, stop: &AtomicBool, interval: D
                 continue;
             }
             let now = OffsetDateTime::now_utc();
-            let o = observe(procfs::snapshot(pid), now, None);
+            let o = observe(pid, now, None, &mut recent);
             if tx.send(Observation::Started(Box::new(o))).is_err() {
                 return;
             }

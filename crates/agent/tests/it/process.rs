@@ -201,3 +201,31 @@ async fn a_process_that_exits_at_once_still_gets_a_row() {
     assert_eq!(row["InitiatingProcessId"], std::process::id());
     sensor.stop();
 }
+
+#[test]
+fn the_watchers_recent_snapshots_are_reused_only_while_they_stand() {
+    use rampart_agent::process::recent::{FRESH_FOR, Recent};
+    let mut recent = Recent::default();
+    let me = std::process::id();
+    let first = recent.snapshot(me);
+    assert!(first.exe.is_some());
+    assert!(Arc::ptr_eq(&first, &recent.snapshot(me)), "read once");
+    let g = recent.grandparent(me);
+    assert_eq!(g.file_name, first.file_name(), "from the snapshot");
+    // An exec or exit makes the watcher forget; age alone does too.
+    recent.forget(me);
+    let second = recent.snapshot(me);
+    assert!(!Arc::ptr_eq(&first, &second), "read again after forget");
+    std::thread::sleep(FRESH_FOR + std::time::Duration::from_millis(50));
+    assert!(
+        !Arc::ptr_eq(&second, &recent.snapshot(me)),
+        "read again when old"
+    );
+    // A process already gone is not remembered as gone.
+    let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let gone = recent.snapshot(pid);
+    assert!(gone.exe.is_none());
+    assert!(!Arc::ptr_eq(&gone, &recent.snapshot(pid)));
+}
