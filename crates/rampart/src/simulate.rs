@@ -1,10 +1,11 @@
 //! `rampart simulate`: writes a deterministic simulated fleet's telemetry (with optional
-//! injected attacks and their ground-truth labels) to NDJSON or Parquet files.
+//! injected attacks and their ground-truth labels) and its software inventory to NDJSON or
+//! Parquet files.
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use rampart_simulate::sinks::{LABELS_FILE, NdjsonSink, ParquetSink};
-use rampart_simulate::{FleetSpec, ScenarioSpec, Sink, generate, time};
+use rampart_simulate::{Fleet, FleetSpec, ScenarioSpec, Sink, generate, software, time};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -84,6 +85,14 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     let started = Instant::now();
     let stats = generate(&spec, sink.as_mut())
         .with_context(|| format!("writing to {}", args.out.display()))?;
+    // The devices' installed software: current state, one report each, as of the window's end.
+    let fleet = Fleet::new(&spec);
+    let end_ns = start_ns + (args.days * time::DAY as f64) as i64;
+    let software = match args.format {
+        Format::Ndjson => software::write_ndjson(&args.out, &fleet, end_ns),
+        Format::Parquet => software::write_parquet(&args.out, &fleet),
+    }
+    .with_context(|| format!("writing the software inventory to {}", args.out.display()))?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "simulated {} devices, {} day(s) from {} (seed {})",
@@ -93,10 +102,11 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         args.seed
     );
     for (table, rows) in &stats.rows {
-        println!("  {table:<24} {rows:>12}");
+        println!("  {table:<28} {rows:>12}");
     }
-    let total = stats.total();
-    println!("  {:<24} {total:>12}", "total");
+    println!("  {:<28} {software:>12}", "DeviceTvmSoftwareInventory");
+    let total = stats.total() + software as u64;
+    println!("  {:<28} {total:>12}", "total");
     println!(
         "{total} rows in {secs:.2} s ({:.0} rows/s) to {}",
         total as f64 / secs.max(1e-9),

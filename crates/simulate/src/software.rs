@@ -1,9 +1,16 @@
 //! Installed software of the simulated devices, for `DeviceTvmSoftwareInventory`: what each kind
 //! of device plausibly has, by operating system and role. Deterministic: a device's list depends
 //! on its OS, role and distribution only, so a fleet reports the same software run after run.
+//! The demo's agents send it as reports; `rampart simulate` writes it beside the event tables.
 
-use crate::fleet::{Device, Os, Role};
-use serde_json::{Map, Value};
+use crate::fleet::{Device, Fleet, Os, Role};
+use crate::sinks::{DEFAULT_TENANT, NdjsonSink, ParquetSink};
+use rampart_core::schema::{DEVICE_TVM_SOFTWARE_INVENTORY, Table};
+use rampart_telemetry::TableBatchBuilder;
+use serde_json::{Map, Value, json};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
 
 /// One installed product: vendor, name and version, as an inventory row names them.
 pub type Product = (&'static str, &'static str, &'static str);
@@ -185,4 +192,51 @@ pub fn rows(device: &Device) -> Vec<Map<String, Value>> {
             ])
         })
         .collect()
+}
+
+/// Writes the fleet's inventory as `DeviceTvmSoftwareInventory.ndjson` in `dir`: MDE streaming
+/// records like the other tables' files, stamped `at_ns` (a report has no event time of its
+/// own). Returns the rows written.
+pub fn write_ndjson(dir: &Path, fleet: &Fleet, at_ns: i64) -> io::Result<usize> {
+    let mut out = BufWriter::new(File::create(NdjsonSink::path_of(dir, table()))?);
+    let mut n = 0;
+    for d in fleet.devices() {
+        for row in rows(d) {
+            let record = json!({
+                "time": crate::time::iso_string(at_ns),
+                "tenantId": DEFAULT_TENANT,
+                "operationName": "Publish",
+                "category": format!("AdvancedHunting-{}", table().name),
+                "properties": row,
+            });
+            serde_json::to_writer(&mut out, &record)?;
+            out.write_all(b"\n")?;
+            n += 1;
+        }
+    }
+    out.flush()?;
+    Ok(n)
+}
+
+/// Writes the fleet's inventory as one Parquet file under `dir/DeviceTvmSoftwareInventory/`,
+/// like the other tables' parts. Returns the rows written.
+pub fn write_parquet(dir: &Path, fleet: &Fleet) -> io::Result<usize> {
+    let mut b = TableBatchBuilder::new(table());
+    for d in fleet.devices() {
+        for row in rows(d) {
+            b.push_json(&row).map_err(io::Error::other)?;
+        }
+    }
+    let batch = b.finish();
+    let bytes = rampart_telemetry::store::files::write_parquet(&batch).map_err(io::Error::other)?;
+    let path = ParquetSink::path_of(dir, table(), 0);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, bytes)?;
+    Ok(batch.num_rows())
+}
+
+fn table() -> &'static Table {
+    &DEVICE_TVM_SOFTWARE_INVENTORY
 }

@@ -19,7 +19,7 @@ mod parquet;
 pub use arrow_rows::ArrowRows;
 pub use count::Count;
 pub use json_rows::{DeviceRows, JsonRows, cell_value};
-pub use ndjson::NdjsonSink;
+pub use ndjson::{DEFAULT_TENANT, NdjsonSink};
 pub use parquet::{Layout, ParquetSink};
 
 use crate::Label;
