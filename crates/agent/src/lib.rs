@@ -39,6 +39,7 @@ pub mod netinfo;
 pub mod network;
 pub mod nft;
 pub mod process;
+pub mod program;
 pub mod quarantine;
 pub mod run;
 pub mod scan;

@@ -16,9 +16,7 @@ use rampart_core::schema::DEVICE_TVM_SOFTWARE_INVENTORY;
 use rampart_proto::telemetry::{Row, TelemetryBatch};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
@@ -32,6 +30,8 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(60);
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// `rpm -qa` is given this long.
 const RPM_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most of `rpm -qa`'s list kept (a host with 10,000 packages prints under 1 MiB).
+const RPM_MAX_BYTES: u64 = 64 << 20;
 
 /// One installed package.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,40 +148,28 @@ pub fn parse_rpm_query(text: &str) -> Vec<Package> {
         .collect()
 }
 
+/// `rpm -qa`'s list. A list cut short (rpm hung on a locked database, or printed more than
+/// any host has) is an error, not a report: a report replaces the last one whole.
 fn rpm_query() -> std::io::Result<String> {
-    let mut child = Command::new("rpm")
-        .args(["-qa", "--qf", RPM_FORMAT])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| std::io::Error::other("rpm's output could not be read"))?;
-    // Read on a thread so that a hung rpm (a locked database) is killed, not waited for.
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).map(|_| s)
-    });
-    let deadline = std::time::Instant::now() + RPM_TIMEOUT;
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "rpm -qa took too long",
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let out = crate::program::run(
+        "rpm",
+        &["-qa", "--qf", RPM_FORMAT],
+        RPM_TIMEOUT,
+        RPM_MAX_BYTES,
+    )?
+    .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "rpm is not installed"))?;
+    if out.timed_out {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "rpm -qa took too long",
+        ));
     }
-    reader
-        .join()
-        .map_err(|_| std::io::Error::other("reading rpm's output failed"))?
+    if out.truncated {
+        return Err(std::io::Error::other(format!(
+            "rpm -qa printed more than {RPM_MAX_BYTES} bytes"
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The `DeviceTvmSoftwareInventory` rows of `packages` on the device `info` describes.

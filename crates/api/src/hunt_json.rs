@@ -14,6 +14,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use rampart_kql::ast::ScalarType;
+use rampart_kql::plan::HuntResult;
 use serde_json::{Map, Number, Value};
 
 /// The .NET type name MDE's API reports for a KQL type.
@@ -30,6 +31,15 @@ pub fn type_name(ty: ScalarType) -> &'static str {
         ScalarType::Guid => "Guid",
         ScalarType::Dynamic => "Object",
     }
+}
+
+/// A result's output columns: name and KQL type.
+pub fn columns(result: &HuntResult) -> Vec<(String, ScalarType)> {
+    result
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.ty))
+        .collect()
 }
 
 /// `[{"Name", "Type"}]` for the columns.

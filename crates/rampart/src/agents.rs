@@ -114,13 +114,9 @@ pub async fn run(
     // Each device's installed software, once at start as a real agent does; a report replaces
     // the last, so a restarted demo sending it again changes nothing.
     for (d, c) in live.fleet().devices().iter().zip(&creds) {
-        let mut rows = rampart_simulate::software::rows(d);
-        for r in &mut rows {
-            r.insert("DeviceId".into(), Value::String(c.device_id.clone()));
-        }
         let batch = json!({
             "batchId": format!("software-{}", now_ns()),
-            "tables": { "DeviceTvmSoftwareInventory": rows },
+            "tables": { "DeviceTvmSoftwareInventory": rampart_simulate::software::rows(d) },
         });
         send(
             &http,

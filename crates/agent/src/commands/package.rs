@@ -119,42 +119,10 @@ fn read_capped(path: &Path, tail: bool) -> std::io::Result<Option<Vec<u8>>> {
     Ok(Some(out))
 }
 
-/// Runs a program and returns what it printed (capped); `None` when it is not installed.
+/// Runs a program and returns what it printed (capped, and what it printed by the deadline when
+/// it hangs); `None` when it is not installed.
 fn run_program(program: &str, args: &[&str]) -> std::io::Result<Option<Vec<u8>>> {
-    let mut child = match std::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let stdout = child.stdout.take();
-    // The reader ends when the program does, or closes its output; a program that hangs is
-    // killed when the deadline passes.
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(s) = stdout {
-            let _ = s.take(MAX_PART_BYTES).read_to_end(&mut buf);
-        }
-        buf
-    });
-    let deadline = std::time::Instant::now() + PROGRAM_TIMEOUT;
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(Some(reader.join().unwrap_or_default()))
+    Ok(crate::program::run(program, args, PROGRAM_TIMEOUT, MAX_PART_BYTES)?.map(|o| o.stdout))
 }
 
 /// Where the package of `command_id` is written before it is uploaded.

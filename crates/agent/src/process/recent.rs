@@ -54,11 +54,7 @@ impl Recent {
         if let Some((s, at)) = self.snapshots.get(&pid)
             && at.elapsed() < FRESH_FOR
         {
-            return GrandParent {
-                pid: Some(pid),
-                file_name: s.file_name(),
-                creation_time: s.start_ticks.and_then(procfs::start_time),
-            };
+            return grandparent_of(s);
         }
         if let Some((g, at)) = self.grandparents.get(&pid)
             && at.elapsed() < FRESH_FOR
@@ -66,13 +62,13 @@ impl Recent {
             return g.clone();
         }
         let stat = procfs::read_stat(pid);
-        let g = GrandParent {
-            pid: Some(pid),
-            file_name: procfs::read_exe(pid)
-                .and_then(|p| p.rsplit('/').next().map(str::to_owned))
-                .or_else(|| stat.as_ref().map(|s| s.comm.clone())),
-            creation_time: stat.and_then(|s| procfs::start_time(s.start_ticks)),
-        };
+        let g = grandparent_of(&Snapshot {
+            pid,
+            exe: procfs::read_exe(pid),
+            comm: stat.as_ref().map(|s| s.comm.clone()),
+            start_ticks: stat.map(|s| s.start_ticks),
+            ..Snapshot::default()
+        });
         if self.grandparents.len() >= MAX_ENTRIES {
             self.grandparents.clear();
         }
@@ -90,5 +86,14 @@ impl Recent {
     pub fn clear(&mut self) {
         self.snapshots.clear();
         self.grandparents.clear();
+    }
+}
+
+/// The columns of a grandparent block: pid, image name and start time.
+fn grandparent_of(s: &Snapshot) -> GrandParent {
+    GrandParent {
+        pid: Some(s.pid),
+        file_name: s.file_name(),
+        creation_time: s.start_ticks.and_then(procfs::start_time),
     }
 }

@@ -17,9 +17,9 @@ use crate::state::AppState;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
+use datafusion::prelude::SessionContext;
 use rampart_core::Permission as P;
 use rampart_core::{ErrorCode, TenantId};
-use rampart_kql::ast::ScalarType;
 use rampart_kql::bind::QueryParameters;
 use rampart_kql::plan::{ExternalFiles, HuntError, Limits};
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,15 @@ pub struct HuntingConfig {
 }
 
 impl HuntingConfig {
+    /// The limits each query runs under.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_rows: self.max_rows,
+            timeout: Some(Duration::from_secs(self.timeout_secs.max(1))),
+            memory: Some(self.max_memory_bytes),
+        }
+    }
+
     /// The `externaldata` mapping in the planner's form.
     pub fn external_files(&self) -> ExternalFiles {
         self.external_data
@@ -106,6 +115,20 @@ impl HuntingBudget {
     }
 }
 
+/// A query session over what a hunter of `tenant` sees: the events of the configured lookback
+/// (MDE's 30 days) and the current inventory.
+pub async fn session(state: &AppState, tenant: TenantId) -> ApiResult<SessionContext> {
+    let now_ns =
+        i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX);
+    let days = i64::from(state.config.hunting.lookback_days);
+    let from = now_ns.saturating_sub(days * 86_400 * 1_000_000_000);
+    state
+        .events
+        .session_within(tenant, Some(from), None)
+        .await
+        .map_err(|e| ApiError::internal("opening a hunting session", e))
+}
+
 #[derive(Deserialize)]
 pub struct RunBody {
     #[serde(rename = "Query", alias = "query")]
@@ -142,24 +165,12 @@ pub async fn run(
             .insert("retry-after", HeaderValue::from(wait));
         return Ok(resp);
     }
-    let now_ns =
-        i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX);
-    let from = now_ns.saturating_sub(i64::from(config.lookback_days) * 86_400 * 1_000_000_000);
-    let ctx = state
-        .events
-        .session_within(caller.tenant, Some(from), None)
-        .await
-        .map_err(|e| ApiError::internal("opening a hunting session", e))?;
-    let limits = Limits {
-        max_rows: config.max_rows,
-        timeout: Some(Duration::from_secs(config.timeout_secs.max(1))),
-        memory: Some(config.max_memory_bytes),
-    };
+    let ctx = session(&state, caller.tenant).await?;
     let result = rampart_kql::plan::run_with_files(
         &ctx,
         &query,
         &QueryParameters::new(),
-        &limits,
+        &config.limits(),
         &config.external_files(),
     )
     .await;
@@ -177,11 +188,7 @@ pub async fn run(
         ),
         other => ApiError::new(ErrorCode::BadRequest, other.to_string()),
     })?;
-    let columns: Vec<(String, ScalarType)> = result
-        .columns
-        .iter()
-        .map(|c| (c.name.clone(), c.ty))
-        .collect();
+    let columns = hunt_json::columns(&result);
     let rows = hunt_json::rows_json(&columns, &result.batches);
     let doc = serde_json::json!({
         "Stats": {

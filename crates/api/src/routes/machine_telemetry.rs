@@ -3,14 +3,15 @@
 //! inventory, `DeviceTvmSoftwareInventory`), in MDE's User and Software shapes (reference
 //! §2.2, §7.2).
 //!
-//! Both are advanced-hunting queries run for the caller's tenant, with the machine's id bound as
-//! a query parameter: the same rows a hunter sees, not a second copy of them.
+//! Both are advanced-hunting queries run for the caller's tenant (its lookback and limits), with
+//! the machine's id bound as a query parameter: the same rows a hunter sees, not a second copy.
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::hunt_json;
 use crate::odata::entity_response;
 use crate::router::{ApiRoutes, RouteDef};
+use crate::routes::hunting;
 use crate::routes::machines::machine;
 use crate::state::AppState;
 use axum::Extension;
@@ -19,17 +20,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use rampart_core::Permission as P;
 use rampart_kql::QueryParameters;
-use rampart_kql::ast::{Literal, ScalarType};
-use rampart_kql::plan::Limits;
+use rampart_kql::ast::Literal;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 const READ_USERS: &[P] = &[P::UserRead];
 const READ_SOFTWARE: &[P] = &[P::SoftwareRead];
-
-/// How far back logons count (MDE keeps 30 days of advanced-hunting data).
-const LOGON_LOOKBACK_DAYS: i64 = 30;
 
 pub fn add(r: ApiRoutes) -> ApiRoutes {
     r.add(
@@ -37,7 +33,7 @@ pub fn add(r: ApiRoutes) -> ApiRoutes {
             "/machines/{id}/logonusers",
             READ_USERS,
             "Machines",
-            "Users who logged on to a machine in the last 30 days (from DeviceLogonEvents)",
+            "Users who logged on to a machine within the hunting lookback (from DeviceLogonEvents)",
         ),
         logon_users,
     )
@@ -52,44 +48,28 @@ pub fn add(r: ApiRoutes) -> ApiRoutes {
     )
 }
 
-/// Runs `query` over the tenant's tables (events of the last `lookback_days`, or all when
-/// `None`) with `device` bound to the `device` parameter; the rows as JSON objects.
+/// Runs `query` as the tenant's hunters would (the same lookback and limits), with `device`
+/// bound to the `device` parameter; the rows as JSON objects.
 async fn device_rows(
     state: &AppState,
     caller: &Caller,
     device: &str,
-    lookback_days: Option<i64>,
     query: &str,
 ) -> ApiResult<Vec<Map<String, Value>>> {
-    let from = lookback_days.map(|days| {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        i64::try_from(now).unwrap_or(i64::MAX) - days * 86_400 * 1_000_000_000
-    });
-    let ctx = state
-        .events
-        .session_within(caller.tenant, from, None)
-        .await
-        .map_err(|e| ApiError::internal("opening a query session", e))?;
+    let ctx = hunting::session(state, caller.tenant).await?;
     let params = QueryParameters::new().with("device", Literal::String(device.to_owned()));
-    let limits = Limits {
-        timeout: Some(Duration::from_secs(60)),
-        ..Limits::default()
-    };
-    let result = rampart_kql::plan::run(&ctx, query, &params, &limits)
+    let result = rampart_kql::plan::run(&ctx, query, &params, &state.config.hunting.limits())
         .await
         .map_err(|e| ApiError::internal("querying the machine's telemetry", e))?;
-    let columns: Vec<(String, ScalarType)> = result
-        .columns
-        .iter()
-        .map(|c| (c.name.clone(), c.ty))
-        .collect();
-    Ok(hunt_json::rows_json(&columns, &result.batches)
-        .into_iter()
-        .filter_map(|row| match row {
-            Value::Object(m) => Some(m),
-            _ => None,
-        })
-        .collect())
+    Ok(
+        hunt_json::rows_json(&hunt_json::columns(&result), &result.batches)
+            .into_iter()
+            .filter_map(|row| match row {
+                Value::Object(m) => Some(m),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 fn text(row: &Map<String, Value>, key: &str) -> String {
@@ -112,7 +92,6 @@ pub async fn logon_users(
         &state,
         &caller,
         &m.id,
-        Some(LOGON_LOOKBACK_DAYS),
         "declare query_parameters(device:string);
          DeviceLogonEvents
          | where DeviceId == device and ActionType == 'LogonSuccess' and isnotempty(AccountName)
@@ -171,7 +150,6 @@ pub async fn software(
         &state,
         &caller,
         &m.id,
-        None,
         "declare query_parameters(device:string);
          DeviceTvmSoftwareInventory
          | where DeviceId == device
@@ -187,9 +165,7 @@ pub async fn software(
             &state,
             &caller,
             &m.id,
-            None,
-            "declare query_parameters(device:string);
-             DeviceTvmSoftwareInventory
+            "DeviceTvmSoftwareInventory
              | summarize by SoftwareVendor, SoftwareName, DeviceId
              | summarize exposedMachines = count() by SoftwareVendor, SoftwareName",
         )
