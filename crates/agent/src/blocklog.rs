@@ -8,7 +8,7 @@
 use crate::batcher::TableRow;
 use crate::commands::isolation::AllowedNet;
 use crate::error::{Result, io_err};
-use crate::process::connector::check;
+use crate::netlink::check;
 use crate::process::rows::RowContext;
 use crate::worker::Worker;
 use serde_json::json;

@@ -13,7 +13,7 @@
 
 use crate::batcher::TableRow;
 use crate::error::{Error, Result, io_err};
-use crate::process::connector::check;
+use crate::netlink::check;
 use crate::process::hashes::HashCache;
 use crate::process::rows::{self, RowContext};
 use crate::process::{procfs, users};

@@ -36,6 +36,7 @@ pub mod host;
 pub mod logons;
 pub mod netblock;
 pub mod netinfo;
+mod netlink;
 pub mod network;
 pub mod nft;
 pub mod process;

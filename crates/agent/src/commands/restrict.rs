@@ -14,7 +14,7 @@ use crate::batcher::TableRow;
 use crate::enforcement::{HashRules, HashVerdict, hash_rules, hash_verdict};
 use crate::error::{Error, Result, io_err};
 use crate::fsutil::{read_json_or_default, write_json};
-use crate::process::connector::check;
+use crate::netlink::check;
 use crate::process::hashes::HashCache;
 use crate::process::rows::{self, RowContext};
 use crate::process::{procfs, users};

@@ -4,9 +4,10 @@
 //! Messages are parsed from bytes with bounds checks (no casts of kernel buffers to structs),
 //! and only messages from the kernel (netlink port 0) are believed.
 
+use crate::netlink::{self, check};
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 const CN_IDX_PROC: u32 = 1;
@@ -59,64 +60,11 @@ pub struct Connector {
     pub overruns: u64,
 }
 
-/// A system call's result: the error of `errno` when it is negative.
-pub(crate) fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-fn set_int_opt(fd: &OwnedFd, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: `value` is a live c_int for the duration of the call and its exact size is
-    // passed; the descriptor is owned by `fd`.
-    check(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            opt,
-            (&raw const value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })
-    .map(drop)
-}
-
 impl Connector {
     /// Opens a netlink connector socket and subscribes to process events. Needs
     /// `CAP_NET_ADMIN` (root); fails on kernels without the connector.
     pub fn open() -> io::Result<Connector> {
-        // SAFETY: plain socket(2) call with constant arguments; the result is checked before
-        // use and owned by `OwnedFd` at once, which closes it exactly once.
-        let raw = check(unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                libc::NETLINK_CONNECTOR,
-            )
-        })?;
-        // SAFETY: `raw` is a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-
-        // SAFETY: `sockaddr_nl` is plain integers, for which all-zero bytes are valid.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        addr.nl_groups = CN_IDX_PROC;
-        // nl_pid 0: the kernel picks a unique port, so several connectors can coexist.
-        addr.nl_pid = 0;
-        // SAFETY: `addr` is a valid `sockaddr_nl` and its exact size is passed.
-        check(unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const addr).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        })?;
-        // The forced size needs CAP_NET_ADMIN, which a subscriber has; else the capped one.
-        if set_int_opt(&fd, libc::SO_RCVBUFFORCE, RCVBUF).is_err() {
-            let _ = set_int_opt(&fd, libc::SO_RCVBUF, RCVBUF);
-        }
+        let fd = netlink::subscribe(libc::NETLINK_CONNECTOR, 0, CN_IDX_PROC, RCVBUF)?;
         let tv = libc::timeval {
             tv_sec: 0,
             tv_usec: RECV_TIMEOUT.as_micros() as libc::suseconds_t,
@@ -158,37 +106,21 @@ impl Connector {
         if let Some(e) = self.pending.pop_front() {
             return Ok(Some(e));
         }
-        // SAFETY: all-zero bytes are a valid `sockaddr_nl`.
-        let mut from: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        let mut from_len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-        // SAFETY: the buffer pointer/length describe `self.buf`; `from`/`from_len` are live
-        // and `from_len` holds `from`'s size, as recvfrom(2) requires.
-        let n = unsafe {
-            libc::recvfrom(
-                self.fd.as_raw_fd(),
-                self.buf.as_mut_ptr().cast(),
-                self.buf.len(),
-                0,
-                (&raw mut from).cast(),
-                &raw mut from_len,
-            )
+        let len = match netlink::recv_from_kernel(&self.fd, &mut self.buf) {
+            Ok(Some(len)) => len,
+            // Only the kernel (port 0) speaks for the proc connector.
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                return match e.raw_os_error() {
+                    Some(libc::EAGAIN | libc::EINTR) => Ok(None),
+                    Some(libc::ENOBUFS) => {
+                        self.overruns += 1;
+                        Ok(None)
+                    }
+                    _ => Err(e),
+                };
+            }
         };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::EINTR) => Ok(None),
-                Some(libc::ENOBUFS) => {
-                    self.overruns += 1;
-                    Ok(None)
-                }
-                _ => Err(e),
-            };
-        }
-        // Only the kernel (port 0) speaks for the proc connector.
-        if from.nl_pid != 0 {
-            return Ok(None);
-        }
-        let len = usize::try_from(n).unwrap_or(0).min(self.buf.len());
         parse_messages(&self.buf[..len], &mut self.pending);
         Ok(self.pending.pop_front())
     }
