@@ -141,6 +141,11 @@ pub fn dump_open() -> io::Result<Vec<InetSocket>> {
     dump_states(TCP_OPEN_STATES)
 }
 
+/// The requests of one dump. TCP first as one compat request (`TCPDIAG_GETSOCK`), which the
+/// kernel answers for both address families in one walk of its connection table: with
+/// `SOCK_DIAG_BY_FAMILY` each family walks the whole table, TIME_WAIT sockets and all, and that
+/// walk was the sensor's largest cost under load. Kernels without the compat request get one
+/// request per family.
 fn dump_states(tcp_states: u32) -> io::Result<Vec<InetSocket>> {
     // SAFETY: plain socket(2) call with constant arguments; the result is checked and owned by
     // `OwnedFd` at once, which closes it exactly once.
@@ -155,47 +160,77 @@ fn dump_states(tcp_states: u32) -> io::Result<Vec<InetSocket>> {
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
-    let asks = [Protocol::Tcp, Protocol::Udp]
-        .into_iter()
-        .flat_map(|p| [(p, libc::AF_INET as u8), (p, libc::AF_INET6 as u8)]);
-    for (protocol, family) in asks {
-        let states = match protocol {
-            Protocol::Tcp => tcp_states,
-            Protocol::Udp => UDP_STATES,
-        };
-        let req = request(protocol, family, states);
-        // SAFETY: the pointer and length describe `req`, alive for the call.
-        let sent = unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
+    let by_family = |protocol, states| {
+        [libc::AF_INET, libc::AF_INET6].map(|f| (protocol, request(protocol, f as u8, states)))
+    };
+    if let Err(e) = ask(
+        &fd,
+        &mut buf,
+        Protocol::Tcp,
+        &tcp_request(tcp_states),
+        &mut out,
+    ) {
+        tracing::debug!("the compat TCP dump was refused ({e}); asking per address family");
+        out.clear();
+        for (protocol, req) in by_family(Protocol::Tcp, tcp_states) {
+            ask(&fd, &mut buf, protocol, &req, &mut out)?;
         }
-        'dump: loop {
-            // SAFETY: the pointer and length describe `buf`, which outlives the call.
-            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(e);
-            }
-            let n = usize::try_from(n).unwrap_or(0).min(buf.len());
-            for (kind, payload) in messages(&buf[..n]) {
-                match kind {
-                    NLMSG_DONE => break 'dump,
-                    NLMSG_ERROR => return Err(error_of(payload)),
-                    SOCK_DIAG_BY_FAMILY if payload.len() >= DIAG_MSG_LEN => {
-                        out.extend(socket(payload, protocol));
-                    }
-                    _ => {}
-                }
-            }
-        }
+    }
+    for (protocol, req) in by_family(Protocol::Udp, UDP_STATES) {
+        ask(&fd, &mut buf, protocol, &req, &mut out)?;
     }
     Ok(out)
 }
 
-/// A dump request for one protocol and address family, in the given states.
+/// Sends one dump request on `fd` and appends the sockets of its answer to `out`.
+fn ask(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+    protocol: Protocol,
+    req: &[u8],
+    out: &mut Vec<InetSocket>,
+) -> io::Result<()> {
+    // The answer's messages have the request's type.
+    let answer = u16_at(req, 4);
+    // SAFETY: the pointer and length describe `req`, alive for the call.
+    let sent = unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    loop {
+        // SAFETY: the pointer and length describe `buf`, which outlives the call.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        let n = usize::try_from(n).unwrap_or(0).min(buf.len());
+        for (kind, payload) in messages(&buf[..n]) {
+            match kind {
+                NLMSG_DONE => return Ok(()),
+                NLMSG_ERROR => return Err(error_of(payload)),
+                k if k == answer && payload.len() >= DIAG_MSG_LEN => {
+                    out.extend(socket(payload, protocol));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn header(m: &mut Vec<u8>, kind: u16, len: usize) {
+    m.extend_from_slice(&(len as u32).to_ne_bytes());
+    m.extend_from_slice(&kind.to_ne_bytes());
+    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    m.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    m.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
+}
+
+/// A `SOCK_DIAG_BY_FAMILY` dump request (`struct inet_diag_req_v2`) for one protocol and
+/// address family, in the given states.
 fn request(protocol: Protocol, family: u8, states: u32) -> Vec<u8> {
     let number = match protocol {
         Protocol::Tcp => libc::IPPROTO_TCP,
@@ -203,17 +238,30 @@ fn request(protocol: Protocol, family: u8, states: u32) -> Vec<u8> {
     };
     let len = NLMSG_HDRLEN + 56;
     let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&(len as u32).to_ne_bytes());
-    m.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    m.extend_from_slice(&1u32.to_ne_bytes()); // seq
-    m.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
+    header(&mut m, SOCK_DIAG_BY_FAMILY, len);
     m.push(family);
     m.push(number as u8);
     m.push(0); // no extensions
     m.push(0);
     m.extend_from_slice(&states.to_ne_bytes());
     m.resize(len, 0); // the socket id: zero, all sockets
+    m
+}
+
+/// `TCPDIAG_GETSOCK`: the original inet_diag request (`struct inet_diag_req`), which the
+/// kernel answers for IPv4 and IPv6 sockets alike.
+const TCPDIAG_GETSOCK: u16 = 18;
+
+/// A compat dump request for TCP sockets in the given states, of both address families.
+fn tcp_request(states: u32) -> Vec<u8> {
+    let len = NLMSG_HDRLEN + 60;
+    let mut m = Vec::with_capacity(len);
+    header(&mut m, TCPDIAG_GETSOCK, len);
+    m.push(libc::AF_INET as u8); // ignored: the kernel answers for every family
+    m.extend_from_slice(&[0, 0, 0]); // no prefix lengths, no extensions
+    m.resize(NLMSG_HDRLEN + 4 + 48, 0); // the socket id: zero, all sockets
+    m.extend_from_slice(&states.to_ne_bytes());
+    m.extend_from_slice(&0u32.to_ne_bytes()); // idiag_dbs
     m
 }
 

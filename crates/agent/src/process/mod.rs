@@ -272,6 +272,33 @@ struct Known {
     exited: Option<Instant>,
 }
 
+/// How long the builder, after a burst, leaves the watcher's queue alone. Being woken for
+/// each of hundreds of starts a second cost more CPU than building their rows (a context
+/// switch each); rows are batched for a second anyway.
+const NAP: Duration = Duration::from_millis(50);
+
+/// The items of `rx` in bursts: what is queued, then after a `nap` what came meanwhile; only
+/// an empty queue after a nap blocks (and is woken by the next item).
+fn in_bursts<T>(rx: std_mpsc::Receiver<T>, nap: Duration) -> impl Iterator<Item = T> {
+    let mut napped = true;
+    std::iter::from_fn(move || {
+        loop {
+            match rx.try_recv() {
+                Ok(item) => return Some(item),
+                Err(std_mpsc::TryRecvError::Disconnected) => return None,
+                Err(std_mpsc::TryRecvError::Empty) if !napped => {
+                    std::thread::sleep(nap);
+                    napped = true;
+                }
+                Err(std_mpsc::TryRecvError::Empty) => {
+                    napped = false;
+                    return rx.recv().ok();
+                }
+            }
+        }
+    })
+}
+
 fn build_rows(
     config: SensorConfig,
     cache: Arc<HashCache>,
@@ -281,7 +308,7 @@ fn build_rows(
     let mut users = users::Users::new(&config.passwd);
     let mut known: HashMap<u32, Known> = HashMap::new();
     let mut last_purge = Instant::now();
-    for observation in rx {
+    for observation in in_bursts(rx, NAP) {
         if last_purge.elapsed() > EXITED_KEPT {
             known.retain(|_, k| k.exited.is_none_or(|t| t.elapsed() < EXITED_KEPT));
             last_purge = Instant::now();

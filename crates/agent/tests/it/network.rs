@@ -77,6 +77,16 @@ fn the_kernel_socket_table_shows_a_listener_and_both_ends_of_a_connection() {
         .expect("the listener is in the dump");
     assert_ne!(ours.inode, 0);
     assert_eq!(ours.uid, own_euid());
+    // Both address families are in one dump.
+    let v6 = TcpListener::bind("[::1]:0").unwrap();
+    let v6_addr = v6.local_addr().unwrap();
+    assert!(
+        diag::dump_open()
+            .unwrap()
+            .iter()
+            .any(|s| s.local == v6_addr && s.state == TcpState::Listen),
+        "the IPv6 listener is in the dump"
+    );
     let found = actions(tracker.dumped(raw.clone()));
     let s = |a: SocketAddr| a.to_string();
     assert!(
