@@ -61,9 +61,21 @@ pub struct Connector {
 }
 
 impl Connector {
-    /// Opens a netlink connector socket and subscribes to process events. Needs
+    /// Opens a netlink connector socket and subscribes to every process event. Needs
     /// `CAP_NET_ADMIN` (root); fails on kernels without the connector.
     pub fn open() -> io::Result<Connector> {
+        Connector::subscribe(None)
+    }
+
+    /// As [`Connector::open`], for forks and execs only where the kernel filters events
+    /// (Linux 6.6); elsewhere every event comes, as with `open`. Exits are a third of all
+    /// events, each a wakeup of the reader.
+    pub fn open_starts() -> io::Result<Connector> {
+        Connector::subscribe(filters_events().then_some(PROC_EVENT_FORK | PROC_EVENT_EXEC))
+    }
+
+    /// Subscribes to the `events` (`PROC_EVENT_*` bits), or to all.
+    fn subscribe(events: Option<u32>) -> io::Result<Connector> {
         let fd = netlink::subscribe(libc::NETLINK_CONNECTOR, 0, CN_IDX_PROC, RCVBUF)?;
         let tv = libc::timeval {
             tv_sec: 0,
@@ -85,13 +97,13 @@ impl Connector {
             pending: VecDeque::new(),
             overruns: 0,
         };
-        connector.control(PROC_CN_MCAST_LISTEN)?;
+        connector.control(PROC_CN_MCAST_LISTEN, events)?;
         Ok(connector)
     }
 
     /// Sends a multicast control operation (listen / ignore) to the proc connector.
-    fn control(&self, op: u32) -> io::Result<()> {
-        let msg = control_message(op);
+    fn control(&self, op: u32, events: Option<u32>) -> io::Result<()> {
+        let msg = control_message(op, events);
         // SAFETY: the pointer and length describe `msg`, alive for the call.
         let sent = unsafe { libc::send(self.fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
         if sent < 0 {
@@ -129,13 +141,15 @@ impl Connector {
 impl Drop for Connector {
     fn drop(&mut self) {
         // Tells the kernel one listener fewer, so it stops building events nobody reads.
-        let _ = self.control(PROC_CN_MCAST_IGNORE);
+        let _ = self.control(PROC_CN_MCAST_IGNORE, None);
     }
 }
 
 /// A netlink message carrying a `cn_msg` for the proc connector with one u32 operation.
-fn control_message(op: u32) -> Vec<u8> {
-    let total = NLMSG_HDRLEN + CN_MSG_LEN + 4;
+/// A control message: the operation alone, or with the events wanted (`struct proc_input`).
+fn control_message(op: u32, events: Option<u32>) -> Vec<u8> {
+    let data = if events.is_some() { 8 } else { 4 };
+    let total = NLMSG_HDRLEN + CN_MSG_LEN + data;
     let mut m = Vec::with_capacity(total);
     m.extend_from_slice(&(total as u32).to_ne_bytes()); // nlmsg_len
     m.extend_from_slice(&NLMSG_DONE.to_ne_bytes()); // nlmsg_type
@@ -146,10 +160,33 @@ fn control_message(op: u32) -> Vec<u8> {
     m.extend_from_slice(&CN_VAL_PROC.to_ne_bytes()); // cb_id.val
     m.extend_from_slice(&0u32.to_ne_bytes()); // seq
     m.extend_from_slice(&0u32.to_ne_bytes()); // ack
-    m.extend_from_slice(&4u16.to_ne_bytes()); // len
+    m.extend_from_slice(&(data as u16).to_ne_bytes()); // len
     m.extend_from_slice(&0u16.to_ne_bytes()); // flags
     m.extend_from_slice(&op.to_ne_bytes());
+    if let Some(events) = events {
+        m.extend_from_slice(&events.to_ne_bytes());
+    }
     m
+}
+
+/// Whether this kernel takes a `struct proc_input` (operation and wanted events; Linux 6.6)
+/// where older ones take the operation alone and ignore anything longer: subscribing with a
+/// filter there would bring no events at all. Known from the release, since a subscription
+/// is not acknowledged.
+pub fn filters_events() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|r| release_at_least(&r, (6, 6)))
+        .unwrap_or(false)
+}
+
+/// Whether a kernel release string ("6.18.44-fc", "5.14.0-427.el9.x86_64") is at least
+/// `major.minor`; `None` when it does not start with numbers.
+pub fn release_at_least(release: &str, (major, minor): (u32, u32)) -> Option<bool> {
+    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
+    let got_major: u32 = parts.next()?.parse().ok()?;
+    let got_minor: u32 = parts.next()?.parse().ok()?;
+    Some((got_major, got_minor) >= (major, minor))
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {

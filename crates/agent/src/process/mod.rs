@@ -23,7 +23,7 @@ use procfs::Snapshot;
 use recent::Recent;
 use rows::{GrandParent, ProcInfo, RowContext};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -82,10 +82,7 @@ struct Observed {
     grandparent: GrandParent,
 }
 
-enum Observation {
-    Started(Box<Observed>),
-    Exited(u32),
-}
+type Observation = Box<Observed>;
 
 /// A running sensor; stopped (threads joined) by [`ProcessSensor::stop`] or on drop.
 pub struct ProcessSensor {
@@ -105,7 +102,7 @@ impl ProcessSensor {
         let connector = if config.force_polling {
             None
         } else {
-            match connector::Connector::open() {
+            match connector::Connector::open_starts() {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!("the proc connector cannot be opened ({e}); polling /proc");
@@ -233,6 +230,8 @@ fn watch_connector(
             } => {
                 // A new process, not a new thread of an existing one.
                 if child_pid == child_tgid {
+                    // The pid may be a dead process's, whose snapshot must not stand for it.
+                    recent.forget(child_tgid);
                     if forks.len() >= MAX_FORKS {
                         forks.clear();
                     }
@@ -243,16 +242,17 @@ fn watch_connector(
             ProcEvent::Exec { tgid, .. } => {
                 let now = OffsetDateTime::now_utc();
                 recent.forget(tgid);
-                let fork = forks.get(&tgid).copied();
-                Observation::Started(Box::new(observe(tgid, now, fork, &mut recent)))
+                let fork = forks.remove(&tgid);
+                Box::new(observe(tgid, now, fork, &mut recent))
             }
             ProcEvent::Exit { pid, tgid, .. } => {
                 if pid != tgid {
                     continue;
                 }
+                // Only where the kernel cannot filter them out (see `Connector::open_starts`).
                 forks.remove(&tgid);
                 recent.forget(tgid);
-                Observation::Exited(tgid)
+                continue;
             }
         };
         if tx.send(observation).is_err() {
@@ -261,15 +261,16 @@ fn watch_connector(
     }
 }
 
-/// How long the builder remembers a process after it exited (its children may still be
-/// reported after it is gone).
-const EXITED_KEPT: Duration = Duration::from_secs(30);
+/// How long the builder remembers a process at least; after that, as long as it runs (its
+/// children may still be reported after it is gone). Whether it runs is looked up in /proc:
+/// exit events are not subscribed to where the kernel can leave them out.
+const KEPT: Duration = Duration::from_secs(30);
 /// Processes remembered at most.
 const MAX_KNOWN: usize = 65_536;
 
 struct Known {
     info: ProcInfo,
-    exited: Option<Instant>,
+    since: Instant,
 }
 
 /// How long the builder, after a burst, leaves the watcher's queue alone. Being woken for
@@ -308,20 +309,13 @@ fn build_rows(
     let mut users = users::Users::new(&config.passwd);
     let mut known: HashMap<u32, Known> = HashMap::new();
     let mut last_purge = Instant::now();
-    for observation in in_bursts(rx, NAP) {
-        if last_purge.elapsed() > EXITED_KEPT {
-            known.retain(|_, k| k.exited.is_none_or(|t| t.elapsed() < EXITED_KEPT));
+    for o in in_bursts(rx, NAP) {
+        if last_purge.elapsed() > KEPT {
+            known.retain(|pid, k| {
+                k.since.elapsed() < KEPT || Path::new(&format!("/proc/{pid}")).exists()
+            });
             last_purge = Instant::now();
         }
-        let o = match observation {
-            Observation::Exited(pid) => {
-                if let Some(k) = known.get_mut(&pid) {
-                    k.exited = Some(Instant::now());
-                }
-                continue;
-            }
-            Observation::Started(o) => o,
-        };
         // Without the image path the process was gone (or a zombie) when /proc was read.
         let partial = o.child.exe.is_none();
         let mut child = info_of(&o.child, &cache, &mut users);
@@ -355,7 +349,7 @@ fn build_rows(
             child.pid,
             Known {
                 info: child,
-                exited: None,
+                since: Instant::now(),
             },
         );
         if out

@@ -45,12 +45,7 @@ pub(super) fn watch(tx: &SyncSender<Observation>, stop: &AtomicBool, interval: D
             }
             let now = OffsetDateTime::now_utc();
             let o = observe(pid, now, None, &mut recent);
-            if tx.send(Observation::Started(Box::new(o))).is_err() {
-                return;
-            }
-        }
-        for pid in known.keys() {
-            if !current.contains_key(pid) && tx.send(Observation::Exited(*pid)).is_err() {
+            if tx.send(Box::new(o)).is_err() {
                 return;
             }
         }

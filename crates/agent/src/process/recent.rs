@@ -3,7 +3,8 @@
 //! starting 200 programs a second spent more on its parent's /proc files than on the programs'.
 //!
 //! An entry is used for [`FRESH_FOR`] at most, and dropped sooner when the watcher learns that
-//! its process exec'd or exited (the proc connector reports both), or that events were lost.
+//! its process exec'd, or that its pid is a new process's (a fork; exits are not subscribed
+//! to where the kernel can leave them out), or that events were lost.
 //! What a process may change without exec — its effective user after `setuid`, a rewritten
 //! command line — is at most that old in its children's rows.
 
