@@ -1,8 +1,7 @@
 //! The kernel's socket table through sock_diag (`NETLINK_SOCK_DIAG`): a dump of every TCP and
 //! UDP socket of this network namespace with its state, addresses, owner uid and inode
-//! ([`dump`], `SOCK_DIAG_BY_FAMILY`; a few system calls however many sockets there are), and the
-//! sockets the kernel destroys, as it destroys them ([`ClosedSockets`], the `*_DESTROY`
-//! multicast groups).
+//! ([`dump`]: a few system calls however many sockets there are), and the sockets the kernel
+//! destroys, as it destroys them ([`ClosedSockets`], the `*_DESTROY` multicast groups).
 //!
 //! The kernel reports UDP sockets in TCP's states: `ESTABLISHED` for a connected one (it has
 //! a remote end), `CLOSE` for one that is only bound (a server's, or a client's that sends
