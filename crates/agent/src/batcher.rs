@@ -51,7 +51,13 @@ struct Pending {
 impl Pending {
     fn push(&mut self, (table, row): TableRow, config: &BatcherConfig) {
         self.bytes += approx_size(&row);
-        self.tables.entry(table.to_owned()).or_default().push(row);
+        // Looked up before inserting: the table's name is allocated once per batch, not per row.
+        match self.tables.get_mut(table) {
+            Some(rows) => rows.push(row),
+            None => {
+                self.tables.insert(table.to_owned(), vec![row]);
+            }
+        }
         self.count += 1;
         self.deadline
             .get_or_insert_with(|| Instant::now() + config.max_age);
