@@ -152,6 +152,21 @@ pub async fn list_collection(
     )
 }
 
+/// A whole, unpaged collection: `{"@odata.context": "…/api/$metadata#{set}", "value": […]}`,
+/// as MDE answers the lists it does not page.
+pub fn value_response<T: serde::Serialize>(
+    state: &AppState,
+    headers: &HeaderMap,
+    set: &str,
+    value: &T,
+) -> Response {
+    let base = state.base_url(headers);
+    entity_response(
+        axum::http::StatusCode::OK,
+        &serde_json::json!({ "@odata.context": format!("{base}/api/$metadata#{set}"), "value": value }),
+    )
+}
+
 /// A single entity as JSON with its `@odata.context`, as MDE answers for one entity.
 pub fn entity_response<T: serde::Serialize>(status: axum::http::StatusCode, value: &T) -> Response {
     let mut resp = (status, axum::Json(value)).into_response();

@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::odata::entity_response;
+use crate::odata::{entity_response, value_response};
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::{Path, State};
@@ -18,14 +18,6 @@ pub(crate) async fn alert(state: &AppState, caller: &Caller, id: &str) -> ApiRes
         .get_alert_doc(caller.tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Alert {shown} was not found")))
-}
-
-fn collection(state: &AppState, headers: &HeaderMap, set: &str, value: Vec<Value>) -> Response {
-    let base = state.base_url(headers);
-    entity_response(
-        StatusCode::OK,
-        &json!({ "@odata.context": format!("{base}/api/$metadata#{set}"), "value": value }),
-    )
 }
 
 fn push_unique(out: &mut Vec<Value>, v: Value) {
@@ -57,7 +49,7 @@ pub async fn files(
             }),
         );
     }
-    Ok(collection(&state, &headers, "Files", out))
+    Ok(value_response(&state, &headers, "Files", &out))
 }
 
 pub async fn ips(
@@ -71,7 +63,7 @@ pub async fn ips(
     for ip in a.evidence.iter().filter_map(|e| e.ip_address.as_deref()) {
         push_unique(&mut out, json!({ "id": ip }));
     }
-    Ok(collection(&state, &headers, "Ips", out))
+    Ok(value_response(&state, &headers, "Ips", &out))
 }
 
 /// The host of a URL-ish string (`https://a.b/c` → `a.b`).
@@ -98,7 +90,7 @@ pub async fn domains(
     {
         push_unique(&mut out, json!({ "host": host }));
     }
-    Ok(collection(&state, &headers, "Domains", out))
+    Ok(value_response(&state, &headers, "Domains", &out))
 }
 
 pub async fn machine(

@@ -10,7 +10,7 @@ use crate::auth::Caller;
 use crate::auth::device::{new_device_id, new_secret, secret_hash};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult, correlation_id};
-use crate::odata::entity_response;
+use crate::odata::{entity_response, value_response};
 use crate::router::{ApiRoutes, RouteDef};
 use crate::state::AppState;
 use axum::Extension;
@@ -177,13 +177,11 @@ pub async fn list(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let tokens = state.store.list_enrollment_tokens(caller.tenant).await?;
-    let base = state.base_url(&headers);
-    Ok(entity_response(
-        StatusCode::OK,
-        &serde_json::json!({
-            "@odata.context": format!("{base}/api/$metadata#EnrollmentTokens"),
-            "value": tokens,
-        }),
+    Ok(value_response(
+        &state,
+        &headers,
+        "EnrollmentTokens",
+        &tokens,
     ))
 }
 

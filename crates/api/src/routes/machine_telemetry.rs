@@ -9,14 +9,14 @@
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::hunt_json;
-use crate::odata::entity_response;
+use crate::odata::value_response;
 use crate::router::{ApiRoutes, RouteDef};
 use crate::routes::hunting;
 use crate::routes::machines::machine;
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use rampart_core::Permission as P;
 use rampart_kql::QueryParameters;
@@ -123,11 +123,7 @@ pub async fn logon_users(
             })
         })
         .collect();
-    let base = state.base_url(&headers);
-    Ok(entity_response(
-        StatusCode::OK,
-        &json!({ "@odata.context": format!("{base}/api/$metadata#Users"), "value": users }),
-    ))
+    Ok(value_response(&state, &headers, "Users", &users))
 }
 
 /// MDE's software id: vendor and product, lower case, spaces as underscores, joined by `-_-`
@@ -199,9 +195,5 @@ pub async fn software(
             })
         })
         .collect();
-    let base = state.base_url(&headers);
-    Ok(entity_response(
-        StatusCode::OK,
-        &json!({ "@odata.context": format!("{base}/api/$metadata#Software"), "value": value }),
-    ))
+    Ok(value_response(&state, &headers, "Software", &value))
 }

@@ -3,7 +3,7 @@
 use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
-use crate::odata::{entity_response, list_collection};
+use crate::odata::{entity_response, list_collection, value_response};
 use crate::router::{ApiRoutes, RouteDef};
 use crate::state::AppState;
 use axum::Extension;
@@ -453,11 +453,7 @@ pub async fn tag_many(
             .await?,
         );
     }
-    let base = state.base_url(&headers);
-    Ok(entity_response(
-        StatusCode::OK,
-        &serde_json::json!({ "@odata.context": format!("{base}/api/$metadata#Machines"), "value": updated }),
-    ))
+    Ok(value_response(&state, &headers, "Machines", &updated))
 }
 
 #[derive(Deserialize)]
@@ -521,11 +517,7 @@ pub async fn list_groups(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let groups = state.store.list_machine_groups(caller.tenant).await?;
-    let base = state.base_url(&headers);
-    Ok(entity_response(
-        StatusCode::OK,
-        &serde_json::json!({ "@odata.context": format!("{base}/api/$metadata#MachineGroups"), "value": groups }),
-    ))
+    Ok(value_response(&state, &headers, "MachineGroups", &groups))
 }
 
 fn group_id(id: &str) -> ApiResult<i64> {
