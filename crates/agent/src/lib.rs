@@ -2,8 +2,8 @@
 //!
 //! `rampart-agent enroll` trades an enrollment token for a device credential ([`credentials`]),
 //! over TLS pinned to the server's certificate when asked ([`tls`], [`client`]). `rampart-agent
-//! run` starts the sensors — the process sensor ([`process`]: the netlink proc connector, or
-//! /proc polling where it cannot be opened), the network sensor ([`network`]: TCP connections
+//! run` starts the sensors — the process sensor ([`process`]: an eBPF program on exec, else
+//! the netlink proc connector, or /proc polling where neither can be opened), the network sensor ([`network`]: TCP connections
 //! and listeners from sock_diag), the file sensor ([`files`]: fanotify, files created, written,
 //! renamed and deleted), the logon sensor ([`logons`]: sshd's log, or wtmp/btmp), the
 //! DeviceInfo and DeviceNetworkInfo snapshots ([`host`], [`netinfo`]) and the installed

@@ -53,7 +53,7 @@ enum Command {
         /// Rows per batch at most.
         #[arg(long, default_value_t = 1000)]
         batch_rows: usize,
-        /// Poll /proc instead of using the proc connector.
+        /// Poll /proc instead of using the eBPF program or the proc connector.
         #[arg(long)]
         force_polling: bool,
         /// A network `Selective` isolation keeps reachable besides the server (CIDR or address;

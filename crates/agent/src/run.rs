@@ -22,7 +22,7 @@ use crate::netinfo;
 use crate::network::{NetworkConfig, NetworkSensor};
 use crate::process::hashes::{self, HashCache};
 use crate::process::rows::RowContext;
-use crate::process::{ProcessSensor, SensorConfig};
+use crate::process::{ProcessSensor, SensorConfig, Source};
 use crate::quarantine::Quarantine;
 use crate::scan::Scanner;
 use crate::scan::locations::QuickLocations;
@@ -162,7 +162,11 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
     let sensor = ProcessSensor::start(
         SensorConfig {
             rows: row_context.clone(),
-            force_polling: config.force_polling,
+            first_source: if config.force_polling {
+                Source::ProcPolling
+            } else {
+                Source::Ebpf
+            },
             ..SensorConfig::default()
         },
         Arc::clone(&hash_cache),

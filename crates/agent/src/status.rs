@@ -12,7 +12,7 @@ pub const FILE_NAME: &str = "status.json";
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentStatus {
-    /// The process sensor's source (`ProcConnector` or `ProcPolling`).
+    /// The process sensor's source (`Ebpf`, `ProcConnector` or `ProcPolling`).
     #[serde(default)]
     pub process_source: Option<String>,
     #[serde(default)]

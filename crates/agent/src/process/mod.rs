@@ -1,14 +1,18 @@
 //! The process sensor: one `ProcessCreated` row of DeviceProcessEvents per program started.
 //!
-//! Two threads. The *watcher* learns of new processes — from the kernel's proc connector
-//! ([`connector`]), or, where it cannot be opened, by polling /proc ([`poll`]) — and reads
-//! /proc for the process, its parent and grandparent at once ([`procfs`]), because a process
-//! can be gone a millisecond later; it also opens the image file, so that it can still be
-//! hashed afterwards. The *builder* does the slow part: hashes ([`hashes`], cached), user names
+//! Two threads. The *watcher* learns of new processes — from the agent's eBPF program
+//! ([`ebpf`]), which records each exec in the kernel, or where that cannot be loaded from the
+//! kernel's proc connector ([`connector`]), or else by polling /proc ([`poll`]). With the
+//! connector or polling it reads /proc for the process, its parent and grandparent at once
+//! ([`procfs`]), because a process can be gone a millisecond later; with eBPF only the
+//! parent's and grandparent's, the process itself having been read at exec. It also opens
+//! the image file, so that it can still be hashed afterwards. The *builder* does the slow part: hashes ([`hashes`], cached), user names
 //! ([`users`]), and the row ([`rows`]). It remembers recent processes, so that a child whose
 //! parent has already exited still gets the parent's block.
 
 pub mod connector;
+pub mod ebpf;
+pub mod exec_snapshot;
 pub mod hashes;
 pub mod poll;
 pub mod procfs;
@@ -32,9 +36,10 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-/// Where process starts are learnt from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where process starts are learnt from, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Source {
+    Ebpf,
     ProcConnector,
     /// Polling /proc: starts are seen up to one poll interval late, and processes that live
     /// less than that are missed.
@@ -44,6 +49,7 @@ pub enum Source {
 impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
+            Source::Ebpf => "Ebpf",
             Source::ProcConnector => "ProcConnector",
             Source::ProcPolling => "ProcPolling",
         }
@@ -53,8 +59,9 @@ impl Source {
 #[derive(Clone, Debug)]
 pub struct SensorConfig {
     pub rows: RowContext,
-    /// Use /proc polling even if the connector can be opened.
-    pub force_polling: bool,
+    /// The first source tried; where it cannot be opened, the next one (in [`Source`]'s
+    /// order) is.
+    pub first_source: Source,
     pub poll_interval: Duration,
     /// The passwd file user names come from.
     pub passwd: PathBuf,
@@ -64,7 +71,7 @@ impl Default for SensorConfig {
     fn default() -> Self {
         SensorConfig {
             rows: RowContext::default(),
-            force_polling: false,
+            first_source: Source::Ebpf,
             poll_interval: Duration::from_secs(1),
             passwd: PathBuf::from("/etc/passwd"),
         }
@@ -99,22 +106,8 @@ impl ProcessSensor {
         out: mpsc::Sender<TableRow>,
     ) -> Result<ProcessSensor> {
         let stop = Arc::new(AtomicBool::new(false));
-        let connector = if config.force_polling {
-            None
-        } else {
-            match connector::Connector::open_starts() {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::warn!("the proc connector cannot be opened ({e}); polling /proc");
-                    None
-                }
-            }
-        };
-        let source = if connector.is_some() {
-            Source::ProcConnector
-        } else {
-            Source::ProcPolling
-        };
+        let watch = open_watch(config.first_source);
+        let source = watch.source();
         // Bounded: if the builder falls behind, the watcher waits rather than growing memory
         // without limit (the kernel then reports overruns, which are logged).
         let (tx, rx) = std_mpsc::sync_channel::<Observation>(4096);
@@ -122,9 +115,10 @@ impl ProcessSensor {
         let interval = config.poll_interval;
         let watcher = std::thread::Builder::new()
             .name("rampart-proc-watch".into())
-            .spawn(move || match connector {
-                Some(c) => watch_connector(c, &tx, &watcher_stop),
-                None => poll::watch(&tx, &watcher_stop, interval),
+            .spawn(move || match watch {
+                Watch::Ebpf(events) => watch_ebpf(events, &tx, &watcher_stop),
+                Watch::Connector(c) => watch_connector(c, &tx, &watcher_stop),
+                Watch::Polling => poll::watch(&tx, &watcher_stop, interval),
             })
             .map_err(|e| Error::Config(format!("starting the process watcher: {e}")))?;
         let builder = std::thread::Builder::new()
@@ -158,6 +152,76 @@ impl ProcessSensor {
 impl Drop for ProcessSensor {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// An opened source of process starts.
+enum Watch {
+    Ebpf(Box<ebpf::ExecEvents>),
+    Connector(connector::Connector),
+    Polling,
+}
+
+impl Watch {
+    fn source(&self) -> Source {
+        match self {
+            Watch::Ebpf(_) => Source::Ebpf,
+            Watch::Connector(_) => Source::ProcConnector,
+            Watch::Polling => Source::ProcPolling,
+        }
+    }
+}
+
+/// Opens `first`, else the next source that opens.
+fn open_watch(first: Source) -> Watch {
+    if first <= Source::Ebpf {
+        match ebpf::ExecEvents::open() {
+            Ok(events) => return Watch::Ebpf(Box::new(events)),
+            Err(e) => tracing::warn!("the eBPF process sensor cannot be started ({e})"),
+        }
+    }
+    if first <= Source::ProcConnector {
+        match connector::Connector::open_starts() {
+            Ok(c) => return Watch::Connector(c),
+            Err(e) => tracing::warn!("the proc connector cannot be opened ({e})"),
+        }
+    }
+    Watch::Polling
+}
+
+/// How long the eBPF watcher leaves the ring buffer alone after draining it. The buffer holds
+/// about 800 execs: a burst faster than 16,000 a second loses some (they are counted).
+const EBPF_NAP: Duration = Duration::from_millis(50);
+
+fn watch_ebpf(
+    mut events: Box<ebpf::ExecEvents>,
+    tx: &std_mpsc::SyncSender<Observation>,
+    stop: &AtomicBool,
+) {
+    let mut recent = Recent::default();
+    let mut images = exec_snapshot::Images::default();
+    let mut lost = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let boot = procfs::boot_time();
+        let mut open = true;
+        events.drain(|record| {
+            if open {
+                let o = exec_snapshot::observe(&record, boot, &mut recent, &mut images);
+                open = tx.send(Box::new(o)).is_ok();
+            }
+        });
+        if !open {
+            return;
+        }
+        let now_lost = events.lost();
+        if now_lost != lost {
+            tracing::warn!(
+                lost = now_lost,
+                "the eBPF process sensor dropped execs (ring buffer full)"
+            );
+            lost = now_lost;
+        }
+        std::thread::sleep(EBPF_NAP);
     }
 }
 

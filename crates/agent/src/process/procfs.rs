@@ -192,6 +192,12 @@ pub fn boot_time() -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(real - boot).ok()
 }
 
+/// Nanoseconds since boot in stat's clock ticks, as the kernel converts a start time.
+pub fn ticks_since_boot(ns: u64) -> u64 {
+    let ticks = u128::from(ns) * u128::from(clock_ticks_per_second()) / 1_000_000_000;
+    u64::try_from(ticks).unwrap_or(u64::MAX)
+}
+
 /// The wall-clock start time of a process from its stat start ticks.
 pub fn start_time(start_ticks: u64) -> Option<OffsetDateTime> {
     let tps = clock_ticks_per_second();

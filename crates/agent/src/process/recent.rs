@@ -38,6 +38,28 @@ impl Recent {
         s
     }
 
+    /// The process `pid` that started at `start_ticks`, as [`Recent::snapshot`] reads it; when
+    /// the pid is another process's by now (remembered, or in /proc), a snapshot of the pid
+    /// alone.
+    pub fn snapshot_started(&mut self, pid: u32, start_ticks: u64) -> Arc<Snapshot> {
+        if let Some((s, at)) = self.snapshots.get(&pid)
+            && at.elapsed() < FRESH_FOR
+            && s.start_ticks == Some(start_ticks)
+        {
+            return Arc::clone(s);
+        }
+        let s = procfs::snapshot(pid);
+        if s.start_ticks != Some(start_ticks) {
+            return Arc::new(Snapshot {
+                pid,
+                ..Snapshot::default()
+            });
+        }
+        let s = Arc::new(s);
+        self.remember(Arc::clone(&s));
+        s
+    }
+
     /// Keeps `s` for its pid, unless the process was already gone when it was read.
     pub fn remember(&mut self, s: Arc<Snapshot>) {
         if s.exe.is_none() {

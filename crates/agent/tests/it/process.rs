@@ -1,6 +1,7 @@
-//! The process sensor against the real kernel: the proc connector sees exec and exit of a
-//! process the test starts, and the sensor's row describes it and its parent exactly. Needs
-//! root (the connector needs CAP_NET_ADMIN), as the agent does.
+//! The process sensor against the real kernel: the eBPF program and the proc connector see
+//! the exec of a process the test starts, and the sensor's row, from each source, describes it
+//! and its parent exactly. Needs root (loading eBPF and the connector need it), as the agent
+//! does, and a kernel with BTF (the eBPF source is required to load here).
 
 use rampart_agent::batcher::TableRow;
 use rampart_agent::process::connector::{Connector, ProcEvent};
@@ -144,7 +145,7 @@ fn sha256_of(path: &Path) -> String {
     rampart_agent::hex::encode(&Sha256::digest(std::fs::read(path).unwrap()))
 }
 
-async fn sensor_reports(force_polling: bool) {
+async fn sensor_reports(first_source: Source) {
     let tmp = tempfile::tempdir().unwrap();
     let binary = unique_binary(tmp.path());
     let (tx, mut rx) = mpsc::channel(10_000);
@@ -154,7 +155,7 @@ async fn sensor_reports(force_polling: bool) {
             device_name: "it-host".into(),
             account_domain: "it-host".into(),
         },
-        force_polling,
+        first_source,
         poll_interval: Duration::from_millis(200),
         ..SensorConfig::default()
     };
@@ -162,13 +163,8 @@ async fn sensor_reports(force_polling: bool) {
     // the parent's hashes too.
     let cache = Arc::new(HashCache::new(1 << 30, 1024));
     let sensor = ProcessSensor::start(config, cache, tx).unwrap();
-    let expected = if force_polling {
-        Source::ProcPolling
-    } else {
-        Source::ProcConnector
-    };
-    assert_eq!(sensor.source(), expected);
-    if force_polling {
+    assert_eq!(sensor.source(), first_source);
+    if first_source == Source::ProcPolling {
         // Let the first listing (the baseline) happen before the process starts.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -223,13 +219,92 @@ async fn sensor_reports(force_polling: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensor_reports_a_spawned_process_through_ebpf() {
+    sensor_reports(Source::Ebpf).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sensor_reports_a_spawned_process_through_the_connector() {
-    sensor_reports(false).await;
+    sensor_reports(Source::ProcConnector).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sensor_reports_a_spawned_process_by_polling_proc() {
-    sensor_reports(true).await;
+    sensor_reports(Source::ProcPolling).await;
+}
+
+/// A sensor on the eBPF source, the default, as the agent starts it.
+fn ebpf_sensor() -> (ProcessSensor, mpsc::Receiver<TableRow>) {
+    let (tx, rx) = mpsc::channel(10_000);
+    let cache = Arc::new(HashCache::new(1 << 30, 1024));
+    let sensor = ProcessSensor::start(SensorConfig::default(), cache, tx).unwrap();
+    assert_eq!(
+        sensor.source(),
+        Source::Ebpf,
+        "the eBPF source loads on this kernel"
+    );
+    (sensor, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ebpf_reports_a_process_gone_long_before_the_buffer_is_read_whole() {
+    let (sensor, mut rx) = ebpf_sensor();
+    let tmp = tempfile::tempdir().unwrap();
+    let binary = unique_binary(tmp.path());
+    // A symlink to it: the row names the file that ran, not the link.
+    let link = tmp.path().join("link-to-sleep");
+    std::os::unix::fs::symlink(&binary, &link).unwrap();
+    let nonce = format!("0.00{}", rand::random::<u32>() % 1_000 + 1);
+    let mut child = spawn(&link, &[&nonce, "two words"]);
+    let pid = child.id();
+    child.wait().unwrap();
+    let row = row_for(&mut rx, pid).await;
+    let path = binary.to_str().unwrap();
+    assert_eq!(row["FolderPath"], path);
+    assert_eq!(
+        row["ProcessCommandLine"],
+        format!("{} {nonce} \"two words\"", link.to_str().unwrap())
+    );
+    assert_eq!(row["SHA256"], sha256_of(&binary));
+    assert_eq!(row["AccountName"], "root");
+    assert_eq!(row["InitiatingProcessId"], std::process::id());
+    assert!(
+        row.get("AdditionalFields").is_none_or(|v| v.is_null()),
+        "{row:?}"
+    );
+    sensor.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ebpf_reports_a_script_as_its_interpreter_and_long_arguments_whole_while_it_runs() {
+    let (sensor, mut rx) = ebpf_sensor();
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("rampart-it.sh");
+    std::fs::write(&script, "#!/bin/sh\nsleep 1\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // Past what the kernel side copies (4 KiB): read whole from /proc while the script runs.
+    let long = "x".repeat(10_000);
+    let mut child = spawn(&script, &[&long]);
+    let pid = child.id();
+    let row = row_for(&mut rx, pid).await;
+    let _ = child.wait();
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    assert_eq!(row["FolderPath"], sh.to_str().unwrap());
+    assert_eq!(
+        row["ProcessCommandLine"],
+        format!("/bin/sh {} {long}", script.to_str().unwrap())
+    );
+    assert_eq!(row["SHA256"], sha256_of(&sh));
+
+    // Gone before the buffer is read: the first 4 KiB of its arguments.
+    let mut child = spawn(Path::new("/bin/true"), &[&long]);
+    let pid = child.id();
+    child.wait().unwrap();
+    let row = row_for(&mut rx, pid).await;
+    let line = row["ProcessCommandLine"].as_str().unwrap();
+    assert!(line.starts_with("/bin/true xxx"), "{line}");
+    assert_eq!(line.len(), 4096, "the arguments' first 4 KiB");
+    sensor.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
