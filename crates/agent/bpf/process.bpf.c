@@ -25,8 +25,7 @@ static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (
 static long (*bpf_probe_read_kernel_str)(void *dst, __u32 size, const void *src) = (void *)115;
 static long (*bpf_get_current_comm)(void *buf, __u32 size) = (void *)16;
 static __u64 (*bpf_ktime_get_boot_ns)(void) = (void *)125;
-static void *(*bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *)131;
-static void (*bpf_ringbuf_submit)(void *data, __u64 flags) = (void *)132;
+static long (*bpf_ringbuf_output)(void *ringbuf, void *data, __u64 size, __u64 flags) = (void *)130;
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 
 // Only the fields read; names must match the kernel's BTF.
@@ -100,10 +99,21 @@ struct exec_record {
     char args[ARGS_CAP];
 };
 
+// Records are as long as their arguments (most are a few hundred bytes). User space maps the
+// whole buffer, twice over, into the agent's resident memory: 1 MiB is 2 MiB of it.
 struct {
     __uint(type, 27); // BPF_MAP_TYPE_RINGBUF
-    __uint(max_entries, 4 << 20);
+    __uint(max_entries, 1 << 20);
 } EXECS SEC(".maps");
+
+// Where a record is put together before it is copied into the ring at its length (a record
+// does not fit the 512-byte stack).
+struct {
+    __uint(type, 6); // BPF_MAP_TYPE_PERCPU_ARRAY
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct exec_record);
+} SCRATCH SEC(".maps");
 
 // Records the ring buffer had no room for (the agent fell behind).
 struct {
@@ -131,14 +141,10 @@ SEC("raw_tracepoint/sched_process_exec")
 int rampart_exec(struct bpf_raw_tracepoint_args *ctx) {
     struct task_struct *task = (struct task_struct *)ctx->args[0];
     struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
-    struct exec_record *r = bpf_ringbuf_reserve(&EXECS, sizeof(*r), 0);
-    if (!r) {
-        __u32 key = 0;
-        __u64 *lost = bpf_map_lookup_elem(&LOST, &key);
-        if (lost)
-            __sync_fetch_and_add(lost, 1);
+    __u32 key = 0;
+    struct exec_record *r = bpf_map_lookup_elem(&SCRATCH, &key);
+    if (!r)
         return 0;
-    }
     r->exec_boottime = bpf_ktime_get_boot_ns();
     __s32 tgid = 0;
     bpf_probe_read_kernel(&tgid, sizeof(tgid), &task->tgid);
@@ -178,7 +184,14 @@ int rampart_exec(struct bpf_raw_tracepoint_args *ctx) {
     r->args_copied = 0;
     if (copy > 0 && bpf_probe_read_user(r->args, copy, (void *)start) == 0)
         r->args_copied = copy;
-    bpf_ringbuf_submit(r, 0);
+    __u64 len = __builtin_offsetof(struct exec_record, args) + r->args_copied;
+    if (len > sizeof(*r))
+        return 0;
+    if (bpf_ringbuf_output(&EXECS, r, len, 0) != 0) {
+        __u64 *lost = bpf_map_lookup_elem(&LOST, &key);
+        if (lost)
+            __sync_fetch_and_add(lost, 1);
+    }
     return 0;
 }
 

@@ -39,7 +39,6 @@ mod layout {
     pub const PATH_CAP: usize = 1024;
     pub const ARGS: usize = PATH + PATH_CAP;
     pub const ARGS_CAP: usize = 4096;
-    pub const SIZE: usize = ARGS + ARGS_CAP;
 }
 
 /// Why the eBPF source could not be started.
@@ -111,14 +110,16 @@ fn c_str(field: &[u8]) -> &[u8] {
     &field[..end]
 }
 
-/// Reads one record; `None` when it is not one (too short).
+/// Reads one record (as long as its arguments); `None` when it is not one (too short).
 pub fn parse_record(b: &[u8]) -> Option<ExecRecord> {
     use layout::*;
-    if b.len() < SIZE {
+    if b.len() < ARGS {
         return None;
     }
     let args_size = u32_at(b, ARGS_SIZE)? as usize;
-    let copied = (u32_at(b, ARGS_COPIED)? as usize).min(ARGS_CAP);
+    let copied = (u32_at(b, ARGS_COPIED)? as usize)
+        .min(ARGS_CAP)
+        .min(b.len() - ARGS);
     Some(ExecRecord {
         pid: u32_at(b, PID)?,
         ppid: u32_at(b, PPID)?,

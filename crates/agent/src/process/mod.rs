@@ -6,9 +6,10 @@
 //! connector or polling it reads /proc for the process, its parent and grandparent at once
 //! ([`procfs`]), because a process can be gone a millisecond later; with eBPF only the
 //! parent's and grandparent's, the process itself having been read at exec. It also opens
-//! the image file, so that it can still be hashed afterwards. The *builder* does the slow part: hashes ([`hashes`], cached), user names
-//! ([`users`]), and the row ([`rows`]). It remembers recent processes, so that a child whose
-//! parent has already exited still gets the parent's block.
+//! the image file, so that it can still be hashed afterwards. The *builder* does the slow
+//! part: hashes ([`hashes`], cached), user names ([`users`]), and the row ([`rows`]). It
+//! remembers recent processes, so that a child whose parent has already exited still gets
+//! the parent's block.
 
 pub mod connector;
 pub mod ebpf;
@@ -189,8 +190,9 @@ fn open_watch(first: Source) -> Watch {
     Watch::Polling
 }
 
-/// How long the eBPF watcher leaves the ring buffer alone after draining it. The buffer holds
-/// about 800 execs: a burst faster than 16,000 a second loses some (they are counted).
+/// How long the eBPF watcher leaves the ring buffer alone after draining it. The 1 MiB buffer
+/// holds 200 execs with 4 KiB of arguments each, thousands of typical ones: a burst of more
+/// within one nap loses some (they are counted and logged).
 const EBPF_NAP: Duration = Duration::from_millis(50);
 
 fn watch_ebpf(
