@@ -15,7 +15,7 @@ use crate::credentials::Credentials;
 use crate::enforcement::IndicatorSync;
 use crate::error::Result;
 use crate::files::{FileSensor, FileSensorConfig};
-use crate::host::{self, DeviceInfo};
+use crate::host::{self, ChangeReporter, DeviceInfo};
 use crate::logons::{LogonFollower, LogonSensor, LogonSources};
 use crate::netblock::AddressBlock;
 use crate::netinfo;
@@ -40,8 +40,9 @@ use tokio::sync::{Notify, mpsc, watch};
 
 /// How often DeviceInfo and DeviceNetworkInfo are reported again while running.
 const DEVICE_INFO_INTERVAL: Duration = Duration::from_secs(3600);
-/// How often the network adapters are looked at; a change is reported at once.
-const ADAPTER_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the host (DeviceInfo, the network adapters) is looked at; a change is reported
+/// at once.
+const HOST_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// Rows waiting for the batcher at most; sensors wait when it is full.
 const ROW_CHANNEL: usize = 10_000;
 /// At shutdown, how long the sender may keep trying to deliver what is queued.
@@ -244,45 +245,38 @@ pub async fn run(config: RunConfig, shutdown: impl Future<Output = ()>) -> Resul
         }
     }
 
-    let info = DeviceInfo {
-        device_id: Some(creds.device_id.clone()),
-        device_name,
-        os_release: host::os_release(),
-        process_source: sensor.source().as_str().to_owned(),
-    };
-    let software_info = info.clone();
+    let device_id = Some(creds.device_id.clone());
+    let process_source = sensor.source().as_str();
+    let read_info =
+        move || DeviceInfo::read(device_id.clone(), process_source, Path::new(host::UTMP));
+    let software_info = read_info();
     let info_task = {
         let tx = rows_tx.clone();
         let ctx = row_context.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(ADAPTER_CHECK_INTERVAL);
-            let mut last_info: Option<tokio::time::Instant> = None;
-            let mut last_adapters: Option<(tokio::time::Instant, Vec<netinfo::Adapter>)> = None;
+            let mut tick = tokio::time::interval(HOST_CHECK_INTERVAL);
+            let mut info_reports = ChangeReporter::new(DEVICE_INFO_INTERVAL);
+            let mut adapter_reports = ChangeReporter::new(DEVICE_INFO_INTERVAL);
             loop {
                 tick.tick().await;
                 let now = OffsetDateTime::now_utc();
                 let mut rows = Vec::new();
-                if last_info.is_none_or(|t| t.elapsed() >= DEVICE_INFO_INTERVAL) {
-                    rows.push((rampart_core::schema::DEVICE_INFO.name, info.row(now)));
-                    last_info = Some(tokio::time::Instant::now());
-                }
-                let adapters = tokio::task::spawn_blocking(netinfo::adapters)
-                    .await
-                    .unwrap_or_default();
-                let due = match &last_adapters {
-                    None => true,
-                    Some((at, before)) => {
-                        *before != adapters || at.elapsed() >= DEVICE_INFO_INTERVAL
-                    }
+                let read_info = read_info.clone();
+                let Ok((info, adapters)) =
+                    tokio::task::spawn_blocking(move || (read_info(), netinfo::adapters())).await
+                else {
+                    continue;
                 };
-                if due {
+                if info_reports.due(&info) {
+                    rows.push((rampart_core::schema::DEVICE_INFO.name, info.row(now)));
+                }
+                if adapter_reports.due(&adapters) {
                     let name = rampart_core::schema::DEVICE_NETWORK_INFO.name;
                     rows.extend(
                         netinfo::rows(&ctx, now, &adapters)
                             .into_iter()
                             .map(|r| (name, r)),
                     );
-                    last_adapters = Some((tokio::time::Instant::now(), adapters));
                 }
                 for row in rows {
                     if tx.send(row).await.is_err() {

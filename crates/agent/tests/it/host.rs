@@ -1,7 +1,7 @@
 //! DeviceInfo and process rows use only columns of their tables, with the right JSON types;
-//! the /proc and os-release parsers.
+//! the /proc, os-release and utmp parsers; DeviceInfo reported again when it changes.
 
-use rampart_agent::host::{DeviceInfo, parse_os_release};
+use rampart_agent::host::{ChangeReporter, DeviceInfo, logged_on_users, parse_os_release};
 use rampart_agent::process::hashes::Hashes;
 use rampart_agent::process::procfs::{join_cmdline, parse_stat};
 use rampart_agent::process::rows::{GrandParent, ProcInfo, RowContext, process_created};
@@ -109,6 +109,7 @@ fn device_info_row_uses_schema_columns_and_os_release() {
         device_name: "host1".into(),
         os_release: os,
         process_source: "ProcConnector".into(),
+        logged_on_users: vec!["alice".into(), "root".into()],
     };
     let row = info.row(OffsetDateTime::now_utc());
     check_row(&schema::DEVICE_INFO, &row);
@@ -119,6 +120,57 @@ fn device_info_row_uses_schema_columns_and_os_release() {
     assert_eq!(row["ClientVersion"], rampart_agent::VERSION);
     let extra: Value = serde_json::from_str(row["AdditionalFields"].as_str().unwrap()).unwrap();
     assert_eq!(extra["ProcessSensor"], "ProcConnector");
+    let users: Value = serde_json::from_str(row["LoggedOnUsers"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        users,
+        serde_json::json!([{ "UserName": "alice" }, { "UserName": "root" }])
+    );
+}
+
+/// A utmp record: type, pid, line, user (glibc's `struct utmp`, 384 bytes).
+fn utmp_record(kind: i16, pid: i32, line: &str, user: &str) -> Vec<u8> {
+    let mut r = vec![0u8; rampart_agent::logons::UTMP_SIZE];
+    r[0..2].copy_from_slice(&kind.to_ne_bytes());
+    r[4..8].copy_from_slice(&pid.to_ne_bytes());
+    r[8..8 + line.len()].copy_from_slice(line.as_bytes());
+    r[44..44 + user.len()].copy_from_slice(user.as_bytes());
+    r
+}
+
+#[test]
+fn device_info_is_reported_again_when_someone_logs_on_and_not_otherwise() {
+    const USER_PROCESS: i16 = 7;
+    const LOGIN_PROCESS: i16 = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let utmp = dir.path().join("utmp");
+    let me = std::process::id() as i32;
+    // A live session, a login prompt (not a session), and a session whose process is gone.
+    let mut records = utmp_record(USER_PROCESS, me, "pts/0", "alice");
+    records.extend(utmp_record(LOGIN_PROCESS, me, "tty1", "LOGIN"));
+    records.extend(utmp_record(USER_PROCESS, i32::MAX - 1, "pts/1", "mallory"));
+    std::fs::write(&utmp, &records).unwrap();
+    assert_eq!(logged_on_users(&utmp), ["alice"]);
+    assert!(logged_on_users(&dir.path().join("missing")).is_empty());
+
+    let read = || DeviceInfo::read(Some("d".repeat(40)), "Ebpf", &utmp);
+    let mut reports = ChangeReporter::new(std::time::Duration::from_secs(3600));
+    assert!(reports.due(&read()), "reported at start");
+    assert!(!reports.due(&read()), "nothing changed");
+    // Bob logs on (twice: one user, two sessions), then logs off.
+    records.extend(utmp_record(USER_PROCESS, me, "pts/2", "bob"));
+    records.extend(utmp_record(USER_PROCESS, me, "pts/3", "bob"));
+    std::fs::write(&utmp, &records).unwrap();
+    let info = read();
+    assert_eq!(info.logged_on_users, ["alice", "bob"]);
+    assert!(reports.due(&info), "a logon changes DeviceInfo");
+    assert!(!reports.due(&read()));
+    std::fs::write(&utmp, &records[..rampart_agent::logons::UTMP_SIZE * 3]).unwrap();
+    assert!(reports.due(&read()), "so does a logoff");
+
+    // And without change, once the interval has passed.
+    let mut hourly = ChangeReporter::new(std::time::Duration::ZERO);
+    assert!(hourly.due(&read()));
+    assert!(hourly.due(&read()));
 }
 
 #[test]

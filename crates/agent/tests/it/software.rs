@@ -53,6 +53,7 @@ fn rows_fall_back_to_the_distribution_as_vendor() {
         device_name: "web-1".into(),
         os_release: [("ID".to_owned(), "Debian".to_owned())].into(),
         process_source: "connector".into(),
+        logged_on_users: Vec::new(),
     };
     let pkgs = [Package {
         name: "bash".into(),
