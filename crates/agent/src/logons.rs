@@ -1,14 +1,16 @@
 //! The logon sensor: sign-ins and failed sign-ins → `DeviceLogonEvents`.
 //!
-//! Two sources, read as files grow (from where the last read stopped, kept across restarts in
+//! Three sources, read from where the last read stopped (kept across restarts in
 //! `logons.json`; a new file — rotated, its inode changed — is read from its start):
 //!
 //! * the authentication log (`/var/log/auth.log`, or `/var/log/secure`): sshd's `Accepted …`
 //!   and `Failed …` lines, with method, user, address and port;
-//! * where there is no such log (journald-only hosts), the login accounting files: `wtmp`
-//!   (each `USER_PROCESS` record a successful logon) and `btmp` (each record a failed one).
+//! * where there is no such log, the journal (journald-only hosts): the same sshd messages,
+//!   streamed by a `journalctl --follow` child ([`JournalReader`]) from the cursor last read;
+//! * where there is neither, the login accounting files: `wtmp` (each `USER_PROCESS` record a
+//!   successful logon) and `btmp` (each record a failed one).
 //!
-//! Only one source is used, so a logon is never reported twice. A host with neither reports
+//! Only one source is used, so a logon is never reported twice. A host with none reports
 //! nothing, and says so once in the log.
 
 use crate::batcher::TableRow;
@@ -51,6 +53,14 @@ pub struct Logon {
 pub fn parse_auth_line(line: &str, year: i32) -> Option<Logon> {
     let (_, msg) = line.split_once(" sshd[")?;
     let msg = msg.split_once("]: ")?.1;
+    parse_sshd_message(msg, || {
+        syslog_time(line, year).unwrap_or_else(OffsetDateTime::now_utc)
+    })
+}
+
+/// sshd's message of a logon (`Accepted publickey for …`, `Failed password for …`), as logged
+/// at `time`.
+pub fn parse_sshd_message(msg: &str, time: impl FnOnce() -> OffsetDateTime) -> Option<Logon> {
     let (success, rest) = if let Some(r) = msg.strip_prefix("Accepted ") {
         (true, r)
     } else if let Some(r) = msg.strip_prefix("Failed ") {
@@ -72,7 +82,7 @@ pub fn parse_auth_line(line: &str, year: i32) -> Option<Logon> {
         _ => None,
     };
     Some(Logon {
-        time: syslog_time(line, year).unwrap_or_else(OffsetDateTime::now_utc),
+        time: time(),
         success,
         account: user.to_owned(),
         logon_type: "Network",
@@ -206,16 +216,31 @@ pub fn row(ctx: &RowContext, logon: &Logon) -> Row {
     r
 }
 
-/// Where each file was read up to: (inode, offset), by path.
+/// Where each file was read up to: (inode, offset), by path; and the journal's cursor.
 #[derive(Default, Serialize, Deserialize)]
 struct Offsets {
     files: BTreeMap<String, (u64, u64)>,
+    #[serde(default)]
+    journal_cursor: Option<String>,
+}
+
+/// Which journal to read where there is no authentication log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JournalSource {
+    /// The host's, if it keeps one (journal files under `/var/log/journal` or
+    /// `/run/log/journal`).
+    System,
+    /// The journal files in this directory.
+    Directory(PathBuf),
+    /// None.
+    Off,
 }
 
 /// The files to follow.
 #[derive(Clone, Debug)]
 pub struct LogonSources {
     pub auth_logs: Vec<PathBuf>,
+    pub journal: JournalSource,
     pub wtmp: PathBuf,
     pub btmp: PathBuf,
 }
@@ -224,10 +249,166 @@ impl Default for LogonSources {
     fn default() -> Self {
         LogonSources {
             auth_logs: vec!["/var/log/auth.log".into(), "/var/log/secure".into()],
+            journal: JournalSource::System,
             wtmp: "/var/log/wtmp".into(),
             btmp: "/var/log/btmp".into(),
         }
     }
+}
+
+/// Whether the host keeps a journal: a journal file in one of journald's directories (an
+/// empty directory, as a container may have, is not a journal).
+fn system_journal_present() -> bool {
+    ["/var/log/journal", "/run/log/journal"].iter().any(|dir| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|machine| {
+                std::fs::read_dir(machine.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|f| f.file_name().to_string_lossy().ends_with(".journal"))
+            })
+    })
+}
+
+/// sshd's journal identifiers: OpenSSH 9.8 logs sessions as `sshd-session`.
+const SSHD_IDENTIFIERS: [&str; 2] = ["SYSLOG_IDENTIFIER=sshd", "SYSLOG_IDENTIFIER=sshd-session"];
+
+/// A `journalctl --follow` child streaming sshd's journal entries as JSON, read without
+/// blocking. Restarted from the last cursor read when it exits; ended with the reader.
+pub struct JournalReader {
+    directory: Option<PathBuf>,
+    child: Option<(std::process::Child, std::process::ChildStdout)>,
+    pending: Vec<u8>,
+}
+
+impl JournalReader {
+    fn new(directory: Option<PathBuf>) -> JournalReader {
+        JournalReader {
+            directory,
+            child: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Starts `journalctl` after `cursor`, or at the journal's end.
+    fn start(&mut self, cursor: Option<&str>) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut cmd = std::process::Command::new("journalctl");
+        cmd.args(["--follow", "--output=json", "--no-pager", "--quiet"]);
+        if let Some(dir) = &self.directory {
+            cmd.arg("--directory").arg(dir);
+        }
+        match cursor {
+            Some(c) => cmd.arg(format!("--after-cursor={c}")),
+            None => cmd.arg("--lines=0"),
+        };
+        let mut child = cmd
+            .args(SSHD_IDENTIFIERS)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            return Err(std::io::Error::other("journalctl has no stdout"));
+        };
+        // SAFETY: fcntl on the pipe's descriptor, which `stdout` owns and keeps open; the
+        // flags are read and written back with O_NONBLOCK added, nothing else changes.
+        let nonblocking = unsafe {
+            let fd = stdout.as_raw_fd();
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+        };
+        if !nonblocking {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::last_os_error());
+        }
+        self.pending.clear();
+        self.child = Some((child, stdout));
+        Ok(())
+    }
+
+    /// The logons journalctl has written since the last call; `cursor` moves past each entry
+    /// read. A child that exited is started again after `cursor`.
+    fn read_new(&mut self, cursor: &mut Option<String>, out: &mut Vec<Logon>) -> Result<()> {
+        let exited = match &mut self.child {
+            Some((child, _)) => child.try_wait().ok().flatten().is_some(),
+            None => true,
+        };
+        if exited {
+            self.stop();
+            self.start(cursor.as_deref())
+                .map_err(io_err("starting journalctl"))?;
+        }
+        let Some((_, stdout)) = &mut self.child else {
+            return Ok(());
+        };
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match stdout.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(io_err("reading journalctl")(e)),
+            }
+        }
+        let end = self
+            .pending
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        for line in self.pending[..end].split(|&b| b == b'\n') {
+            let Ok(entry) = serde_json::from_slice::<Value>(line) else {
+                continue;
+            };
+            if let Some(c) = entry["__CURSOR"].as_str() {
+                *cursor = Some(c.to_owned());
+            }
+            out.extend(journal_logon(&entry));
+        }
+        self.pending.drain(..end);
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        if let Some((mut child, _)) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for JournalReader {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The logon of one journal entry (`journalctl --output=json`): its message, which is an
+/// array of bytes when it is not UTF-8, at its `__REALTIME_TIMESTAMP` (microseconds).
+pub fn journal_logon(entry: &Value) -> Option<Logon> {
+    let message = match &entry["MESSAGE"] {
+        Value::String(s) => s.clone(),
+        Value::Array(bytes) => {
+            let bytes: Vec<u8> = bytes
+                .iter()
+                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        _ => return None,
+    };
+    let time = entry["__REALTIME_TIMESTAMP"]
+        .as_str()
+        .and_then(|t| t.parse::<i128>().ok())
+        .and_then(|us| OffsetDateTime::from_unix_timestamp_nanos(us * 1000).ok());
+    parse_sshd_message(&message, || time.unwrap_or_else(OffsetDateTime::now_utc))
 }
 
 /// What one file is read as.
@@ -237,31 +418,53 @@ enum Format {
     Utmp { failed: bool },
 }
 
+/// wtmp (logons) and btmp (failed logons).
+fn accounting_files(sources: &LogonSources) -> Vec<(PathBuf, Format)> {
+    vec![
+        (sources.wtmp.clone(), Format::Utmp { failed: false }),
+        (sources.btmp.clone(), Format::Utmp { failed: true }),
+    ]
+}
+
 /// Follows the sources, from where the last run stopped.
 pub struct LogonFollower {
     state: PathBuf,
     offsets: Offsets,
     files: Vec<(PathBuf, Format)>,
+    journal: Option<JournalReader>,
 }
 
 impl LogonFollower {
-    /// The follower of `sources`; the auth log if there is one, else wtmp and btmp. Files seen
-    /// for the first time are read from their end: the past is not news.
+    /// The follower of `sources`; the auth log if there is one, else the journal if there is
+    /// one, else wtmp and btmp. Files seen for the first time are read from their end, and a
+    /// journal never read from its end: the past is not news.
     pub fn new(state_dir: &Path, sources: &LogonSources) -> Result<LogonFollower> {
         let state = state_dir.join("logons.json");
         let offsets: Offsets = read_json_or_default(&state)?;
-        let files = match sources.auth_logs.iter().find(|p| p.is_file()) {
-            Some(log) => vec![(log.clone(), Format::AuthLog)],
-            None => vec![
-                (sources.wtmp.clone(), Format::Utmp { failed: false }),
-                (sources.btmp.clone(), Format::Utmp { failed: true }),
-            ],
+        let journal = match &sources.journal {
+            JournalSource::System => system_journal_present().then_some(None),
+            JournalSource::Directory(dir) => Some(Some(dir.clone())),
+            JournalSource::Off => None,
+        };
+        let (files, journal) = match sources.auth_logs.iter().find(|p| p.is_file()) {
+            Some(log) => (vec![(log.clone(), Format::AuthLog)], None),
+            None if journal.is_some() => (Vec::new(), journal.map(JournalReader::new)),
+            None => (accounting_files(sources), None),
         };
         let mut f = LogonFollower {
             state,
             offsets,
             files,
+            journal,
         };
+        // Started now, so that what is logged from now on is read even if it is at the end.
+        if let Some(j) = &mut f.journal
+            && let Err(e) = j.start(f.offsets.journal_cursor.as_deref())
+        {
+            tracing::warn!("journalctl cannot be run ({e}); reading wtmp and btmp");
+            f.journal = None;
+            f.files = accounting_files(sources);
+        }
         for (path, _) in f.files.clone() {
             let key = path.to_string_lossy().into_owned();
             if !f.offsets.files.contains_key(&key)
@@ -274,9 +477,18 @@ impl LogonFollower {
         Ok(f)
     }
 
-    /// The files followed.
+    /// The files followed; the journal as `journal` or its directory.
     pub fn sources(&self) -> Vec<PathBuf> {
-        self.files.iter().map(|(p, _)| p.clone()).collect()
+        let journal = self.journal.as_ref().map(|j| {
+            j.directory
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("journal"))
+        });
+        self.files
+            .iter()
+            .map(|(p, _)| p.clone())
+            .chain(journal)
+            .collect()
     }
 
     fn save(&self) -> Result<()> {
@@ -335,6 +547,9 @@ impl LogonFollower {
             self.offsets
                 .files
                 .insert(key, (meta.ino(), offset + used as u64));
+        }
+        if let Some(journal) = &mut self.journal {
+            journal.read_new(&mut self.offsets.journal_cursor, &mut out)?;
         }
         self.save()?;
         Ok(out)

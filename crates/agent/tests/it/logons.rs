@@ -1,9 +1,11 @@
 //! The logon sensor: sshd lines and utmp records parsed, files followed as they grow (whole
-//! lines and records only, rotation, offsets kept across restarts), and rows that fit
-//! DeviceLogonEvents.
+//! lines and records only, rotation, offsets kept across restarts), the journal followed
+//! through the real `journalctl` (journal files written by `systemd-journal-remote`), and rows
+//! that fit DeviceLogonEvents.
 
 use rampart_agent::logons::{
-    LogonFollower, LogonSources, UTMP_SIZE, parse_auth_line, parse_utmp, row,
+    JournalSource, LogonFollower, LogonSources, UTMP_SIZE, journal_logon, parse_auth_line,
+    parse_utmp, row,
 };
 use rampart_agent::process::rows::RowContext;
 use std::io::Write;
@@ -144,6 +146,7 @@ fn the_auth_log_is_followed_line_by_line_across_restarts_and_rotation() {
     append(&log, line("old").as_bytes());
     let sources = LogonSources {
         auth_logs: vec![dir.path().join("missing.log"), log.clone()],
+        journal: JournalSource::Off,
         wtmp: dir.path().join("wtmp"),
         btmp: dir.path().join("btmp"),
     };
@@ -173,6 +176,7 @@ fn without_an_auth_log_wtmp_and_btmp_are_followed() {
     let dir = tempfile::tempdir().unwrap();
     let sources = LogonSources {
         auth_logs: vec![dir.path().join("auth.log")],
+        journal: JournalSource::Off,
         wtmp: dir.path().join("wtmp"),
         btmp: dir.path().join("btmp"),
     };
@@ -205,6 +209,114 @@ fn without_an_auth_log_wtmp_and_btmp_are_followed() {
         got,
         [("erin".to_owned(), true), ("mallory".to_owned(), false)]
     );
+}
+
+/// Writes journal entries of sshd (export format → `systemd-journal-remote`) as a new journal
+/// file in `dir`, the way journald would add them.
+fn write_journal(dir: &Path, name: &str, messages: &[&str]) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000;
+    let mut export = String::new();
+    for (i, m) in messages.iter().enumerate() {
+        export.push_str(&format!(
+            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n\
+             _BOOT_ID=0123456789abcdef0123456789abcdef\nSYSLOG_IDENTIFIER=sshd\n_PID=4242\n\
+             MESSAGE={m}\n\n",
+            now + i as i128,
+            now + i as i128,
+        ));
+    }
+    let input = dir.with_extension(format!("{name}.export"));
+    std::fs::write(&input, export).unwrap();
+    let status = std::process::Command::new("/lib/systemd/systemd-journal-remote")
+        .arg(format!(
+            "--output={}",
+            dir.join(format!("{name}.journal")).display()
+        ))
+        .arg(&input)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("systemd-journal-remote (apt-get install systemd-journal-remote)");
+    assert!(status.success());
+}
+
+/// The accounts of the logons read within `secs`, until `n` are read.
+fn journal_accounts(f: &mut LogonFollower, n: usize, secs: u64) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut got = Vec::new();
+    while got.len() < n && std::time::Instant::now() < deadline {
+        got.extend(f.read_new().unwrap().into_iter().map(|l| l.account));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    got
+}
+
+#[test]
+fn without_an_auth_log_the_journal_is_followed_from_its_cursor_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    write_journal(
+        &journal,
+        "old",
+        &["Accepted password for before from 192.0.2.1 port 22 ssh2"],
+    );
+    let sources = LogonSources {
+        auth_logs: vec![dir.path().join("auth.log")],
+        journal: JournalSource::Directory(journal.clone()),
+        wtmp: dir.path().join("wtmp"),
+        btmp: dir.path().join("btmp"),
+    };
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let mut f = LogonFollower::new(&state, &sources).unwrap();
+    assert_eq!(f.sources(), vec![journal.clone()]);
+    // What was there before the first start is not news (given journalctl time to look).
+    assert!(journal_accounts(&mut f, 1, 1).is_empty());
+
+    write_journal(
+        &journal,
+        "new",
+        &[
+            "Failed password for invalid user admin from 203.0.113.9 port 51234 ssh2",
+            "Server listening on 0.0.0.0 port 22.",
+            "Accepted publickey for alice from 2001:db8::7 port 40022 ssh2: ED25519 SHA256:abc",
+        ],
+    );
+    assert_eq!(journal_accounts(&mut f, 2, 10), ["admin", "alice"]);
+    drop(f);
+
+    // A restart goes on after the last entry read, whatever was logged meanwhile.
+    write_journal(
+        &journal,
+        "later",
+        &["Accepted password for bob from 198.51.100.4 port 2200 ssh2"],
+    );
+    let mut f = LogonFollower::new(&state, &sources).unwrap();
+    assert_eq!(journal_accounts(&mut f, 1, 10), ["bob"]);
+    assert!(
+        journal_accounts(&mut f, 1, 1).is_empty(),
+        "nothing read twice"
+    );
+}
+
+#[test]
+fn journal_entries_become_logons_at_their_own_time() {
+    let entry = serde_json::json!({
+        "MESSAGE": "Failed password for root from 203.0.113.9 port 51234 ssh2",
+        "__REALTIME_TIMESTAMP": "1796624273711904",
+        "SYSLOG_IDENTIFIER": "sshd",
+    });
+    let l = journal_logon(&entry).unwrap();
+    assert!(!l.success);
+    assert_eq!(l.account, "root");
+    assert_eq!(l.remote_port, Some(51234));
+    assert_eq!(l.time.unix_timestamp_nanos(), 1_796_624_273_711_904_000);
+    // A message that is not UTF-8 comes as an array of bytes.
+    let bytes: Vec<u8> = b"Accepted password for caf\xe9 from 192.0.2.1 port 22 ssh2".to_vec();
+    let entry = serde_json::json!({ "MESSAGE": bytes, "__REALTIME_TIMESTAMP": "1" });
+    assert_eq!(journal_logon(&entry).unwrap().account, "caf\u{fffd}");
+    let entry = serde_json::json!({ "MESSAGE": "Connection closed by 192.0.2.1 port 22" });
+    assert!(journal_logon(&entry).is_none());
 }
 
 #[test]
