@@ -15,6 +15,8 @@ pub struct Output {
     pub timed_out: bool,
     /// It printed more than the cap.
     pub truncated: bool,
+    /// It exited with status 0.
+    pub success: bool,
 }
 
 /// Runs `program` with `args`; `None` when it is not installed.
@@ -47,8 +49,10 @@ pub fn run(
     });
     let deadline = Instant::now() + timeout;
     let mut timed_out = false;
+    let mut success = false;
     loop {
-        if child.try_wait()?.is_some() {
+        if let Some(status) = child.try_wait()? {
+            success = status.success();
             break;
         }
         if Instant::now() > deadline {
@@ -66,5 +70,6 @@ pub fn run(
         stdout,
         timed_out,
         truncated,
+        success,
     }))
 }

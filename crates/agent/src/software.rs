@@ -79,7 +79,14 @@ impl PackageDatabase {
     pub fn installed(&self) -> std::io::Result<Vec<Package>> {
         let mut out = match self {
             PackageDatabase::Dpkg(p) => parse_dpkg_status(&std::fs::read_to_string(p)?),
-            PackageDatabase::Rpm(_) => parse_rpm_query(&rpm_query()?),
+            // rpm lists nothing, and succeeds, for a database that is not there.
+            PackageDatabase::Rpm(p) if !p.exists() => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} is gone", p.display()),
+                ));
+            }
+            PackageDatabase::Rpm(p) => parse_rpm_query(&rpm_query(p)?),
         };
         out.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
         out.dedup();
@@ -148,12 +155,19 @@ pub fn parse_rpm_query(text: &str) -> Vec<Package> {
         .collect()
 }
 
-/// `rpm -qa`'s list. A list cut short (rpm hung on a locked database, or printed more than
-/// any host has) is an error, not a report: a report replaces the last one whole.
-fn rpm_query() -> std::io::Result<String> {
+/// `rpm -qa`'s list of the database `db` (a file in rpm's database directory). A list cut
+/// short (rpm hung on a locked database, or printed more than any host has) is an error, not
+/// a report: a report replaces the last one whole.
+fn rpm_query(db: &Path) -> std::io::Result<String> {
+    let dir = db.parent().and_then(Path::to_str).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not in a directory rpm can be given", db.display()),
+        )
+    })?;
     let out = crate::program::run(
         "rpm",
-        &["-qa", "--qf", RPM_FORMAT],
+        &["--dbpath", dir, "-qa", "--qf", RPM_FORMAT],
         RPM_TIMEOUT,
         RPM_MAX_BYTES,
     )?
@@ -168,6 +182,9 @@ fn rpm_query() -> std::io::Result<String> {
         return Err(std::io::Error::other(format!(
             "rpm -qa printed more than {RPM_MAX_BYTES} bytes"
         )));
+    }
+    if !out.success {
+        return Err(std::io::Error::other("rpm -qa failed"));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -89,3 +89,82 @@ fn this_hosts_package_database_lists_its_own_package_manager() {
     );
     assert!(db.fingerprint().is_some());
 }
+
+/// Builds a package with the real `rpmbuild` (noarch, no files) into `top`; its path.
+fn build_rpm(top: &std::path::Path, name: &str, version: &str) -> std::path::PathBuf {
+    let specs = top.join("SPECS");
+    std::fs::create_dir_all(&specs).unwrap();
+    let spec = specs.join(format!("{name}.spec"));
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: {name}\nVersion: {version}\nRelease: 4.el9\nSummary: test\nLicense: MIT\n\
+             Vendor: Rampart Tests\nBuildArch: noarch\n%description\ntest\n%files\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("rpmbuild")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .args(["--quiet", "-bb"])
+        .arg(&spec)
+        .output()
+        .expect("rpmbuild (apt-get install rpm)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    top.join(format!("RPMS/noarch/{name}-{version}-4.el9.noarch.rpm"))
+}
+
+#[test]
+fn an_rpm_database_is_read_through_the_real_rpm_and_its_changes_are_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let dbdir = dir.path().join("rpmdb");
+    let rpm = |args: &[&str]| {
+        let out = std::process::Command::new("rpm")
+            .arg("--dbpath")
+            .arg(&dbdir)
+            .args(args)
+            .output()
+            .expect("rpm (apt-get install rpm)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::create_dir(&dbdir).unwrap();
+    rpm(&["--initdb"]);
+    let db = PackageDatabase::Rpm(dbdir.join("rpmdb.sqlite"));
+    assert!(
+        db.installed().unwrap().is_empty(),
+        "a new database lists nothing"
+    );
+    let before = db.fingerprint();
+
+    let pkg = build_rpm(&dir.path().join("top"), "rampart-it-pkg", "1.2.3");
+    // Into the database only (`--justdb`): the test installs no files on this host.
+    rpm(&["-i", "--justdb", "--nodeps", pkg.to_str().unwrap()]);
+    assert_eq!(
+        db.installed().unwrap(),
+        [Package {
+            name: "rampart-it-pkg".into(),
+            version: "1.2.3-4.el9".into(),
+            vendor: Some("Rampart Tests".into()),
+        }]
+    );
+    assert_ne!(
+        db.fingerprint(),
+        before,
+        "an install changes the fingerprint"
+    );
+
+    // A database that is gone, or that rpm cannot read, is an error, not an empty inventory
+    // (a report replaces the last one whole).
+    let missing = PackageDatabase::Rpm(dir.path().join("nowhere/rpmdb.sqlite"));
+    assert!(missing.installed().is_err());
+    std::fs::write(dbdir.join("rpmdb.sqlite"), b"not a database").unwrap();
+    assert!(db.installed().is_err(), "{:?}", db.installed());
+}
