@@ -436,8 +436,8 @@ pub struct LogonFollower {
 
 impl LogonFollower {
     /// The follower of `sources`; the auth log if there is one, else the journal if there is
-    /// one, else wtmp and btmp. Files seen for the first time are read from their end, and a
-    /// journal never read from its end: the past is not news.
+    /// one, else wtmp and btmp. Files seen for the first time are read from their end, and so is
+    /// a journal without a cursor: the past is not news.
     pub fn new(state_dir: &Path, sources: &LogonSources) -> Result<LogonFollower> {
         let state = state_dir.join("logons.json");
         let offsets: Offsets = read_json_or_default(&state)?;

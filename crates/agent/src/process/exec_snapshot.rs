@@ -39,13 +39,11 @@ impl Images {
             .map(|(p, _)| Arc::clone(p))
     }
 
-    fn put(&mut self, key: (u64, u64), path: &str) -> Arc<str> {
+    fn put(&mut self, key: (u64, u64), path: &str) {
         if self.paths.len() >= MAX_PATHS {
             self.paths.clear();
         }
-        let path: Arc<str> = Arc::from(path);
-        self.paths.insert(key, (Arc::clone(&path), Instant::now()));
-        path
+        self.paths.insert(key, (Arc::from(path), Instant::now()));
     }
 }
 
@@ -65,9 +63,7 @@ fn image(r: &ExecRecord, images: &mut Images) -> (Option<File>, Option<String>) 
     {
         let path = match images.get(key) {
             Some(p) => Some(p.to_string()),
-            None => procfs::read_exe(r.pid).inspect(|p| {
-                images.put(key, p);
-            }),
+            None => procfs::read_exe(r.pid).inspect(|p| images.put(key, p)),
         };
         return (Some(file), path);
     }
@@ -78,9 +74,7 @@ fn image(r: &ExecRecord, images: &mut Images) -> (Option<File>, Option<String>) 
         None if r.path.starts_with(b"/") => std::fs::canonicalize(given)
             .ok()
             .and_then(|p| p.to_str().map(str::to_owned))
-            .inspect(|p| {
-                images.put(key, p);
-            }),
+            .inspect(|p| images.put(key, p)),
         None => None,
     };
     let file = path
