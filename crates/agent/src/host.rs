@@ -62,7 +62,7 @@ pub fn os_architecture() -> &'static str {
 
 /// The users with a session open in the utmp file `path`: its `USER_PROCESS` records whose
 /// process still runs (a session that crashed leaves its record behind), sorted, each once.
-/// None when the file cannot be read.
+/// Empty when the file cannot be read.
 pub fn logged_on_users(path: &Path) -> Vec<String> {
     const USER_PROCESS: i16 = 7;
     let Ok(data) = std::fs::read(path) else {
