@@ -53,9 +53,9 @@ fn if_image(file: File, key: (u64, u64)) -> Option<File> {
     ((meta.dev(), meta.ino()) == key).then_some(file)
 }
 
-/// The image file and its full path: through /proc while the process runs that image, else
-/// by the name exec was given.
-fn image(r: &ExecRecord, images: &mut Images) -> (Option<File>, Option<String>) {
+/// The image file and its full path, and whether the process still runs that image: through
+/// /proc while it does, else by the name exec was given.
+fn image(r: &ExecRecord, images: &mut Images) -> (Option<File>, Option<String>, bool) {
     let key = (r.st_dev(), r.ino);
     if let Some(file) = File::open(format!("/proc/{}/exe", r.pid))
         .ok()
@@ -65,7 +65,7 @@ fn image(r: &ExecRecord, images: &mut Images) -> (Option<File>, Option<String>) 
             Some(p) => Some(p.to_string()),
             None => procfs::read_exe(r.pid).inspect(|p| images.put(key, p)),
         };
-        return (Some(file), path);
+        return (Some(file), path, true);
     }
     let known = images.get(key);
     let given = std::ffi::OsStr::from_bytes(&r.path);
@@ -87,15 +87,16 @@ fn image(r: &ExecRecord, images: &mut Images) -> (Option<File>, Option<String>) 
             .starts_with(b"/")
             .then(|| String::from_utf8_lossy(&r.path).into_owned())
     });
-    (file, path)
+    (file, path, false)
 }
 
-/// The record as a process snapshot (the image read as [`image`] says).
-fn snapshot(r: &ExecRecord, images: &mut Images) -> Snapshot {
-    let (exe_file, exe) = image(r, images);
-    // Arguments longer than the kernel side copies are read whole while the process runs
-    // the image (its /proc/<pid>/exe was it).
-    let cmdline = if r.args_cut() && exe_file.is_some() {
+/// The record as a process snapshot, the image opened as [`image`] says.
+pub fn snapshot(r: &ExecRecord, images: &mut Images) -> Snapshot {
+    let (exe_file, exe, running) = image(r, images);
+    // Arguments longer than the kernel side copies are read whole from /proc while the
+    // process runs the image; once it has exec'd again or is gone, /proc would tell of
+    // another program, or of another process.
+    let cmdline = if r.args_cut() && running {
         procfs::read_cmdline(r.pid)
     } else {
         None

@@ -296,15 +296,67 @@ async fn ebpf_reports_a_script_as_its_interpreter_and_long_arguments_whole_while
     );
     assert_eq!(row["SHA256"], sha256_of(&sh));
 
-    // Gone before the buffer is read: the first 4 KiB of its arguments.
-    let mut child = spawn(Path::new("/bin/true"), &[&long]);
-    let pid = child.id();
+    sensor.stop();
+}
+
+/// An exec record as the kernel side writes it, of `/bin/true` run by `pid` with `args`.
+fn true_record(
+    pid: u32,
+    args: &[u8],
+    args_size: usize,
+) -> rampart_agent::process::ebpf::ExecRecord {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata("/bin/true").unwrap();
+    let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+    rampart_agent::process::ebpf::ExecRecord {
+        pid,
+        ppid: std::process::id(),
+        euid: 0,
+        dev: (major << 20) | minor,
+        ino: meta.ino(),
+        exec_boottime: 1,
+        start_boottime: 1,
+        parent_start_boottime: 1,
+        comm: "true".into(),
+        path: b"/bin/true".to_vec(),
+        args: args.to_vec(),
+        args_size,
+    }
+}
+
+#[test]
+fn an_exec_record_is_read_whole_from_proc_only_while_its_process_runs_that_image() {
+    use rampart_agent::process::exec_snapshot::{Images, snapshot};
+    let true_path = std::fs::canonicalize("/bin/true").unwrap();
+    let mut args = b"/bin/true\0".to_vec();
+    args.resize(4096, b'x');
+    let mut images = Images::default();
+
+    // Gone (reaped): the first 4 KiB the kernel side copied; the image found by its name.
+    let mut child = Command::new("/bin/true").spawn().unwrap();
+    let gone = child.id();
     child.wait().unwrap();
-    let row = row_for(&mut rx, pid).await;
-    let line = row["ProcessCommandLine"].as_str().unwrap();
+    let s = snapshot(&true_record(gone, &args, 10_000), &mut images);
+    assert_eq!(s.exe.as_deref(), true_path.to_str());
+    assert!(
+        s.exe_file.is_some(),
+        "the file by its name is the inode that ran"
+    );
+    let line = s.cmdline.unwrap();
     assert!(line.starts_with("/bin/true xxx"), "{line}");
     assert_eq!(line.len(), 4096, "the arguments' first 4 KiB");
-    sensor.stop();
+
+    // A live process that runs another image now (this test binary): its /proc is not read.
+    let s = snapshot(&true_record(std::process::id(), &args, 10_000), &mut images);
+    assert_eq!(s.cmdline.unwrap().len(), 4096);
+    assert_eq!(s.exe.as_deref(), true_path.to_str());
+
+    // A record whose file is not the inode that ran: no file to hash.
+    let mut other = true_record(gone, &args[..20], 20);
+    other.ino += 1;
+    let s = snapshot(&other, &mut images);
+    assert!(s.exe_file.is_none());
+    assert_eq!(s.cmdline.as_deref(), Some("/bin/true xxxxxxxxxx"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
