@@ -281,6 +281,9 @@ const SSHD_IDENTIFIERS: [&str; 2] = ["SYSLOG_IDENTIFIER=sshd", "SYSLOG_IDENTIFIE
 /// blocking. Restarted from the last cursor read when it exits; ended with the reader.
 pub struct JournalReader {
     directory: Option<PathBuf>,
+    /// Where reading starts without a cursor: when the reader was made. (Not the journal's end
+    /// when journalctl gets there: what is logged while it starts would be skipped.)
+    since: OffsetDateTime,
     child: Option<(std::process::Child, std::process::ChildStdout)>,
     pending: Vec<u8>,
 }
@@ -289,12 +292,13 @@ impl JournalReader {
     fn new(directory: Option<PathBuf>) -> JournalReader {
         JournalReader {
             directory,
+            since: OffsetDateTime::now_utc(),
             child: None,
             pending: Vec::new(),
         }
     }
 
-    /// Starts `journalctl` after `cursor`, or at the journal's end.
+    /// Starts `journalctl` after `cursor`, or at [`JournalReader::since`].
     fn start(&mut self, cursor: Option<&str>) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
         let mut cmd = std::process::Command::new("journalctl");
@@ -304,7 +308,11 @@ impl JournalReader {
         }
         match cursor {
             Some(c) => cmd.arg(format!("--after-cursor={c}")),
-            None => cmd.arg("--lines=0"),
+            None => cmd.arg(format!(
+                "--since=@{}.{:06}",
+                self.since.unix_timestamp(),
+                self.since.microsecond()
+            )),
         };
         let mut child = cmd
             .args(SSHD_IDENTIFIERS)
@@ -436,8 +444,8 @@ pub struct LogonFollower {
 
 impl LogonFollower {
     /// The follower of `sources`; the auth log if there is one, else the journal if there is
-    /// one, else wtmp and btmp. Files seen for the first time are read from their end, and so is
-    /// a journal without a cursor: the past is not news.
+    /// one, else wtmp and btmp. Files seen for the first time are read from their end, and a
+    /// journal without a cursor from now: the past is not news.
     pub fn new(state_dir: &Path, sources: &LogonSources) -> Result<LogonFollower> {
         let state = state_dir.join("logons.json");
         let offsets: Offsets = read_json_or_default(&state)?;
