@@ -6,6 +6,7 @@
 //! [`REPORT_WINDOW`]. Packets are read from `nfnetlink_log` with bounds-checked parsing.
 
 use crate::batcher::TableRow;
+use crate::bytes::{u16_at, u32_at};
 use crate::commands::isolation::AllowedNet;
 use crate::error::{Result, io_err};
 use crate::netlink::check;
@@ -143,14 +144,6 @@ fn bind(group: u16) -> std::io::Result<OwnedFd> {
         }
     }
     Ok(fd)
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// One logged packet: its direction (the log prefix) and its IP payload.

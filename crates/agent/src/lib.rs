@@ -23,6 +23,7 @@
 pub mod backoff;
 pub mod batcher;
 pub mod blocklog;
+pub mod bytes;
 pub mod client;
 pub mod commands;
 pub mod credentials;

@@ -345,7 +345,13 @@ impl JournalReader {
     /// read. A child that exited is started again after `cursor`.
     fn read_new(&mut self, cursor: &mut Option<String>, out: &mut Vec<Logon>) -> Result<()> {
         let exited = match &mut self.child {
-            Some((child, _)) => child.try_wait().ok().flatten().is_some(),
+            Some((child, _)) => match child.try_wait() {
+                Ok(Some(status)) => {
+                    tracing::warn!("journalctl exited ({status}); starting it again");
+                    true
+                }
+                _ => false,
+            },
             None => true,
         };
         if exited {

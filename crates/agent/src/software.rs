@@ -184,7 +184,9 @@ fn rpm_query(db: &Path) -> std::io::Result<String> {
         )));
     }
     if !out.success {
-        return Err(std::io::Error::other("rpm -qa failed"));
+        return Err(std::io::Error::other(format!(
+            "rpm --dbpath {dir} -qa failed (run it to see why)"
+        )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -4,6 +4,7 @@
 //! Messages are parsed from bytes with bounds checks (no casts of kernel buffers to structs),
 //! and only messages from the kernel (netlink port 0) are believed.
 
+use crate::bytes::{u16_at, u32_at};
 use crate::netlink::{self, check};
 use std::collections::VecDeque;
 use std::io;
@@ -187,14 +188,6 @@ pub fn release_at_least(release: &str, (major, minor): (u32, u32)) -> Option<boo
     let got_major: u32 = parts.next()?.parse().ok()?;
     let got_minor: u32 = parts.next()?.parse().ok()?;
     Some((got_major, got_minor) >= (major, minor))
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// Appends the process events of one datagram (possibly several netlink messages) to `out`;

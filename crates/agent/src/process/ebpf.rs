@@ -9,6 +9,7 @@
 //! (`/sys/kernel/btf/vmlinux`) for the program's field offsets; where any is missing,
 //! [`ExecEvents::open`] fails and the sensor uses the proc connector.
 
+use crate::bytes::{u32_at, u64_at};
 use aya::maps::{Array, MapData, RingBuf};
 use aya::programs::RawTracePoint;
 use aya::{Ebpf, EbpfLoader};
@@ -94,14 +95,6 @@ impl ExecRecord {
             | ((minor & 0xffff_ff00) << 12)
             | (minor & 0x0000_00ff)
     }
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_ne_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
 /// The bytes of a NUL-terminated string in a fixed-size field.
