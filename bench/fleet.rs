@@ -130,12 +130,12 @@ async fn enroll_devices(
 }
 
 /// The `p` quantile of sorted durations.
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
 
-pub fn ms(d: Duration) -> String {
+fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the load benchmarks on SQLite and PostgreSQL (see docs/BENCHMARKS.md).
-# BENCHES picks which: "alerts indicators telemetry hunting retrohunt ioc" (the default), or some.
+# BENCHES picks which: "alerts indicators telemetry hunting retrohunt ioc channel" (the default),
+# or some.
 # Alert listing: seeding 1,000,000 alerts happens once per store; later runs reuse it.
 # Indicator import: every run imports INDICATORS into a fresh SQLite file / PostgreSQL schema.
 # Hunting: generates 10M+10M simulated rows into an event store once (minutes), reuses them after;
@@ -14,7 +15,7 @@ ALERTS="${ALERTS:-1000000}"
 SECONDS_PER_PHASE="${SECONDS_PER_PHASE:-15}"
 BENCH_DIR="${BENCH_DIR:-/var/tmp/rampart-bench}"
 mkdir -p "$BENCH_DIR"
-BENCHES="${BENCHES:-alerts indicators telemetry hunting retrohunt ioc}"
+BENCHES="${BENCHES:-alerts indicators telemetry hunting retrohunt ioc channel}"
 PG="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 echo "== $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 if [[ " $BENCHES " == *" alerts "* ]]; then
@@ -46,6 +47,26 @@ fi
 if [[ " $BENCHES " == *" ioc "* ]]; then
 echo "== Indicator matcher (IOC_INDICATORS=${IOC_INDICATORS:-10000000})"
 "$BIN/ioc-bench" --indicators "${IOC_INDICATORS:-10000000}"
+fi
+
+if [[ " $BENCHES " == *" channel "* ]]; then
+AGENTS="${AGENTS:-10000}"
+echo "== Command channel: rampart simulate --agents $AGENTS against a release server (SQLite)"
+CHANNEL_DIR="$BENCH_DIR/channel"
+rm -rf "$CHANNEL_DIR" && mkdir -p "$CHANNEL_DIR"
+APP="$("$BIN/rampart" --data-dir "$CHANNEL_DIR" apps create --name channel-bench \
+  --roles Machine.Isolate,SecurityConfiguration.ReadWrite.All --json)"
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" <<<"$APP"; }
+ulimit -n "$(ulimit -Hn)"
+"$BIN/rampart" --data-dir "$CHANNEL_DIR" serve --no-rate-limits --listen 127.0.0.1:8097 \
+  2>"$CHANNEL_DIR/serve.log" &
+SERVER=$!
+until curl -sf http://127.0.0.1:8097/healthz >/dev/null; do sleep 0.2; done
+"$BIN/rampart" simulate --agents "$AGENTS" --commands "${COMMANDS:-2000}" --rate 100 \
+  --idle-seconds 20 --server http://127.0.0.1:8097 --tenant "$(field tenantId)" \
+  --client-id "$(field clientId)" --client-secret "$(field clientSecret)" || status=$?
+kill "$SERVER" && wait "$SERVER" || true
+[[ -z "${status:-}" ]] || exit "$status"
 fi
 
 if [[ " $BENCHES " == *" indicators "* ]]; then

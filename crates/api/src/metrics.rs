@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Latency histogram bounds in seconds.
@@ -25,6 +26,17 @@ pub struct Metrics {
     routes: Mutex<BTreeMap<(String, String), RouteStats>>,
     /// Telemetry rows by table and outcome (`accepted`, `rejected`).
     rows: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Agent command polls being held now: the agents connected to this server.
+    polls_held: AtomicU64,
+}
+
+/// One held agent poll, counted in `rampart_agent_polls_held` while it lives.
+pub struct HeldPoll<'a>(&'a AtomicU64);
+
+impl Drop for HeldPoll<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -58,9 +70,23 @@ impl Metrics {
         *rows.entry((table.to_owned(), outcome)).or_default() += n;
     }
 
+    /// Counts a poll as held until the returned guard is dropped (however the handler ends).
+    pub fn hold_poll(&self) -> HeldPoll<'_> {
+        self.polls_held.fetch_add(1, Ordering::Relaxed);
+        HeldPoll(&self.polls_held)
+    }
+
     /// The registry in Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        out.push_str("# HELP rampart_agent_polls_held Agent command polls held open now (connected agents).\n");
+        out.push_str("# TYPE rampart_agent_polls_held gauge\n");
+        let _ = writeln!(
+            out,
+            "rampart_agent_polls_held {}",
+            self.polls_held.load(Ordering::Relaxed)
+        );
+        process_metrics(&mut out);
         {
             let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
             out.push_str("# HELP rampart_telemetry_rows_total Telemetry rows received, by table and outcome.\n");
@@ -114,6 +140,44 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// The standard `process_*` metrics of Prometheus client libraries, from `/proc/self`: what an
+/// operator (or `rampart simulate --agents`) reads to see what the server costs. Absent where
+/// `/proc` is not.
+fn process_metrics(out: &mut String) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+    if let Some(kib) = rss_kib {
+        out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n");
+        out.push_str("# TYPE process_resident_memory_bytes gauge\n");
+        let _ = writeln!(out, "process_resident_memory_bytes {}", kib * 1024);
+    }
+    // utime and stime are the 14th and 15th fields; the command name before them may hold
+    // spaces, so count from its closing parenthesis. The kernel reports them in USER_HZ,
+    // which is 100 on every Linux architecture.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let ticks = stat.rfind(')').and_then(|end| {
+        let mut fields = stat[end + 1..].split_whitespace().skip(11);
+        let user: u64 = fields.next()?.parse().ok()?;
+        let system: u64 = fields.next()?.parse().ok()?;
+        Some(user + system)
+    });
+    if let Some(ticks) = ticks {
+        out.push_str(
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n",
+        );
+        out.push_str("# TYPE process_cpu_seconds_total counter\n");
+        let _ = writeln!(out, "process_cpu_seconds_total {}", ticks as f64 / 100.0);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        out.push_str("# HELP process_open_fds Number of open file descriptors.\n");
+        out.push_str("# TYPE process_open_fds gauge\n");
+        let _ = writeln!(out, "process_open_fds {}", fds.count());
     }
 }
 

@@ -53,7 +53,8 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Run an advanced-hunting KQL query over the data dir, or through a server with --server
     Hunt(HuntArgs),
-    /// Generate realistic fleet telemetry (with attack scenarios) into files
+    /// Generate realistic fleet telemetry (with attack scenarios) into files, or hold
+    /// simulated agents on a server's command channel (--agents)
     Simulate(crate::simulate::SimulateArgs),
     /// Import threat-intelligence feeds as indicators
     #[command(subcommand)]

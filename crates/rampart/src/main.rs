@@ -7,11 +7,13 @@ mod admin;
 mod agents;
 mod allocator;
 mod cli;
+mod command_fleet;
 mod config;
 mod demo;
 mod hunt;
 mod indicators;
 mod ingest;
+mod open_files;
 mod remote;
 mod serve;
 mod simulate;
@@ -46,8 +48,12 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Ingest(args) => ingest::run(&settings, args).await,
         cli::Command::Hunt(args) => hunt::run(&settings, args).await,
         cli::Command::Indicators(cmd) => indicators::run(&settings, cmd).await,
-        cli::Command::Simulate(args) => {
-            tokio::task::spawn_blocking(move || simulate::run(args)).await?
-        }
+        cli::Command::Simulate(args) => match (args.channel.agents, args.out.clone()) {
+            (Some(agents), _) => command_fleet::run(args.channel, agents, args.seed).await,
+            (None, Some(out)) => {
+                tokio::task::spawn_blocking(move || simulate::write_files(args, out)).await?
+            }
+            (None, None) => anyhow::bail!("simulate needs --out DIR or --agents N"),
+        },
     }
 }

@@ -36,6 +36,11 @@ pub async fn open_events(settings: &Settings) -> anyhow::Result<EventStore> {
 }
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Each connected agent holds a connection.
+    match crate::open_files::raise_to_hard_limit() {
+        Ok(files) => tracing::debug!(files, "open-files limit"),
+        Err(e) => tracing::warn!("reading the open-files limit: {e}"),
+    }
     let store = open_store(&settings).await?;
     let store_for_maintenance = store.clone();
     let events = open_events(&settings).await?;

@@ -1,6 +1,7 @@
 //! `rampart simulate`: writes a deterministic simulated fleet's telemetry (with optional
 //! injected attacks and their ground-truth labels) and its software inventory to NDJSON or
-//! Parquet files.
+//! Parquet files; with `--agents`, holds simulated agents on a server's command channel
+//! instead ([`crate::command_fleet`]).
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -39,11 +40,14 @@ pub struct SimulateArgs {
     #[arg(long, value_enum, default_value_t = Format::Parquet)]
     pub format: Format,
     /// Output directory (created if missing)
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "agents", conflicts_with = "agents")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub channel: crate::command_fleet::AgentsArgs,
 }
 
-pub fn run(args: SimulateArgs) -> Result<()> {
+/// Writes the fleet's files to `out`.
+pub fn write_files(args: SimulateArgs, out: PathBuf) -> Result<()> {
     if args.devices == 0 {
         bail!("--devices must be at least 1");
     }
@@ -74,25 +78,23 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     rampart_simulate::check(&spec)?;
     let mut sink: Box<dyn Sink> = match args.format {
         Format::Ndjson => Box::new(
-            NdjsonSink::create(&args.out)
-                .with_context(|| format!("creating {}", args.out.display()))?,
+            NdjsonSink::create(&out).with_context(|| format!("creating {}", out.display()))?,
         ),
         Format::Parquet => Box::new(
-            ParquetSink::create(&args.out)
-                .with_context(|| format!("creating {}", args.out.display()))?,
+            ParquetSink::create(&out).with_context(|| format!("creating {}", out.display()))?,
         ),
     };
     let started = Instant::now();
-    let stats = generate(&spec, sink.as_mut())
-        .with_context(|| format!("writing to {}", args.out.display()))?;
+    let stats =
+        generate(&spec, sink.as_mut()).with_context(|| format!("writing to {}", out.display()))?;
     // The devices' installed software: current state, one report each, as of the window's end.
     let fleet = Fleet::new(&spec);
     let end_ns = start_ns + (args.days * time::DAY as f64) as i64;
     let software = match args.format {
-        Format::Ndjson => software::write_ndjson(&args.out, &fleet, end_ns),
-        Format::Parquet => software::write_parquet(&args.out, &fleet),
+        Format::Ndjson => software::write_ndjson(&out, &fleet, end_ns),
+        Format::Parquet => software::write_parquet(&out, &fleet),
     }
-    .with_context(|| format!("writing the software inventory to {}", args.out.display()))?;
+    .with_context(|| format!("writing the software inventory to {}", out.display()))?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "simulated {} devices, {} day(s) from {} (seed {})",
@@ -110,18 +112,18 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     println!(
         "{total} rows in {secs:.2} s ({:.0} rows/s) to {}",
         total as f64 / secs.max(1e-9),
-        args.out.display()
+        out.display()
     );
     if stats.labels > 0 {
         println!(
             "{} scenario labels in {}",
             stats.labels,
-            args.out.join(LABELS_FILE).display()
+            out.join(LABELS_FILE).display()
         );
     } else {
         println!(
             "no scenarios injected (labels file {} is empty)",
-            args.out.join(LABELS_FILE).display()
+            out.join(LABELS_FILE).display()
         );
     }
     Ok(())

@@ -73,6 +73,7 @@ pub async fn poll(State(state): State<AppState>, req: Request) -> ApiResult<Json
         )));
     }
     let wait = Duration::from_secs(poll.wait_seconds.into()).min(MAX_WAIT);
+    let _held = state.metrics.hold_poll();
     let deadline = Instant::now() + wait;
     let bell = state
         .store

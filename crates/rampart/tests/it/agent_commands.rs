@@ -756,3 +756,156 @@ async fn a_command_reaches_an_agent_polling_another_server_through_the_cluster_b
         );
     }
 }
+
+/// `rampart simulate --agents`: simulated agents enroll, hold their polls, get every submitted
+/// action and report it done; the server's `/metrics` counts the held polls and its memory.
+#[tokio::test]
+async fn simulated_agents_hold_the_channel_and_measure_the_push() {
+    let dir = tempfile::tempdir().unwrap();
+    for b in backends(dir.path()) {
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        let app = b.create_app(None, "Machine.Isolate,SecurityConfiguration.ReadWrite.All");
+        let (agents, commands) = (8, 16);
+        let agents_flag = agents.to_string();
+        let commands_flag = commands.to_string();
+        let out = b.cli(
+            &[
+                &[
+                    "simulate",
+                    "--agents",
+                    &agents_flag,
+                    "--commands",
+                    &commands_flag,
+                    "--rate",
+                    "40",
+                    "--wait",
+                    "5",
+                    "--idle-seconds",
+                    "1",
+                    "--json",
+                ][..],
+                &app.remote_args(&s.url),
+            ]
+            .concat(),
+        );
+        let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(r["agents"], agents, "{}: {r}", b.name);
+        assert_eq!(r["commandsSubmitted"], commands, "{}: {r}", b.name);
+        assert_eq!(r["submissionsFailed"], 0, "{}: {r}", b.name);
+        assert_eq!(r["delivered"], commands, "{}: {r}", b.name);
+        assert_eq!(r["missing"], 0, "{}: {r}", b.name);
+        assert_eq!(r["completed"], commands, "{}: {r}", b.name);
+        assert!(r["server"]["pollsHeld"].as_u64().unwrap() >= agents, "{r}");
+        assert!(r["server"]["rssHeldBytes"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["server"]["rssPerAgentBytes"].is_u64(), "{r}");
+        assert!(r["server"]["idleCpuPercent"].is_number(), "{r}");
+        let p99 = r["pushLatencyMs"]["p99"].as_f64().unwrap();
+        assert!(
+            p99 > 0.0 && p99 <= r["pushLatencyMs"]["max"].as_f64().unwrap(),
+            "{r}"
+        );
+        assert_eq!(r["baselineMs"].as_object().map(|o| o.len()), Some(4), "{r}");
+
+        // The server's side: every simulated device enrolled, every action done, isolations
+        // on the first round through the fleet and releases on the second.
+        let token = s.token_with("Machine.Read.All").await;
+        let (st, machines) = s.get("/api/machines", Some(&token)).await;
+        assert_eq!(st, 200);
+        let simulated = machines["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["computerDnsName"].as_str().unwrap().starts_with("sim-"))
+            .count();
+        assert_eq!(simulated, agents as usize, "{}", b.name);
+        let (st, actions) = s.get("/api/machineactions", Some(&token)).await;
+        assert_eq!(st, 200);
+        let actions = actions["value"].as_array().unwrap();
+        let count = |kind: &str| {
+            actions
+                .iter()
+                .filter(|a| a["type"] == kind && a["status"] == "Succeeded")
+                .count()
+        };
+        assert_eq!(count("Isolate"), agents as usize, "{}: {actions:?}", b.name);
+        assert_eq!(
+            count("Unisolate"),
+            agents as usize,
+            "{}: {actions:?}",
+            b.name
+        );
+
+        // The agents are gone: the server stops counting their polls.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let metrics = s.metrics().await;
+            if metrics.contains("\nrampart_agent_polls_held 0\n") {
+                assert!(metrics.contains("\nprocess_resident_memory_bytes "));
+                assert!(metrics.contains("\nprocess_cpu_seconds_total "));
+                break;
+            }
+            assert!(Instant::now() < deadline, "polls still held: {metrics}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// `simulate --agents` says what it is missing instead of guessing.
+#[tokio::test]
+async fn simulated_agents_need_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = &backends(dir.path())[0];
+    for (args, expected) in [
+        (&["simulate", "--agents", "5"][..], "--server"),
+        (
+            &[
+                "simulate",
+                "--agents",
+                "5",
+                "--out",
+                "x",
+                "--server",
+                "http://127.0.0.1:9",
+            ][..],
+            "--out",
+        ),
+        (&["simulate"][..], "--out"),
+        (
+            &[
+                "simulate",
+                "--agents",
+                "0",
+                "--server",
+                "http://127.0.0.1:9",
+            ][..],
+            "at least 1",
+        ),
+        (
+            &[
+                "simulate",
+                "--agents",
+                "5",
+                "--server",
+                "http://127.0.0.1:9",
+                "--wait",
+                "90",
+            ][..],
+            "50 s at most",
+        ),
+        (
+            &[
+                "simulate",
+                "--agents",
+                "5",
+                "--server",
+                "http://127.0.0.1:9",
+            ][..],
+            "--client-id",
+        ),
+    ] {
+        let out = b.cli_raw(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

@@ -123,6 +123,22 @@ pub struct AppCreds {
     pub secret: String,
 }
 
+impl AppCreds {
+    /// The CLI flags that work through the server at `url` with these credentials.
+    pub fn remote_args<'a>(&'a self, url: &'a str) -> [&'a str; 8] {
+        [
+            "--server",
+            url,
+            "--tenant",
+            &self.tenant,
+            "--client-id",
+            &self.client_id,
+            "--client-secret",
+            &self.secret,
+        ]
+    }
+}
+
 /// A running `rampart serve`; killed on drop.
 pub struct Server {
     pub url: String,
@@ -298,6 +314,12 @@ impl Server {
     pub async fn token_with(&self, roles: &str) -> String {
         let app = self.backend.create_app(None, roles);
         self.token(&app).await
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self.http.get(format!("{}/metrics", self.url)).send().await;
+        resp.unwrap().text().await.unwrap()
     }
 
     /// GET with a bearer token; returns status and JSON body (Null when not JSON).

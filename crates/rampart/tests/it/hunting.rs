@@ -141,20 +141,13 @@ async fn the_hunt_command_checks_runs_and_formats() {
         import_processes(&s).await;
         // Through the running server, with an app's credentials.
         let app = b.create_app(None, "AdvancedHunting.Read.All");
-        let out = b.cli(&[
-            "hunt",
-            QUERY,
-            "--server",
-            &s.url,
-            "--tenant",
-            &app.tenant,
-            "--client-id",
-            &app.client_id,
-            "--client-secret",
-            &app.secret,
-            "--format",
-            "csv",
-        ]);
+        let out = b.cli(
+            &[
+                &["hunt", QUERY, "--format", "csv"][..],
+                &app.remote_args(&s.url),
+            ]
+            .concat(),
+        );
         assert_eq!(out, "DeviceName,count_\nws-1,1\nws-2,1\n", "{}", b.name);
         drop(s);
 

@@ -255,21 +255,14 @@ async fn cli_imports_feed_files() {
         let app = b.create_app(None, "Ti.ReadWrite.All");
         let list = b.data_dir.join("more.txt");
         std::fs::write(&list, "203.0.113.99\n").unwrap();
-        let out = b.cli(&[
-            "indicators",
-            "import",
-            "--source",
-            "partner-list",
-            "--server",
-            &s.url,
-            "--tenant",
-            &app.tenant,
-            "--client-id",
-            &app.client_id,
-            "--client-secret",
-            &app.secret,
-            list.to_str().unwrap(),
-        ]);
+        let out = b.cli(
+            &[
+                &["indicators", "import", "--source", "partner-list"][..],
+                &app.remote_args(&s.url),
+                &[list.to_str().unwrap()],
+            ]
+            .concat(),
+        );
         assert!(out.contains("1 created"), "{out}");
         let (_, v) = s
             .get(

@@ -344,15 +344,7 @@ async fn imports_keep_good_rows_reject_bad_ones_and_feed_machines() {
         assert_eq!(status, 200, "{found}");
         assert_eq!(found["value"][0]["id"], dev.as_str(), "{found}");
 
-        let metrics = s
-            .http
-            .get(format!("{}/metrics", s.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = s.metrics().await;
         assert!(
             metrics.contains(
                 "rampart_telemetry_rows_total{table=\"DeviceProcessEvents\",outcome=\"accepted\"} 2"
@@ -468,15 +460,7 @@ async fn agents_post_batches_with_device_credentials() {
     assert!(assert_mde_error(&body, "InvalidRequestBody").starts_with("batchId"));
     // Rejections are counted per table; a name the sender made up is counted as `other`, never
     // made a metric label.
-    let metrics = s
-        .http
-        .get(format!("{}/metrics", s.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     for line in [
         "rampart_telemetry_rows_total{table=\"DeviceProcessEvents\",outcome=\"rejected\"} 2",
         "rampart_telemetry_rows_total{table=\"other\",outcome=\"rejected\"} 1",
