@@ -88,6 +88,8 @@ pub struct Report {
     pub report_errors: usize,
     /// Polls the agents could not make (each retried after a second).
     pub poll_errors: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_poll_error: Option<String>,
     pub server: ServerCost,
 }
 
@@ -167,9 +169,28 @@ struct Tally {
     /// Reports the server did not take.
     report_errors: AtomicUsize,
     poll_errors: AtomicUsize,
+    first_poll_error: Mutex<Option<String>>,
 }
 
 impl Tally {
+    fn poll_failed(&self, e: &reqwest::Error) {
+        self.poll_errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self
+            .first_poll_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            // reqwest's message leaves out the cause (refused, reset, timed out...).
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            *first = Some(text);
+        }
+    }
+
     /// Every command that arrived has been reported, taken or not.
     fn all_reported(&self) -> bool {
         let arrived = self
@@ -339,6 +360,11 @@ async fn measure(
         push_latency_ms: Quantiles::of(latencies),
         baseline_ms: Quantiles::of(baseline),
         poll_errors: tally.poll_errors.load(Ordering::Relaxed),
+        first_poll_error: tally
+            .first_poll_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(),
         server: ServerCost {
             rss_before_bytes: before.rss_bytes,
             rss_held_bytes: held.rss_bytes,
@@ -436,24 +462,20 @@ async fn hold_polls(
             running: Vec::new(),
             indicator_generation: None,
         };
-        let answer = http
-            .post(format!("{url}{}", rampart_proto::COMMANDS_POLL_PATH))
-            .header("authorization", &auth)
-            .json(&request)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status);
-        let answer: PollResponse = match answer {
-            Ok(r) => match r.json().await {
-                Ok(a) => a,
-                Err(_) => {
-                    tally.poll_errors.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
-            Err(_) => {
-                tally.poll_errors.fetch_add(1, Ordering::Relaxed);
+        let answer = async {
+            http.post(format!("{url}{}", rampart_proto::COMMANDS_POLL_PATH))
+                .header("authorization", &auth)
+                .json(&request)
+                .send()
+                .await?
+                .error_for_status()?
+                .json::<PollResponse>()
+                .await
+        };
+        let answer = match answer.await {
+            Ok(a) => a,
+            Err(e) => {
+                tally.poll_failed(&e);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -589,6 +611,9 @@ fn print_report(r: &Report, args: &AgentsArgs) {
     );
     if let Some(f) = &r.first_failure {
         println!("first refusal: {f}");
+    }
+    if let Some(e) = &r.first_poll_error {
+        println!("first poll error: {e}");
     }
     println!(
         "push latency (submission sent -> agent has it): {}",

@@ -35,6 +35,33 @@ pub async fn open_events(settings: &Settings) -> anyhow::Result<EventStore> {
     events.with_context(|| format!("opening the event store in {}", dir.display()))
 }
 
+/// Connections the kernel queues for accepting; it caps this at `net.core.somaxconn`.
+/// The standard library's 128 overflows when thousands of agents connect at once (a server
+/// restart, the end of a network outage), and a connection dropped from a full queue costs its
+/// agent a second or more of SYN retries.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Binds `addr` (the first of its addresses that binds) with a deep accept queue.
+fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        let socket = match a {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        // As the standard library's bind does on Unix: a restarted server rebinds at once.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return listener.into_std(),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    }))
+}
+
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Each connected agent holds a connection.
     match crate::open_files::raise_to_hard_limit() {
@@ -76,8 +103,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .then(|| state.investigator.start());
     let stopping = std::sync::Arc::clone(&state.stopping);
     let app = rampart_api::app(state);
-    let listener = std::net::TcpListener::bind(&settings.listen)
-        .with_context(|| format!("binding {}", settings.listen))?;
+    let listener =
+        listen(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
 
