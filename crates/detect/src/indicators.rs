@@ -171,6 +171,28 @@ impl Found {
     }
 }
 
+/// `first` and every match already waiting behind it, one per indicator and device (in the
+/// order first seen), each spanning the rows of all it absorbed. While the store takes one
+/// alert, a hot indicator matches again in every batch from its device; raising each match
+/// would cost a store transaction apiece for one alert's count and times, and the queue would
+/// fill and drop matches.
+fn coalesce(first: Found, rx: &mut mpsc::Receiver<Found>) -> Vec<Found> {
+    let mut merged: Vec<Found> = vec![first];
+    let key = |f: &Found| (f.tenant, f.indicator(), f.device_id.clone());
+    let mut at: HashMap<(TenantId, u64, String), usize> = HashMap::new();
+    at.insert(key(&merged[0]), 0);
+    while let Ok(f) = rx.try_recv() {
+        match at.entry(key(&f)) {
+            std::collections::hash_map::Entry::Occupied(e) => merged[*e.get()].absorb(f),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(merged.len());
+                merged.push(f);
+            }
+        }
+    }
+    merged
+}
+
 impl IndicatorMatcher {
     /// A matcher reading indicators from `store`; new and changed alerting indicators are
     /// searched for in `events` as far back as `lookback` (zero: never).
@@ -257,8 +279,10 @@ impl IndicatorMatcher {
             let me = Arc::clone(self);
             tokio::spawn(async move {
                 while let Some(found) = rx.recv().await {
-                    if let Err(e) = me.raise(found).await {
-                        tracing::error!("indicator alert not raised: {e}");
+                    for found in coalesce(found, &mut rx) {
+                        if let Err(e) = me.raise(found).await {
+                            tracing::error!("indicator alert not raised: {e}");
+                        }
                     }
                 }
             });
