@@ -173,22 +173,14 @@ struct Tally {
 }
 
 impl Tally {
-    fn poll_failed(&self, e: &reqwest::Error) {
+    fn poll_failed(&self, e: reqwest::Error) {
         self.poll_errors.fetch_add(1, Ordering::Relaxed);
         let mut first = self
             .first_poll_error
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if first.is_none() {
-            // reqwest's message leaves out the cause (refused, reset, timed out...).
-            let mut text = e.to_string();
-            let mut cause = std::error::Error::source(e);
-            while let Some(c) = cause {
-                text.push_str(&format!(": {c}"));
-                cause = c.source();
-            }
-            *first = Some(text);
-        }
+        // With its causes: reqwest's own message leaves out refused, reset or timed out.
+        first.get_or_insert_with(|| format!("{:#}", anyhow::Error::from(e)));
     }
 
     /// Every command that arrived has been reported, taken or not.
@@ -475,7 +467,7 @@ async fn hold_polls(
         let answer = match answer.await {
             Ok(a) => a,
             Err(e) => {
-                tally.poll_failed(&e);
+                tally.poll_failed(e);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
