@@ -61,6 +61,10 @@ struct Args {
     /// with alerts, so that matching is measured without the alerts its hits raise
     #[arg(long)]
     quiet_indicators: bool,
+    /// Every device sits in a device group with automation level `NoAutomatedResponse`, so
+    /// alerts start no automated investigation: their cost shows apart from the alerts'
+    #[arg(long)]
+    no_investigations: bool,
 }
 
 /// One agent batch: its device and its body in both formats.
@@ -209,7 +213,12 @@ const IN_FLIGHT: usize = 8;
 
 /// CPU time (user + system) this process has used, from /proc/self/stat.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    process_cpu_seconds("self")
+}
+
+/// CPU seconds (user + system) the process `pid` (or `self`) has used.
+fn process_cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which ends with ')'): utime and stime are the 12th and 13th.
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
@@ -414,6 +423,24 @@ async fn http_phase(
     let db = format!("sqlite://{}", data.join("rampart.db").display());
     let store = SqlStore::connect(&db).await?;
     let tenant = store.ensure_default_tenant().await?.id;
+    if args.no_investigations {
+        let group = rampart_core::machine::MachineGroup {
+            id: 0,
+            name: "bench: no automation".into(),
+            description: None,
+            rank: 1,
+            rules: vec![rampart_core::machine::GroupRule::NamePattern("*".into())],
+            automation_level: rampart_core::machine::AutomationLevel::NoAutomatedResponse,
+            last_update_time: None,
+        };
+        store
+            .create_machine_group(
+                &rampart_core::audit::AuditContext::system("bench"),
+                tenant,
+                group,
+            )
+            .await?;
+    }
     if indicators > 0 {
         let t = Instant::now();
         seed_indicators(&store, tenant, indicators, args.quiet_indicators).await?;
@@ -609,6 +636,10 @@ async fn send_all(
         ));
     }
     let compressed: usize = bodies.iter().flatten().map(|(_, _, b)| b.len()).sum();
+    // The server's CPU time per event varies far less from run to run than events per second
+    // on a machine the senders share.
+    let server_cpu = || process_cpu_seconds(&pid.to_string());
+    let cpu_before = server_cpu();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for mine in bodies {
@@ -649,6 +680,7 @@ async fn send_all(
         refused += t.await??;
     }
     let took = started.elapsed();
+    let cpu = server_cpu() - cpu_before;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let hwm = status
         .lines()
@@ -656,12 +688,14 @@ async fn send_all(
         .unwrap_or("VmHWM: ?")
         .to_owned();
     println!(
-        "HTTP end to end, {} batches ({} senders, {:.1} MB zstd): {:.0} events/s ({events} events in {:.2} s; {refused} 503 retries); server peak memory so far {}",
+        "HTTP end to end, {} batches ({} senders, {:.1} MB zstd): {:.0} events/s ({events} events in {:.2} s; {refused} 503 retries); server CPU {:.2} s ({:.2} µs/event); server peak memory so far {}",
         if binary { "binary" } else { "JSON" },
         args.agents,
         compressed as f64 / 1e6,
         events as f64 / took.as_secs_f64(),
         took.as_secs_f64(),
+        cpu,
+        cpu * 1e6 / events as f64,
         hwm.trim_start_matches("VmHWM:").trim()
     );
     Ok(())

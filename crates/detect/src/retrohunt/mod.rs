@@ -27,6 +27,7 @@ use futures::StreamExt;
 use rampart_core::TenantId;
 use rampart_core::indicator::{Indicator, IndicatorAction, IndicatorType};
 use rampart_core::schema::{self, Table, TableKind};
+use rampart_telemetry::EventStore;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -151,13 +152,7 @@ impl IndicatorMatcher {
                 .await?;
             // The prefilter keeps a handful of rows out of millions: decide them on the hash,
             // address and URL columns alone, and decode the rest only for the rows kept.
-            {
-                let state = ctx.state_ref();
-                let mut state = state.write();
-                let parquet = &mut state.config_mut().options_mut().execution.parquet;
-                parquet.pushdown_filters = true;
-                parquet.reorder_filters = true;
-            }
+            EventStore::filter_while_decoding(&ctx);
             // Alert tables hold alerts' own evidence, not what devices did.
             for &table in schema::ALL.iter().filter(|t| t.kind != TableKind::Alert) {
                 let Some(filter) = sought.filter(table) else {

@@ -16,6 +16,7 @@ mod hunt_filters;
 mod hunt_functions;
 mod hunt_joins;
 mod hunt_limits;
+mod hunt_store;
 mod hunt_summarize;
 mod lexer;
 mod operators;

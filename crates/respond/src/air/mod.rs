@@ -658,6 +658,8 @@ impl Investigator {
             )
             .await
             .map_err(|e| StoreError::Corrupt(format!("opening the event store: {e}")))?;
+        // Every query is about one device or a few files: of a fleet's events it keeps few.
+        EventStore::filter_while_decoding(&session);
         let mut gatherer =
             Gatherer::new(&session, &self.analysis, scope, self.config.query_timeout);
         for a in alerts {

@@ -5,7 +5,7 @@
 //! A tenant's schema only ever lists that tenant's files and hot batches: there is no query that
 //! can reach another tenant's rows.
 
-use super::{EventStore, FileEntry};
+use super::{EventStore, FileEntry, HotFilter};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -29,6 +29,7 @@ use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::SessionContext;
 use rampart_core::TenantId;
 use rampart_core::schema::{self, Table};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The URL the store's object store is registered under in a query session.
@@ -64,6 +65,18 @@ impl EventStore {
         let ctx = SessionContext::new();
         self.register(&ctx, tenant)?;
         Ok(ctx)
+    }
+
+    /// Has `ctx`'s Parquet scans apply the filters while decoding: the filtered columns are
+    /// read first and the others only for the rows that pass. For queries that keep a small
+    /// share of the rows (one device's events, a handful of hashes), which then skip decoding
+    /// most of every other column; a query that keeps most rows pays for the extra pass.
+    pub fn filter_while_decoding(ctx: &SessionContext) {
+        let state = ctx.state_ref();
+        let mut state = state.write();
+        let parquet = &mut state.config_mut().options_mut().execution.parquet;
+        parquet.pushdown_filters = true;
+        parquet.reorder_filters = true;
     }
 
     /// A query session over one tenant's tables as seen inside event times `[from, to)`
@@ -182,6 +195,83 @@ fn time_bound(e: &Expr) -> Option<(Option<i64>, Option<i64>)> {
     }
 }
 
+/// The devices a filter limits rows to, if it is `DeviceId == '…'` or `DeviceId in ('…', …)`
+/// (or several of those joined by `or`).
+fn devices_named(e: &Expr) -> Option<HashSet<String>> {
+    match e {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => {
+            let value = match (is_device_id(left), is_device_id(right)) {
+                (true, false) => text_literal(right)?,
+                (false, true) => text_literal(left)?,
+                _ => return None,
+            };
+            Some(HashSet::from([value.to_owned()]))
+        }
+        // A short `in` list arrives as equalities joined by `or`.
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let mut either = devices_named(left)?;
+            either.extend(devices_named(right)?);
+            Some(either)
+        }
+        Expr::InList(list) if !list.negated && is_device_id(&list.expr) => list
+            .list
+            .iter()
+            .map(|v| text_literal(v).map(str::to_owned))
+            .collect(),
+        // KQL's `==` and `in` on a nullable column: `coalesce(test, false)` lets the same rows
+        // through as the test alone.
+        Expr::ScalarFunction(f)
+            if f.name() == "coalesce"
+                && f.args.len() == 2
+                && matches!(
+                    &f.args[1],
+                    Expr::Literal(ScalarValue::Boolean(Some(false)), _)
+                ) =>
+        {
+            devices_named(&f.args[0])
+        }
+        _ => None,
+    }
+}
+
+/// `DeviceId`, or what KQL makes of it: a KQL string is never null, so the column is read as
+/// `coalesce(DeviceId, '')`, which DataFusion rewrites as `CASE WHEN DeviceId IS NOT NULL THEN
+/// DeviceId ELSE '' END`. Either is the batch's device on every row of a batch whose rows all
+/// carry that one `DeviceId`, which is all that skipping a batch relies on.
+fn is_device_id(e: &Expr) -> bool {
+    let column = |e: &Expr| matches!(e, Expr::Column(c) if c.name == schema::DEVICE_ID);
+    match e {
+        Expr::ScalarFunction(f) if f.name() == "coalesce" => f.args.first().is_some_and(column),
+        Expr::Case(case) => {
+            case.expr.is_none()
+                && case.else_expr.is_some()
+                && matches!(case.when_then_expr.as_slice(),
+                    [(when, then)] if matches!(&**when, Expr::IsNotNull(x) if column(x)) && column(then))
+        }
+        e => column(e),
+    }
+}
+
+fn text_literal(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Some(s),
+        _ => None,
+    }
+}
+
 fn is_timestamp(e: &Expr) -> bool {
     matches!(e, Expr::Column(c) if c.name == schema::TIMESTAMP)
 }
@@ -217,8 +307,8 @@ impl TableProvider for EventTable {
         // Every filter reaches the scan: time bounds skip whole files (and a `DeviceId` filter
         // other devices' inventory reports, by their statistics), and all of them prune
         // Parquet row groups and pages (and, with `pushdown_filters` on in the session, decide
-        // which rows the other columns are decoded for). DataFusion still applies each one to
-        // the rows, as the hot tail is not filtered at all.
+        // which rows the other columns are decoded for). Time bounds and `DeviceId` filters
+        // skip whole hot batches. DataFusion still applies each filter to the rows.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
@@ -233,14 +323,26 @@ impl TableProvider for EventTable {
             return self.scan_inventory(state, projection, filters).await;
         }
         let schema = self.schema();
-        let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+        let mut hot_filter = HotFilter {
+            lo: i64::MIN,
+            hi: i64::MAX,
+            devices: None,
+        };
         for f in filters {
             if let Some((l, h)) = time_bound(f) {
-                lo = lo.max(l.unwrap_or(i64::MIN));
-                hi = hi.min(h.unwrap_or(i64::MAX));
+                hot_filter.lo = hot_filter.lo.max(l.unwrap_or(i64::MIN));
+                hot_filter.hi = hot_filter.hi.min(h.unwrap_or(i64::MAX));
+            }
+            if let Some(named) = devices_named(f) {
+                // Several device filters together let through the devices all of them name.
+                hot_filter.devices = Some(match hot_filter.devices.take() {
+                    Some(before) => before.intersection(&named).cloned().collect(),
+                    None => named,
+                });
             }
         }
-        let (files, hot) = self.store.snapshot(&self.tenant, self.table);
+        let (lo, hi) = (hot_filter.lo, hot_filter.hi);
+        let (files, hot) = self.store.snapshot(&self.tenant, self.table, &hot_filter);
         let files: Vec<&Arc<FileEntry>> = files
             .iter()
             .filter(|f| f.max_ts >= lo && f.min_ts <= hi)

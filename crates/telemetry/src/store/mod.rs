@@ -16,6 +16,7 @@
 mod batch_ids;
 mod catalog;
 pub mod files;
+mod hot;
 mod inventory;
 mod manifest;
 mod wal;
@@ -30,6 +31,7 @@ use datafusion::object_store::memory::InMemory;
 use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use futures::TryStreamExt;
+use hot::{Bounds, HotBatch, HotFilter};
 use manifest::Manifest;
 use rampart_core::TenantId;
 use rampart_core::schema::{self, Table};
@@ -117,14 +119,6 @@ pub struct StoreStats {
     pub file_bytes: u64,
     pub hot_rows: u64,
     pub hot_bytes: u64,
-}
-
-#[derive(Clone)]
-struct HotBatch {
-    segment: u64,
-    tenant: Arc<str>,
-    table: &'static Table,
-    batch: RecordBatch,
 }
 
 /// What queries see: the manifest's files and the hot tail.
@@ -289,6 +283,7 @@ impl EventStore {
                         segment: seg,
                         tenant: tenant.clone(),
                         table,
+                        bounds: Bounds::of(&batch),
                         batch,
                     });
                 }
@@ -399,6 +394,8 @@ impl EventStore {
                 self.replace_inventory(&tenant_s, table, batch).await?;
             }
             let payload = wal::encode(&record)?;
+            // Found here, not under the lock that makes the batches visible.
+            let bounds: Vec<Bounds> = record.tables.iter().map(|(_, b)| Bounds::of(b)).collect();
             let wal = self.wal()?;
             let me = self.inner.clone();
             let WalRecord {
@@ -410,13 +407,14 @@ impl EventStore {
                 let tenant: Arc<str> = tenant.into();
                 let mut bytes = 0;
                 let mut v = me.visible.write().unwrap_or_else(|p| p.into_inner());
-                for (table, batch) in tables {
+                for ((table, batch), bounds) in tables.into_iter().zip(bounds) {
                     bytes += hot_size(&batch);
                     v.hot.push(HotBatch {
                         segment,
                         tenant: tenant.clone(),
                         table,
                         batch,
+                        bounds,
                     });
                 }
                 drop(v);
@@ -792,11 +790,13 @@ impl EventStore {
         v.files.iter().map(|f| (**f).clone()).collect()
     }
 
-    /// Snapshot of one tenant's table for a query: its files and hot batches.
+    /// Snapshot of one tenant's table for a query: its files, and the hot batches that may
+    /// hold rows `filter` lets through.
     fn snapshot(
         &self,
         tenant: &str,
         table: &'static Table,
+        filter: &HotFilter,
     ) -> (Vec<Arc<FileEntry>>, Vec<RecordBatch>) {
         let v = self.inner.visible.read().unwrap_or_else(|p| p.into_inner());
         let files = v
@@ -809,6 +809,7 @@ impl EventStore {
             .hot
             .iter()
             .filter(|h| &*h.tenant == tenant && std::ptr::eq(h.table, table))
+            .filter(|h| h.may_match(filter))
             .map(|h| h.batch.clone())
             .collect();
         (files, hot)
