@@ -88,6 +88,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0014_remediation.sql"),
         then: None,
     },
+    Migration {
+        version: 15,
+        name: "alerts_investigation",
+        sql: include_str!("migrations/0015_alerts_investigation.sql"),
+        then: None,
+    },
 ];
 
 /// An arbitrary key for PostgreSQL's advisory lock, so that servers starting together against

@@ -436,13 +436,17 @@ async fn under_full_automation_a_c2_alert_is_investigated_and_remediated_unatten
             &["SuccessfullyRemediated"],
         )
         .await;
-        let (_, c2_now) = s
-            .get(
-                &format!("/api/alerts/{}", c2["id"].as_str().unwrap()),
-                Some(&token),
-            )
-            .await;
-        assert_eq!(c2_now["investigationState"], "SuccessfullyRemediated");
+        // The alert follows its investigation right after it (not in one transaction).
+        eventually("the C2 alert following its investigation", || async {
+            let (_, a) = s
+                .get(
+                    &format!("/api/alerts/{}", c2["id"].as_str().unwrap()),
+                    Some(&token),
+                )
+                .await;
+            (a["investigationState"] == "SuccessfullyRemediated").then_some(a)
+        })
+        .await;
 
         // The retro-hunt of the blocked hash finds the second device; its alert joins the
         // incident and its own investigation quarantines the file there.
@@ -1232,5 +1236,82 @@ async fn the_live_look_reaches_an_agent_connected_to_another_server_of_the_clust
         );
         let kill = of_type(&actions, "KillProcess", None);
         assert_eq!(kill["processId"], 4242, "{kill}");
+    }
+}
+
+/// Alerts raised on a device while its investigation waits in the queue join it, as MDE adds a
+/// device's alerts to its ongoing investigation: one investigation looks into all of them and
+/// every one of them follows its state. Once it has started, the device's next alert gets an
+/// investigation of its own.
+#[tokio::test]
+async fn alerts_of_a_device_join_its_queued_investigation() {
+    let dir = tempfile::tempdir().unwrap();
+    let paused = dir.path().join("paused.toml");
+    std::fs::write(&paused, "[api]\ninvestigations = false\n").unwrap();
+    for b in backends(dir.path()) {
+        let name = b.name;
+        // No investigator yet: what the alerts queue stays queued.
+        let s = Server::start_opts(
+            &b,
+            &["--config", paused.to_str().unwrap()],
+            &["--no-rate-limits"],
+        );
+        let token = s.token_with(ROLES).await;
+        let story = stage(&s, &token, &format!("join-{name}"), 90).await;
+        let first = device_alert(&b, &s, &format!("da-join-{name}"), &story.a.id, &story).await;
+        let queued = first.investigation_id.expect("an investigation is queued");
+        let c2 = import_c2_alert(&s, &token, &format!("ndr-join-{name}")).await;
+        assert_eq!(c2["machineId"], story.a.id.as_str(), "{name}: {c2}");
+        assert_eq!(c2["investigationId"], queued, "{name}: {c2}");
+        assert_eq!(c2["investigationState"], "Queued", "{name}: {c2}");
+        let (st, list) = s
+            .get(
+                &format!("/api/investigations?$filter=machineId eq '{}'", story.a.id),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(st, 200, "{list}");
+        assert_eq!(list["value"].as_array().unwrap().len(), 1, "{name}: {list}");
+        drop(s);
+
+        // The same server with its investigator: one analysis of both alerts' evidence.
+        let s = Server::start_with(&b, &["--no-rate-limits"]);
+        let token = s.token_with(ROLES).await;
+        let inv = investigation(
+            &s,
+            &token,
+            &first.id,
+            &["Running", "SuccessfullyRemediated"],
+        )
+        .await;
+        assert_eq!(inv["id"], queued.to_string(), "{name}: {inv}");
+        assert_eq!(inv["triggeringAlertId"], first.id.as_str(), "{name}: {inv}");
+        // The C2 address came only with the network sensor's alert, the implant's file with the
+        // device's.
+        assert_eq!(entity(&inv, C2)["verdict"], "Malicious", "{name}: {inv}");
+        assert_eq!(
+            entity(&inv, "/tmp/.cache/implant")["verdict"],
+            "Malicious",
+            "{name}: {inv}"
+        );
+        let c2_id = c2["id"].as_str().unwrap();
+        let state = eventually("both alerts following the investigation", || async {
+            let (_, inv) = s
+                .get(&format!("/api/investigations/{queued}"), Some(&token))
+                .await;
+            let (_, a) = s
+                .get(&format!("/api/alerts/{}", first.id), Some(&token))
+                .await;
+            let (_, c) = s.get(&format!("/api/alerts/{c2_id}"), Some(&token)).await;
+            (a["investigationState"] == inv["state"] && c["investigationState"] == inv["state"])
+                .then_some(inv["state"].clone())
+        })
+        .await;
+        assert_ne!(state, "Queued", "{name}");
+
+        // Started: the device's next alert is investigated on its own.
+        let next = device_alert(&b, &s, &format!("da-join-next-{name}"), &story.a.id, &story).await;
+        let next_id = next.investigation_id.expect("an investigation is queued");
+        assert_ne!(next_id, queued, "{name}");
     }
 }

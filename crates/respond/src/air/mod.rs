@@ -1,7 +1,8 @@
 //! Automated investigation and remediation (AIR).
 //!
 //! The store queues an investigation with every new alert of a machine whose device group
-//! allows automation, and `startInvestigation` queues one on request. The [`Investigator`]
+//! allows automation (an alert on a machine whose investigation is still queued joins that
+//! one), and `startInvestigation` queues one on request. The [`Investigator`]
 //! claims queued investigations (any server may; the claim is an optimistic update, so each
 //! runs once), gathers evidence from telemetry ([`evidence`]), judges every entity
 //! (`rampart_core::investigation`), asks a connected device what is still running and present
@@ -81,6 +82,9 @@ const RESCUE_EVERY: Duration = Duration::from_secs(60);
 const EARLIER_ACTIONS: u32 = 500;
 /// Alerts a machine investigation started by hand looks into.
 const MACHINE_ALERTS: u32 = 20;
+/// The most alerts an alert's investigation reads and lets follow its state: the one that
+/// queued it and those of the device that joined it while it waited.
+const JOINED_ALERTS: u32 = 500;
 
 /// What a device's quarantine lane says of each file: asked back by someone, or in quarantine
 /// now (its newest quarantine succeeded, and no restore came after it).
@@ -349,12 +353,7 @@ impl Investigator {
             return Ok(());
         };
         let alerts: Vec<Alert> = match &inv.triggering_alert_id {
-            Some(id) => self
-                .store
-                .get_alert_doc(tenant, id)
-                .await?
-                .into_iter()
-                .collect(),
+            Some(_) => self.alerts_of(tenant, inv).await?,
             None => {
                 self.store
                     .open_alerts_of_machine(tenant, &machine.id, MACHINE_ALERTS)
@@ -706,13 +705,16 @@ impl Investigator {
         Ok(())
     }
 
-    /// Applies `change` to an investigation and lets its alert follow its state.
+    /// Applies `change` to an investigation and lets its alerts follow its state.
     async fn finish(
         &self,
         tenant: TenantId,
         id: &str,
         change: impl Fn(&mut Investigation, OffsetDateTime) + Send + Sync,
     ) -> Result<(), StoreError> {
+        // Read first, so that the alerts follow as soon after the investigation as they can (no
+        // alert joins an investigation that has been claimed).
+        let alerts = self.joined_alerts(tenant, id).await?;
         let now = OffsetDateTime::now_utc();
         let updated = self
             .store
@@ -727,15 +729,14 @@ impl Investigator {
                 }),
             )
             .await?;
-        if let Some(inv) = updated
-            && let Some(alert) = &inv.triggering_alert_id
-        {
-            let state = inv.state;
+        let Some(inv) = updated else { return Ok(()) };
+        let state = inv.state;
+        for alert in alerts {
             self.store
                 .update_alert(
                     &ctx(),
                     tenant,
-                    alert,
+                    &alert.id,
                     "FollowInvestigation",
                     Box::new(move |a: &mut Alert| {
                         a.investigation_state = Some(state);
@@ -745,6 +746,35 @@ impl Investigator {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The alerts an investigation answers for: the one that queued it and the device's alerts
+    /// that joined it while it was queued (none for one an analyst started on a machine).
+    async fn alerts_of(
+        &self,
+        tenant: TenantId,
+        inv: &Investigation,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let Some(first) = &inv.triggering_alert_id else {
+            return Ok(Vec::new());
+        };
+        let mut alerts = self.joined_alerts(tenant, &inv.id).await?;
+        if !alerts.iter().any(|a| &a.id == first) {
+            alerts.extend(self.store.get_alert_doc(tenant, first).await?);
+        }
+        Ok(alerts)
+    }
+
+    /// The alerts that carry the investigation's id.
+    async fn joined_alerts(&self, tenant: TenantId, id: &str) -> Result<Vec<Alert>, StoreError> {
+        match id.parse::<i64>() {
+            Ok(id) => {
+                self.store
+                    .alerts_of_investigation(tenant, id, JOINED_ALERTS)
+                    .await
+            }
+            Err(_) => Ok(Vec::new()),
+        }
     }
 
     /// Sets an investigation's state from its remediation actions.

@@ -35,7 +35,7 @@ async fn alerts_from_before_correlation_are_indexed_when_the_store_opens() {
             .expect("insert")
             .remove(0);
         // Take the store back to the schema of migration 11: no index, no reasons, no settings,
-        // no remediation.
+        // no remediation, no index of alerts by investigation.
         let mut conn = raw(&t.url).await;
         for stmt in [
             "DROP TABLE alert_entities",
@@ -43,6 +43,7 @@ async fn alerts_from_before_correlation_are_indexed_when_the_store_opens() {
             "DROP TABLE tenant_settings",
             "DROP TABLE remediation_actions",
             "DROP INDEX investigations_state",
+            "DROP INDEX alerts_investigation",
             "DELETE FROM rampart_migrations WHERE version >= 12",
         ] {
             sqlx::query(stmt).execute(&mut conn).await.expect(stmt);
