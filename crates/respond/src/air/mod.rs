@@ -353,7 +353,9 @@ impl Investigator {
             return Ok(());
         };
         let alerts: Vec<Alert> = match &inv.triggering_alert_id {
-            Some(_) => self.alerts_of(tenant, inv).await?,
+            // The alert that queued it and those of the device that joined it while queued:
+            // each carries the investigation's id.
+            Some(_) => self.joined_alerts(tenant, &inv.id).await?,
             None => {
                 self.store
                     .open_alerts_of_machine(tenant, &machine.id, MACHINE_ALERTS)
@@ -748,24 +750,8 @@ impl Investigator {
         Ok(())
     }
 
-    /// The alerts an investigation answers for: the one that queued it and the device's alerts
-    /// that joined it while it was queued (none for one an analyst started on a machine).
-    async fn alerts_of(
-        &self,
-        tenant: TenantId,
-        inv: &Investigation,
-    ) -> Result<Vec<Alert>, StoreError> {
-        let Some(first) = &inv.triggering_alert_id else {
-            return Ok(Vec::new());
-        };
-        let mut alerts = self.joined_alerts(tenant, &inv.id).await?;
-        if !alerts.iter().any(|a| &a.id == first) {
-            alerts.extend(self.store.get_alert_doc(tenant, first).await?);
-        }
-        Ok(alerts)
-    }
-
-    /// The alerts that carry the investigation's id.
+    /// The alerts that carry the investigation's id (none for one an analyst started on a
+    /// machine).
     async fn joined_alerts(&self, tenant: TenantId, id: &str) -> Result<Vec<Alert>, StoreError> {
         match id.parse::<i64>() {
             Ok(id) => {

@@ -226,30 +226,17 @@ fn devices_named(e: &Expr) -> Option<HashSet<String>> {
             .iter()
             .map(|v| text_literal(v).map(str::to_owned))
             .collect(),
-        // KQL's `==` and `in` on a nullable column: `coalesce(test, false)` lets the same rows
-        // through as the test alone.
-        Expr::ScalarFunction(f)
-            if f.name() == "coalesce"
-                && f.args.len() == 2
-                && matches!(
-                    &f.args[1],
-                    Expr::Literal(ScalarValue::Boolean(Some(false)), _)
-                ) =>
-        {
-            devices_named(&f.args[0])
-        }
         _ => None,
     }
 }
 
 /// `DeviceId`, or what KQL makes of it: a KQL string is never null, so the column is read as
-/// `coalesce(DeviceId, '')`, which DataFusion rewrites as `CASE WHEN DeviceId IS NOT NULL THEN
+/// `coalesce(DeviceId, '')`, which reaches the scan as `CASE WHEN DeviceId IS NOT NULL THEN
 /// DeviceId ELSE '' END`. Either is the batch's device on every row of a batch whose rows all
 /// carry that one `DeviceId`, which is all that skipping a batch relies on.
 fn is_device_id(e: &Expr) -> bool {
     let column = |e: &Expr| matches!(e, Expr::Column(c) if c.name == schema::DEVICE_ID);
     match e {
-        Expr::ScalarFunction(f) if f.name() == "coalesce" => f.args.first().is_some_and(column),
         Expr::Case(case) => {
             case.expr.is_none()
                 && case.else_expr.is_some()
