@@ -9,8 +9,9 @@
 //! 3. on-disk bytes per event after flush and compaction;
 //! 4. end to end over HTTP: the real `rampart serve` binary, every simulated device enrolled,
 //!    `--agents` concurrent senders posting zstd batches (binary, then JSON); and the server's
-//!    peak memory — once with no indicators, once with `--indicators` in the store, so every
-//!    row is matched (the cost of matching on the ingestion path);
+//!    peak memory — without indicators and with `--indicators` in the store, so every row is
+//!    matched (the cost of matching on the ingestion path): four servers, in the order none,
+//!    with, with, none, and the mean change;
 //! 5. the simulator writing the same rows to NDJSON and Parquet files, and beside it the
 //!    baseline: DuckDB converting those NDJSON rows to zstd Parquet.
 
@@ -53,8 +54,8 @@ struct Args {
     /// Work directory (wiped)
     #[arg(long, default_value = "/var/tmp/rampart-bench/telemetry")]
     dir: std::path::PathBuf,
-    /// Indicators in the server's store for the second HTTP run (the first has none), so the
-    /// cost of matching every ingested row shows; 0 skips that run
+    /// Indicators in the store of the second and third HTTP runs (the first and fourth have
+    /// none), so the cost of matching every ingested row shows; 0 runs only one server, without
     #[arg(long, default_value_t = 1_000_000)]
     indicators: usize,
     /// Those indicators block without alerting (`generateAlert: false`) instead of auditing
@@ -225,6 +226,27 @@ fn process_cpu_seconds(pid: &str) -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // Linux reports clock ticks of 1/100 s (USER_HZ) on every platform Rampart runs on.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds of each of the process's live threads, summed by thread name (tokio's workers
+/// all share one): where a pass's server CPU went, without a profiler.
+fn thread_cpu_seconds(pid: &str) -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let name = stat
+            .split_once('(')
+            .and_then(|(_, rest)| rest.rsplit_once(')'))
+            .map_or("?", |(name, _)| name);
+        let tid = task.file_name().to_string_lossy().into_owned();
+        // Same fields as the process's own stat line.
+        let seconds = process_cpu_seconds(&format!("{pid}/task/{tid}"));
+        *by_name.entry(name.to_owned()).or_insert(0.0) += seconds;
+    }
+    by_name
 }
 
 /// An event store that flushes only when told (the benchmark measures the log and hot tail).
@@ -399,15 +421,59 @@ async fn main() -> anyhow::Result<()> {
     );
     store.shutdown().await?;
 
-    // 4: end to end over HTTP, without indicators and then with them (matching on).
-    http_phase(&args, &spec, &batches, events, 0).await?;
+    // 4: end to end over HTTP, without indicators and with them (matching on), in the order
+    // none, with, with, none: a fresh server each time, so that whatever drifts during the
+    // bench (the page cache, the host's memory behind this VM's fresh pages) weighs on both.
+    let order: &[usize] = match args.indicators {
+        0 => &[0],
+        n => &[0, n, n, 0],
+    };
+    let mut runs = Vec::new();
+    for (round, &indicators) in order.iter().enumerate() {
+        let passes = http_phase(&args, &spec, &batches, events, indicators, round).await?;
+        runs.push((indicators, passes));
+    }
     if args.indicators > 0 {
-        http_phase(&args, &spec, &batches, events, args.indicators).await?;
+        summarize_matching(&runs);
     }
 
     // 5: DuckDB baseline over the same rows.
     duckdb_baseline(&args, &spec)?;
     Ok(())
+}
+
+/// One HTTP pass: events per second, and the server's CPU microseconds per event.
+#[derive(Clone, Copy)]
+struct Pass {
+    events_per_s: f64,
+    cpu_us_per_event: f64,
+}
+
+/// Prints each pass's mean without and with indicators, and the change.
+fn summarize_matching(runs: &[(usize, [Pass; 2])]) {
+    let mean = |with: bool, pass: usize, f: fn(&Pass) -> f64| {
+        let xs: Vec<f64> = runs
+            .iter()
+            .filter(|(n, _)| (*n > 0) == with)
+            .map(|(_, p)| f(&p[pass]))
+            .collect();
+        xs.iter().sum::<f64>() / xs.len().max(1) as f64
+    };
+    for (pass, name) in [(0, "binary"), (1, "JSON")] {
+        let (rate0, rate1) = (
+            mean(false, pass, |p| p.events_per_s),
+            mean(true, pass, |p| p.events_per_s),
+        );
+        let (cpu0, cpu1) = (
+            mean(false, pass, |p| p.cpu_us_per_event),
+            mean(true, pass, |p| p.cpu_us_per_event),
+        );
+        println!(
+            "matching on vs off, {name} batches (mean of 2 runs each): {rate0:.0} -> {rate1:.0} events/s ({:+.1}%); server CPU {cpu0:.2} -> {cpu1:.2} µs/event ({:+.1}%)",
+            (rate1 / rate0 - 1.0) * 100.0,
+            (cpu1 / cpu0 - 1.0) * 100.0
+        );
+    }
 }
 
 async fn http_phase(
@@ -416,8 +482,9 @@ async fn http_phase(
     batches: &[Batch],
     events: usize,
     indicators: usize,
-) -> anyhow::Result<()> {
-    let data = args.dir.join(format!("server-{indicators}"));
+    round: usize,
+) -> anyhow::Result<[Pass; 2]> {
+    let data = args.dir.join(format!("server-{round}"));
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
     let db = format!("sqlite://{}", data.join("rampart.db").display());
@@ -515,15 +582,20 @@ async fn http_phase(
             ),
         );
     }
-    for binary in [true, false] {
-        send_all(args, &http, &url, &auth, batches, binary, events, pid).await?;
+    let mut passes = [Pass {
+        events_per_s: 0.0,
+        cpu_us_per_event: 0.0,
+    }; 2];
+    for (pass, binary) in passes.iter_mut().zip([true, false]) {
+        *pass = send_all(args, &http, &url, &auth, batches, binary, events, pid).await?;
     }
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
         .status();
     let _ = child.wait();
-    Ok(())
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(passes)
 }
 
 /// Stores `n` random indicators in the mix of the indicator benchmark. Nearly every row pays
@@ -622,7 +694,7 @@ async fn send_all(
     binary: bool,
     events: usize,
     pid: u32,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Pass> {
     // Bodies are prepared (compressed) before the clock starts, as agents compress on their own
     // machines. Binary batch ids differ from the JSON ones, so the second pass stores again.
     let mut bodies: Vec<Vec<(String, String, Vec<u8>)>> = vec![Vec::new(); args.agents];
@@ -640,6 +712,7 @@ async fn send_all(
     // on a machine the senders share.
     let server_cpu = || process_cpu_seconds(&pid.to_string());
     let cpu_before = server_cpu();
+    let threads_before = thread_cpu_seconds(&pid.to_string());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for mine in bodies {
@@ -681,6 +754,16 @@ async fn send_all(
     }
     let took = started.elapsed();
     let cpu = server_cpu() - cpu_before;
+    let mut threads = thread_cpu_seconds(&pid.to_string());
+    for (name, before) in &threads_before {
+        *threads.entry(name.clone()).or_insert(0.0) -= before;
+    }
+    let mut threads: Vec<(String, f64)> = threads.into_iter().filter(|(_, s)| *s >= 0.01).collect();
+    threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let by_thread: Vec<String> = threads
+        .iter()
+        .map(|(name, s)| format!("{name} {s:.2}"))
+        .collect();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let hwm = status
         .lines()
@@ -698,7 +781,11 @@ async fn send_all(
         cpu * 1e6 / events as f64,
         hwm.trim_start_matches("VmHWM:").trim()
     );
-    Ok(())
+    println!("  server CPU s by thread: {}", by_thread.join(", "));
+    Ok(Pass {
+        events_per_s: events as f64 / took.as_secs_f64(),
+        cpu_us_per_event: cpu * 1e6 / events as f64,
+    })
 }
 
 fn duckdb_baseline(args: &Args, spec: &FleetSpec) -> anyhow::Result<()> {
