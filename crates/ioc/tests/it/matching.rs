@@ -324,3 +324,151 @@ fn tenants_are_apart() {
     assert_eq!(net_match(&index, a, None, Some("evil.com")), Some(1));
     assert_eq!(net_match(&index, b, None, Some("evil.com")), None);
 }
+
+/// A batch decides every row as that row alone would be decided, also where rows repeat the
+/// one before them (which take its decision without a lookup) and where only the device
+/// changes between two equal rows (a group-scoped indicator then decides differently).
+#[test]
+fn a_batch_decides_each_row_as_alone_also_across_repeats() {
+    let (index, tenant) = loaded(&[
+        indicator(1, "FileSha256", SHA256, "Audit", json!({})),
+        indicator(
+            2,
+            "FileMd5",
+            MD5,
+            "Block",
+            json!({ "rbacGroupNames": ["Servers"] }),
+        ),
+        indicator(3, "DomainName", "evil.example", "Block", json!({})),
+        indicator(
+            4,
+            "IpAddress",
+            "203.0.113.0/24",
+            "Audit",
+            json!({ "rbacGroupIds": ["7"] }),
+        ),
+    ]);
+    let snap = index.snapshot(tenant);
+    let servers = Device {
+        group_id: Some("7"),
+        group_name: Some("Servers"),
+    };
+    let other = Device::default();
+    let file = |sha256, md5| FileObservation {
+        sha256,
+        md5,
+        ..Default::default()
+    };
+    // (file, network, device) per row: runs of equal rows, equal rows on another device,
+    // a hit after a miss and a miss after a hit.
+    let ip = |s: &str| Some(s.parse::<IpAddr>().expect("an address"));
+    let rows = [
+        (
+            file(None, Some(MD5)),
+            NetworkObservation {
+                ip: ip("203.0.113.9"),
+                url: None,
+            },
+            servers,
+        ),
+        (
+            file(None, Some(MD5)),
+            NetworkObservation {
+                ip: ip("203.0.113.9"),
+                url: None,
+            },
+            servers,
+        ),
+        (
+            file(None, Some(MD5)),
+            NetworkObservation {
+                ip: ip("203.0.113.9"),
+                url: None,
+            },
+            other,
+        ),
+        (
+            file(None, Some(MD5)),
+            NetworkObservation {
+                ip: ip("203.0.113.9"),
+                url: None,
+            },
+            other,
+        ),
+        (
+            file(Some(SHA256), None),
+            NetworkObservation {
+                ip: None,
+                url: Some("https://a.evil.example/x"),
+            },
+            other,
+        ),
+        (
+            file(Some(SHA256), None),
+            NetworkObservation {
+                ip: None,
+                url: Some("https://a.evil.example/x"),
+            },
+            other,
+        ),
+        (
+            file(None, None),
+            NetworkObservation {
+                ip: ip("198.51.100.1"),
+                url: Some("good.example"),
+            },
+            other,
+        ),
+        (
+            file(None, None),
+            NetworkObservation {
+                ip: ip("198.51.100.1"),
+                url: Some("good.example"),
+            },
+            other,
+        ),
+        (
+            file(Some(SHA256), Some(MD5)),
+            NetworkObservation {
+                ip: ip("203.0.113.1"),
+                url: Some("evil.example"),
+            },
+            servers,
+        ),
+        (
+            file(Some(SHA256), Some(MD5)),
+            NetworkObservation {
+                ip: ip("203.0.113.1"),
+                url: Some("evil.example"),
+            },
+            servers,
+        ),
+    ];
+    let files: Vec<FileObservation<'_>> = rows.iter().map(|r| r.0).collect();
+    let nets: Vec<NetworkObservation<'_>> = rows.iter().map(|r| r.1).collect();
+    let devices: Vec<Device<'_>> = rows.iter().map(|r| r.2).collect();
+    let ids = |hits: Vec<(usize, rampart_ioc::Hit)>| -> Vec<(usize, u64)> {
+        hits.into_iter().map(|(i, h)| (i, h.entry.id)).collect()
+    };
+    let mut batch = Vec::new();
+    snap.match_files(&files, &devices, NOW, &mut batch);
+    let alone: Vec<(usize, u64)> = (0..rows.len())
+        .filter_map(|i| Some((i, snap.match_file(&files[i], devices[i], NOW)?.entry.id)))
+        .collect();
+    assert_eq!(ids(batch), alone);
+    assert_eq!(
+        alone,
+        [(0, 2), (1, 2), (4, 1), (5, 1), (8, 1), (9, 1)],
+        "SHA-256 before MD5; the MD5 indicator only for Servers"
+    );
+    let mut batch = Vec::new();
+    snap.match_networks(&nets, &devices, NOW, &mut batch);
+    let alone: Vec<(usize, u64)> = (0..rows.len())
+        .filter_map(|i| Some((i, snap.match_network(&nets[i], devices[i], NOW)?.entry.id)))
+        .collect();
+    assert_eq!(ids(batch), alone);
+    assert_eq!(
+        alone.iter().map(|h| h.0).collect::<Vec<_>>(),
+        [0, 1, 4, 5, 8, 9]
+    );
+}
