@@ -227,15 +227,40 @@ impl IndicatorIndex {
     }
 }
 
-/// Which rows repeat the row before them: the same entities seen on the same device, so the
-/// same indicator decides (a snapshot and a batch have one `now`). Such a row takes the row
-/// before's verdict without a lookup. A device's events come mostly from a few processes: in
-/// the simulator's network events 83% of rows carry the previous row's initiating-process
-/// hashes, each of which would otherwise be decoded and probed in tables of millions.
-fn repeats<T: PartialEq>(rows: &[T], devices: &[Device<'_>]) -> Vec<bool> {
+/// For each row, an earlier row of the batch with the same entities on a device of the same
+/// group, if any: the same indicator decides for both (a snapshot and a batch have one `now`),
+/// so the row takes that one's decision without a lookup. A device's events repeat their
+/// entities: in the simulator's network events 83% of rows carry the previous row's
+/// initiating-process hashes, and a device's remote addresses and URLs come back all day, each
+/// lookup a few probes in tables of millions. The row just before is compared first, as the
+/// most frequent repeat and the cheapest; with `remember`, any earlier row is found through a
+/// map of the batch's rows. Files do without: their repeats are the row before's.
+fn earlier<T: Copy + Eq + std::hash::Hash>(
+    rows: &[T],
+    devices: &[Device<'_>],
+    remember: bool,
+) -> Vec<Option<usize>> {
     let device = |i: usize| devices.get(i).copied().unwrap_or_default();
+    let mut first: foldhash::HashMap<(T, Device<'_>), usize> = match remember {
+        true => foldhash::HashMap::with_capacity_and_hasher(rows.len(), Default::default()),
+        false => foldhash::HashMap::default(),
+    };
     (0..rows.len())
-        .map(|i| i > 0 && rows[i] == rows[i - 1] && device(i) == device(i - 1))
+        .map(|i| {
+            if i > 0 && rows[i] == rows[i - 1] && device(i) == device(i - 1) {
+                return Some(i - 1);
+            }
+            if !remember {
+                return None;
+            }
+            match first.entry((rows[i], device(i))) {
+                std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(i);
+                    None
+                }
+            }
+        })
         .collect()
 }
 
@@ -279,8 +304,8 @@ impl Snapshot {
     /// Every value is decoded first, and then each table is probed for all of them in one
     /// tight loop: the probes are independent reads, most of them cache misses in tables of
     /// millions, which the CPU overlaps only when little else stands between them. (One event
-    /// at a time, each miss was waited for on its own.) A row that repeats the one before it
-    /// takes that one's decision without a lookup (see [`repeats`]).
+    /// at a time, each miss was waited for on its own.) A row that repeats an earlier one takes
+    /// that one's decision without a lookup (see [`earlier`]).
     pub fn match_files(
         &self,
         files: &[FileObservation<'_>],
@@ -289,11 +314,12 @@ impl Snapshot {
         out: &mut Vec<(usize, Hit)>,
     ) {
         const KINDS: [IndicatorType; 4] = FileObservation::KINDS;
-        let repeats = repeats(files, devices);
+        let earlier = earlier(files, devices, false);
         let keys: Vec<[Option<Key>; 4]> = files
             .iter()
-            .zip(&repeats)
-            .map(|(f, &repeat)| {
+            .zip(&earlier)
+            .map(|(f, seen)| {
+                let repeat = seen.is_some();
                 let values = f.values();
                 std::array::from_fn(|k| {
                     values[k]
@@ -311,15 +337,17 @@ impl Snapshot {
             }
         }
         let changed = !self.overlay.is_empty() || !self.removed.is_empty();
-        let mut previous: Option<Hit> = None;
+        // Where each row's decision went in `out`, for the rows that repeat it.
+        let mut decided: Vec<Option<usize>> = vec![None; files.len()];
         for (i, (key, f)) in keys.iter().zip(found.iter_mut()).enumerate() {
-            if repeats[i] {
-                if let Some(hit) = &previous {
-                    out.push((i, hit.clone()));
+            if let Some(j) = earlier[i] {
+                if let Some(at) = decided[j] {
+                    let hit = out[at].1.clone();
+                    decided[i] = Some(out.len());
+                    out.push((i, hit));
                 }
                 continue;
             }
-            previous = None;
             if changed {
                 for k in 0..KINDS.len() {
                     if let Some(key) = &key[k] {
@@ -345,7 +373,7 @@ impl Snapshot {
                 .collect();
             let device = devices.get(i).copied().unwrap_or_default();
             if let Some(hit) = decide_file(hits, device, now) {
-                previous = Some(hit.clone());
+                decided[i] = Some(out.len());
                 out.push((i, hit));
             }
         }
@@ -359,17 +387,17 @@ impl Snapshot {
         now: i64,
         out: &mut Vec<(usize, Hit)>,
     ) {
-        let repeats = repeats(nets, devices);
+        let earlier = earlier(nets, devices, true);
         let parts: Vec<Option<UrlParts<'_>>> = nets
             .iter()
-            .zip(&repeats)
-            .map(|(n, &repeat)| n.url.filter(|_| !repeat).and_then(UrlParts::of))
+            .zip(&earlier)
+            .map(|(n, seen)| n.url.filter(|_| seen.is_none()).and_then(UrlParts::of))
             .collect();
         let ips: Vec<Vec<Matched<'_>>> = nets
             .iter()
-            .zip(&repeats)
-            .map(|(n, &repeat)| {
-                n.ip.filter(|_| !repeat)
+            .zip(&earlier)
+            .map(|(n, seen)| {
+                n.ip.filter(|_| seen.is_none())
                     .map(|ip| self.base.ip(ip))
                     .unwrap_or_default()
             })
@@ -387,15 +415,16 @@ impl Snapshot {
             })
             .collect();
         let rows = ips.into_iter().zip(url_hosts).zip(domains);
-        let mut previous: Option<Hit> = None;
+        let mut decided: Vec<Option<usize>> = vec![None; nets.len()];
         for (i, ((ip_base, url_host), domain_base)) in rows.enumerate() {
-            if repeats[i] {
-                if let Some(hit) = &previous {
-                    out.push((i, hit.clone()));
+            if let Some(j) = earlier[i] {
+                if let Some(at) = decided[j] {
+                    let hit = out[at].1.clone();
+                    decided[i] = Some(out.len());
+                    out.push((i, hit));
                 }
                 continue;
             }
-            previous = None;
             let mut hits = Vec::new();
             if let Some(ip) = nets[i].ip {
                 hits.extend(self.merged(self.overlay.ip(ip), ip_base));
@@ -414,7 +443,7 @@ impl Snapshot {
             }
             let device = devices.get(i).copied().unwrap_or_default();
             if let Some(hit) = decide_network(hits, device, now) {
-                previous = Some(hit.clone());
+                decided[i] = Some(out.len());
                 out.push((i, hit));
             }
         }

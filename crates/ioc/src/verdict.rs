@@ -23,14 +23,14 @@ use rampart_core::indicator::{IndicatorAction, IndicatorType};
 use std::net::IpAddr;
 
 /// The device an event comes from, as indicator scopes see it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Device<'a> {
     pub group_id: Option<&'a str>,
     pub group_name: Option<&'a str>,
 }
 
 /// The file entities of an event (any may be missing).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FileObservation<'a> {
     pub sha256: Option<&'a str>,
     pub sha1: Option<&'a str>,
@@ -54,7 +54,7 @@ impl<'a> FileObservation<'a> {
 }
 
 /// The network entities of an event: the remote address and the URL or host name.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct NetworkObservation<'a> {
     pub ip: Option<IpAddr>,
     /// A URL, or a bare host name as `RemoteUrl` often holds.

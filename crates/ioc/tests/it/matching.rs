@@ -325,9 +325,10 @@ fn tenants_are_apart() {
     assert_eq!(net_match(&index, b, None, Some("evil.com")), None);
 }
 
-/// A batch decides every row as that row alone would be decided, also where rows repeat the
-/// one before them (which take its decision without a lookup) and where only the device
-/// changes between two equal rows (a group-scoped indicator then decides differently).
+/// A batch decides every row as that row alone would be decided, also where rows repeat an
+/// earlier row (which take its decision without a lookup), next to it or further back, and
+/// where only the device's group differs between two equal rows (a group-scoped indicator then
+/// decides differently).
 #[test]
 fn a_batch_decides_each_row_as_alone_also_across_repeats() {
     let (index, tenant) = loaded(&[
@@ -443,6 +444,33 @@ fn a_batch_decides_each_row_as_alone_also_across_repeats() {
             },
             servers,
         ),
+        // Equal to row 0, further back: row 0's decision. Equal to row 6, further back. Equal
+        // to row 0 but on another group's device: decided anew (the MD5 and address
+        // indicators apply to Servers only).
+        (
+            file(None, Some(MD5)),
+            NetworkObservation {
+                ip: ip("203.0.113.9"),
+                url: None,
+            },
+            servers,
+        ),
+        (
+            file(None, None),
+            NetworkObservation {
+                ip: ip("198.51.100.1"),
+                url: Some("good.example"),
+            },
+            other,
+        ),
+        (
+            file(None, Some(MD5)),
+            NetworkObservation {
+                ip: ip("203.0.113.9"),
+                url: None,
+            },
+            other,
+        ),
     ];
     let files: Vec<FileObservation<'_>> = rows.iter().map(|r| r.0).collect();
     let nets: Vec<NetworkObservation<'_>> = rows.iter().map(|r| r.1).collect();
@@ -458,7 +486,7 @@ fn a_batch_decides_each_row_as_alone_also_across_repeats() {
     assert_eq!(ids(batch), alone);
     assert_eq!(
         alone,
-        [(0, 2), (1, 2), (4, 1), (5, 1), (8, 1), (9, 1)],
+        [(0, 2), (1, 2), (4, 1), (5, 1), (8, 1), (9, 1), (10, 2)],
         "SHA-256 before MD5; the MD5 indicator only for Servers"
     );
     let mut batch = Vec::new();
@@ -469,6 +497,6 @@ fn a_batch_decides_each_row_as_alone_also_across_repeats() {
     assert_eq!(ids(batch), alone);
     assert_eq!(
         alone.iter().map(|h| h.0).collect::<Vec<_>>(),
-        [0, 1, 4, 5, 8, 9]
+        [0, 1, 4, 5, 8, 9, 10]
     );
 }
