@@ -224,6 +224,23 @@ fn event(n: u64, indicators: u64) -> Event {
     }
 }
 
+/// Matches one batch's file and network observations as ingestion does; returns the file and
+/// network hits.
+fn match_batch(
+    snapshot: &rampart_ioc::index::Snapshot,
+    files: &[FileObservation<'_>],
+    nets: &[NetworkObservation<'_>],
+    devices: &[Device<'_>],
+    now: i64,
+) -> (u64, u64) {
+    let mut hits = Vec::new();
+    snapshot.match_files(files, devices, now, &mut hits);
+    let file_hits = hits.len() as u64;
+    hits.clear();
+    snapshot.match_networks(nets, devices, now, &mut hits);
+    (file_hits, hits.len() as u64)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let tenant = TenantId::new_random();
@@ -271,7 +288,6 @@ fn main() -> anyhow::Result<()> {
     let (mut file_hits, mut net_hits) = (0u64, 0u64);
     // As ingestion matches: a batch of rows at a time.
     let devices = vec![device; MATCH_BATCH];
-    let mut hits = Vec::new();
     for chunk in events.chunks(MATCH_BATCH) {
         let files: Vec<FileObservation<'_>> = chunk
             .iter()
@@ -282,9 +298,6 @@ fn main() -> anyhow::Result<()> {
                 cert_thumbprint: None,
             })
             .collect();
-        hits.clear();
-        snapshot.match_files(&files, &devices, now, &mut hits);
-        file_hits += hits.len() as u64;
         let nets: Vec<NetworkObservation<'_>> = chunk
             .iter()
             .map(|e| NetworkObservation {
@@ -292,9 +305,9 @@ fn main() -> anyhow::Result<()> {
                 url: Some(&e.url),
             })
             .collect();
-        hits.clear();
-        snapshot.match_networks(&nets, &devices, now, &mut hits);
-        net_hits += hits.len() as u64;
+        let (files, nets) = match_batch(&snapshot, &files, &nets, &devices, now);
+        file_hits += files;
+        net_hits += nets;
     }
     let matched = started.elapsed();
     let hits = format!("{file_hits} file and {net_hits} network hits");
@@ -332,7 +345,6 @@ fn main() -> anyhow::Result<()> {
         let rows: usize = fleet.sealed.iter().map(Vec::len).sum();
         let started = Instant::now();
         let (mut file_hits, mut net_hits) = (0u64, 0u64);
-        let mut hits = Vec::new();
         for batch in &fleet.sealed {
             let devices = vec![device; batch.len()];
             let files: Vec<FileObservation<'_>> = batch
@@ -344,9 +356,6 @@ fn main() -> anyhow::Result<()> {
                     cert_thumbprint: None,
                 })
                 .collect();
-            hits.clear();
-            snapshot.match_files(&files, &devices, now, &mut hits);
-            file_hits += hits.len() as u64;
             let nets: Vec<NetworkObservation<'_>> = batch
                 .iter()
                 .map(|r| NetworkObservation {
@@ -354,9 +363,9 @@ fn main() -> anyhow::Result<()> {
                     url: r.url.as_deref(),
                 })
                 .collect();
-            hits.clear();
-            snapshot.match_networks(&nets, &devices, now, &mut hits);
-            net_hits += hits.len() as u64;
+            let (files, nets) = match_batch(&snapshot, &files, &nets, &devices, now);
+            file_hits += files;
+            net_hits += nets;
         }
         let matched = started.elapsed();
         println!(

@@ -264,6 +264,30 @@ fn earlier<T: Copy + Eq + std::hash::Hash>(
         .collect()
 }
 
+/// Where each row's decision went in a batch's `out`, so a row that repeats it (see
+/// [`earlier`]) takes the same one.
+struct Decided(Vec<Option<usize>>);
+
+impl Decided {
+    fn new(rows: usize) -> Decided {
+        Decided(vec![None; rows])
+    }
+
+    /// Row `i` decided by `hit`.
+    fn push(&mut self, i: usize, hit: Hit, out: &mut Vec<(usize, Hit)>) {
+        self.0[i] = Some(out.len());
+        out.push((i, hit));
+    }
+
+    /// Row `i` repeats row `j` (decided already): it takes `j`'s decision, if there was one.
+    fn repeat(&mut self, i: usize, j: usize, out: &mut Vec<(usize, Hit)>) {
+        if let Some(at) = self.0[j] {
+            let hit = out[at].1.clone();
+            self.push(i, hit, out);
+        }
+    }
+}
+
 impl Snapshot {
     /// Number of indicators held (deleted ones not yet folded away included).
     pub fn len(&self) -> usize {
@@ -337,15 +361,10 @@ impl Snapshot {
             }
         }
         let changed = !self.overlay.is_empty() || !self.removed.is_empty();
-        // Where each row's decision went in `out`, for the rows that repeat it.
-        let mut decided: Vec<Option<usize>> = vec![None; files.len()];
+        let mut decided = Decided::new(files.len());
         for (i, (key, f)) in keys.iter().zip(found.iter_mut()).enumerate() {
             if let Some(j) = earlier[i] {
-                if let Some(at) = decided[j] {
-                    let hit = out[at].1.clone();
-                    decided[i] = Some(out.len());
-                    out.push((i, hit));
-                }
+                decided.repeat(i, j, out);
                 continue;
             }
             if changed {
@@ -373,8 +392,7 @@ impl Snapshot {
                 .collect();
             let device = devices.get(i).copied().unwrap_or_default();
             if let Some(hit) = decide_file(hits, device, now) {
-                decided[i] = Some(out.len());
-                out.push((i, hit));
+                decided.push(i, hit, out);
             }
         }
     }
@@ -415,14 +433,10 @@ impl Snapshot {
             })
             .collect();
         let rows = ips.into_iter().zip(url_hosts).zip(domains);
-        let mut decided: Vec<Option<usize>> = vec![None; nets.len()];
+        let mut decided = Decided::new(nets.len());
         for (i, ((ip_base, url_host), domain_base)) in rows.enumerate() {
             if let Some(j) = earlier[i] {
-                if let Some(at) = decided[j] {
-                    let hit = out[at].1.clone();
-                    decided[i] = Some(out.len());
-                    out.push((i, hit));
-                }
+                decided.repeat(i, j, out);
                 continue;
             }
             let mut hits = Vec::new();
@@ -443,8 +457,7 @@ impl Snapshot {
             }
             let device = devices.get(i).copied().unwrap_or_default();
             if let Some(hit) = decide_network(hits, device, now) {
-                decided[i] = Some(out.len());
-                out.push((i, hit));
+                decided.push(i, hit, out);
             }
         }
     }
