@@ -66,6 +66,10 @@ struct Args {
     /// alerts start no automated investigation: their cost shows apart from the alerts'
     #[arg(long)]
     no_investigations: bool,
+    /// Times each server ingests the binary batches (each time under new batch ids): one pass
+    /// takes seconds, within which a background flush or compaction moves the figure by 20%
+    #[arg(long, default_value_t = 3)]
+    binary_passes: usize,
 }
 
 /// One agent batch: its device and its body in both formats.
@@ -226,6 +230,19 @@ fn process_cpu_seconds(pid: &str) -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // Linux reports clock ticks of 1/100 s (USER_HZ) on every platform Rampart runs on.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Minor page faults of the process so far: memory it touches for the first time, or again
+/// after its allocator gave it back; each one costs the kernel a page (or huge page) to zero.
+fn minor_faults(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    // minflt is the 10th field, the 8th after the command name.
+    after
+        .split_whitespace()
+        .nth(7)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// CPU seconds of each of the process's live threads, summed by thread name (tokio's workers
@@ -445,31 +462,32 @@ async fn main() -> anyhow::Result<()> {
 /// One HTTP pass: events per second, and the server's CPU microseconds per event.
 #[derive(Clone, Copy)]
 struct Pass {
+    binary: bool,
     events_per_s: f64,
     cpu_us_per_event: f64,
 }
 
-/// Prints each pass's mean without and with indicators, and the change.
-fn summarize_matching(runs: &[(usize, [Pass; 2])]) {
-    let mean = |with: bool, pass: usize, f: fn(&Pass) -> f64| {
+/// Prints each kind of pass's mean without and with indicators, and the change.
+fn summarize_matching(runs: &[(usize, Vec<Pass>)]) {
+    let mean = |with: bool, binary: bool, f: fn(&Pass) -> f64| {
         let xs: Vec<f64> = runs
             .iter()
             .filter(|(n, _)| (*n > 0) == with)
-            .map(|(_, p)| f(&p[pass]))
+            .flat_map(|(_, passes)| passes.iter().filter(|p| p.binary == binary).map(f))
             .collect();
         xs.iter().sum::<f64>() / xs.len().max(1) as f64
     };
-    for (pass, name) in [(0, "binary"), (1, "JSON")] {
+    for (binary, name) in [(true, "binary"), (false, "JSON")] {
         let (rate0, rate1) = (
-            mean(false, pass, |p| p.events_per_s),
-            mean(true, pass, |p| p.events_per_s),
+            mean(false, binary, |p| p.events_per_s),
+            mean(true, binary, |p| p.events_per_s),
         );
         let (cpu0, cpu1) = (
-            mean(false, pass, |p| p.cpu_us_per_event),
-            mean(true, pass, |p| p.cpu_us_per_event),
+            mean(false, binary, |p| p.cpu_us_per_event),
+            mean(true, binary, |p| p.cpu_us_per_event),
         );
         println!(
-            "matching on vs off, {name} batches (mean of 2 runs each): {rate0:.0} -> {rate1:.0} events/s ({:+.1}%); server CPU {cpu0:.2} -> {cpu1:.2} µs/event ({:+.1}%)",
+            "matching on vs off, {name} batches (mean of every pass of 2 servers each): {rate0:.0} -> {rate1:.0} events/s ({:+.1}%); server CPU {cpu0:.2} -> {cpu1:.2} µs/event ({:+.1}%)",
             (rate1 / rate0 - 1.0) * 100.0,
             (cpu1 / cpu0 - 1.0) * 100.0
         );
@@ -483,7 +501,7 @@ async fn http_phase(
     events: usize,
     indicators: usize,
     round: usize,
-) -> anyhow::Result<[Pass; 2]> {
+) -> anyhow::Result<Vec<Pass>> {
     let data = args.dir.join(format!("server-{round}"));
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
@@ -582,13 +600,11 @@ async fn http_phase(
             ),
         );
     }
-    let mut passes = [Pass {
-        events_per_s: 0.0,
-        cpu_us_per_event: 0.0,
-    }; 2];
-    for (pass, binary) in passes.iter_mut().zip([true, false]) {
-        *pass = send_all(args, &http, &url, &auth, batches, binary, events, pid).await?;
+    let mut passes = Vec::new();
+    for pass in 0..args.binary_passes.max(1) {
+        passes.push(send_all(args, &http, &url, &auth, batches, Some(pass), events, pid).await?);
     }
+    passes.push(send_all(args, &http, &url, &auth, batches, None, events, pid).await?);
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
@@ -684,6 +700,7 @@ async fn seed_indicators(
 }
 
 /// Posts every batch from `--agents` concurrent senders, in one format, and reports the rate.
+/// `binary`: the number of a binary pass (its batches get ids of their own), or `None` for JSON.
 #[allow(clippy::too_many_arguments)]
 async fn send_all(
     args: &Args,
@@ -691,27 +708,29 @@ async fn send_all(
     url: &str,
     auth: &BTreeMap<usize, (String, String)>,
     batches: &[Batch],
-    binary: bool,
+    binary: Option<usize>,
     events: usize,
     pid: u32,
 ) -> anyhow::Result<Pass> {
     // Bodies are prepared (compressed) before the clock starts, as agents compress on their own
-    // machines. Binary batch ids differ from the JSON ones, so the second pass stores again.
+    // machines. Each binary pass has batch ids of its own, so that every pass stores again.
     let mut bodies: Vec<Vec<(String, String, Vec<u8>)>> = vec![Vec::new(); args.agents];
     for (i, b) in batches.iter().enumerate() {
         let (_, header) = &auth[&b.device];
-        let body = if binary { &b.arrow } else { &b.json };
+        let body = if binary.is_some() { &b.arrow } else { &b.json };
         bodies[i % args.agents].push((
             header.clone(),
-            format!("bin-{i}"),
+            format!("bin-{}-{i}", binary.unwrap_or_default()),
             zstd::encode_all(&body[..], 3)?,
         ));
     }
+    let binary = binary.is_some();
     let compressed: usize = bodies.iter().flatten().map(|(_, _, b)| b.len()).sum();
     // The server's CPU time per event varies far less from run to run than events per second
     // on a machine the senders share.
     let server_cpu = || process_cpu_seconds(&pid.to_string());
     let cpu_before = server_cpu();
+    let faults_before = minor_faults(&pid.to_string());
     let threads_before = thread_cpu_seconds(&pid.to_string());
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -754,6 +773,7 @@ async fn send_all(
     }
     let took = started.elapsed();
     let cpu = server_cpu() - cpu_before;
+    let faults = minor_faults(&pid.to_string()) - faults_before;
     let mut threads = thread_cpu_seconds(&pid.to_string());
     for (name, before) in &threads_before {
         *threads.entry(name.clone()).or_insert(0.0) -= before;
@@ -781,8 +801,12 @@ async fn send_all(
         cpu * 1e6 / events as f64,
         hwm.trim_start_matches("VmHWM:").trim()
     );
-    println!("  server CPU s by thread: {}", by_thread.join(", "));
+    println!(
+        "  server CPU s by thread: {}; {faults} minor page faults",
+        by_thread.join(", ")
+    );
     Ok(Pass {
+        binary,
         events_per_s: events as f64 / took.as_secs_f64(),
         cpu_us_per_event: cpu * 1e6 / events as f64,
     })
