@@ -4,7 +4,8 @@
 usage: sqlite-indicator-writes.py VARIANT ROWS [ROWS_PER_TRANSACTION]
 VARIANT names the levers, joined by "-": "compact" (stored document without the fields kept in columns),
 "vals" (lookup joins a VALUES list instead of IN), "plain" (INSERT OR ROLLBACK instead of the upsert),
-"noidx" (without the creation-time and expiration indexes); "base" uses none. The file goes to /var/tmp/exp.
+"noidx" (without the creation-time and expiration indexes), "p1024"/"p2048"/"p8192" (that page size instead of
+4096); "base" uses none. The file goes to /var/tmp/exp.
 """
 import sqlite3, os, sys, time, json, hashlib, random, struct
 variant = sys.argv[1]; N = int(sys.argv[2]); PER = int(sys.argv[3]) if len(sys.argv) > 3 else 500
@@ -14,6 +15,9 @@ for s in ("", "-wal", "-shm"):
     try: os.remove(path + s)
     except FileNotFoundError: pass
 db = sqlite3.connect(path, isolation_level=None)
+for size in (1024, 2048, 8192):
+    if f"p{size}" in variant.split("-"):
+        db.execute(f"PRAGMA page_size = {size}")
 for p in ["journal_mode = WAL", "synchronous = NORMAL", "cache_size = -262144", "mmap_size = 0",
           "temp_store = MEMORY", "wal_autocheckpoint = 16384", "foreign_keys = ON"]:
     db.execute("PRAGMA " + p)
