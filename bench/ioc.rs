@@ -20,7 +20,7 @@ use rampart_core::TenantId;
 use rampart_core::indicator::{IndicatorAction, IndicatorType};
 use rampart_ioc::table::Key;
 use rampart_ioc::{
-    Change, Device, Entry, FileObservation, IndicatorIndex, NetworkObservation, Table,
+    Change, Device, Entry, FileObservation, IndicatorIndex, NetworkObservation, Scratch, Table,
 };
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
@@ -232,12 +232,13 @@ fn match_batch(
     nets: &[NetworkObservation<'_>],
     devices: &[Device<'_>],
     now: i64,
+    scratch: &mut Scratch,
 ) -> (u64, u64) {
     let mut hits = Vec::new();
-    snapshot.match_files(files, devices, now, &mut hits);
+    snapshot.match_files(files, devices, now, &mut hits, scratch);
     let file_hits = hits.len() as u64;
     hits.clear();
-    snapshot.match_networks(nets, devices, now, &mut hits);
+    snapshot.match_networks(nets, devices, now, &mut hits, scratch);
     (file_hits, hits.len() as u64)
 }
 
@@ -288,6 +289,7 @@ fn main() -> anyhow::Result<()> {
     let (mut file_hits, mut net_hits) = (0u64, 0u64);
     // As ingestion matches: a batch of rows at a time.
     let devices = vec![device; MATCH_BATCH];
+    let mut scratch = Scratch::default();
     for chunk in events.chunks(MATCH_BATCH) {
         let files: Vec<FileObservation<'_>> = chunk
             .iter()
@@ -305,7 +307,7 @@ fn main() -> anyhow::Result<()> {
                 url: Some(&e.url),
             })
             .collect();
-        let (files, nets) = match_batch(&snapshot, &files, &nets, &devices, now);
+        let (files, nets) = match_batch(&snapshot, &files, &nets, &devices, now, &mut scratch);
         file_hits += files;
         net_hits += nets;
     }
@@ -345,6 +347,7 @@ fn main() -> anyhow::Result<()> {
         let rows: usize = fleet.sealed.iter().map(Vec::len).sum();
         let started = Instant::now();
         let (mut file_hits, mut net_hits) = (0u64, 0u64);
+        let mut scratch = Scratch::default();
         for batch in &fleet.sealed {
             let devices = vec![device; batch.len()];
             let files: Vec<FileObservation<'_>> = batch
@@ -363,7 +366,7 @@ fn main() -> anyhow::Result<()> {
                     url: r.url.as_deref(),
                 })
                 .collect();
-            let (files, nets) = match_batch(&snapshot, &files, &nets, &devices, now);
+            let (files, nets) = match_batch(&snapshot, &files, &nets, &devices, now, &mut scratch);
             file_hits += files;
             net_hits += nets;
         }

@@ -24,7 +24,8 @@ use rampart_core::machine_action::{
 use rampart_core::schema::Table;
 pub use rampart_ioc::Change;
 use rampart_ioc::index::Snapshot;
-use rampart_ioc::{Device, FileObservation, Hit, IndicatorIndex, NetworkObservation};
+use rampart_ioc::scratch::recycle;
+use rampart_ioc::{Device, FileObservation, Hit, IndicatorIndex, NetworkObservation, Scratch};
 use rampart_store::{Store, StoreError};
 use rampart_telemetry::EventStore;
 use std::collections::{HashMap, HashSet};
@@ -91,6 +92,33 @@ pub struct IndicatorMatcher {
     /// How often the store's indicator generations are read (changes made by servers this
     /// one does not hear of through a relay arrive this late).
     sync_every: Duration,
+    /// Buffers of [`IndicatorMatcher::find`] between calls, one per call running at once.
+    scratch: Mutex<Vec<FindScratch>>,
+}
+
+/// The buffers of matching one call's batches (see [`rampart_ioc::Scratch`] for why they are
+/// kept): emptied between calls, under `'static` element types, and [`recycle`]d into the
+/// lifetimes of the next call's batches.
+#[derive(Default)]
+struct FindScratch {
+    device_ids: Vec<Option<&'static str>>,
+    devices: Vec<Device<'static>>,
+    files: Vec<FileObservation<'static>>,
+    ip_texts: Vec<Option<&'static str>>,
+    nets: Vec<NetworkObservation<'static>>,
+    hits: Vec<(usize, Hit)>,
+    matching: Scratch,
+}
+
+impl FindScratch {
+    /// Gives back buffers that a large batch (a retro-hunt's) made larger than
+    /// [`Scratch::KEPT_ROWS`].
+    fn trim(&mut self) {
+        if self.device_ids.capacity() > Scratch::KEPT_ROWS {
+            *self = FindScratch::default();
+        }
+        self.matching.trim();
+    }
 }
 
 /// A machine's device group (id and name; `None` when it has none) as looked up at an instant.
@@ -210,6 +238,7 @@ impl IndicatorMatcher {
             changed_here: Notify::new(),
             relay: OnceLock::new(),
             sync_every: SYNC_EVERY,
+            scratch: Mutex::default(),
         }
     }
 
@@ -396,9 +425,12 @@ impl IndicatorMatcher {
         Ok(total)
     }
 
-    /// Reads one tenant's indicators from the store into the index.
+    /// Reads one tenant's indicators from the store into the index. Each page read goes into
+    /// the table at once, so loading holds one page of whole indicators, not all of them
+    /// (10 million of those would be gigabytes, against the table's ~100 bytes each).
     async fn load_tenant(&self, tenant: TenantId) -> Result<usize, StoreError> {
-        let mut indicators = Vec::new();
+        let mut table = rampart_ioc::Table::default();
+        let mut read = 0;
         let mut after = 0;
         loop {
             let page = self
@@ -407,12 +439,15 @@ impl IndicatorMatcher {
                 .await?;
             let Some((last, _)) = page.last() else { break };
             after = *last;
-            indicators.extend(page.into_iter().map(|(_, i)| i));
+            read += page.len();
+            for (_, indicator) in &page {
+                if let Err(e) = table.add(indicator) {
+                    tracing::warn!(%tenant, "indicator left out of matching: {e}");
+                }
+            }
         }
-        for e in self.index.load(tenant, &indicators) {
-            tracing::warn!(%tenant, "indicator left out of matching: {e}");
-        }
-        Ok(indicators.len())
+        self.index.install(tenant, table);
+        Ok(read)
     }
 
     /// Applies submitted or deleted indicators to the matcher at once, and queues a retro-hunt
@@ -477,6 +512,7 @@ impl IndicatorMatcher {
         found: &mut HashMap<(u64, String), Found>,
     ) {
         let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut scratch = lock(&self.scratch).pop().unwrap_or_default();
         // Device groups of this call's devices (a batch is mostly one device's).
         let mut groups: HashMap<String, Option<(String, String)>> = HashMap::new();
         let wanted = |hit: &Hit| only.is_none_or(|ids| ids.contains(&hit.entry.id));
@@ -485,41 +521,37 @@ impl IndicatorMatcher {
             if !rows.checked() {
                 continue;
             }
-            let ids: Vec<Option<&str>> = (0..batch.num_rows())
-                .map(|row| rows.text(rows.device_id, row))
-                .collect();
+            let mut ids: Vec<Option<&str>> = recycle(std::mem::take(&mut scratch.device_ids));
+            ids.extend((0..batch.num_rows()).map(|row| rows.text(rows.device_id, row)));
             for id in ids.iter().flatten() {
                 if !groups.contains_key(*id) {
                     let g = self.group(tenant, id).await;
                     groups.insert((*id).to_owned(), g);
                 }
             }
-            let devices: Vec<Device<'_>> = ids
-                .iter()
-                .map(|id| {
-                    let group = id.and_then(|id| groups.get(id)).and_then(Option::as_ref);
-                    Device {
-                        group_id: group.map(|g| g.0.as_str()),
-                        group_name: group.map(|g| g.1.as_str()),
-                    }
-                })
-                .collect();
+            let mut devices: Vec<Device<'_>> = recycle(std::mem::take(&mut scratch.devices));
+            devices.extend(ids.iter().map(|id| {
+                let group = id.and_then(|id| groups.get(id)).and_then(Option::as_ref);
+                Device {
+                    group_id: group.map(|g| g.0.as_str()),
+                    group_name: group.map(|g| g.1.as_str()),
+                }
+            }));
             // Rows without a device are not matched: there is nothing to alert on.
             let text = |c, row: usize| ids[row].and_then(|_| rows.text(c, row));
             // Each set of columns is matched for the whole batch at once (see
             // `Snapshot::match_files`).
-            let mut hits = Vec::new();
+            let hits = &mut scratch.hits;
             for file in &rows.files {
-                let obs: Vec<FileObservation<'_>> = (0..ids.len())
-                    .map(|row| FileObservation {
-                        sha256: text(file[0], row),
-                        sha1: text(file[1], row),
-                        md5: text(file[2], row),
-                        cert_thumbprint: text(file[3], row),
-                    })
-                    .collect();
+                let mut obs: Vec<FileObservation<'_>> = recycle(std::mem::take(&mut scratch.files));
+                obs.extend((0..ids.len()).map(|row| FileObservation {
+                    sha256: text(file[0], row),
+                    sha1: text(file[1], row),
+                    md5: text(file[2], row),
+                    cert_thumbprint: text(file[3], row),
+                }));
                 hits.clear();
-                snapshot.match_files(&obs, &devices, now, &mut hits);
+                snapshot.match_files(&obs, &devices, now, hits, &mut scratch.matching);
                 for (row, hit) in hits.drain(..) {
                     let Some(device_id) = ids[row].filter(|_| wanted(&hit)) else {
                         continue;
@@ -531,18 +563,20 @@ impl IndicatorMatcher {
                     };
                     rows.record(found, tenant, hit, device_id, row, seen);
                 }
+                scratch.files = recycle(obs);
             }
             for (ip, url) in &rows.networks {
-                let ip_texts: Vec<Option<&str>> =
-                    (0..ids.len()).map(|row| text(*ip, row)).collect();
-                let obs: Vec<NetworkObservation<'_>> = (0..ids.len())
-                    .map(|row| NetworkObservation {
-                        ip: ip_texts[row].and_then(|s| s.parse::<IpAddr>().ok()),
-                        url: text(*url, row),
-                    })
-                    .collect();
+                let mut ip_texts: Vec<Option<&str>> =
+                    recycle(std::mem::take(&mut scratch.ip_texts));
+                ip_texts.extend((0..ids.len()).map(|row| text(*ip, row)));
+                let mut obs: Vec<NetworkObservation<'_>> =
+                    recycle(std::mem::take(&mut scratch.nets));
+                obs.extend((0..ids.len()).map(|row| NetworkObservation {
+                    ip: ip_texts[row].and_then(|s| s.parse::<IpAddr>().ok()),
+                    url: text(*url, row),
+                }));
                 hits.clear();
-                snapshot.match_networks(&obs, &devices, now, &mut hits);
+                snapshot.match_networks(&obs, &devices, now, hits, &mut scratch.matching);
                 for (row, hit) in hits.drain(..) {
                     let Some(device_id) = ids[row].filter(|_| wanted(&hit)) else {
                         continue;
@@ -559,8 +593,14 @@ impl IndicatorMatcher {
                     };
                     rows.record(found, tenant, hit, device_id, row, seen);
                 }
+                scratch.ip_texts = recycle(ip_texts);
+                scratch.nets = recycle(obs);
             }
+            scratch.devices = recycle(devices);
+            scratch.device_ids = recycle(ids);
         }
+        scratch.trim();
+        lock(&self.scratch).push(scratch);
     }
 
     /// The device's group (id, name), from the store at most once a minute.

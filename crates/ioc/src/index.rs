@@ -9,6 +9,7 @@
 //! rebuild of the whole table, and no reader ever waits at all.
 
 use crate::entry::{Entry, EntryError};
+use crate::scratch::{Scratch, recycle};
 use crate::table::{Key, Matched, Table};
 use crate::url::UrlParts;
 use crate::verdict::{
@@ -76,19 +77,11 @@ impl IndicatorIndex {
         tenant: TenantId,
         indicators: impl IntoIterator<Item = &'a Indicator>,
     ) -> Vec<EntryError> {
-        let mut errors = Vec::new();
-        let entries: Vec<(&str, Entry)> = indicators
+        let mut base = Table::default();
+        let errors = indicators
             .into_iter()
-            .filter_map(|i| match Entry::of(i) {
-                Ok(e) => Some((i.indicator_value.as_str(), e)),
-                Err(e) => {
-                    errors.push(e);
-                    None
-                }
-            })
+            .filter_map(|i| base.add(i).err())
             .collect();
-        let (base, bad) = Table::build(entries);
-        errors.extend(bad);
         self.install(tenant, base);
         errors
     }
@@ -115,17 +108,8 @@ impl IndicatorIndex {
         for change in changes {
             match change {
                 Change::Upsert(indicator) => {
-                    let parsed = Entry::of(indicator).and_then(|e| {
-                        Key::parse(e.kind, &indicator.indicator_value)
-                            .map(|k| (k, e))
-                            .map_err(|message| EntryError {
-                                id: indicator.id.clone(),
-                                message,
-                            })
-                    });
-                    match parsed {
-                        Ok((key, entry)) => overlay.insert(key, entry),
-                        Err(e) => errors.push(e),
+                    if let Err(e) = overlay.add(indicator) {
+                        errors.push(e);
                     }
                 }
                 Change::Remove { id } => {
@@ -233,35 +217,39 @@ impl IndicatorIndex {
 /// entities: in the simulator's network events 83% of rows carry the previous row's
 /// initiating-process hashes, and a device's remote addresses and URLs come back all day, each
 /// lookup a few probes in tables of millions. The row just before is compared first, as the
-/// most frequent repeat and the cheapest; with `remember`, any earlier row is found through a
-/// map of the batch's rows. Files do without: their repeats are the row before's.
+/// most frequent repeat and the cheapest; with `first` (a map from the hash of a row's
+/// entities and device to the first row with them), any earlier row is found. Files do
+/// without: their repeats are the row before's. Fills `out`, one element per row.
 fn earlier<T: Copy + Eq + std::hash::Hash>(
     rows: &[T],
     devices: &[Device<'_>],
-    remember: bool,
-) -> Vec<Option<usize>> {
+    mut first: Option<&mut foldhash::HashMap<u64, usize>>,
+    out: &mut Vec<Option<usize>>,
+) {
+    use std::hash::BuildHasher;
     let device = |i: usize| devices.get(i).copied().unwrap_or_default();
-    let mut first: foldhash::HashMap<(T, Device<'_>), usize> = match remember {
-        true => foldhash::HashMap::with_capacity_and_hasher(rows.len(), Default::default()),
-        false => foldhash::HashMap::default(),
-    };
-    (0..rows.len())
-        .map(|i| {
-            if i > 0 && rows[i] == rows[i - 1] && device(i) == device(i - 1) {
-                return Some(i - 1);
+    let same = |i: usize, j: usize| rows[i] == rows[j] && device(i) == device(j);
+    if let Some(first) = first.as_deref_mut() {
+        first.clear();
+        first.reserve(rows.len());
+    }
+    let hasher = foldhash::fast::FixedState::default();
+    out.extend((0..rows.len()).map(|i| {
+        if i > 0 && same(i, i - 1) {
+            return Some(i - 1);
+        }
+        let first = first.as_deref_mut()?;
+        match first.entry(hasher.hash_one((rows[i], device(i)))) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                // Another row with the same hash: a repeat, unless the hashes collide.
+                Some(*e.get()).filter(|&j| same(i, j))
             }
-            if !remember {
-                return None;
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i);
+                None
             }
-            match first.entry((rows[i], device(i))) {
-                std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(i);
-                    None
-                }
-            }
-        })
-        .collect()
+        }
+    }));
 }
 
 /// Where each row's decision went in a batch's `out`, so a row that repeats it (see
@@ -269,8 +257,11 @@ fn earlier<T: Copy + Eq + std::hash::Hash>(
 struct Decided(Vec<Option<usize>>);
 
 impl Decided {
-    fn new(rows: usize) -> Decided {
-        Decided(vec![None; rows])
+    /// `rows` undecided rows, in `buffer`'s allocation.
+    fn new(rows: usize, mut buffer: Vec<Option<usize>>) -> Decided {
+        buffer.clear();
+        buffer.resize(rows, None);
+        Decided(buffer)
     }
 
     /// Row `i` decided by `hit`.
@@ -306,7 +297,14 @@ impl Snapshot {
         now: i64,
     ) -> Option<Hit> {
         let mut out = Vec::new();
-        self.match_files(std::slice::from_ref(file), &[device], now, &mut out);
+        let scratch = &mut Scratch::default();
+        self.match_files(
+            std::slice::from_ref(file),
+            &[device],
+            now,
+            &mut out,
+            scratch,
+        );
         out.pop().map(|(_, hit)| hit)
     }
 
@@ -318,7 +316,8 @@ impl Snapshot {
         now: i64,
     ) -> Option<Hit> {
         let mut out = Vec::new();
-        self.match_networks(std::slice::from_ref(net), &[device], now, &mut out);
+        let scratch = &mut Scratch::default();
+        self.match_networks(std::slice::from_ref(net), &[device], now, &mut out, scratch);
         out.pop().map(|(_, hit)| hit)
     }
 
@@ -329,30 +328,33 @@ impl Snapshot {
     /// tight loop: the probes are independent reads, most of them cache misses in tables of
     /// millions, which the CPU overlaps only when little else stands between them. (One event
     /// at a time, each miss was waited for on its own.) A row that repeats an earlier one takes
-    /// that one's decision without a lookup (see [`earlier`]).
+    /// that one's decision without a lookup (see [`earlier`]). The buffers this needs are
+    /// taken from `scratch` and left there for the next batch.
     pub fn match_files(
         &self,
         files: &[FileObservation<'_>],
         devices: &[Device<'_>],
         now: i64,
         out: &mut Vec<(usize, Hit)>,
+        scratch: &mut Scratch,
     ) {
         const KINDS: [IndicatorType; 4] = FileObservation::KINDS;
-        let earlier = earlier(files, devices, false);
-        let keys: Vec<[Option<Key>; 4]> = files
-            .iter()
-            .zip(&earlier)
-            .map(|(f, seen)| {
-                let repeat = seen.is_some();
-                let values = f.values();
-                std::array::from_fn(|k| {
-                    values[k]
-                        .filter(|v| !v.is_empty() && !repeat)
-                        .and_then(|v| Key::file(KINDS[k], v))
-                })
+        let mut earlier_rows = std::mem::take(&mut scratch.earlier);
+        earlier_rows.clear();
+        earlier(files, devices, None, &mut earlier_rows);
+        let mut keys = std::mem::take(&mut scratch.keys);
+        keys.clear();
+        keys.extend(files.iter().zip(&earlier_rows).map(|(f, seen)| {
+            let repeat = seen.is_some();
+            let values = f.values();
+            std::array::from_fn(|k| {
+                values[k]
+                    .filter(|v| !v.is_empty() && !repeat)
+                    .and_then(|v| Key::file(KINDS[k], v))
             })
-            .collect();
-        let mut found: Vec<[Option<&Entry>; 4]> = vec![[None; 4]; files.len()];
+        }));
+        let mut found: Vec<[Option<&Entry>; 4]> = recycle(std::mem::take(&mut scratch.found));
+        found.resize(files.len(), [None; 4]);
         for k in 0..KINDS.len() {
             for (key, f) in keys.iter().zip(found.iter_mut()) {
                 if let Some(key) = &key[k] {
@@ -361,9 +363,9 @@ impl Snapshot {
             }
         }
         let changed = !self.overlay.is_empty() || !self.removed.is_empty();
-        let mut decided = Decided::new(files.len());
+        let mut decided = Decided::new(files.len(), std::mem::take(&mut scratch.decided));
         for (i, (key, f)) in keys.iter().zip(found.iter_mut()).enumerate() {
-            if let Some(j) = earlier[i] {
+            if let Some(j) = earlier_rows[i] {
                 decided.repeat(i, j, out);
                 continue;
             }
@@ -395,6 +397,11 @@ impl Snapshot {
                 decided.push(i, hit, out);
             }
         }
+        keys.clear();
+        scratch.keys = keys;
+        scratch.found = recycle(found);
+        scratch.earlier = earlier_rows;
+        scratch.decided = decided.0;
     }
 
     /// Matches many events' network entities at once, as [`Snapshot::match_files`] does files.
@@ -404,38 +411,40 @@ impl Snapshot {
         devices: &[Device<'_>],
         now: i64,
         out: &mut Vec<(usize, Hit)>,
+        scratch: &mut Scratch,
     ) {
-        let earlier = earlier(nets, devices, true);
-        let parts: Vec<Option<UrlParts<'_>>> = nets
-            .iter()
-            .zip(&earlier)
-            .map(|(n, seen)| n.url.filter(|_| seen.is_none()).and_then(UrlParts::of))
-            .collect();
-        let ips: Vec<Vec<Matched<'_>>> = nets
-            .iter()
-            .zip(&earlier)
-            .map(|(n, seen)| {
-                n.ip.filter(|_| seen.is_none())
-                    .map(|ip| self.base.ip(ip))
-                    .unwrap_or_default()
-            })
-            .collect();
-        let url_hosts: Vec<bool> = parts
-            .iter()
-            .map(|p| p.as_ref().is_some_and(|p| self.base.has_url_host(p)))
-            .collect();
-        let domains: Vec<Vec<Matched<'_>>> = parts
-            .iter()
-            .map(|p| {
-                p.as_ref()
-                    .map(|p| self.base.domains(p.host_name()))
-                    .unwrap_or_default()
-            })
-            .collect();
-        let rows = ips.into_iter().zip(url_hosts).zip(domains);
-        let mut decided = Decided::new(nets.len());
-        for (i, ((ip_base, url_host), domain_base)) in rows.enumerate() {
-            if let Some(j) = earlier[i] {
+        let mut earlier_rows = std::mem::take(&mut scratch.earlier);
+        earlier_rows.clear();
+        earlier(nets, devices, Some(&mut scratch.first), &mut earlier_rows);
+        let mut parts: Vec<Option<UrlParts<'_>>> = recycle(std::mem::take(&mut scratch.parts));
+        parts.extend(
+            nets.iter()
+                .zip(&earlier_rows)
+                .map(|(n, seen)| n.url.filter(|_| seen.is_none()).and_then(UrlParts::of)),
+        );
+        let mut ips: Vec<Vec<Matched<'_>>> = recycle(std::mem::take(&mut scratch.ips));
+        ips.extend(nets.iter().zip(&earlier_rows).map(|(n, seen)| {
+            n.ip.filter(|_| seen.is_none())
+                .map(|ip| self.base.ip(ip))
+                .unwrap_or_default()
+        }));
+        let mut url_hosts = std::mem::take(&mut scratch.url_hosts);
+        url_hosts.clear();
+        url_hosts.extend(
+            parts
+                .iter()
+                .map(|p| p.as_ref().is_some_and(|p| self.base.has_url_host(p))),
+        );
+        let mut domains: Vec<Vec<Matched<'_>>> = recycle(std::mem::take(&mut scratch.domains));
+        domains.extend(parts.iter().map(|p| {
+            p.as_ref()
+                .map(|p| self.base.domains(p.host_name()))
+                .unwrap_or_default()
+        }));
+        let mut decided = Decided::new(nets.len(), std::mem::take(&mut scratch.decided));
+        let rows = ips.drain(..).zip(&url_hosts).zip(domains.drain(..));
+        for (i, ((ip_base, &url_host), domain_base)) in rows.enumerate() {
+            if let Some(j) = earlier_rows[i] {
                 decided.repeat(i, j, out);
                 continue;
             }
@@ -460,6 +469,13 @@ impl Snapshot {
                 decided.push(i, hit, out);
             }
         }
+        scratch.parts = recycle(parts);
+        scratch.ips = recycle(ips);
+        scratch.domains = recycle(domains);
+        scratch.url_hosts = url_hosts;
+        scratch.earlier = earlier_rows;
+        scratch.decided = decided.0;
+        scratch.first.clear();
     }
 
     /// Overlay matches, and the base matches under values the overlay does not hold.

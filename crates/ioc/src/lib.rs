@@ -11,17 +11,20 @@
 //! - [`verdict`]: which of several matching indicators decides, by MDE's precedence rules.
 //! - [`index`]: [`IndicatorIndex`], the per-tenant tables behind lock-free snapshots; changes
 //!   land in a small overlay at once and are folded into the large table in the background.
+//! - [`scratch`]: the buffers of matching a batch, reused from one batch to the next.
 //!
 //! The crate does no I/O: the server feeds it from the state store and checks ingested rows;
 //! the agent can hold the same index to enforce blocks on the endpoint.
 
 pub mod entry;
 pub mod index;
+pub mod scratch;
 pub mod table;
 pub mod url;
 pub mod verdict;
 
 pub use entry::{Entry, EntryError, GroupScope};
 pub use index::{Change, IndicatorIndex};
+pub use scratch::Scratch;
 pub use table::{Matched, Table};
 pub use verdict::{Device, FileObservation, Hit, NetworkObservation, decide_file, decide_network};

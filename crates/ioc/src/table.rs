@@ -3,7 +3,7 @@
 use crate::entry::{Entry, EntryError};
 use crate::url::{Scheme, UrlKey, UrlParts, path_key, schemes_agree};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use rampart_core::indicator::IndicatorType;
+use rampart_core::indicator::{Indicator, IndicatorType};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -137,22 +137,17 @@ impl Key {
 }
 
 impl Table {
-    /// A table of `entries`, each with its indicator value.
-    pub fn build<'a>(
-        entries: impl IntoIterator<Item = (&'a str, Entry)>,
-    ) -> (Table, Vec<EntryError>) {
-        let mut table = Table::default();
-        let mut errors = Vec::new();
-        for (value, entry) in entries {
-            match Key::parse(entry.kind, value) {
-                Ok(key) => table.insert(key, entry),
-                Err(message) => errors.push(EntryError {
-                    id: entry.id.to_string(),
-                    message,
-                }),
-            }
-        }
-        (table, errors)
+    /// Puts `indicator` in the table (replacing an entry with the same value), or says why it
+    /// cannot be held.
+    pub fn add(&mut self, indicator: &Indicator) -> Result<(), EntryError> {
+        let entry = Entry::of(indicator)?;
+        let key =
+            Key::parse(entry.kind, &indicator.indicator_value).map_err(|message| EntryError {
+                id: indicator.id.clone(),
+                message,
+            })?;
+        self.insert(key, entry);
+        Ok(())
     }
 
     /// Number of entries.

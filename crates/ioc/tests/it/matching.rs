@@ -2,7 +2,8 @@
 
 use crate::{NOW, indicator};
 use rampart_core::TenantId;
-use rampart_ioc::{Device, FileObservation, IndicatorIndex, NetworkObservation};
+use rampart_ioc::scratch::recycle;
+use rampart_ioc::{Device, FileObservation, IndicatorIndex, NetworkObservation, Scratch};
 use serde_json::json;
 use std::net::IpAddr;
 
@@ -478,8 +479,11 @@ fn a_batch_decides_each_row_as_alone_also_across_repeats() {
     let ids = |hits: Vec<(usize, rampart_ioc::Hit)>| -> Vec<(usize, u64)> {
         hits.into_iter().map(|(i, h)| (i, h.entry.id)).collect()
     };
+    // One scratch for every batch below, as the ingestion path keeps one: what a batch leaves
+    // in it must not change the next one's decisions.
+    let scratch = &mut Scratch::default();
     let mut batch = Vec::new();
-    snap.match_files(&files, &devices, NOW, &mut batch);
+    snap.match_files(&files, &devices, NOW, &mut batch, scratch);
     let alone: Vec<(usize, u64)> = (0..rows.len())
         .filter_map(|i| Some((i, snap.match_file(&files[i], devices[i], NOW)?.entry.id)))
         .collect();
@@ -490,7 +494,7 @@ fn a_batch_decides_each_row_as_alone_also_across_repeats() {
         "SHA-256 before MD5; the MD5 indicator only for Servers"
     );
     let mut batch = Vec::new();
-    snap.match_networks(&nets, &devices, NOW, &mut batch);
+    snap.match_networks(&nets, &devices, NOW, &mut batch, scratch);
     let alone: Vec<(usize, u64)> = (0..rows.len())
         .filter_map(|i| Some((i, snap.match_network(&nets[i], devices[i], NOW)?.entry.id)))
         .collect();
@@ -499,4 +503,38 @@ fn a_batch_decides_each_row_as_alone_also_across_repeats() {
         alone.iter().map(|h| h.0).collect::<Vec<_>>(),
         [0, 1, 4, 5, 8, 9, 10]
     );
+    // A shorter batch after the longer ones, and the rows of the first one in reverse, through
+    // the same scratch.
+    for take in [3, rows.len()] {
+        let order: Vec<usize> = (0..take).rev().collect();
+        let files: Vec<_> = order.iter().map(|&i| files[i]).collect();
+        let nets: Vec<_> = order.iter().map(|&i| nets[i]).collect();
+        let devices: Vec<_> = order.iter().map(|&i| devices[i]).collect();
+        let mut batch = Vec::new();
+        snap.match_files(&files, &devices, NOW, &mut batch, scratch);
+        let alone: Vec<(usize, u64)> = (0..take)
+            .filter_map(|i| Some((i, snap.match_file(&files[i], devices[i], NOW)?.entry.id)))
+            .collect();
+        assert_eq!(ids(batch), alone, "files, {take} rows reversed");
+        let mut batch = Vec::new();
+        snap.match_networks(&nets, &devices, NOW, &mut batch, scratch);
+        let alone: Vec<(usize, u64)> = (0..take)
+            .filter_map(|i| Some((i, snap.match_network(&nets[i], devices[i], NOW)?.entry.id)))
+            .collect();
+        assert_eq!(ids(batch), alone, "networks, {take} rows reversed");
+        assert!(!alone.is_empty());
+    }
+}
+
+#[test]
+fn recycled_vectors_keep_their_allocation() {
+    let mut held: Vec<&str> = Vec::with_capacity(1_000);
+    let text = String::from("a row of a batch");
+    held.extend(text.split(' '));
+    let at = held.as_ptr() as usize;
+    let empty: Vec<&'static str> = recycle(held);
+    drop(text); // the recycled vector borrows nothing
+    assert!(empty.is_empty());
+    assert!(empty.capacity() >= 1_000);
+    assert_eq!(empty.as_ptr() as usize, at);
 }
