@@ -24,7 +24,7 @@ use rampart_core::machine_action::{
 use rampart_core::schema::Table;
 pub use rampart_ioc::Change;
 use rampart_ioc::index::Snapshot;
-use rampart_ioc::scratch::recycle;
+use rampart_ioc::scratch::{recycle, take};
 use rampart_ioc::{Device, FileObservation, Hit, IndicatorIndex, NetworkObservation, Scratch};
 use rampart_store::{Store, StoreError};
 use rampart_telemetry::EventStore;
@@ -521,7 +521,7 @@ impl IndicatorMatcher {
             if !rows.checked() {
                 continue;
             }
-            let mut ids: Vec<Option<&str>> = recycle(std::mem::take(&mut scratch.device_ids));
+            let mut ids: Vec<Option<&str>> = take(&mut scratch.device_ids);
             ids.extend((0..batch.num_rows()).map(|row| rows.text(rows.device_id, row)));
             for id in ids.iter().flatten() {
                 if !groups.contains_key(*id) {
@@ -529,7 +529,7 @@ impl IndicatorMatcher {
                     groups.insert((*id).to_owned(), g);
                 }
             }
-            let mut devices: Vec<Device<'_>> = recycle(std::mem::take(&mut scratch.devices));
+            let mut devices: Vec<Device<'_>> = take(&mut scratch.devices);
             devices.extend(ids.iter().map(|id| {
                 let group = id.and_then(|id| groups.get(id)).and_then(Option::as_ref);
                 Device {
@@ -543,7 +543,7 @@ impl IndicatorMatcher {
             // `Snapshot::match_files`).
             let hits = &mut scratch.hits;
             for file in &rows.files {
-                let mut obs: Vec<FileObservation<'_>> = recycle(std::mem::take(&mut scratch.files));
+                let mut obs: Vec<FileObservation<'_>> = take(&mut scratch.files);
                 obs.extend((0..ids.len()).map(|row| FileObservation {
                     sha256: text(file[0], row),
                     sha1: text(file[1], row),
@@ -566,11 +566,9 @@ impl IndicatorMatcher {
                 scratch.files = recycle(obs);
             }
             for (ip, url) in &rows.networks {
-                let mut ip_texts: Vec<Option<&str>> =
-                    recycle(std::mem::take(&mut scratch.ip_texts));
+                let mut ip_texts: Vec<Option<&str>> = take(&mut scratch.ip_texts);
                 ip_texts.extend((0..ids.len()).map(|row| text(*ip, row)));
-                let mut obs: Vec<NetworkObservation<'_>> =
-                    recycle(std::mem::take(&mut scratch.nets));
+                let mut obs: Vec<NetworkObservation<'_>> = take(&mut scratch.nets);
                 obs.extend((0..ids.len()).map(|row| NetworkObservation {
                     ip: ip_texts[row].and_then(|s| s.parse::<IpAddr>().ok()),
                     url: text(*url, row),

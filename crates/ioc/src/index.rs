@@ -9,7 +9,7 @@
 //! rebuild of the whole table, and no reader ever waits at all.
 
 use crate::entry::{Entry, EntryError};
-use crate::scratch::{Scratch, recycle};
+use crate::scratch::{Scratch, recycle, take};
 use crate::table::{Key, Matched, Table};
 use crate::url::UrlParts;
 use crate::verdict::{
@@ -257,9 +257,8 @@ fn earlier<T: Copy + Eq + std::hash::Hash>(
 struct Decided(Vec<Option<usize>>);
 
 impl Decided {
-    /// `rows` undecided rows, in `buffer`'s allocation.
+    /// `rows` undecided rows, in the allocation of the empty `buffer`.
     fn new(rows: usize, mut buffer: Vec<Option<usize>>) -> Decided {
-        buffer.clear();
         buffer.resize(rows, None);
         Decided(buffer)
     }
@@ -339,11 +338,9 @@ impl Snapshot {
         scratch: &mut Scratch,
     ) {
         const KINDS: [IndicatorType; 4] = FileObservation::KINDS;
-        let mut earlier_rows = std::mem::take(&mut scratch.earlier);
-        earlier_rows.clear();
+        let mut earlier_rows = take(&mut scratch.earlier);
         earlier(files, devices, None, &mut earlier_rows);
-        let mut keys = std::mem::take(&mut scratch.keys);
-        keys.clear();
+        let mut keys: Vec<[Option<Key>; 4]> = take(&mut scratch.keys);
         keys.extend(files.iter().zip(&earlier_rows).map(|(f, seen)| {
             let repeat = seen.is_some();
             let values = f.values();
@@ -353,7 +350,7 @@ impl Snapshot {
                     .and_then(|v| Key::file(KINDS[k], v))
             })
         }));
-        let mut found: Vec<[Option<&Entry>; 4]> = recycle(std::mem::take(&mut scratch.found));
+        let mut found: Vec<[Option<&Entry>; 4]> = take(&mut scratch.found);
         found.resize(files.len(), [None; 4]);
         for k in 0..KINDS.len() {
             for (key, f) in keys.iter().zip(found.iter_mut()) {
@@ -363,7 +360,7 @@ impl Snapshot {
             }
         }
         let changed = !self.overlay.is_empty() || !self.removed.is_empty();
-        let mut decided = Decided::new(files.len(), std::mem::take(&mut scratch.decided));
+        let mut decided = Decided::new(files.len(), take(&mut scratch.decided));
         for (i, (key, f)) in keys.iter().zip(found.iter_mut()).enumerate() {
             if let Some(j) = earlier_rows[i] {
                 decided.repeat(i, j, out);
@@ -397,8 +394,7 @@ impl Snapshot {
                 decided.push(i, hit, out);
             }
         }
-        keys.clear();
-        scratch.keys = keys;
+        scratch.keys = recycle(keys);
         scratch.found = recycle(found);
         scratch.earlier = earlier_rows;
         scratch.decided = decided.0;
@@ -413,35 +409,33 @@ impl Snapshot {
         out: &mut Vec<(usize, Hit)>,
         scratch: &mut Scratch,
     ) {
-        let mut earlier_rows = std::mem::take(&mut scratch.earlier);
-        earlier_rows.clear();
+        let mut earlier_rows = take(&mut scratch.earlier);
         earlier(nets, devices, Some(&mut scratch.first), &mut earlier_rows);
-        let mut parts: Vec<Option<UrlParts<'_>>> = recycle(std::mem::take(&mut scratch.parts));
+        let mut parts: Vec<Option<UrlParts<'_>>> = take(&mut scratch.parts);
         parts.extend(
             nets.iter()
                 .zip(&earlier_rows)
                 .map(|(n, seen)| n.url.filter(|_| seen.is_none()).and_then(UrlParts::of)),
         );
-        let mut ips: Vec<Vec<Matched<'_>>> = recycle(std::mem::take(&mut scratch.ips));
+        let mut ips: Vec<Vec<Matched<'_>>> = take(&mut scratch.ips);
         ips.extend(nets.iter().zip(&earlier_rows).map(|(n, seen)| {
             n.ip.filter(|_| seen.is_none())
                 .map(|ip| self.base.ip(ip))
                 .unwrap_or_default()
         }));
-        let mut url_hosts = std::mem::take(&mut scratch.url_hosts);
-        url_hosts.clear();
+        let mut url_hosts: Vec<bool> = take(&mut scratch.url_hosts);
         url_hosts.extend(
             parts
                 .iter()
                 .map(|p| p.as_ref().is_some_and(|p| self.base.has_url_host(p))),
         );
-        let mut domains: Vec<Vec<Matched<'_>>> = recycle(std::mem::take(&mut scratch.domains));
+        let mut domains: Vec<Vec<Matched<'_>>> = take(&mut scratch.domains);
         domains.extend(parts.iter().map(|p| {
             p.as_ref()
                 .map(|p| self.base.domains(p.host_name()))
                 .unwrap_or_default()
         }));
-        let mut decided = Decided::new(nets.len(), std::mem::take(&mut scratch.decided));
+        let mut decided = Decided::new(nets.len(), take(&mut scratch.decided));
         let rows = ips.drain(..).zip(&url_hosts).zip(domains.drain(..));
         for (i, ((ip_base, &url_host), domain_base)) in rows.enumerate() {
             if let Some(j) = earlier_rows[i] {
@@ -475,7 +469,6 @@ impl Snapshot {
         scratch.url_hosts = url_hosts;
         scratch.earlier = earlier_rows;
         scratch.decided = decided.0;
-        scratch.first.clear();
     }
 
     /// Overlay matches, and the base matches under values the overlay does not hold.

@@ -45,6 +45,12 @@ impl Scratch {
     }
 }
 
+/// Takes the vector out of `slot`, emptied, for elements of another lifetime: what a batch does
+/// with each buffer of a scratch before filling it (and [`recycle`] gives it back).
+pub fn take<T, U>(slot: &mut Vec<T>) -> Vec<U> {
+    recycle(std::mem::take(slot))
+}
+
 /// An empty vector with `v`'s allocation, for elements of another lifetime (or any type of the
 /// same size and alignment).
 pub fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
