@@ -225,6 +225,32 @@ pub fn object_store_with<K: AsRef<str>, V: Into<String>>(
     Ok(Arc::new(fs))
 }
 
+/// How long [`EventStore::open`] waits for a lock held by someone else before it answers "in use".
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes the store's lock, waiting up to [`LOCK_WAIT`] for it. The lock is a `flock`, which
+/// belongs to the open file description: a process that has just stopped, or a child forked by
+/// the previous holder and not yet exec'd (it keeps a copy of the descriptor until `exec` closes
+/// it), can hold it for a moment after its owner let go. Waiting that moment out is what lets a
+/// CLI started as the server stops, or a store reopened in the same process, succeed.
+async fn take_lock(lock: &std::fs::File, dir: &Path) -> Result<(), StoreError> {
+    let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Err(e) => {
+                return Err(StoreError::InvalidInput(format!(
+                    "the event store in {} is in use by another process ({e}); stop it first, or import through its API (POST /api/telemetry/import)",
+                    dir.display()
+                )));
+            }
+        }
+    }
+}
+
 impl EventStore {
     /// Opens (or creates) the store with its log in `dir` and its files in `dir/events`.
     pub async fn open(dir: &Path, config: EventStoreConfig) -> Result<EventStore, StoreError> {
@@ -244,12 +270,7 @@ impl EventStore {
         // One writer per store: two processes appending to one log would interleave frames.
         let lock =
             std::fs::File::create(dir.join("lock")).map_err(io_err("creating the lock file"))?;
-        if let Err(e) = lock.try_lock() {
-            return Err(StoreError::InvalidInput(format!(
-                "the event store in {} is in use by another process ({e}); stop it first, or import through its API (POST /api/telemetry/import)",
-                dir.display()
-            )));
-        }
+        take_lock(&lock, dir).await?;
         let manifest =
             Manifest::load(&dir.join("manifest.json")).map_err(io_err("reading the manifest"))?;
         let since = unix_now() - config.dedup_window.as_secs() as i64;

@@ -443,3 +443,26 @@ async fn bad_batch_ids_are_refused() {
         assert!(matches!(r, Err(StoreError::InvalidInput(_))), "{id:?}");
     }
 }
+
+#[tokio::test]
+async fn a_store_held_elsewhere_is_refused_and_one_let_go_of_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path()).await;
+
+    // Held for good: refused after the wait, with a message saying why.
+    let refused = EventStore::open(dir.path(), config()).await;
+    match refused {
+        Err(StoreError::InvalidInput(m)) => assert!(m.contains("in use by another process"), "{m}"),
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("a second store opened a held log"),
+    }
+
+    // Let go of while the second open waits: the second open gets it.
+    let holder = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        first.shutdown().await.unwrap();
+    });
+    let second = EventStore::open(dir.path(), config()).await.unwrap();
+    holder.await.unwrap();
+    second.shutdown().await.unwrap();
+}
