@@ -48,6 +48,7 @@ pub struct SimulateArgs {
 
 /// Writes the fleet's files to `out`.
 pub fn write_files(args: SimulateArgs, out: PathBuf) -> Result<()> {
+    crate::allocator::no_transparent_huge_pages();
     if args.devices == 0 {
         bail!("--devices must be at least 1");
     }
