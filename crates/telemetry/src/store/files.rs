@@ -4,7 +4,7 @@
 use crate::store::StoreError;
 use bytes::Bytes;
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+use datafusion::arrow::compute::interleave_record_batch;
 use datafusion::arrow::datatypes::TimestampNanosecondType;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -39,17 +39,32 @@ pub fn sort_by_day(
     table: &'static Table,
     batches: &[RecordBatch],
 ) -> Result<Vec<DayBatch>, StoreError> {
-    let schema = crate::arrow_schema(table);
-    let all = concat_batches(&schema, batches)
-        .map_err(|e| StoreError::internal("concatenating rows", e))?;
-    if all.num_rows() == 0 {
+    let batches: Vec<&RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).collect();
+    if batches.is_empty() {
         return Ok(Vec::new());
     }
-    // Column 0 is `Timestamp` in every table.
-    let order = sort_to_indices(all.column(0), None, None)
+    // Every row's place in time order, ties in arrival order (each key is unique, so the files
+    // do not depend on how the sort breaks ties). The rows are gathered from the hot batches in
+    // one copy: concatenating them first and then sorting copied every column twice, into
+    // memory fresh from the kernel at each flush.
+    let mut order: Vec<(i64, usize, usize)> =
+        Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+    for (b, batch) in batches.iter().enumerate() {
+        // Column 0 is `Timestamp` in every table.
+        let ts = batch
+            .column(0)
+            .as_primitive_opt::<TimestampNanosecondType>()
+            .ok_or_else(|| {
+                StoreError::Internal(format!("{}: the first column is not Timestamp", table.name))
+            })?;
+        order.extend(ts.values().iter().enumerate().map(|(r, &t)| (t, b, r)));
+    }
+    order.sort_unstable();
+    let indices: Vec<(usize, usize)> = order.iter().map(|&(_, b, r)| (b, r)).collect();
+    drop(order);
+    let sorted = interleave_record_batch(&batches, &indices)
+        .and_then(|b| RecordBatch::try_new(crate::arrow_schema(table), b.columns().to_vec()))
         .map_err(|e| StoreError::internal("sorting rows", e))?;
-    let sorted =
-        take_record_batch(&all, &order).map_err(|e| StoreError::internal("sorting rows", e))?;
     let ts = sorted.column(0).as_primitive::<TimestampNanosecondType>();
     let mut out = Vec::new();
     let mut start = 0;

@@ -31,6 +31,20 @@ fn events(device: &str, start_s: i64, n: usize) -> RecordBatch {
     b.finish()
 }
 
+/// Appends a process event of device `d` at unix second `s` with `ReportId` `id`.
+fn push_process_event(b: &mut TableBatchBuilder, s: i64, id: i64) {
+    let ts = time::OffsetDateTime::from_unix_timestamp(s)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    b.push_json(
+        json!({"Timestamp": ts, "DeviceId": "d", "ReportId": id})
+            .as_object()
+            .unwrap(),
+    )
+    .unwrap();
+}
+
 fn config() -> EventStoreConfig {
     EventStoreConfig {
         flush_interval: Duration::from_secs(3600),
@@ -265,16 +279,7 @@ async fn files_are_split_by_day_and_time_filters_skip_files() {
     .iter()
     .enumerate()
     {
-        let ts = time::OffsetDateTime::from_unix_timestamp(*s)
-            .unwrap()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap();
-        b.push_json(
-            json!({"Timestamp": ts, "DeviceId": "d", "ReportId": i})
-                .as_object()
-                .unwrap(),
-        )
-        .unwrap();
+        push_process_event(&mut b, *s, i as i64);
     }
     store
         .append(t, "b", vec![(table("DeviceProcessEvents"), b.finish())])
@@ -465,4 +470,51 @@ async fn a_store_held_elsewhere_is_refused_and_one_let_go_of_is_opened() {
     let second = EventStore::open(dir.path(), config()).await.unwrap();
     holder.await.unwrap();
     second.shutdown().await.unwrap();
+}
+
+#[test]
+fn rows_of_many_batches_are_sorted_by_time_and_cut_at_days() {
+    use rampart_telemetry::store::files::sort_by_day;
+    let day0 = (NOW_S / 86_400) * 86_400;
+    // (seconds, ReportId) per batch: batches out of order with each other and inside, equal
+    // times in different batches, an empty batch, and rows of two days.
+    let batches: Vec<RecordBatch> = [
+        vec![(day0 + 86_400 + 3, 0), (day0 + 50, 1), (day0 + 10, 2)],
+        vec![],
+        vec![(day0 + 10, 3), (day0 + 86_400 + 1, 4), (day0 + 5, 5)],
+        vec![(day0 + 50, 6)],
+    ]
+    .iter()
+    .map(|rows| {
+        let mut b = TableBatchBuilder::new(table("DeviceProcessEvents"));
+        for &(s, id) in rows {
+            push_process_event(&mut b, s, id);
+        }
+        b.finish()
+    })
+    .collect();
+    let days = sort_by_day(table("DeviceProcessEvents"), &batches).unwrap();
+    let ids = |b: &RecordBatch| -> Vec<i64> {
+        let i = b.schema().index_of("ReportId").unwrap();
+        b.column(i).as_primitive::<Int64Type>().values().to_vec()
+    };
+    assert_eq!(days.len(), 2);
+    // Time order; equal times keep the order the rows arrived in.
+    assert_eq!(ids(&days[0].batch), vec![5, 2, 3, 1, 6]);
+    assert_eq!(ids(&days[1].batch), vec![4, 0]);
+    assert_eq!(days[0].min_ts, (day0 + 5) * 1_000_000_000);
+    assert_eq!(days[0].max_ts, (day0 + 50) * 1_000_000_000);
+    assert_eq!(
+        days[1].day,
+        rampart_telemetry::store::files::day_name(day0 / 86_400 + 1)
+    );
+    assert_eq!(
+        days[0].batch.schema(),
+        rampart_telemetry::arrow_schema(table("DeviceProcessEvents"))
+    );
+    assert!(
+        sort_by_day(table("DeviceProcessEvents"), &batches[1..2])
+            .unwrap()
+            .is_empty()
+    );
 }
