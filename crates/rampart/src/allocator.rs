@@ -36,8 +36,8 @@ pub fn keep_freed_memory() {
 /// mimalloc asks for huge pages on its arenas (`madvise(MADV_HUGEPAGE)`), so a first touch of
 /// fresh memory faults in and zeroes 2 MiB instead of 4 KiB. For `rampart simulate` to Parquet,
 /// whose encoders keep taking fresh memory, that was a quarter of its CPU samples (the kernel's
-/// page zeroing) and 45% more peak memory; without huge pages it ran 15-25% faster
-/// (docs/BENCHMARKS.md, "Simulator to files, run 6"). The server keeps them: one ingestion go
+/// page zeroing) and 40% more peak memory; without huge pages it ran 18-37% faster at 200
+/// devices (docs/BENCHMARKS.md, "Simulator to files, run 6"). The server keeps them: one ingestion go
 /// with and one without showed no clear gain.
 pub fn no_transparent_huge_pages() {
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {

@@ -241,11 +241,14 @@ async fn take_lock(lock: &std::fs::File, dir: &Path) -> Result<(), StoreError> {
             Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
-            Err(e) => {
+            Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(StoreError::InvalidInput(format!(
-                    "the event store in {} is in use by another process ({e}); stop it first, or import through its API (POST /api/telemetry/import)",
+                    "the event store in {} is in use by another process; stop it first, or import through its API (POST /api/telemetry/import)",
                     dir.display()
                 )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io_err("locking the store")(e));
             }
         }
     }
