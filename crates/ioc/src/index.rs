@@ -52,7 +52,8 @@ struct TenantSlot {
 #[derive(Default)]
 struct Folding {
     running: bool,
-    /// Bumped by every [`IndicatorIndex::load`]: a fold begun before it is thrown away.
+    /// Bumped by every [`IndicatorIndex::install`] (and so every `load`): a fold begun before it
+    /// is thrown away.
     generation: u64,
 }
 
