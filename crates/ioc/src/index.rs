@@ -328,8 +328,8 @@ impl Snapshot {
     /// tight loop: the probes are independent reads, most of them cache misses in tables of
     /// millions, which the CPU overlaps only when little else stands between them. (One event
     /// at a time, each miss was waited for on its own.) A row that repeats an earlier one takes
-    /// that one's decision without a lookup (see [`earlier`]). The buffers this needs are
-    /// taken from `scratch` and left there for the next batch.
+    /// that one's decision without a lookup (see `earlier` in this module). The buffers this
+    /// needs are taken from `scratch` and left there for the next batch.
     pub fn match_files(
         &self,
         files: &[FileObservation<'_>],

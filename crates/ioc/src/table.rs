@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv6Addr};
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Entries by value: hashes and thumbprints as bytes (half the size of their hex), addresses
-/// and networks by prefix length ([`Nets`]), domains and URL hosts as lower-case text.
+/// and networks by prefix length (`Nets`), domains and URL hosts as lower-case text.
 #[derive(Clone, Default)]
 pub struct Table {
     sha256: Map<[u8; 32], Entry>,
